@@ -1,0 +1,268 @@
+"""The kit's one typed configuration model, loaded from ``params/*.yaml``.
+
+The parameter files are flat (their keys are the notebooks' papermill parameters);
+defaults are the seed's resource names. Names that must be globally unique (S3
+buckets) take ``name_suffix``, a template that may use ``{account_id}`` and ``{region}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from etl_kit.exceptions import ConfigError
+
+__all__ = ["Settings", "ColumnSpec", "DatasetContract", "load_settings", "DEFAULT_CONTRACT", "LOCAL_ACCOUNT_ID"]
+
+LOCAL_ACCOUNT_ID = "123456789012"  # moto's fixed account id
+
+ColumnType = Literal["string", "integer", "decimal", "date", "double"]
+
+
+class ColumnSpec(BaseModel):
+    """One column of the dataset contract: source header -> target column."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="target column name (snake_case)")
+    source: str = Field(description="source CSV header, matched ignoring case and surrounding spaces")
+    type: ColumnType = "string"
+    required: bool = False
+    formats: list[str] = Field(default_factory=list, description="date formats, e.g. M/d/yyyy")
+    precision: int = 18
+    scale: int = 2
+
+    @field_validator("name")
+    @classmethod
+    def _snake(cls, v: str) -> str:
+        if not v.replace("_", "").isalnum() or v != v.lower():
+            raise ValueError(f"column name {v!r} must be lower snake_case")
+        return v
+
+
+class DatasetContract(BaseModel):
+    """Source column -> target column, type, required, format; plus the primary key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    columns: list[ColumnSpec]
+    primary_key: list[str] = Field(default_factory=lambda: ["order_id"])
+    delimiter: str | None = Field(default=None, description="None = detect among , ; tab |")
+    encoding: str = "utf-8"
+    null_values: list[str] = Field(default_factory=lambda: ["", "NULL", "null", "NA", "N/A", "n/a", "None", "-"])
+
+    @model_validator(mode="after")
+    def _pk_in_columns(self) -> DatasetContract:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("dataset_contract.columns has duplicate names")
+        for pk in self.primary_key:
+            if pk not in names:
+                raise ValueError(f"primary key {pk!r} is not a contract column")
+            if not next(c for c in self.columns if c.name == pk).required:
+                raise ValueError(f"primary key {pk!r} must be required")
+        return self
+
+    def column(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
+
+
+_US_DATE = ["M/d/yyyy"]
+DEFAULT_CONTRACT: dict[str, Any] = {
+    "primary_key": ["order_id"],
+    "columns": [
+        {"name": "country", "source": "Country", "type": "string", "required": True},
+        {"name": "item_type", "source": "Item Type", "type": "string", "required": True},
+        {"name": "order_date", "source": "Order Date", "type": "date", "required": True, "formats": _US_DATE},
+        {"name": "order_id", "source": "Order ID", "type": "integer", "required": True},
+        {"name": "ship_date", "source": "Ship Date", "type": "date", "required": True, "formats": _US_DATE},
+        {"name": "units_sold", "source": "Units Sold", "type": "integer", "required": True},
+        {"name": "unit_price", "source": "Unit Price", "type": "decimal", "required": True},
+        {"name": "total_revenue", "source": "Total Revenue", "type": "decimal", "required": True},
+        {"name": "total_cost", "source": "Total Cost", "type": "decimal", "required": True},
+        {"name": "total_profit", "source": "Total Profit", "type": "decimal", "required": True},
+    ],
+}
+
+
+class Settings(BaseModel):
+    """Everything the kit needs, validated. Keys equal the notebooks' parameter names."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # target
+    target: Literal["local", "aws"] = "local"
+    region: str = "us-east-1"
+    aws_profile: str | None = None
+    name_suffix: str = Field("", description="appended to bucket names; may use {account_id} and {region}")
+    # local cloud
+    local_state_dir: str = ".etl-kit"
+    local_port: int = Field(4599, ge=1024, le=65535)
+    # S3
+    bucket: str = "sales-data-etl-project"
+    input_prefix: str = "input/"
+    output_prefix: str = "output/"
+    quarantine_prefix: str = "quarantine/"
+    reports_prefix: str = "reports/"
+    state_prefix: str = "_etl_kit/"
+    assets_bucket: str = "aws-glue-assets"
+    scripts_prefix: str = "scripts/"
+    kms_key_id: str | None = Field(None, description="None = SSE-S3; a key id/ARN = SSE-KMS")
+    # Lambda and EventBridge
+    lambda_function: str = "start-workflow-function"
+    lambda_timeout_seconds: int = Field(60, ge=3, le=900)
+    start_rule: str = "start-lambda-rule"
+    crawler01_rule: str = "crawler01-rule"
+    job01_rule: str = "job01-rule"
+    crawler02_rule: str = "crawler02-rule"
+    job02_rule: str = "job02-rule"
+    # Glue
+    workflow: str = "sales-data-workflow"
+    workflow_max_concurrent_runs: int = Field(5, ge=1)
+    glue_database: str = "db-01"
+    csv_crawler: str = "csv-data-reader"
+    parquet_crawler: str = "parquet-data-reader"
+    csv_job: str = "csv-to-parquet-job"
+    load_job: str = "redshift-loader-job"
+    job_type: Literal["pythonshell", "glueetl"] = "pythonshell"
+    job_python_version: str = "3.9"
+    job_timeout_minutes: int = Field(30, ge=1, le=2880)
+    job_max_concurrent_runs: int = Field(5, ge=1)
+    job_max_retries: int = Field(0, ge=0, le=10)
+    glue_connection: str = "sales-data-redshift-connection"
+    # IAM roles
+    lambda_role: str = "start-workflow-function-role"
+    crawler_role: str = "glue-crawler-role"
+    csv_job_role: str = "csv-to-parquet-job-role"
+    load_job_role: str = "redshift-loader-job-role"
+    redshift_role: str = "redshift-copy-role"
+    events_role: str = "eventbridge-invoke-role"
+    # Redshift
+    redshift_namespace: str = "sales-data-namespace"
+    redshift_workgroup: str = "sales-data-workgroup"
+    redshift_database: str = "dev"
+    redshift_admin_user: str = "admin"
+    redshift_base_capacity: int = Field(8, ge=8, le=512)
+    redshift_schema: str = "public"
+    redshift_table: str = "sales_data_table"
+    ledger_table: str = "etl_load_ledger"
+    # networking (aws)
+    vpc_id: str | None = None
+    subnet_ids: list[str] = Field(default_factory=list)
+    create_vpc_endpoints: bool = True
+    # SNS
+    sns_topic: str = "sales-data-topic"
+    notification_emails: list[str] = Field(default_factory=list)
+    notification_queue: str = "sales-data-notifications"
+    # logs
+    log_retention_days: int = 14
+    # data
+    dataset_contract: DatasetContract = Field(default_factory=lambda: DatasetContract.model_validate(DEFAULT_CONTRACT))
+    max_reject_ratio: float = Field(0.5, ge=0.0, le=1.0)
+    # notebooks
+    sample_rows: int = Field(1000, ge=1)
+    sample_bad_rows: int = Field(10, ge=0)
+    sample_seed: int = 42
+    upload_file: str | None = Field(None, description="a local CSV to upload instead of generated data")
+    wait_timeout_seconds: int = Field(600, ge=1)
+    teardown_confirm: bool = Field(True, description="ask before deleting data")
+    keep_data: bool = False
+
+    @field_validator("input_prefix", "output_prefix", "quarantine_prefix", "reports_prefix", "state_prefix",
+                     "scripts_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v.endswith("/") or v.startswith("/"):
+            raise ValueError(f"prefix {v!r} must end with '/' and not start with '/'")
+        return v
+
+    @field_validator("name_suffix")
+    @classmethod
+    def _suffix(cls, v: str) -> str:
+        try:
+            v.format(account_id="0", region="r")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"name_suffix {v!r} may only use {{account_id}} and {{region}}") from exc
+        return v
+
+    # -- derived names ---------------------------------------------------------------
+    def suffix(self, account_id: str) -> str:
+        return self.name_suffix.format(account_id=account_id, region=self.region)
+
+    def bucket_name(self, account_id: str = LOCAL_ACCOUNT_ID) -> str:
+        """The project bucket's real name (with the account/region suffix applied)."""
+        return f"{self.bucket}{self.suffix(account_id)}"
+
+    def assets_bucket_name(self, account_id: str = LOCAL_ACCOUNT_ID) -> str:
+        """The Glue assets bucket, ``aws-glue-assets-<account>-<region>`` as Glue names it."""
+        return f"{self.assets_bucket}-{account_id}-{self.region}"
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.local_state_dir).expanduser().resolve()
+
+    @property
+    def local_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.local_port}"
+
+    def to_params(self) -> dict[str, Any]:
+        """The flat parameter dict (what papermill passes to the notebooks)."""
+        return self.model_dump(mode="json")
+
+
+def _expected_form(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return "one of: " + ", ".join(sorted(Settings.model_fields))
+    ann = getattr(info.annotation, "__name__", None) or str(info.annotation).replace("typing.", "")
+    desc = f" ({info.description})" if info.description else ""
+    return f"{ann}{desc}"
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate a params file; ``overrides`` win over the file.
+
+    Parameters
+    ----------
+    path
+        A YAML file such as ``params/local.yaml``; ``None`` uses only defaults and overrides.
+    **overrides
+        Individual keys (e.g. papermill parameters).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key, the file and the expected form.
+    """
+    data: dict[str, Any] = {}
+    where = "overrides"
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        if not p.is_file():
+            raise ConfigError(f"params file {where!r} not found; copy params/local.yaml or params/aws.yaml")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"params file {where!r} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"params file {where!r} must be a mapping of key: value, got {type(loaded).__name__}")
+        data.update(loaded)
+    data.update({k: v for k, v in overrides.items()})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            key = ".".join(str(x) for x in e["loc"]) or "(root)"
+            top = str(e["loc"][0]) if e["loc"] else ""
+            if e["type"] == "extra_forbidden":
+                problems.append(f"unknown key {key!r}; expected {_expected_form('__unknown__')}")
+            else:
+                problems.append(f"key {key!r}: {e['msg']} (got {e.get('input')!r}); expected {_expected_form(top)}")
+        raise ConfigError(f"invalid params in {where}:\n  - " + "\n  - ".join(problems)) from exc

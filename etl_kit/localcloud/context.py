@@ -1,0 +1,100 @@
+"""What every local-cloud provider is given: names, the warehouse, and clients to the cloud itself."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PostgresInfo", "CloudContext"]
+
+
+@dataclass(frozen=True)
+class PostgresInfo:
+    """Where the embedded PostgreSQL listens and who may log in."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    admin_db: str = "postgres"
+    bin_dir: str = ""
+
+    def dsn(self, database: str | None = None) -> str:
+        db = database or self.admin_db
+        return f"host={self.host} port={self.port} user={self.user} password={self.password} dbname={db}"
+
+
+@dataclass
+class CloudContext:
+    """Shared by the providers of one daemon.
+
+    Providers read and write moto's state through ordinary boto3 clients pointed at
+    the daemon's own endpoint (``ctx.client("glue")``), and reach moto internals only
+    through :mod:`etl_kit.localcloud.motohooks`.
+    """
+
+    endpoint: str
+    region: str
+    account_id: str
+    state_dir: Path
+    postgres: PostgresInfo | None = None
+    python: str = ""  # interpreter for Lambda code and Glue Python shell scripts
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=32,
+                                                                                     thread_name_prefix="provider"))
+    _clients: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` against this local cloud (cached, thread-safe)."""
+        import boto3
+        from botocore.config import Config
+
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.Session(
+                    aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region
+                ).client(service, endpoint_url=self.endpoint,
+                         config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50))
+            return self._clients[service]
+
+    def child_env(self) -> dict[str, str]:
+        """Environment for a subprocess (Lambda code, Glue script) so that its boto3 calls reach this cloud."""
+        import os
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ETL_KIT_"))}
+        env.update({
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "PYTHONUNBUFFERED": "1",
+        })
+        return env
+
+    def emit_event(self, source: str, detail_type: str, detail: dict[str, Any], resources: list[str] | None = None) -> None:
+        """Put an AWS service event on the default bus (rules on it fire)."""
+        from etl_kit.localcloud import motohooks
+
+        motohooks.put_event(self.account_id, self.region, source, detail_type, detail, resources)
+
+    def put_logs(self, group: str, stream: str, lines: list[str]) -> None:
+        """Append lines to a CloudWatch Logs stream, creating group and stream as needed."""
+        import time
+
+        logs = self.client("logs")
+        try:
+            logs.create_log_group(logGroupName=group)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        try:
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        now = int(time.time() * 1000)
+        events = [{"timestamp": now, "message": line or " "} for line in lines] or [{"timestamp": now, "message": " "}]
+        for i in range(0, len(events), 5000):
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[i:i + 5000])

@@ -1,0 +1,195 @@
+"""The local cloud's front door: one WSGI app in front of moto's server.
+
+Requests for operations a kit provider implements (chosen by ``X-Amz-Target`` for
+JSON-protocol services, or by method and path for REST ones) go to that provider;
+everything else goes to moto unchanged. This is the only routing table.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import re
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["ServiceError", "Provider", "RestRoute", "Dispatcher", "json_default"]
+
+log = logging.getLogger("etl_kit.localcloud")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class ServiceError(Exception):
+    """An AWS-shaped error a provider returns: the same codes AWS uses."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def json_default(o: Any) -> Any:
+    """JSON-protocol encoding: timestamps as epoch seconds, decimals as numbers."""
+    if isinstance(o, _dt.datetime):
+        if o.tzinfo is None:
+            o = o.replace(tzinfo=_dt.UTC)
+        return o.timestamp()
+    if isinstance(o, _dt.date):
+        return o.isoformat()
+    if isinstance(o, Decimal):
+        return float(o)
+    if isinstance(o, (bytes, bytearray)):
+        import base64
+
+        return base64.b64encode(o).decode()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@dataclass
+class RestRoute:
+    """A REST operation served by a provider: method + path regex -> handler(match, body, query)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    handler: Callable[[re.Match[str], bytes, dict[str, str], dict[str, str]], tuple[int, dict[str, str], bytes]]
+
+
+@dataclass
+class Provider:
+    """Base class for the kit's providers.
+
+    Subclasses set ``name`` and ``target_prefix`` (e.g. ``"AWSGlue"``), and either
+    fill ``operations`` (operation name -> ``handler(body: dict) -> dict``) for JSON
+    services or ``rest_routes`` for REST ones. ``health()`` reports the provider's
+    state for ``etl-kit local status``; ``close()`` stops its background work.
+    """
+
+    name: str = "provider"
+    target_prefix: str = ""
+    operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = field(default_factory=dict)
+    rest_routes: list[RestRoute] = field(default_factory=list)
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": True}
+
+    def close(self) -> None:
+        """Stop background work (threads, subprocesses)."""
+
+
+class Dispatcher:
+    """WSGI app routing provider operations to providers and the rest to moto."""
+
+    HEALTH_PATH = "/_etl_kit/health"
+
+    def __init__(self, moto_app: WsgiApp, providers: list[Provider], info: dict[str, Any] | None = None) -> None:
+        self.moto_app = moto_app
+        self.providers = providers
+        self.info = info or {}
+        self._json_ops: dict[tuple[str, str], Provider] = {}
+        for p in providers:
+            for op in p.operations:
+                self._json_ops[(p.target_prefix, op)] = p
+        self.started = _dt.datetime.now(_dt.UTC)
+        self.requests = 0
+        self._lock = threading.Lock()
+
+    # -- helpers -------------------------------------------------------------------
+    @staticmethod
+    def _read_body(environ: dict[str, Any]) -> bytes:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        return environ["wsgi.input"].read(length) if length else b""
+
+    @staticmethod
+    def _respond(start_response: Callable[..., Any], status: int, headers: dict[str, str], body: bytes) -> list[bytes]:
+        reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
+                  404: "Not Found", 409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error"}
+        hdrs = [(k, v) for k, v in headers.items()]
+        hdrs.append(("Content-Length", str(len(body))))
+        start_response(f"{status} {reason.get(status, 'Status')}", hdrs)
+        return [body]
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ok": True,
+            "started": self.started.isoformat(),
+            "uptime_seconds": round((_dt.datetime.now(_dt.UTC) - self.started).total_seconds(), 1),
+            "requests": self.requests,
+            "providers": {},
+            **self.info,
+        }
+        for p in self.providers:
+            try:
+                h = p.health()
+            except Exception as exc:  # a broken provider must not break status
+                h = {"ok": False, "error": str(exc)}
+            out["providers"][p.name] = h
+            out["ok"] = out["ok"] and bool(h.get("ok", False))
+        return out
+
+    # -- WSGI ----------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with self._lock:
+            self.requests += 1
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == self.HEALTH_PATH:
+            body = json.dumps(self.health(), default=json_default).encode()
+            return self._respond(start_response, 200, {"Content-Type": "application/json"}, body)
+
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target and "." in target:
+            prefix, op = target.split(".", 1)
+            provider = self._json_ops.get((prefix, op))
+            if provider is not None:
+                return self._json_call(provider, op, environ, start_response)
+        for p in self.providers:
+            for route in p.rest_routes:
+                if route.method == method:
+                    m = route.pattern.fullmatch(path)
+                    if m:
+                        return self._rest_call(route, m, environ, start_response)
+        return self.moto_app(environ, start_response)
+
+    def _json_call(self, provider: Provider, op: str, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        ctype = {"Content-Type": "application/x-amz-json-1.1"}
+        try:
+            raw = self._read_body(environ)
+            body = json.loads(raw or b"{}")
+            result = provider.operations[op](body)
+            return self._respond(start_response, 200, ctype, json.dumps(result, default=json_default).encode())
+        except ServiceError as err:
+            payload = json.dumps({"__type": err.code, "message": err.message, "Message": err.message}).encode()
+            return self._respond(start_response, err.status, {**ctype, "x-amzn-ErrorType": err.code}, payload)
+        except Exception as exc:  # the daemon keeps serving whatever a provider does
+            log.error("provider %s failed on %s: %s", provider.name, op, traceback.format_exc())
+            payload = json.dumps({"__type": "InternalServiceException", "message": f"{type(exc).__name__}: {exc}"})
+            return self._respond(start_response, 500, {**ctype, "x-amzn-ErrorType": "InternalServiceException"},
+                                 payload.encode())
+
+    def _rest_call(self, route: RestRoute, m: re.Match[str], environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        from urllib.parse import parse_qsl
+
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        try:
+            status, hdrs, body = route.handler(m, self._read_body(environ), query, headers)
+            return self._respond(start_response, status, hdrs, body)
+        except ServiceError as err:
+            payload = json.dumps({"Type": "User", "Message": err.message, "message": err.message}).encode()
+            return self._respond(start_response, err.status,
+                                 {"Content-Type": "application/json", "x-amzn-ErrorType": err.code}, payload)
+        except Exception as exc:
+            log.error("REST provider failed on %s: %s", route.pattern.pattern, traceback.format_exc())
+            payload = json.dumps({"Type": "Service", "Message": f"{type(exc).__name__}: {exc}"}).encode()
+            return self._respond(start_response, 500,
+                                 {"Content-Type": "application/json", "x-amzn-ErrorType": "ServiceException"}, payload)

@@ -1,0 +1,198 @@
+"""All coupling to moto's internals lives here, and nowhere else.
+
+moto is pinned exactly (pyproject.toml); :func:`check_contract` verifies every
+internal this module touches, and ``tests/local/test_moto_contract.py`` fails loudly
+when a moto upgrade moves one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "MOTO_VERSION",
+    "check_contract",
+    "make_moto_app",
+    "install_event_target_hook",
+    "put_event",
+    "lambda_function",
+    "sns_publish",
+    "reset",
+]
+
+MOTO_VERSION = "5.2.5"
+log = logging.getLogger("etl_kit.localcloud.moto")
+
+# Handlers for rule targets moto does not deliver (Lambda, SNS); set by install_event_target_hook.
+_target_handlers: dict[str, Callable[[dict[str, Any], Any, str, str], None]] = {}
+_hook_lock = threading.Lock()
+_installed = False
+
+
+def check_contract() -> list[str]:
+    """Return the list of moto internals that are missing or changed (empty = all good)."""
+    problems: list[str] = []
+    try:
+        import moto
+
+        if moto.__version__ != MOTO_VERSION:
+            problems.append(f"moto version {moto.__version__} != pinned {MOTO_VERSION}")
+        from moto.events.models import EventPattern, Rule, events_backends  # noqa: F401
+        from moto.events.utils import _BASE_EVENT_MESSAGE  # noqa: F401
+        from moto.awslambda.models import lambda_backends  # noqa: F401
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: F401
+        from moto.sns.models import sns_backends  # noqa: F401
+
+        for attr in ("send_to_targets", "targets", "event_pattern", "account_id", "region_name", "state"):
+            if not hasattr(Rule, attr) and attr not in Rule.__init__.__code__.co_names:
+                problems.append(f"moto.events.models.Rule lacks {attr}")
+        for meth in ("put_events",):
+            if not hasattr(events_backends["123456789012"]["us-east-1"], meth):
+                problems.append(f"EventsBackend lacks {meth}")
+        lb = lambda_backends["123456789012"]["us-east-1"]
+        if not hasattr(lb, "get_function"):
+            problems.append("LambdaBackend lacks get_function")
+        from moto.awslambda.models import LambdaFunction
+
+        import inspect
+
+        src = inspect.getsource(LambdaFunction)
+        for attr in ("code_bytes", "environment_vars", "handler", "timeout", "run_time", "function_arn"):
+            if f"self.{attr}" not in src:
+                problems.append(f"LambdaFunction lacks {attr}")
+        if not hasattr(sns_backends["123456789012"]["us-east-1"], "publish"):
+            problems.append("SNSBackend lacks publish")
+    except ImportError as exc:
+        problems.append(f"moto import failed: {exc}")
+    return problems
+
+
+def make_moto_app() -> Any:
+    """moto's server as a WSGI application (what ``moto_server`` serves)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return DomainDispatcherApplication(create_backend_app)
+
+
+def reset() -> None:
+    """Reset every moto backend (tests)."""
+    from moto.core.models import base_decorator  # noqa: F401
+    from moto.moto_api import _internal
+
+    _internal.moto_api_backend.reset()
+
+
+def _transform(target: dict[str, Any], event: dict[str, Any]) -> Any:
+    """Apply a target's Input / InputPath / InputTransformer, as EventBridge does."""
+    from moto.events.models import EventTemplateParser
+
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if "InputPath" in target:
+        # Only the simple "$.a.b" form EventBridge documents.
+        node: Any = event
+        for part in target["InputPath"].lstrip("$").strip(".").split("."):
+            if part:
+                node = node.get(part) if isinstance(node, dict) else None
+        return node
+    if "InputTransformer" in target:
+        it = target["InputTransformer"]
+        return EventTemplateParser.parse(
+            input_template=it.get("InputTemplate"), input_paths_map=it.get("InputPathsMap", {}), event=event
+        )
+    return event
+
+
+def install_event_target_hook(handlers: dict[str, Callable[[dict[str, Any], Any, str, str], None]]) -> None:
+    """Deliver events to rule targets moto ignores.
+
+    ``handlers`` maps an ARN service (``"lambda"``, ``"sns"``) to
+    ``handler(target, payload, account_id, region)``; it is called after moto's own
+    delivery, for every target of that service on a rule whose pattern matches.
+    """
+    global _installed
+    from moto.events.models import Rule
+
+    with _hook_lock:
+        _target_handlers.clear()
+        _target_handlers.update(handlers)
+        if _installed:
+            return
+        original = Rule.send_to_targets
+
+        def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+            original(self, original_event, transform_input)
+            if getattr(self, "state", "ENABLED") != "ENABLED":
+                return
+            if not self.event_pattern.matches_event(original_event):
+                return
+            for target in self.targets:
+                service = target["Arn"].split(":")[2]
+                handler = _target_handlers.get(service)
+                if handler is None:
+                    continue
+                try:
+                    payload = _transform(target, original_event)
+                    handler(target, payload, self.account_id, self.region_name)
+                except Exception:  # delivery is asynchronous on AWS: never fail the caller
+                    log.exception("delivery to %s failed", target["Arn"])
+
+        Rule.send_to_targets = send_to_targets
+        _installed = True
+
+
+def put_event(account_id: str, region: str, source: str, detail_type: str, detail: dict[str, Any],
+              resources: list[str] | None = None) -> None:
+    """Put an AWS-service event (``aws.glue``...) on the default bus; rules then fire."""
+    from moto.events.models import events_backends
+
+    backend = events_backends[account_id][region]
+    backend.put_events([
+        {
+            "Source": source,
+            "DetailType": detail_type,
+            "Detail": json.dumps(detail),
+            "Resources": resources or [],
+            "EventBusName": "default",
+        }
+    ])
+
+
+def lambda_function(account_id: str, region: str, name: str) -> dict[str, Any]:
+    """The deployed function's code and configuration, as Lambda would run it.
+
+    Raises ``KeyError`` when no such function exists.
+    """
+    from moto.awslambda.models import lambda_backends
+
+    backend = lambda_backends[account_id][region]
+    try:
+        fn = backend.get_function(name)
+    except Exception as exc:
+        raise KeyError(name) from exc
+    invoke_cfg: dict[str, Any] = {}
+    for cfg in getattr(fn, "event_invoke_config", None) or []:
+        invoke_cfg.update(getattr(cfg, "config", {}) or {})
+    return {
+        "event_invoke_config": invoke_cfg,
+        "name": fn.function_name,
+        "arn": fn.function_arn,
+        "zip": fn.code_bytes,
+        "handler": fn.handler,
+        "runtime": fn.run_time,
+        "timeout": int(fn.timeout or 3),
+        "memory": int(getattr(fn, "memory_size", 128) or 128),
+        "environment": dict(fn.environment_vars or {}),
+        "code_sha256": getattr(fn, "code_sha_256", ""),
+    }
+
+
+def sns_publish(account_id: str, region: str, topic_arn: str, message: str, subject: str | None = None) -> None:
+    """Publish to an SNS topic in-process (EventBridge -> SNS delivery)."""
+    from moto.sns.models import sns_backends
+
+    sns_backends[account_id][region].publish(message=message, arn=topic_arn, subject=subject)
