@@ -60,6 +60,33 @@ class CloudContext:
                          config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50))
             return self._clients[service]
 
+    def moto_client(self, service: str) -> Any:
+        """A boto3 client that talks to moto directly, bypassing every provider.
+
+        Providers use it to read and write the records moto keeps (a job's definition, a
+        crawler's record) without re-entering their own handlers.
+        """
+        key = f"direct:{service}"
+        with self._lock:
+            cached = self._clients.get(key)
+        if cached is not None:
+            return cached
+        import boto3
+        from botocore.config import Config
+
+        c = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                          region_name=self.region).client(
+            service, endpoint_url=self.endpoint,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50))
+
+        def _direct(request: Any, **_: Any) -> None:
+            request.headers["X-Etl-Kit-Direct"] = "1"
+
+        c.meta.events.register("before-send.*.*", _direct)
+        with self._lock:
+            self._clients[key] = c
+        return c
+
     def child_env(self) -> dict[str, str]:
         """Environment for a subprocess (Lambda code, Glue script) so that its boto3 calls reach this cloud."""
         import os

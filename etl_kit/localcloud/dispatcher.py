@@ -146,6 +146,9 @@ class Dispatcher:
             body = json.dumps(self.health(), default=json_default).encode()
             return self._respond(start_response, 200, {"Content-Type": "application/json"}, body)
 
+        if environ.get("HTTP_X_ETL_KIT_DIRECT"):
+            # A provider reading moto's own state (CloudContext.moto_client): no provider in between.
+            return self.moto_app(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target and "." in target:
             prefix, op = target.split(".", 1)
