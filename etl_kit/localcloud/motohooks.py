@@ -7,6 +7,7 @@ when a moto upgrade moves one of them.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
@@ -107,6 +108,16 @@ def _transform(target: dict[str, Any], event: dict[str, Any]) -> Any:
     return event
 
 
+def _aws_shaped(event: Any) -> Any:
+    """moto puts epoch seconds in ``time``; EventBridge delivers an ISO-8601 UTC string."""
+    if isinstance(event, dict) and isinstance(event.get("time"), (int, float)):
+        import datetime as _dt
+
+        event = dict(event)
+        event["time"] = _dt.datetime.fromtimestamp(event["time"], _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return event
+
+
 def install_event_target_hook(handlers: dict[str, Callable[[dict[str, Any], Any, str, str], None]]) -> None:
     """Deliver events to rule targets moto ignores.
 
@@ -125,16 +136,20 @@ def install_event_target_hook(handlers: dict[str, Callable[[dict[str, Any], Any,
         original = Rule.send_to_targets
 
         def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
-            original(self, original_event, transform_input)
-            if getattr(self, "state", "ENABLED") != "ENABLED":
+            ours = [t for t in self.targets if t["Arn"].split(":")[2] in _target_handlers]
+            if len(ours) < len(self.targets):
+                # moto raises NotImplementedError on targets it cannot deliver: give it only its own,
+                # on a shallow copy so that concurrent deliveries never see a half-edited rule.
+                theirs = copy.copy(self)
+                theirs.targets = [t for t in self.targets if t not in ours]
+                original(theirs, original_event, transform_input)
+            if not ours or getattr(self, "state", "ENABLED") != "ENABLED":
                 return
             if not self.event_pattern.matches_event(original_event):
                 return
-            for target in self.targets:
-                service = target["Arn"].split(":")[2]
-                handler = _target_handlers.get(service)
-                if handler is None:
-                    continue
+            original_event = _aws_shaped(original_event)
+            for target in ours:
+                handler = _target_handlers[target["Arn"].split(":")[2]]
                 try:
                     payload = _transform(target, original_event)
                     handler(target, payload, self.account_id, self.region_name)
