@@ -75,6 +75,8 @@ class EmbeddedPostgres:
             ensure_user_exists(_RUN_AS)
             self.user = _RUN_AS
             ensure_prefix_permissions(self.state_dir)
+            # The server user must traverse the state dir (secrets in it stay 0600).
+            self.state_dir.chmod(self.state_dir.stat().st_mode | 0o011)
             ensure_prefix_permissions(self.bin)
 
     def _chown(self, path: Path) -> None:

@@ -1,0 +1,64 @@
+"""Shared fixtures. Fake AWS credentials are pinned in pyproject.toml ([tool.pytest.ini_options] env)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from etl_kit.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """One local cloud (moto + providers + PostgreSQL) for the test session (per xdist worker).
+
+    Yields the Settings that point at it; torn down at the end of the session.
+    """
+    from etl_kit import localcloud
+
+    state = tmp_path_factory.mktemp("cloud")
+    settings = load_settings(ROOT / "params" / "local.yaml", local_state_dir=str(state), local_port=free_port())
+    localcloud.up(settings)
+    try:
+        yield settings
+    finally:
+        localcloud.down(settings)
+
+
+@pytest.fixture(scope="session")
+def endpoint(cloud: Settings) -> str:
+    return cloud.local_endpoint
+
+
+@pytest.fixture
+def boto(cloud: Settings):  # type: ignore[no-untyped-def]
+    """``boto(service)``: a plain boto3 client against the session's local cloud."""
+    import boto3
+
+    def make(service: str):  # type: ignore[no-untyped-def]
+        return boto3.client(service, endpoint_url=cloud.local_endpoint, region_name=cloud.region,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    return make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The ``aws`` tier is opt-in: skipped unless ETL_KIT_AWS_TESTS=1 and real credentials are configured."""
+    if os.environ.get("ETL_KIT_AWS_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="aws tier is opt-in: set ETL_KIT_AWS_TESTS=1 with real credentials")
+    for item in items:
+        if "aws" in item.keywords:
+            item.add_marker(skip)
