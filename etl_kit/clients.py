@@ -8,16 +8,13 @@ on demand); for ``aws`` it uses the caller's session, profile and region.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from etl_kit.config import LOCAL_ACCOUNT_ID, Settings
 from etl_kit.exceptions import CredentialsError, aws_errors
-
-if TYPE_CHECKING:
-    from botocore.client import BaseClient
 
 __all__ = ["LOCAL_CREDENTIALS", "get_session", "client", "account_id", "local_env"]
 
@@ -44,7 +41,7 @@ def client(
     *,
     ensure_local: bool = True,
     read_timeout: int = 60,
-) -> BaseClient:
+) -> Any:  # a botocore client; typed Any so every service method type-checks
     """Create (or reuse) a boto3 client for ``service`` on the configured target.
 
     Parameters

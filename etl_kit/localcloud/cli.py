@@ -6,7 +6,7 @@ import json
 
 import click
 
-from etl_kit.config import load_settings
+from etl_kit.config import Settings, load_settings
 
 __all__ = ["register"]
 
@@ -14,7 +14,7 @@ _params_opt = click.option("--params", "params", type=click.Path(dir_okay=False)
                            help="params file (default: params/local.yaml if present)")
 
 
-def _settings(params: str | None, state_dir: str | None = None, port: int | None = None):  # type: ignore[no-untyped-def]
+def _settings(params: str | None, state_dir: str | None = None, port: int | None = None) -> Settings:
     from pathlib import Path
 
     if params is None and Path("params/local.yaml").exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -102,7 +103,8 @@ class CloudContext:
         })
         return env
 
-    def emit_event(self, source: str, detail_type: str, detail: dict[str, Any], resources: list[str] | None = None) -> None:
+    def emit_event(self, source: str, detail_type: str, detail: dict[str, Any],
+                   resources: list[str] | None = None) -> None:
         """Put an AWS service event on the default bus (rules on it fire)."""
         from etl_kit.localcloud import motohooks
 
@@ -113,14 +115,10 @@ class CloudContext:
         import time
 
         logs = self.client("logs")
-        try:
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
             logs.create_log_group(logGroupName=group)
-        except logs.exceptions.ResourceAlreadyExistsException:
-            pass
-        try:
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
             logs.create_log_stream(logGroupName=group, logStreamName=stream)
-        except logs.exceptions.ResourceAlreadyExistsException:
-            pass
         now = int(time.time() * 1000)
         events = [{"timestamp": now, "message": line or " "} for line in lines] or [{"timestamp": now, "message": " "}]
         for i in range(0, len(events), 5000):

@@ -179,7 +179,8 @@ class Dispatcher:
             return self._respond(start_response, 500, {**ctype, "x-amzn-ErrorType": "InternalServiceException"},
                                  payload.encode())
 
-    def _rest_call(self, route: RestRoute, m: re.Match[str], environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    def _rest_call(self, route: RestRoute, m: re.Match[str], environ: dict[str, Any],
+                   start_response: Any) -> list[bytes]:
         from urllib.parse import parse_qsl
 
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}

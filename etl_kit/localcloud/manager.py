@@ -85,7 +85,7 @@ def _read_pid(pid_file: Path) -> int | None:
 
 def status(settings: Settings) -> dict[str, Any]:
     """Whether the daemon runs, with endpoint, pid, uptime, PostgreSQL address and provider health."""
-    state_dir, pid_file, state_file = _paths(settings)
+    state_dir, pid_file, _ = _paths(settings)
     pid = _read_pid(pid_file)
     out: dict[str, Any] = {"running": False, "endpoint": settings.local_endpoint, "pid": pid,
                            "state_dir": str(state_dir)}

@@ -42,11 +42,11 @@ def check_contract() -> list[str]:
 
         if moto.__version__ != MOTO_VERSION:
             problems.append(f"moto version {moto.__version__} != pinned {MOTO_VERSION}")
+        from moto.awslambda.models import lambda_backends
         from moto.events.models import EventPattern, Rule, events_backends  # noqa: F401
         from moto.events.utils import _BASE_EVENT_MESSAGE  # noqa: F401
-        from moto.awslambda.models import lambda_backends  # noqa: F401
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: F401
-        from moto.sns.models import sns_backends  # noqa: F401
+        from moto.sns.models import sns_backends
 
         for attr in ("send_to_targets", "targets", "event_pattern", "account_id", "region_name", "state"):
             if not hasattr(Rule, attr) and attr not in Rule.__init__.__code__.co_names:
@@ -57,9 +57,9 @@ def check_contract() -> list[str]:
         lb = lambda_backends["123456789012"]["us-east-1"]
         if not hasattr(lb, "get_function"):
             problems.append("LambdaBackend lacks get_function")
-        from moto.awslambda.models import LambdaFunction
-
         import inspect
+
+        from moto.awslambda.models import LambdaFunction
 
         src = inspect.getsource(LambdaFunction)
         for attr in ("code_bytes", "environment_vars", "handler", "timeout", "run_time", "function_arn"):

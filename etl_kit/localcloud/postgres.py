@@ -140,7 +140,8 @@ class EmbeddedPostgres:
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise LocalCloudError(f"PostgreSQL did not accept connections in {timeout:.0f}s; see {self.log}")
+                    raise LocalCloudError(
+                        f"PostgreSQL did not accept connections in {timeout:.0f}s; see {self.log}") from None
                 time.sleep(0.1)
 
     def info(self) -> PostgresInfo:
