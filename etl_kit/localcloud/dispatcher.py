@@ -175,9 +175,9 @@ class Dispatcher:
             return self._respond(start_response, err.status, {**ctype, "x-amzn-ErrorType": err.code}, payload)
         except Exception as exc:  # the daemon keeps serving whatever a provider does
             log.error("provider %s failed on %s: %s", provider.name, op, traceback.format_exc())
-            payload = json.dumps({"__type": "InternalServiceException", "message": f"{type(exc).__name__}: {exc}"})
+            text = json.dumps({"__type": "InternalServiceException", "message": f"{type(exc).__name__}: {exc}"})
             return self._respond(start_response, 500, {**ctype, "x-amzn-ErrorType": "InternalServiceException"},
-                                 payload.encode())
+                                 text.encode())
 
     def _rest_call(self, route: RestRoute, m: re.Match[str], environ: dict[str, Any],
                    start_response: Any) -> list[bytes]:

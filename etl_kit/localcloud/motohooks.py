@@ -81,7 +81,6 @@ def make_moto_app() -> Any:
 
 def reset() -> None:
     """Reset every moto backend (tests)."""
-    from moto.core.models import base_decorator  # noqa: F401
     from moto.moto_api import _internal
 
     _internal.moto_api_backend.reset()

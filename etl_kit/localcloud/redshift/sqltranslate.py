@@ -1,0 +1,516 @@
+"""Redshift SQL -> PostgreSQL, statement by statement.
+
+A small token-level translator: it never rewrites the inside of string literals,
+quoted identifiers, dollar-quoted bodies or comments. It handles what a pipeline
+sends (DDL with distribution/sort clauses, Redshift types and functions, ``COPY``
+from S3, ``MERGE ... REMOVE DUPLICATES``); anything it does not know is passed to
+PostgreSQL unchanged, so PostgreSQL's own error text reaches the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CopyCommand",
+    "Token",
+    "TranslationError",
+    "Translated",
+    "bind_parameters",
+    "parse_copy",
+    "split_statements",
+    "tokenize",
+    "translate",
+]
+
+
+class TranslationError(Exception):
+    """Redshift SQL the local cloud does not support (the message names the construct)."""
+
+
+@dataclass(frozen=True)
+class Token:
+    """One lexical token: ``kind`` is word, number, string, ident (quoted), param, op, space or comment."""
+
+    kind: str
+    text: str
+
+    @property
+    def upper(self) -> str:
+        return self.text.upper() if self.kind == "word" else ""
+
+
+_WORD = re.compile(r"[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*")
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+_SPACE = re.compile(r"\s+")
+
+
+def tokenize(sql: str) -> list[Token]:
+    """Split SQL into tokens; raises :class:`TranslationError` on an unterminated quote or comment."""
+    out: list[Token] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c.isspace():
+            m = _SPACE.match(sql, i)
+            assert m
+            out.append(Token("space", m.group()))
+            i = m.end()
+        elif c == "-" and sql.startswith("--", i):
+            j = sql.find("\n", i)
+            j = n if j < 0 else j
+            out.append(Token("comment", sql[i:j]))
+            i = j
+        elif c == "/" and sql.startswith("/*", i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if sql.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif sql.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            if depth:
+                raise TranslationError("unterminated /* comment")
+            out.append(Token("comment", sql[i:j]))
+            i = j
+        elif c in "'\"" or (c in "eE" and sql.startswith("'", i + 1)):
+            start = i
+            if c in "eE":
+                i += 1
+            q = sql[i]
+            backslash = c in "eE"
+            j = i + 1
+            while True:
+                if j >= n:
+                    what = "identifier" if q == '"' else "string"
+                    raise TranslationError(f"unterminated quoted {what}")
+                if backslash and sql[j] == "\\":
+                    j += 2
+                    continue
+                if sql[j] == q:
+                    if j + 1 < n and sql[j + 1] == q:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(Token("string" if q == "'" else "ident", sql[start:j + 1]))
+            i = j + 1
+        elif c == "$" and (m := _DOLLAR.match(sql, i)) is not None:
+            tag = m.group()
+            j = sql.find(tag, m.end())
+            if j < 0:
+                raise TranslationError(f"unterminated dollar-quoted string {tag}")
+            out.append(Token("string", sql[i:j + len(tag)]))
+            i = j + len(tag)
+        elif c == ":" and i + 1 < n and sql[i + 1] == ":":
+            out.append(Token("op", "::"))
+            i += 2
+        elif c == ":" and (m := _WORD.match(sql, i + 1)) is not None:
+            out.append(Token("param", sql[i:m.end()]))
+            i = m.end()
+        elif c.isdigit() or (c == "." and i + 1 < n and sql[i + 1].isdigit()):
+            m = _NUMBER.match(sql, i)
+            assert m
+            out.append(Token("number", m.group()))
+            i = m.end()
+        elif (m := _WORD.match(sql, i)) is not None:
+            out.append(Token("word", m.group()))
+            i = m.end()
+        else:
+            out.append(Token("op", c))
+            i += 1
+    return out
+
+
+def _text(tokens: list[Token]) -> str:
+    return "".join(t.text for t in tokens).strip()
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split on top-level ``;`` (not inside quotes, dollar quotes or comments); empty statements dropped."""
+    parts: list[list[Token]] = [[]]
+    for t in tokenize(sql):
+        if t.kind == "op" and t.text == ";":
+            parts.append([])
+        else:
+            parts[-1].append(t)
+    return [_text(p) for p in parts if any(t.kind not in ("space", "comment") for t in p)]
+
+
+def bind_parameters(sql: str, params: dict[str, str]) -> str:
+    """Replace ``:name`` placeholders by string literals, as the Data API binds its text parameters.
+
+    PostgreSQL infers a literal's type from its context just as Redshift casts the
+    parameter values, so ``WHERE id = :id`` with ``id="5"`` compares integers.
+    """
+    out: list[str] = []
+    used: set[str] = set()
+    for t in tokenize(sql):
+        if t.kind == "param":
+            name = t.text[1:]
+            if name not in params:
+                raise TranslationError(f"Parameter '{name}' is not specified in the request")
+            used.add(name)
+            out.append("'" + params[name].replace("'", "''") + "'")
+        else:
+            out.append(t.text)
+    unused = sorted(set(params) - used)
+    if unused:
+        raise TranslationError(f"Parameter '{unused[0]}' is not used in the SQL statement")
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- COPY
+@dataclass
+class CopyCommand:
+    """A parsed Redshift ``COPY table [(cols)] FROM 's3://...' options``."""
+
+    table: str
+    columns: list[str]
+    source: str
+    fmt: str = "TEXT"  # TEXT (delimited, Redshift's default), CSV, PARQUET
+    options: dict[str, str | None] = field(default_factory=dict)
+
+
+_COPY_FLAGS = {"GZIP", "BZIP2", "ZSTD", "LZOP", "MANIFEST", "EMPTYASNULL", "BLANKSASNULL", "TRIMBLANKS",
+               "TRUNCATECOLUMNS", "FILLRECORD", "REMOVEQUOTES", "ESCAPE", "EXPLICIT_IDS", "ACCEPTANYDATE",
+               "ROUNDEC", "IGNOREBLANKLINES", "ENCRYPTED", "NOLOAD", "SERIALIZETOJSON", "ACCEPTINVCHARS"}
+_COPY_VALUED = {"IAM_ROLE", "CREDENTIALS", "WITH_CREDENTIALS", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "SESSION_TOKEN",
+                "DELIMITER", "IGNOREHEADER", "DATEFORMAT", "TIMEFORMAT", "NULL", "QUOTE", "REGION", "MAXERROR",
+                "COMPUPDATE", "STATUPDATE", "ENCODING", "FIXEDWIDTH", "JSON", "MASTER_SYMMETRIC_KEY", "COMPROWS"}
+_FORMATS = {"PARQUET", "CSV", "ORC", "JSON", "AVRO", "FIXEDWIDTH", "SHAPEFILE", "TEXT"}
+
+
+def _unquote(tok: Token) -> str:
+    if tok.kind == "string":
+        body = tok.text[1:-1] if tok.text[0] == "'" else tok.text[2:-1]
+        return body.replace("''", "'")
+    if tok.kind == "ident":
+        return tok.text[1:-1].replace('""', '"')
+    return tok.text
+
+
+def parse_copy(stmt: str) -> CopyCommand:
+    """Parse a Redshift ``COPY ... FROM 's3://...'`` statement (options in any order)."""
+    toks = [t for t in tokenize(stmt) if t.kind not in ("space", "comment")]
+    pos = 1  # after COPY
+    table_parts: list[str] = []
+    while pos < len(toks) and (toks[pos].kind in ("word", "ident") or toks[pos].text == "."):
+        if toks[pos].upper == "FROM":
+            break
+        table_parts.append(toks[pos].text)
+        pos += 1
+    if not table_parts:
+        raise TranslationError("COPY: missing table name")
+    columns: list[str] = []
+    if pos < len(toks) and toks[pos].text == "(":
+        pos += 1
+        while pos < len(toks) and toks[pos].text != ")":
+            if toks[pos].text != ",":
+                columns.append(toks[pos].text)
+            pos += 1
+        pos += 1
+    if pos >= len(toks) or toks[pos].upper != "FROM":
+        raise TranslationError("COPY: expected FROM 's3://...'")
+    pos += 1
+    if pos >= len(toks) or toks[pos].kind != "string":
+        raise TranslationError("COPY: FROM needs a quoted 's3://bucket/key' (COPY FROM STDIN is not supported)")
+    source = _unquote(toks[pos])
+    if not source.startswith("s3://"):
+        raise TranslationError(f"COPY: only FROM 's3://...' sources are supported locally, not '{source}'")
+    pos += 1
+    cmd = CopyCommand(table="".join(table_parts), columns=columns, source=source)
+    if pos < len(toks) and toks[pos].upper == "WITH":
+        pos += 1
+
+    def value_after(p: int) -> tuple[str | None, int]:
+        if p < len(toks) and toks[p].upper == "AS":
+            p += 1
+        if p < len(toks) and toks[p].kind in ("string", "number") or (
+                p < len(toks) and toks[p].kind == "word" and toks[p].upper not in _COPY_FLAGS | _COPY_VALUED):
+            return _unquote(toks[p]), p + 1
+        return None, p
+
+    while pos < len(toks):
+        t = toks[pos]
+        word = t.upper
+        if not word:
+            raise TranslationError(f"COPY: unexpected '{t.text}'")
+        pos += 1
+        if word == "FORMAT":
+            if pos < len(toks) and toks[pos].upper == "AS":
+                pos += 1
+            if pos >= len(toks) or toks[pos].upper not in _FORMATS:
+                raise TranslationError("COPY: FORMAT needs one of " + ", ".join(sorted(_FORMATS)))
+            word = toks[pos].upper
+            pos += 1
+        if word in _FORMATS:
+            cmd.fmt = word
+            if word == "CSV" and pos < len(toks) and toks[pos].upper == "QUOTE":
+                continue
+            if word in ("JSON", "AVRO"):
+                val, pos = value_after(pos)
+            continue
+        if word == "IAM_ROLE":
+            if pos < len(toks) and toks[pos].upper == "DEFAULT":
+                cmd.options[word] = "default"
+                pos += 1
+            else:
+                val, pos = value_after(pos)
+                cmd.options[word] = val
+            continue
+        if word == "NULL":
+            val, pos = value_after(pos)
+            if val is None:
+                raise TranslationError("COPY: NULL AS needs a quoted string")
+            cmd.options[word] = val
+            continue
+        if word == "ACCEPTINVCHARS":
+            val, pos = value_after(pos)
+            cmd.options[word] = val if val is not None else "?"
+            continue
+        if word in ("COMPUPDATE", "STATUPDATE"):
+            if pos < len(toks) and toks[pos].upper in ("ON", "OFF", "TRUE", "FALSE", "PRESET"):
+                pos += 1
+            cmd.options[word] = None
+            continue
+        if word in _COPY_FLAGS:
+            cmd.options[word] = None
+            continue
+        if word in _COPY_VALUED:
+            val, pos = value_after(pos)
+            if val is None:
+                raise TranslationError(f"COPY: option {word} needs a value")
+            cmd.options[word] = val
+            continue
+        raise TranslationError(f"COPY: option {word} is not supported by the local cloud")
+    return cmd
+
+
+# --------------------------------------------------------------------------- translation
+@dataclass
+class Translated:
+    """One statement after translation: SQL for PostgreSQL, a COPY to run, or nothing (a no-op)."""
+
+    original: str
+    sql: str | None = None
+    copy: CopyCommand | None = None
+    note: str = ""
+
+
+_SIG = ("space", "comment")
+
+
+def _sig(tokens: list[Token]) -> list[int]:
+    return [i for i, t in enumerate(tokens) if t.kind not in _SIG]
+
+
+def _match_paren(tokens: list[Token], i: int) -> int:
+    """Index of the ``)`` closing the ``(`` at ``i``."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j].text == "(" and tokens[j].kind == "op":
+            depth += 1
+        elif tokens[j].text == ")" and tokens[j].kind == "op":
+            depth -= 1
+            if depth == 0:
+                return j
+    raise TranslationError("unbalanced parentheses")
+
+
+_MAX_TYPES = {"VARCHAR": "varchar(65535)", "NVARCHAR": "varchar(65535)", "CHAR": "char(4096)",
+              "NCHAR": "char(4096)", "BPCHAR": "char(4096)", "CHARACTER": "char(4096)", "VARBYTE": "bytea",
+              "VARBINARY": "bytea", "BINARY": "bytea"}
+_SIMPLE_TYPES = {"SUPER": "jsonb", "NVARCHAR": "varchar", "VARBYTE": "bytea", "VARBINARY": "bytea",
+                 "NCHAR": "char", "BINARY_VARYING": "bytea"}
+_FUNCS = {"NVL": "coalesce", "LEN": "length"}
+_NOOP_ALTER = {"DISTSTYLE", "DISTKEY", "SORTKEY", "ENCODE", "COMPOUND", "INTERLEAVED"}
+
+
+def translate(stmt: str) -> list[Translated]:
+    """Translate one Redshift statement into the PostgreSQL statements that do the same.
+
+    Returns a list because ``MERGE ... REMOVE DUPLICATES`` becomes DELETE + INSERT;
+    a COPY from S3 comes back parsed (``copy``), a maintenance no-op as ``sql=None``.
+    """
+    tokens = tokenize(stmt)
+    sig = _sig(tokens)
+    if not sig:
+        return []
+    first = tokens[sig[0]].upper
+    second = tokens[sig[1]].upper if len(sig) > 1 else ""
+    if first == "COPY":
+        return [Translated(stmt, copy=parse_copy(stmt))]
+    if first == "UNLOAD":
+        raise TranslationError("UNLOAD is not supported by the local cloud (read the table with SELECT instead)")
+    if first == "VACUUM":
+        return [Translated(stmt, note="VACUUM is a no-op locally")]
+    if first == "ANALYZE" and second == "COMPRESSION":
+        raise TranslationError("ANALYZE COMPRESSION is not supported by the local cloud")
+    if first == "ALTER" and second == "TABLE":
+        words = {tokens[i].upper for i in sig}
+        if "ALTER" in [tokens[i].upper for i in sig[2:]] and words & _NOOP_ALTER:
+            return [Translated(stmt, note="ALTER TABLE ... DISTSTYLE/DISTKEY/SORTKEY/ENCODE is a no-op locally")]
+    if first == "MERGE" and any(tokens[i].upper == "REMOVE" for i in sig) and tokens[sig[-1]].upper == "DUPLICATES":
+        return _merge_remove_duplicates(tokens, sig, stmt)
+    is_ddl = first in ("CREATE", "ALTER")
+    out = _rewrite(tokens, is_ddl)
+    return [Translated(stmt, sql=out)]
+
+
+def _rewrite(tokens: list[Token], is_ddl: bool) -> str:
+    create_table = False
+    sig = _sig(tokens)
+    words = [tokens[i].upper for i in sig[:5]]
+    if words and words[0] == "CREATE" and "TABLE" in words:
+        create_table = True
+    out: list[str] = []
+    depth = 0
+    prev_sig: Token | None = None
+    i = 0
+    n = len(tokens)
+
+    def next_sig(j: int) -> int:
+        while j < n and tokens[j].kind in _SIG:
+            j += 1
+        return j
+
+    while i < n:
+        t = tokens[i]
+        u = t.upper
+        if t.kind == "op" and t.text == "(":
+            depth += 1
+        elif t.kind == "op" and t.text == ")":
+            depth -= 1
+        if u and not (prev_sig is not None and prev_sig.text == "."):
+            j = next_sig(i + 1)
+            nxt = tokens[j] if j < n else None
+            # Table attributes of CREATE TABLE (outside the column list).
+            if create_table and depth == 0:
+                if u == "DISTSTYLE" and nxt is not None and nxt.kind == "word":
+                    i = j + 1
+                    continue
+                if u in ("COMPOUND", "INTERLEAVED") and nxt is not None and nxt.upper == "SORTKEY":
+                    i = j
+                    continue
+                if u in ("DISTKEY", "SORTKEY") and nxt is not None and nxt.text == "(":
+                    i = _match_paren(tokens, j) + 1
+                    continue
+                if u == "SORTKEY" and nxt is not None and nxt.upper in ("AUTO", "NONE"):
+                    i = j + 1
+                    continue
+                if u == "BACKUP" and nxt is not None and nxt.upper in ("YES", "NO"):
+                    i = j + 1
+                    continue
+                if u == "ENCODE" and nxt is not None and nxt.upper == "AUTO":
+                    i = j + 1
+                    continue
+            # Column attributes inside the column list.
+            if create_table and depth == 1 and prev_sig is not None and prev_sig.text not in (",", "("):
+                if u == "ENCODE" and nxt is not None and nxt.kind == "word":
+                    i = j + 1
+                    continue
+                if u in ("DISTKEY", "SORTKEY"):
+                    i += 1
+                    continue
+            if is_ddl and u == "IDENTITY" and nxt is not None and nxt.text == "(" and prev_sig is not None \
+                    and prev_sig.upper != "AS":
+                close = _match_paren(tokens, j)
+                args = [a.strip() for a in "".join(x.text for x in tokens[j + 1:close]).split(",")]
+                if len(args) == 2:
+                    out.append(f"GENERATED ALWAYS AS IDENTITY (START WITH {args[0]} INCREMENT BY {args[1]})")
+                    i = close + 1
+                    prev_sig = tokens[close]
+                    continue
+            if is_ddl and u == "IDENTITY" and nxt is not None and nxt.text == "(" and prev_sig is not None \
+                    and prev_sig.upper == "AS":
+                close = _match_paren(tokens, j)
+                args = [a.strip() for a in "".join(x.text for x in tokens[j + 1:close]).split(",")]
+                if len(args) == 2:
+                    out.append(f"IDENTITY (START WITH {args[0]} INCREMENT BY {args[1]})")
+                    i = close + 1
+                    prev_sig = tokens[close]
+                    continue
+            # Types: VARCHAR(MAX), SUPER, ...
+            if u in _MAX_TYPES and nxt is not None and nxt.text == "(":
+                k = next_sig(j + 1)
+                c = next_sig(k + 1)
+                if k < n and tokens[k].upper == "MAX" and c < n and tokens[c].text == ")":
+                    out.append(_MAX_TYPES[u])
+                    i = c + 1
+                    prev_sig = tokens[c]
+                    continue
+            if u == "CHARACTER" and nxt is not None and nxt.upper == "VARYING":
+                k = next_sig(j + 1)
+                m1, m2 = next_sig(k + 1), next_sig(next_sig(k + 1) + 1)
+                if k < n and tokens[k].text == "(" and m1 < n and tokens[m1].upper == "MAX" and m2 < n \
+                        and tokens[m2].text == ")":
+                    out.append("varchar(65535)")
+                    i = m2 + 1
+                    prev_sig = tokens[m2]
+                    continue
+            if u in _SIMPLE_TYPES and prev_sig is not None and (
+                    prev_sig.text == "::" or (is_ddl and prev_sig.kind in ("word", "ident") and (depth >= 1 or not create_table))
+                    or (prev_sig.upper == "AS" and nxt is not None and nxt.text == ")")):
+                out.append(_SIMPLE_TYPES[u])
+                prev_sig = t
+                i += 1
+                continue
+            # Functions.
+            if u == "GETDATE" and nxt is not None and nxt.text == "(":
+                k = next_sig(j + 1)
+                if k < n and tokens[k].text == ")":
+                    out.append("(date_trunc('second', statement_timestamp() AT TIME ZONE 'UTC'))")
+                    i = k + 1
+                    prev_sig = tokens[k]
+                    continue
+            if u == "SYSDATE" and (nxt is None or nxt.text != "("):
+                out.append("(transaction_timestamp() AT TIME ZONE 'UTC')")
+                prev_sig = t
+                i += 1
+                continue
+            if u in _FUNCS and nxt is not None and nxt.text == "(":
+                out.append(_FUNCS[u])
+                prev_sig = t
+                i += 1
+                continue
+        out.append(t.text)
+        if t.kind not in _SIG:
+            prev_sig = t
+        i += 1
+    return "".join(out).strip()
+
+
+def _merge_remove_duplicates(tokens: list[Token], sig: list[int], stmt: str) -> list[Translated]:
+    """``MERGE INTO t USING s ON cond REMOVE DUPLICATES`` -> DELETE matched rows + INSERT all of the source."""
+    up = [tokens[i].upper for i in sig]
+    try:
+        i_using = up.index("USING")
+        i_on = up.index("ON", i_using)
+        i_remove = len(up) - 2
+        assert up[1] == "INTO" and up[i_remove] == "REMOVE"
+    except (ValueError, AssertionError):
+        raise TranslationError("MERGE ... REMOVE DUPLICATES: expected MERGE INTO target USING source ON cond "
+                               "REMOVE DUPLICATES") from None
+
+    def span(a: int, b: int) -> str:
+        return "".join(t.text for t in tokens[sig[a]:sig[b]]).strip()
+
+    target = span(2, i_using)
+    source = span(i_using + 1, i_on)
+    cond = span(i_on + 1, i_remove)
+    src_words = [tokens[i] for i in sig[i_using + 1:i_on]]
+    if src_words and src_words[0].text == "(":
+        raise TranslationError("MERGE ... REMOVE DUPLICATES needs a table as its source, not a subquery")
+    tgt_words = [tokens[i] for i in sig[2:i_using]]
+    tgt_name = tgt_words[0].text if tgt_words else target
+    src_alias = src_words[-1].text if len(src_words) > 1 else source
+    return [
+        Translated(stmt, sql=f"DELETE FROM {target} USING {source} WHERE {cond}",
+                   note="MERGE ... REMOVE DUPLICATES (delete matched)"),
+        Translated(stmt, sql=f"INSERT INTO {tgt_name} SELECT {src_alias}.* FROM {source}",
+                   note="MERGE ... REMOVE DUPLICATES (insert source)"),
+    ]
