@@ -102,7 +102,8 @@ def _transform(target: dict[str, Any], event: dict[str, Any]) -> Any:
     if "InputTransformer" in target:
         it = target["InputTransformer"]
         return EventTemplateParser.parse(
-            input_template=it.get("InputTemplate"), input_paths_map=it.get("InputPathsMap", {}), event=event
+            input_template=it.get("InputTemplate"), input_paths_map=it.get("InputPathsMap", {}),
+            event=event,  # type: ignore[arg-type]
         )
     return event
 
@@ -155,7 +156,7 @@ def install_event_target_hook(handlers: dict[str, Callable[[dict[str, Any], Any,
                 except Exception:  # delivery is asynchronous on AWS: never fail the caller
                     log.exception("delivery to %s failed", target["Arn"])
 
-        Rule.send_to_targets = send_to_targets
+        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
         _installed = True
 
 
