@@ -1,0 +1,235 @@
+"""The dataset contract as the pipeline sees it: a plain JSON dict, compiled once per file.
+
+Runs inside Glue Python shell (Python 3.9) and Lambda: stdlib and pyarrow only, no pydantic,
+no ``etl_kit.config``. The dict has the shape of ``DatasetContract.model_dump()``::
+
+    {"columns": [{"name", "source", "type", "required", "formats", "precision", "scale"}, ...],
+     "primary_key": ["order_id"], "delimiter": None, "encoding": "utf-8", "null_values": [...]}
+
+Column types: ``string`` (stored as-is after trimming, at most :data:`MAX_STRING_BYTES` UTF-8
+bytes so the warehouse's ``VARCHAR(256)`` always takes it), ``integer`` (int64), ``decimal``
+(exact decimal128(precision, scale); more than ``scale`` significant decimal places is a
+reject, never a rounding: money must not be rounded silently), ``date`` (date32, Java-style
+formats ``yyyy yy MM M dd d`` with literal separators; ``yy`` means 20yy), ``double`` (float64).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import pyarrow as pa
+
+__all__ = [
+    "MAX_STRING_BYTES",
+    "ColumnRule",
+    "CompiledContract",
+    "DateFormat",
+    "compile_contract",
+    "normalise_header",
+    "parquet_schema",
+]
+
+MAX_STRING_BYTES = 256
+_TYPES = ("string", "integer", "decimal", "date", "double")
+_NORM_RE = re.compile(r"[\s_]+")
+
+
+def normalise_header(name: str) -> str:
+    """Normalise a header for matching: case, surrounding spaces, runs of spaces/underscores.
+
+    ``"Item Type"``, ``"item_type"`` and ``" ITEM  TYPE "`` all become ``"item_type"``.
+    """
+    return _NORM_RE.sub("_", name.strip().lower()).strip("_")
+
+
+class DateFormat:
+    """One Java-style date pattern (``M/d/yyyy``) compiled to an anchored regex with y/m/d groups."""
+
+    _TOKENS = (("yyyy", r"(?P<y>\d{4})"), ("yy", r"(?P<y>\d{2})"), ("MM", r"(?P<m>\d{2})"),
+               ("M", r"(?P<m>\d{1,2})"), ("dd", r"(?P<d>\d{2})"), ("d", r"(?P<d>\d{1,2})"))
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        out: List[str] = []
+        seen = set()
+        i = 0
+        while i < len(pattern):
+            for tok, rx in self._TOKENS:
+                if pattern.startswith(tok, i):
+                    if tok[0] in seen:
+                        raise ValueError(f"date format {pattern!r} repeats {tok[0]!r}")
+                    seen.add(tok[0])
+                    out.append(rx)
+                    i += len(tok)
+                    break
+            else:
+                ch = pattern[i]
+                if ch.isalpha():
+                    raise ValueError(f"date format {pattern!r}: unsupported letter {ch!r} (use yyyy yy MM M dd d)")
+                out.append(re.escape(ch))
+                i += 1
+        if seen != {"y", "M", "d"}:
+            raise ValueError(f"date format {pattern!r} must contain a year, a month and a day")
+        self.two_digit_year = "yyyy" not in pattern
+        self.regex = "^" + "".join(out) + "$"
+        self._re = re.compile(self.regex)
+
+    def parse_one(self, text: str) -> Optional[Tuple[int, int, int]]:
+        """Parse one value in Python (slow path); ``None`` if it is not a real date in this format."""
+        m = self._re.match(text)
+        if not m:
+            return None
+        y, mo, d = int(m.group("y")), int(m.group("m")), int(m.group("d"))
+        if self.two_digit_year:
+            y += 2000
+        if not 1 <= mo <= 12 or not 1 <= d <= days_in_month(y, mo):
+            return None
+        return y, mo, d
+
+
+def days_in_month(y: int, m: int) -> int:
+    if m == 2:
+        return 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28
+    return 30 if m in (4, 6, 9, 11) else 31
+
+
+class ColumnRule:
+    """One contract column, with its compiled checks."""
+
+    def __init__(self, spec: Dict[str, Any]) -> None:
+        self.name = str(spec["name"])
+        self.source = str(spec.get("source") or spec["name"])
+        self.type = str(spec.get("type", "string"))
+        if self.type not in _TYPES:
+            raise ValueError(f"column {self.name!r}: unknown type {self.type!r} (one of {', '.join(_TYPES)})")
+        self.required = bool(spec.get("required", False))
+        self.precision = int(spec.get("precision") or 18)
+        self.scale = int(spec.get("scale") if spec.get("scale") is not None else 2)
+        if self.type == "decimal" and not (0 <= self.scale <= self.precision <= 38):
+            raise ValueError(f"column {self.name!r}: need 0 <= scale <= precision <= 38")
+        formats = list(spec.get("formats") or [])
+        if self.type == "date" and not formats:
+            formats = ["yyyy-MM-dd"]
+        self.date_formats = [DateFormat(f) for f in formats] if self.type == "date" else []
+        # Anchored RE2-compatible patterns for the vectorised fast path (pyarrow.compute).
+        int_digits = self.precision - self.scale
+        if self.type == "integer":
+            self.ok_regex: Optional[str] = r"^[+-]?[0-9]{1,18}$"  # 18 digits always fit int64
+        elif self.type == "decimal":
+            frac = r"(\.[0-9]{0,%d}0*)?" % self.scale if self.scale else r"(\.0*)?"
+            ipart = r"[0-9]{1,%d}" % int_digits if int_digits else "0?"
+            self.ok_regex = r"^[+-]?(" + ipart + frac + (r"|\.[0-9]{1,%d}0*" % self.scale if self.scale else "") + ")$"
+        elif self.type == "double":
+            self.ok_regex = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+        else:
+            self.ok_regex = None
+        self._ok_re = re.compile(self.ok_regex) if self.ok_regex else None
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return {
+            "string": pa.string(),
+            "integer": pa.int64(),
+            "decimal": pa.decimal128(self.precision, self.scale),
+            "date": pa.date32(),
+            "double": pa.float64(),
+        }[self.type]
+
+    def reject_reason(self, value: str) -> str:
+        """Why a trimmed, non-null value failed (slow path, only called for rejected values)."""
+        if self.type == "string":
+            return "string_too_long"
+        if self.type == "integer":
+            if re.match(r"^[+-]?[0-9]+$", value):
+                return "integer_out_of_range"
+            return "not_an_integer"
+        if self.type == "decimal":
+            m = re.match(r"^[+-]?([0-9]*)(?:\.([0-9]*))?$", value)
+            if not m or value.strip("+-.") == "":
+                return "not_a_decimal"
+            if len((m.group(2) or "").rstrip("0")) > self.scale:
+                return "too_many_decimal_places"
+            return "decimal_out_of_range"
+        if self.type == "double":
+            return "not_a_number"
+        return "invalid_date"
+
+
+class CompiledContract:
+    """The contract compiled for one run (columns, null spellings, primary key, delimiter, encoding)."""
+
+    def __init__(self, contract: Dict[str, Any]) -> None:
+        if not isinstance(contract, dict) or not contract.get("columns"):
+            raise ValueError("dataset contract must be a dict with a non-empty 'columns' list")
+        self.columns = [ColumnRule(c) for c in contract["columns"]]
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("dataset contract has duplicate column names")
+        self.primary_key: List[str] = list(contract.get("primary_key") or [])
+        for pk in self.primary_key:
+            if pk not in names:
+                raise ValueError(f"primary key {pk!r} is not a contract column")
+        delim = contract.get("delimiter")
+        if delim is not None and (len(delim) != 1 or delim in "\"\r\n"):
+            raise ValueError(f"delimiter {delim!r} must be one character other than quote or newline")
+        self.delimiter: Optional[str] = delim
+        self.encoding = str(contract.get("encoding") or "utf-8")
+        nulls = contract.get("null_values")
+        self.null_values: List[str] = [""] + [str(v).strip() for v in (nulls if nulls is not None else [])]
+        self.null_set = frozenset(self.null_values)
+
+    def match_header(self, header: Sequence[str]) -> Tuple[Dict[str, int], List[str], List[str], List[str]]:
+        """Map contract columns to header positions.
+
+        Returns
+        -------
+        (positions, missing_required, missing_optional, extra_columns)
+            ``positions`` maps column name -> index in the header.
+
+        Raises
+        ------
+        ValueError
+            ``("duplicate", names)`` style message when two headers map to one contract column.
+        """
+        wanted: Dict[str, str] = {}
+        for c in self.columns:
+            wanted[normalise_header(c.source)] = c.name
+            wanted.setdefault(normalise_header(c.name), c.name)
+        positions: Dict[str, int] = {}
+        dupes: List[str] = []
+        extra: List[str] = []
+        for i, h in enumerate(header):
+            norm = normalise_header(h)
+            if norm == "" and i == len(header) - 1:
+                continue  # trailing delimiter on the header line
+            name = wanted.get(norm)
+            if name is None:
+                extra.append(h)
+            elif name in positions:
+                dupes.append(f"{header[positions[name]]!r} and {h!r} (-> {name})")
+            else:
+                positions[name] = i
+        if dupes:
+            raise DuplicateHeader("; ".join(dupes))
+        missing_req = [c.name for c in self.columns if c.required and c.name not in positions]
+        missing_opt = [c.name for c in self.columns if not c.required and c.name not in positions]
+        return positions, missing_req, missing_opt, extra
+
+
+class DuplicateHeader(ValueError):
+    """Two header cells map to the same contract column."""
+
+
+def compile_contract(contract: Any) -> CompiledContract:
+    """Compile a contract dict (or an object with ``model_dump()``) for the pipeline."""
+    if hasattr(contract, "model_dump"):
+        contract = contract.model_dump()
+    return CompiledContract(contract)
+
+
+def parquet_schema(cc: CompiledContract) -> pa.Schema:
+    """The output Parquet schema: contract columns in contract order plus ``source_line`` int64."""
+    fields = [pa.field(c.name, c.arrow_type, nullable=not c.required) for c in cc.columns]
+    fields.append(pa.field("source_line", pa.int64(), nullable=False))
+    return pa.schema(fields)

@@ -1,0 +1,688 @@
+"""Job 1: validate one CSV object against the dataset contract and write Parquet plus quarantine.
+
+Runs inside AWS Glue Python shell (Python 3.9) and unchanged in the local cloud. Dependencies:
+stdlib, boto3 and pyarrow only. Glue's Python shell 3.9 ships pyarrow in its ``analytics``
+library set (job argument ``library-set: analytics``); the fast tokenizer needs
+``pyarrow.csv.ParseOptions.invalid_row_handler`` (pyarrow >= 8) and falls back to the stdlib
+``csv`` module on older pyarrow (same results, slower) — pin a newer pyarrow with
+``--additional-python-modules`` for speed.
+
+Streaming: the source is read in blocks, validated per batch with ``pyarrow.compute`` and written
+as Parquet row groups as it goes; memory does not grow with file size (primary keys for the
+duplicate count are spilled to disk in hash partitions).
+
+Decisions
+---------
+- Encoding: the contract's encoding only (UTF-8 with or without BOM by default). Bytes that do not
+  decode reject the file (``not_decodable``) with the byte offset; no silent latin-1 fallback.
+- Decimals: more significant decimal places than the column's ``scale`` is a row reject
+  (``too_many_decimal_places``); values are never rounded. Trailing zeros are fine.
+- Blank records (every field empty, e.g. empty lines) are not data rows: skipped and counted in
+  ``blank_rows_skipped``; everything else is read and ends written or quarantined
+  (``rows_read == rows_written + rows_quarantined``).
+- Duplicate primary keys within a file are all written; the report counts them
+  (``duplicate_keys_in_file``). Job 2 keeps the row with the highest ``source_line`` per key, and
+  across files the later load wins (MERGE).
+- Quarantine is CSV (UTF-8) with columns ``source_line, reason, column, value, raw_record``; one row
+  per rejected record, the first failing column in contract order. ``raw_record`` is the record's
+  fields re-joined with the source delimiter (verbatim text for ragged records).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from typing import Any, BinaryIO, Dict, List, Optional, Tuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from etl_kit.exceptions import FileRejected
+from etl_kit.pipeline.contract import (
+    MAX_STRING_BYTES,
+    ColumnRule,
+    CompiledContract,
+    DuplicateHeader,
+    compile_contract,
+    parquet_schema,
+)
+from etl_kit.pipeline.csvread import SourceProblem, SourceReader, iter_batches, read_header
+
+__all__ = [
+    "TransformRejected",
+    "transform_stream",
+    "run_csv_to_parquet",
+    "object_stem",
+    "output_keys",
+    "QUARANTINE_COLUMNS",
+]
+
+QUARANTINE_COLUMNS = ["source_line", "reason", "column", "value", "raw_record"]
+_MONTH_DAYS = pa.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], pa.int64())
+
+
+class TransformRejected(FileRejected):
+    """The whole file is rejected; ``report`` holds what was learnt before the rejection."""
+
+    def __init__(self, message: str, *, reason: str, report: Dict[str, Any], bucket: str = "", key: str = "") -> None:
+        super().__init__(message, reason=reason, bucket=bucket, key=key)
+        self.report = report
+
+
+# ---------------------------------------------------------------------------------------------
+# per-column vectorised checks
+# ---------------------------------------------------------------------------------------------
+def _date_days(v: pa.Array, rule: ColumnRule) -> pa.Array:
+    """Days since epoch (int32) for values that are real dates in one of the formats, else null."""
+    result = None
+    for fmt in rule.date_formats:
+        parts = pc.extract_regex(v, fmt.regex)
+        y = pc.cast(parts.field("y"), pa.int64())
+        m = pc.cast(parts.field("m"), pa.int64())
+        d = pc.cast(parts.field("d"), pa.int64())
+        if fmt.two_digit_year:
+            y = pc.add(y, 2000)
+        m_ok = pc.and_(pc.greater_equal(m, 1), pc.less_equal(m, 12))
+        mi = pc.if_else(m_ok, m, 0)
+        leap = pc.or_(
+            pc.and_(pc.equal(_mod(y, 4), 0), pc.not_equal(_mod(y, 100), 0)), pc.equal(_mod(y, 400), 0)
+        )
+        dim = pc.add(pc.take(_MONTH_DAYS, mi), pc.cast(pc.and_(leap, pc.equal(mi, 2)), pa.int64()))
+        ok = pc.and_(pc.and_(m_ok, pc.greater_equal(y, 1)), pc.and_(pc.greater_equal(d, 1), pc.less_equal(d, dim)))
+        # days_from_civil (H. Hinnant), valid for year >= 1 where integer division truncates correctly
+        feb = pc.cast(pc.less_equal(m, 2), pa.int64())
+        y2 = pc.subtract(y, feb)
+        era = pc.divide(y2, 400)
+        yoe = pc.subtract(y2, pc.multiply(era, 400))
+        mp = pc.add(m, pc.subtract(pc.multiply(feb, 12), 3))
+        doy = pc.add(pc.divide(pc.add(pc.multiply(mp, 153), 2), 5), pc.subtract(d, 1))
+        doe = pc.add(pc.add(pc.multiply(yoe, 365), pc.divide(yoe, 4)), pc.subtract(doy, pc.divide(yoe, 100)))
+        days = pc.subtract(pc.add(pc.multiply(era, 146097), doe), 719468)
+        days = pc.if_else(ok, days, pa.scalar(None, pa.int64()))
+        result = days if result is None else pc.coalesce(result, days)
+    assert result is not None
+    return pc.cast(pc.cast(result, pa.int32()), pa.date32())
+
+
+def _mod(a: pa.Array, k: int) -> pa.Array:
+    return pc.subtract(a, pc.multiply(pc.divide(a, k), k))
+
+
+def _check_column(raw: pa.Array, rule: ColumnRule, null_set: pa.Array) -> Tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """Trim, detect nulls, validate and convert one column.
+
+    Returns (trimmed values, is-null mask, fail mask, typed array with nulls where null or failed).
+    """
+    v = pc.utf8_trim_whitespace(raw)
+    isnull = pc.is_in(v, value_set=null_set)
+    if rule.type == "string":
+        fail = pc.and_(pc.invert(isnull), pc.greater(pc.binary_length(v), MAX_STRING_BYTES))
+        good = pc.invert(pc.or_(isnull, fail))
+        typed = pc.if_else(good, v, pa.scalar(None, pa.string()))
+    elif rule.type == "date":
+        days = _date_days(v, rule)
+        fail = pc.and_(pc.invert(isnull), pc.is_null(days))
+        typed = days
+    else:
+        assert rule.ok_regex is not None
+        ok = pc.match_substring_regex(v, rule.ok_regex)
+        fail = pc.and_(pc.invert(isnull), pc.invert(ok))
+        good = pc.and_(ok, pc.invert(isnull))
+        src = pc.if_else(good, v, pa.scalar(None, pa.string()))
+        if rule.type == "integer":
+            src = pc.utf8_ltrim(src, characters="+")  # arrow's int cast refuses a leading '+'
+        typed = pc.cast(src, rule.arrow_type)
+    if rule.required:
+        fail = pc.or_(fail, isnull)
+    return v, isnull, fail, typed
+
+
+# ---------------------------------------------------------------------------------------------
+# duplicate keys with bounded memory
+# ---------------------------------------------------------------------------------------------
+class _KeyCounter:
+    """Counts primary keys seen more than once, spilling hash partitions to disk past a threshold."""
+
+    PARTS = 16
+
+    def __init__(self, spill_rows: int = 2_000_000) -> None:
+        self._mem: List[List[pa.Array]] = [[] for _ in range(self.PARTS)]
+        self._mem_rows = 0
+        self._spill_rows = spill_rows
+        self._dir: Optional[str] = None
+        self._writers: Dict[int, Any] = {}
+        self._type: Optional[pa.DataType] = None
+
+    def add(self, keys: pa.Array) -> None:
+        if len(keys) == 0:
+            return
+        self._type = keys.type
+        if pa.types.is_integer(keys.type):
+            part = pc.bit_wise_and(keys, self.PARTS - 1)
+        else:
+            part = _mod(pc.cast(pc.utf8_length(keys), pa.int64()), self.PARTS)
+        for p in range(self.PARTS):
+            sel = pc.filter(keys, pc.equal(part, p))
+            if len(sel):
+                self._mem[p].append(sel)
+        self._mem_rows += len(keys)
+        if self._mem_rows >= self._spill_rows:
+            self._spill()
+
+    def _spill(self) -> None:
+        import pyarrow.ipc as ipc
+
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="etlkit-keys-")
+        for p, arrays in enumerate(self._mem):
+            if not arrays:
+                continue
+            if p not in self._writers:
+                schema = pa.schema([pa.field("k", arrays[0].type)])
+                sink = pa.OSFile(os.path.join(self._dir, f"p{p}.arrow"), "wb")
+                self._writers[p] = (sink, ipc.new_stream(sink, schema))
+            w = self._writers[p][1]
+            for a in arrays:
+                w.write_batch(pa.record_batch([a], names=["k"]))
+        self._mem = [[] for _ in range(self.PARTS)]
+        self._mem_rows = 0
+
+    def result(self) -> Tuple[int, int]:
+        """(distinct keys seen more than once, rows beyond the first per key)."""
+        import pyarrow.ipc as ipc
+
+        for sink, w in self._writers.values():
+            w.close()
+            sink.close()
+        keys_dup = rows_dup = 0
+        try:
+            for p in range(self.PARTS):
+                arrays = list(self._mem[p])
+                if self._dir and p in self._writers:
+                    with pa.memory_map(os.path.join(self._dir, f"p{p}.arrow")) as f:
+                        arrays.extend(b.column(0) for b in ipc.open_stream(f))
+                if not arrays:
+                    continue
+                counts = pc.value_counts(pa.chunked_array(arrays)).field("counts")
+                multi = pc.filter(counts, pc.greater(counts, 1))
+                keys_dup += len(multi)
+                rows_dup += int(pc.sum(multi).as_py() or 0) - len(multi)
+        finally:
+            if self._dir:
+                shutil.rmtree(self._dir, ignore_errors=True)
+        return keys_dup, rows_dup
+
+
+# ---------------------------------------------------------------------------------------------
+# the core transform
+# ---------------------------------------------------------------------------------------------
+def _csv_line(fields: List[Any], delimiter: str = ",") -> str:
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+def transform_stream(
+    raw: BinaryIO,
+    contract: Any,
+    parquet_sink: Any,
+    quarantine_sink: BinaryIO,
+    *,
+    source_name: str,
+    max_reject_ratio: float = 1.0,
+    engine: str = "auto",
+    block_size: int = 32 << 20,
+) -> Dict[str, Any]:
+    """Validate a CSV byte stream against the contract; write valid rows as Parquet, bad rows to quarantine.
+
+    Parameters
+    ----------
+    raw
+        Binary stream of the source object (plain or gzip; anything with ``read(n)``).
+    contract
+        The dataset contract as a plain dict (``DatasetContract.model_dump()`` shape).
+    parquet_sink
+        Path or binary file object for ``pyarrow.parquet.ParquetWriter``; holds a valid Parquet
+        file (possibly with zero rows) on success and must be discarded on rejection.
+    quarantine_sink
+        Binary file object receiving the quarantine CSV (nothing is written if no row is rejected).
+    source_name
+        Name used in messages (e.g. ``s3://bucket/key``).
+    max_reject_ratio
+        Reject the file (``too_many_rejects``) when quarantined / read rows exceed this.
+    engine
+        ``"auto"`` (pyarrow when it supports ragged-row capture), ``"arrow"`` or ``"python"``.
+
+    Returns
+    -------
+    dict
+        The data-quality report (``rows_read``, ``rows_written``, ``rows_quarantined``,
+        ``rejects_by_reason``, ``null_counts``, ``extra_columns``, ``delimiter``, ``encoding``, ``bom``,
+        ``gzip``, ``duplicate_keys_in_file``, ``bytes_read``, ``seconds`` ...).
+
+    Raises
+    ------
+    TransformRejected
+        (a ``FileRejected``) with ``reason`` in empty_file, no_data_rows, not_decodable, corrupt_gzip,
+        malformed_csv, missing_columns, duplicate_columns, too_many_rejects; ``.report`` has the counts.
+    """
+    t0 = time.monotonic()
+    cc = contract if isinstance(contract, CompiledContract) else compile_contract(contract)
+    report: Dict[str, Any] = {
+        "source": source_name,
+        "rows_read": 0,
+        "rows_written": 0,
+        "rows_quarantined": 0,
+        "blank_rows_skipped": 0,
+        "rejects_by_reason": {},
+        "rejects_by_column": {},
+        "null_counts": {c.name: 0 for c in cc.columns},
+        "header": [],
+        "extra_columns": [],
+        "missing_optional_columns": [],
+        "delimiter": cc.delimiter,
+        "encoding": cc.encoding,
+        "bom": False,
+        "gzip": False,
+        "duplicate_keys_in_file": 0,
+        "duplicate_rows_in_file": 0,
+        "bytes_read": 0,
+        "bytes_decompressed": 0,
+        "seconds": 0.0,
+    }
+    src: Optional[SourceReader] = None
+
+    def reject(message: str, reason: str) -> TransformRejected:
+        if src is not None:
+            report.update(bom=src.bom, gzip=src.gzip, bytes_read=src.bytes_read, bytes_decompressed=src.bytes_decoded)
+        report["seconds"] = round(time.monotonic() - t0, 3)
+        report["state"] = "rejected"
+        report["reason"] = reason
+        report["message"] = f"{source_name}: {message}"
+        return TransformRejected(f"{source_name}: {message}", reason=reason, report=report, key=source_name)
+
+    try:
+        src = SourceReader(raw, cc.encoding)
+        header, delim, header_lines = read_header(src, cc.delimiter)
+    except SourceProblem as exc:
+        raise reject(str(exc), exc.reason) from exc
+    report.update(header=header, delimiter=delim, encoding=src.encoding, bom=src.bom, gzip=src.gzip)
+    try:
+        positions, missing_req, missing_opt, extra = cc.match_header(header)
+    except DuplicateHeader as exc:
+        raise reject(f"duplicate header names map to one contract column: {exc}", "duplicate_columns") from exc
+    report["extra_columns"] = extra
+    report["missing_optional_columns"] = missing_opt
+    if missing_req:
+        wanted = ", ".join(f"{c.source!r}" for c in cc.columns if c.name in missing_req)
+        raise reject(
+            f"missing required column(s) {wanted}; header is {header!r} (delimiter {delim!r})", "missing_columns"
+        )
+
+    schema = parquet_schema(cc)
+    null_set = pa.array(cc.null_values, pa.string())
+    keys = _KeyCounter()
+    ncols = len(header)
+    q_writer: Optional[Any] = None
+    q_text = io.StringIO()
+    rejects: Dict[str, int] = report["rejects_by_reason"]
+    rej_cols: Dict[str, int] = report["rejects_by_column"]
+    null_counts: Dict[str, int] = report["null_counts"]
+    writer = pq.ParquetWriter(parquet_sink, schema, compression="snappy")
+
+    def quarantine(rows: List[List[Any]]) -> None:
+        nonlocal q_writer
+        if q_writer is None:
+            q_writer = csv.writer(q_text, lineterminator="\n")
+            q_writer.writerow(QUARANTINE_COLUMNS)
+        q_writer.writerows(rows)
+        quarantine_sink.write(q_text.getvalue().encode("utf-8"))
+        q_text.seek(0)
+        q_text.truncate()
+
+    try:
+        try:
+            for batch in iter_batches(src, ncols, delim, header_lines + 1, engine=engine, block_size=block_size):
+                _process(batch, cc, positions, null_set, schema, writer, keys, quarantine, report, rejects, rej_cols,
+                         null_counts, delim)
+        except SourceProblem as exc:
+            raise reject(str(exc), exc.reason) from exc
+    finally:
+        writer.close()
+
+    report.update(bom=src.bom, gzip=src.gzip, bytes_read=src.bytes_read, bytes_decompressed=src.bytes_decoded)
+    report["duplicate_keys_in_file"], report["duplicate_rows_in_file"] = keys.result()
+    read, written, quarantined = report["rows_read"], report["rows_written"], report["rows_quarantined"]
+    assert read == written + quarantined, "row conservation violated"
+    if read == 0:
+        if report["blank_rows_skipped"] or src.bytes_decoded > 0:
+            raise reject("the file has a header but no data rows", "no_data_rows")
+        raise reject("the file is empty", "empty_file")
+    ratio = quarantined / read
+    report["reject_ratio"] = round(ratio, 6)
+    if ratio > max_reject_ratio:
+        top = ", ".join(f"{k}={v}" for k, v in sorted(rejects.items(), key=lambda kv: -kv[1])[:5])
+        raise reject(
+            f"{quarantined} of {read} rows rejected ({ratio:.1%} > max_reject_ratio {max_reject_ratio:.1%}): {top}",
+            "too_many_rejects",
+        )
+    report["state"] = "transformed"
+    report["reason"] = ""
+    report["seconds"] = round(time.monotonic() - t0, 3)
+    return report
+
+
+def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], null_set: pa.Array, schema: pa.Schema,
+             writer: Any, keys: _KeyCounter, quarantine: Any, report: Dict[str, Any], rejects: Dict[str, int],
+             rej_cols: Dict[str, int], null_counts: Dict[str, int], delim: str) -> None:
+    n = len(batch.lines)
+    q_rows: List[List[Any]] = []
+    for line, text, nf in batch.ragged:
+        q_rows.append([line, "wrong_field_count", "", f"{nf} fields, header has {len(batch.columns)}", text])
+        rejects["wrong_field_count"] = rejects.get("wrong_field_count", 0) + 1
+    report["rows_read"] += len(batch.ragged)
+    report["rows_quarantined"] += len(batch.ragged)
+    if n == 0:
+        if q_rows:
+            quarantine(q_rows)
+        return
+    checked: List[Tuple[ColumnRule, Optional[pa.Array], Optional[pa.Array], Optional[pa.Array], pa.Array]] = []
+    any_fail = None
+    all_null = None
+    for rule in cc.columns:
+        j = positions.get(rule.name)
+        if j is None:
+            checked.append((rule, None, None, None, pa.nulls(n, rule.arrow_type)))
+            continue
+        v, isnull, fail, typed = _check_column(batch.columns[j], rule, null_set)
+        null_counts[rule.name] += int(pc.sum(pc.cast(isnull, pa.int64())).as_py() or 0)
+        checked.append((rule, v, isnull, fail, typed))
+        any_fail = fail if any_fail is None else pc.or_(any_fail, fail)
+        all_null = isnull if all_null is None else pc.and_(all_null, isnull)
+    # blank records: every field of the record is empty (e.g. an empty line)
+    blank = None
+    nblank = 0
+    if all_null is not None and pc.any(all_null).as_py():
+        total = None
+        for col in batch.columns:
+            ln = pc.binary_length(col)
+            total = ln if total is None else pc.add(total, ln)
+        blank = pc.and_(all_null, pc.equal(total, 0))
+        nblank = int(pc.sum(pc.cast(blank, pa.int64())).as_py() or 0)
+        if nblank:
+            report["blank_rows_skipped"] += nblank
+            for rule, v, isnull, _f, _t in checked:
+                null_counts[rule.name] -= nblank if v is not None else 0
+        else:
+            blank = None
+    for rule, v, _i, _f, _t in checked:
+        if v is None:
+            null_counts[rule.name] += n - nblank
+    if any_fail is not None and blank is not None:
+        any_fail = pc.and_(any_fail, pc.invert(blank))
+    nfail = int(pc.sum(pc.cast(any_fail, pa.int64())).as_py() or 0) if any_fail is not None else 0
+    keep = None
+    if nfail or nblank:
+        drop = any_fail if blank is None else (blank if any_fail is None else pc.or_(any_fail, blank))
+        keep = pc.invert(drop)
+    if nfail:
+        assert any_fail is not None
+        idx = pc.indices_nonzero(any_fail)
+        lines = pc.take(batch.lines, idx).to_pylist()
+        raw_cols = [pc.take(c, idx).to_pylist() for c in batch.columns]
+        per_col = [(rule, pc.take(f, idx).to_pylist(), pc.take(i, idx).to_pylist(), pc.take(v, idx).to_pylist())
+                   for rule, v, i, f, _t in checked if v is not None]
+        for r in range(len(lines)):
+            for rule, fails, nulls, vals in per_col:
+                if fails[r]:
+                    reason = "missing_value" if nulls[r] else rule.reject_reason(vals[r])
+                    value = vals[r]
+                    break
+            else:  # pragma: no cover - any_fail guarantees a failing column
+                rule, reason, value = cc.columns[0], "unknown", ""
+            rejects[reason] = rejects.get(reason, 0) + 1
+            rej_cols[rule.name] = rej_cols.get(rule.name, 0) + 1
+            q_rows.append([lines[r], reason, rule.name, value, _csv_line([c[r] for c in raw_cols], delim)])
+    if q_rows:
+        quarantine(q_rows)
+    report["rows_read"] += n - nblank
+    report["rows_quarantined"] += nfail
+    arrays = [t for _r, _v, _i, _f, t in checked] + [batch.lines]
+    if keep is not None:
+        arrays = [pc.filter(a, keep) for a in arrays]
+    out = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    if out.num_rows:
+        writer.write_batch(out)
+        report["rows_written"] += out.num_rows
+        if cc.primary_key:
+            keys.add(_key_array(out, cc.primary_key))
+
+
+def _key_array(rb: pa.RecordBatch, pk: List[str]) -> pa.Array:
+    if len(pk) == 1 and pa.types.is_integer(rb.schema.field(pk[0]).type):
+        return rb.column(rb.schema.get_field_index(pk[0]))
+    parts = [pc.cast(rb.column(rb.schema.get_field_index(k)), pa.string()) for k in pk]
+    return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "\x1f")
+
+
+# ---------------------------------------------------------------------------------------------
+# S3 wrapper
+# ---------------------------------------------------------------------------------------------
+_SAFE = re.compile(r"[^A-Za-z0-9._=/-]")
+_EXT = re.compile(r"\.csv(\.gz)?$", re.IGNORECASE)
+
+
+def object_stem(key: str, input_prefix: str = "input/") -> str:
+    """The deterministic, S3-safe stem for a source key.
+
+    The key relative to ``input_prefix`` with ``.csv``/``.csv.gz`` stripped; characters outside
+    ``[A-Za-z0-9._=/-]`` become ``_`` and, when anything had to change, a short hash of the original
+    key is appended so that two different keys never share a stem.
+    """
+    rel = key[len(input_prefix):] if input_prefix and key.startswith(input_prefix) else key
+    rel = _EXT.sub("", rel)
+    safe = "/".join(p for p in _SAFE.sub("_", rel).split("/") if p not in ("", ".", ".."))
+    if safe != rel or not safe:
+        safe = f"{safe or 'object'}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:8]}"
+    return safe
+
+
+def output_keys(key: str, *, input_prefix: str = "input/", output_prefix: str = "output/",
+                quarantine_prefix: str = "quarantine/", reports_prefix: str = "reports/") -> Dict[str, str]:
+    """The deterministic output, quarantine, rejected-copy and report keys for a source key."""
+    stem = object_stem(key, input_prefix)
+    gz = ".csv.gz" if key.lower().endswith(".gz") else ".csv"
+    return {
+        "output_key": f"{output_prefix}{stem}/part-0000.parquet",
+        "quarantine_key": f"{quarantine_prefix}{stem}.quarantine.csv",
+        "rejected_copy_key": f"{quarantine_prefix}{stem}.rejected{gz}",
+        "report_key": f"{reports_prefix}{stem}.report.json",
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _client_error_code(exc: BaseException) -> str:
+    resp = getattr(exc, "response", None) or {}
+    return str(resp.get("Error", {}).get("Code", ""))
+
+
+def run_csv_to_parquet(
+    *,
+    bucket: str,
+    key: str,
+    contract: Any,
+    output_prefix: str = "output/",
+    quarantine_prefix: str = "quarantine/",
+    reports_prefix: str = "reports/",
+    input_prefix: str = "input/",
+    max_reject_ratio: float = 0.5,
+    run_id: Optional[str] = None,
+    workflow_name: Optional[str] = None,
+    source_etag: Optional[str] = None,
+    source_version_id: Optional[str] = None,
+    s3: Any = None,
+    glue: Any = None,
+    engine: str = "auto",
+) -> Dict[str, Any]:
+    """Job 1 on S3: stream ``s3://bucket/key`` through :func:`transform_stream` and publish the results.
+
+    Output goes to deterministic keys (see :func:`output_keys`), so re-running a source overwrites.
+    Nothing half-written is visible: results are built in local temp files and uploaded only after
+    success. On file rejection the previous output and row quarantine for the key are deleted, the
+    source is copied to ``quarantine/<stem>.rejected.csv[.gz]`` and the report is written with state
+    ``rejected``. When ``workflow_name`` and ``run_id`` are given the summary is put into the
+    workflow run properties (string values).
+
+    Parameters
+    ----------
+    source_etag
+        The ETag from the run properties; the GET uses ``IfMatch`` so an object overwritten since the
+        event is detected (reason ``source_changed``: nothing is written, the newer version has its own run).
+
+    Returns
+    -------
+    dict
+        The report (also at ``report_key``) plus ``output_key``, ``quarantine_key``, ``report_key``.
+
+    Raises
+    ------
+    FileRejected
+        The object was rejected (``TransformRejected``) or changed (``source_changed``).
+    """
+    import boto3
+
+    s3 = s3 or boto3.client("s3")
+    if glue is None and workflow_name and run_id:
+        glue = boto3.client("glue")
+    keys = output_keys(key, input_prefix=input_prefix, output_prefix=output_prefix,
+                       quarantine_prefix=quarantine_prefix, reports_prefix=reports_prefix)
+    started = _now()
+    get_args: Dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if source_etag:
+        get_args["IfMatch"] = source_etag if source_etag.startswith('"') else f'"{source_etag}"'
+    if source_version_id:
+        get_args["VersionId"] = source_version_id
+    try:
+        obj = s3.get_object(**get_args)
+    except Exception as exc:
+        code = _client_error_code(exc)
+        if code in ("PreconditionFailed", "412"):
+            raise FileRejected(
+                f"s3://{bucket}/{key} changed since the event (ETag is no longer {source_etag}); "
+                "the newer version is processed by its own run", reason="source_changed", bucket=bucket, key=key,
+            ) from exc
+        if code in ("NoSuchKey", "404", "NoSuchVersion"):
+            raise FileRejected(f"s3://{bucket}/{key} does not exist (deleted since the event?)",
+                               reason="source_missing", bucket=bucket, key=key) from exc
+        raise
+    etag = str(obj.get("ETag", "")).strip('"')
+    meta = {
+        "bucket": bucket, "key": key, "etag": etag, "version_id": obj.get("VersionId") or source_version_id or "",
+        "size": obj.get("ContentLength"), "run_id": run_id or "", "workflow_name": workflow_name or "",
+        "started_at": started,
+    }
+    meta.update(keys)
+    tmp = tempfile.mkdtemp(prefix="etlkit-job1-")
+    try:
+        pq_path = os.path.join(tmp, "part-0000.parquet")
+        q_path = os.path.join(tmp, "quarantine.csv")
+        try:
+            with open(q_path, "wb") as qf:
+                report = transform_stream(obj["Body"], contract, pq_path, qf, source_name=f"s3://{bucket}/{key}",
+                                          max_reject_ratio=max_reject_ratio, engine=engine)
+        except TransformRejected as exc:
+            rep = dict(exc.report)
+            rep.update(meta, finished_at=_now(), quarantine_key="", output_key="")
+            _delete_quiet(s3, bucket, keys["output_key"])
+            _delete_quiet(s3, bucket, keys["quarantine_key"])
+            try:
+                s3.copy_object(Bucket=bucket, Key=keys["rejected_copy_key"],
+                               CopySource={"Bucket": bucket, "Key": key, **({"VersionId": meta["version_id"]}
+                                                                             if meta["version_id"] else {})})
+                rep["rejected_copy_key"] = keys["rejected_copy_key"]
+            except Exception as cexc:  # a copy failure must not hide the rejection itself
+                rep["rejected_copy_key"] = ""
+                rep["rejected_copy_error"] = str(cexc)
+            _put_json(s3, bucket, keys["report_key"], rep)
+            _put_props(glue, workflow_name, run_id, rep)
+            exc.bucket, exc.key = bucket, key
+            raise
+        finally:
+            close = getattr(obj["Body"], "close", None)
+            if close:
+                close()
+        report.update(meta, finished_at=_now())
+        # Guard against a newer version having been uploaded meanwhile (its run owns these keys).
+        if source_etag:
+            try:
+                head = s3.head_object(Bucket=bucket, Key=key)
+                if str(head.get("ETag", "")).strip('"') != etag:
+                    raise FileRejected(f"s3://{bucket}/{key} changed while it was processed; results discarded",
+                                       reason="source_changed", bucket=bucket, key=key)
+            except FileRejected:
+                raise
+            except Exception:  # deleted meanwhile: still publish what we read
+                pass
+        s3.upload_file(pq_path, bucket, keys["output_key"],
+                       ExtraArgs={"ContentType": "application/vnd.apache.parquet"})
+        if report["rows_quarantined"]:
+            s3.upload_file(q_path, bucket, keys["quarantine_key"], ExtraArgs={"ContentType": "text/csv"})
+        else:
+            report["quarantine_key"] = ""
+            _delete_quiet(s3, bucket, keys["quarantine_key"])
+        _delete_quiet(s3, bucket, keys["rejected_copy_key"])
+        _put_json(s3, bucket, keys["report_key"], report)
+        _put_props(glue, workflow_name, run_id, report)
+        return report
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _delete_quiet(s3: Any, bucket: str, key: str) -> None:
+    try:
+        s3.delete_object(Bucket=bucket, Key=key)
+    except Exception:  # deleting something that is not there is fine
+        pass
+
+
+def _put_json(s3: Any, bucket: str, key: str, doc: Dict[str, Any]) -> None:
+    body = json.dumps(doc, indent=2, sort_keys=True, default=str).encode("utf-8")
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def run_properties_from_report(report: Dict[str, Any]) -> Dict[str, str]:
+    """The run-property summary of a job 1 report (all values strings, as Glue requires)."""
+    props = {
+        "job1_state": str(report.get("state", "")),
+        "job1_reason": str(report.get("reason", "")),
+        "dq_rows_read": str(report.get("rows_read", 0)),
+        "dq_rows_written": str(report.get("rows_written", 0)),
+        "dq_rows_quarantined": str(report.get("rows_quarantined", 0)),
+        "dq_duplicate_keys": str(report.get("duplicate_keys_in_file", 0)),
+        "dq_rejects_by_reason": json.dumps(report.get("rejects_by_reason", {}), sort_keys=True),
+        "dq_report_key": str(report.get("report_key", "")),
+        "output_key": str(report.get("output_key", "")),
+        "quarantine_key": str(report.get("quarantine_key", "")),
+    }
+    if report.get("message"):
+        props["job1_message"] = str(report["message"])[:2000]
+    return props
+
+
+def _put_props(glue: Any, workflow_name: Optional[str], run_id: Optional[str], report: Dict[str, Any]) -> None:
+    if glue is None or not workflow_name or not run_id:
+        return
+    glue.put_workflow_run_properties(Name=workflow_name, RunId=run_id,
+                                     RunProperties=run_properties_from_report(report))
