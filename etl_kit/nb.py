@@ -1,0 +1,378 @@
+"""One helper per notebook cell: each returns something a notebook displays (a table, a figure, a dict).
+
+The notebooks stay thin (a heading, then one call); every bit of logic lives here or in the
+modules these call. Results worth a summary are recorded in ``<state_dir>/notebook-results.json``
+for ``etl-kit notebooks run``; hand-offs between notebooks (the last upload) live there too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from etl_kit.clients import account_id, client
+from etl_kit.config import Settings, load_settings
+from etl_kit.exceptions import EtlKitError, ValidationFailed, aws_errors
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+__all__ = ["settings_from", "record", "recorded", "setup", "params_table", "contract_table", "plan", "provision",
+           "inventory", "architecture", "make_sample", "upload", "lambda_decision", "started_run", "follow_run",
+           "node_table", "graph_picture", "notifications", "failed_logs", "validate", "assert_checks",
+           "sql", "teardown"]
+
+
+# -- parameters and hand-offs ------------------------------------------------------------
+def settings_from(namespace: Mapping[str, Any]) -> Settings:
+    """Build the validated settings from the notebook's parameter variables (the `parameters` cell)."""
+    from etl_kit.config import Settings as _S
+
+    picked = {k: namespace[k] for k in _S.model_fields if k in namespace}
+    missing = sorted(set(_S.model_fields) - set(picked))
+    if missing:
+        raise EtlKitError(f"the notebook's parameters cell lacks {missing}; it must define every key of params/*.yaml")
+    return load_settings(None, **picked)
+
+
+def _results_file(settings: Settings) -> Path:
+    from etl_kit.runner import RESULTS_FILE
+
+    return settings.state_dir / RESULTS_FILE
+
+
+def record(settings: Settings, key: str, value: Any) -> None:
+    """Record a result for the run summary (JSON-serialisable)."""
+    path = _results_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = value
+    path.write_text(json.dumps(data, indent=2, default=str))
+
+
+def recorded(settings: Settings, key: str) -> Any:
+    """A value recorded by an earlier notebook, or an error saying which notebook to run first."""
+    path = _results_file(settings)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    if key not in data:
+        raise EtlKitError(f"nothing recorded for {key!r} yet: run the notebook that produces it first "
+                          "(02_upload_test_data for an upload)")
+    return data[key]
+
+
+def _frame(rows: list[dict[str, Any]] | dict[str, Any], columns: list[str] | None = None) -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(rows, dict):
+        rows = [{"key": k, "value": v} for k, v in rows.items()]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# -- 00 setup --------------------------------------------------------------------------
+def setup(settings: Settings) -> pd.DataFrame:
+    """Target, identity, region and endpoint; starts the local cloud when the target is local."""
+    info: dict[str, Any] = {"target": settings.target, "region": settings.region}
+    if settings.target == "local":
+        from etl_kit.localcloud import up
+
+        st = up(settings)
+        info.update(endpoint=st["endpoint"], warehouse=st.get("postgres"),
+                    providers=", ".join(f"{k}:{'ok' if v.get('ok') else 'FAILING'}"
+                                        for k, v in st.get("providers", {}).items()))
+    with aws_errors("identify caller", "sts"):
+        ident = client("sts", settings).get_caller_identity()
+    info["identity"] = ident["Arn"].split(":", 5)[-1]  # the role/user, without the account id
+    info["project bucket"] = settings.bucket_name(account_id(settings)) if settings.target == "local" \
+        else f"{settings.bucket}{settings.name_suffix} (suffix resolved per account)"
+    info["python"] = sys.version.split()[0]
+    return _frame(info)
+
+
+def params_table(settings: Settings) -> pd.DataFrame:
+    """The parameters in force (the dataset contract is shown by :func:`contract_table`)."""
+    return _frame({k: v for k, v in settings.to_params().items() if k != "dataset_contract"})
+
+
+def contract_table(settings: Settings) -> pd.DataFrame:
+    """The dataset contract: source column -> target column, type, required, formats."""
+    return _frame([c.model_dump() for c in settings.dataset_contract.columns])
+
+
+# -- 01 provision -----------------------------------------------------------------------
+def _changes(changes: list[Any]) -> pd.DataFrame:
+    rows = []
+    for c in changes:
+        d = c if isinstance(c, dict) else c.__dict__
+        rows.append({"step": d.get("step"), "resource": d.get("resource_type"), "name": d.get("name"),
+                     "action": d.get("action"), "differs": ", ".join(sorted((d.get("diffs") or {}).keys()))})
+    return _frame(rows, ["step", "resource", "name", "action", "differs"])
+
+
+def plan(settings: Settings) -> pd.DataFrame:
+    """What provisioning would do per resource (create / update / no-change); changes nothing."""
+    from etl_kit.provision import plan_all
+
+    return _changes(plan_all(settings))
+
+
+def provision(settings: Settings) -> pd.DataFrame:
+    """Apply the seed's steps (idempotent); one row per resource with what was done."""
+    from etl_kit.provision import apply_all
+
+    df = _changes(apply_all(settings))
+    record(settings, "provision", df["action"].value_counts().to_dict())
+    return df
+
+
+def inventory(settings: Settings) -> pd.DataFrame:
+    """Every provisioned resource with its ARN (and a console link on aws)."""
+    from etl_kit.provision import inventory as inv
+
+    rows = inv(settings)
+    return _frame(rows if isinstance(rows, list) else [{"resource": k, "arn": v} for k, v in rows.items()])
+
+
+def architecture(settings: Settings) -> Figure:
+    """The pipeline drawn from the live resources (green: exists, grey: missing)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    acct = account_id(settings)
+    bucket = settings.bucket_name(acct)
+
+    def exists(fn: Any) -> bool:
+        try:
+            fn()
+            return True
+        except Exception:  # any error means "not there" for the picture
+            return False
+
+    s3, ev, lam, glue = (client(s, settings) for s in ("s3", "events", "lambda", "glue"))
+    rs, sns, sqs = (client(s, settings) for s in ("redshift-serverless", "sns", "sqs"))
+    topic = f"arn:aws:sns:{settings.region}:{acct}:{settings.sns_topic}"
+    boxes = [
+        ("S3 " + bucket + "/" + settings.input_prefix, lambda: s3.head_bucket(Bucket=bucket), (0, 2)),
+        ("rule " + settings.start_rule, lambda: ev.describe_rule(Name=settings.start_rule), (1, 2)),
+        ("Lambda " + settings.lambda_function, lambda: lam.get_function(FunctionName=settings.lambda_function),
+         (2, 2)),
+        ("crawler " + settings.csv_crawler, lambda: glue.get_crawler(Name=settings.csv_crawler), (3, 2)),
+        ("job " + settings.csv_job, lambda: glue.get_job(JobName=settings.csv_job), (4, 2)),
+        ("crawler " + settings.parquet_crawler, lambda: glue.get_crawler(Name=settings.parquet_crawler), (5, 2)),
+        ("job " + settings.load_job, lambda: glue.get_job(JobName=settings.load_job), (6, 2)),
+        ("Redshift " + settings.redshift_workgroup,
+         lambda: rs.get_workgroup(workgroupName=settings.redshift_workgroup), (7, 2)),
+        ("workflow " + settings.workflow, lambda: glue.get_workflow(Name=settings.workflow), (4.5, 3.1)),
+        ("4 state rules", lambda: [ev.describe_rule(Name=n) for n in (settings.crawler01_rule, settings.job01_rule,
+                                                                        settings.crawler02_rule, settings.job02_rule)],
+         (4.5, 0.9)),
+        ("SNS " + settings.sns_topic, lambda: sns.get_topic_attributes(TopicArn=topic), (6, 0.9)),
+        ("SQS " + settings.notification_queue, lambda: sqs.get_queue_url(QueueName=settings.notification_queue),
+         (7.3, 0.9)),
+    ]
+    fig = Figure(figsize=(14, 4.2))
+    ax = fig.add_subplot(111)
+    ax.set_xlim(-0.2, 8.3)
+    ax.set_ylim(0.3, 3.7)
+    ax.axis("off")
+    for label, check, (x, y) in boxes:
+        ok = exists(check)
+        ax.add_patch(FancyBboxPatch((x * 1.0, y - 0.3), 0.95, 0.6, boxstyle="round,pad=0.03",
+                                    fc="#2e7d32" if ok else "#9e9e9e", ec="black", lw=0.6))
+        ax.text(x + 0.475, y, label.replace(" ", "\n", 1), ha="center", va="center", fontsize=6.5, color="white")
+    for i in range(7):
+        ax.add_patch(FancyArrowPatch((i + 0.95, 2), (i + 1.0, 2), arrowstyle="->", mutation_scale=10))
+    for (x0, y0), (x1, y1) in [((5.45, 0.9), (6.0, 0.9)), ((6.95, 0.9), (7.3, 0.9)), ((4.95, 1.7), (4.95, 1.2))]:
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="->", mutation_scale=10))
+    ax.set_title(f"etl-kit pipeline on {settings.target} ({settings.region})", fontsize=10)
+    return fig
+
+
+# -- 02 upload ----------------------------------------------------------------------------
+def make_sample(settings: Settings) -> dict[str, Any]:
+    """Generate sales data (``sample_rows``, ``sample_bad_rows``) or take ``upload_file``; returns its facts."""
+    if settings.upload_file:
+        path = Path(settings.upload_file).expanduser()
+        if not path.is_file():
+            raise EtlKitError(f"upload_file {settings.upload_file!r} does not exist; give a CSV path or null")
+        return {"path": str(path), "generated": False, "bytes": path.stat().st_size}
+    from etl_kit.datagen import generate_sales_csv
+
+    out = settings.state_dir / "samples"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"sales_{settings.sample_rows}_{settings.sample_seed}.csv"
+    info = generate_sales_csv(path, settings.sample_rows, seed=settings.sample_seed,
+                              bad_rows=settings.sample_bad_rows)
+    facts = info if isinstance(info, dict) else {k: v for k, v in vars(info).items() if not k.startswith("_")}
+    return {"path": str(path), "generated": True, "bytes": path.stat().st_size, **facts}
+
+
+def upload(sample: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Upload the sample to ``input/`` with a progress bar; records the upload for the next notebooks."""
+    import datetime as _dt
+
+    from tqdm.auto import tqdm
+
+    path = Path(sample["path"])
+    bucket = settings.bucket_name(account_id(settings))
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+    key = f"{settings.input_prefix}{path.stem}_{stamp}{''.join(path.suffixes)}"
+    s3 = client("s3", settings)
+    with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"upload {path.name}") as bar, \
+            aws_errors("upload to", f"s3://{bucket}/{key}"):
+        s3.upload_file(str(path), bucket, key, Callback=bar.update)
+    head = s3.head_object(Bucket=bucket, Key=key)
+    up = {"bucket": bucket, "key": key, "etag": head["ETag"].strip('"'), "size": head["ContentLength"],
+          "version_id": head.get("VersionId"), "sample": {k: v for k, v in sample.items() if k != "path"},
+          "uploaded_at": _dt.datetime.now(_dt.UTC).isoformat()}
+    record(settings, "upload", up)
+    return up
+
+
+def lambda_decision(settings: Settings, timeout: float = 60.0) -> pd.DataFrame:
+    """What the S3 event made the Lambda do for the last upload (from the Lambda's JSON log lines)."""
+    import time
+
+    up = recorded(settings, "upload")
+    logs = client("logs", settings)
+    group = f"/aws/lambda/{settings.lambda_function}"
+    deadline = time.monotonic() + timeout
+    while True:
+        rows: list[dict[str, Any]] = []
+        try:
+            for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
+                for e in page["events"]:
+                    msg = e["message"].strip()
+                    if msg.startswith("{") and up["key"] in msg:
+                        try:
+                            rows.append(json.loads(msg))
+                        except ValueError:
+                            continue
+        except Exception:  # the log group appears with the first invocation
+            rows = []
+        if rows or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    if not rows:
+        raise EtlKitError(f"the Lambda {settings.lambda_function!r} logged nothing for {up['key']!r} in "
+                          f"{timeout:.0f}s; check rule {settings.start_rule!r} and the bucket's EventBridge setting")
+    return _frame(rows)
+
+
+def started_run(settings: Settings) -> pd.DataFrame:
+    """The workflow run the Lambda started for the last upload."""
+    from etl_kit.monitor import wait_for_run_of
+
+    up = recorded(settings, "upload")
+    run = wait_for_run_of(up["key"], settings, bucket=up["bucket"], timeout=60)
+    record(settings, "run_id", run["WorkflowRunId"])
+    props = run.get("WorkflowRunProperties", {})
+    return _frame({"run id": run["WorkflowRunId"], "status": run["Status"], "started": run.get("StartedOn"),
+                   **{f"property {k}": v for k, v in sorted(props.items())}})
+
+
+# -- 03 monitor ---------------------------------------------------------------------------
+def follow_run(settings: Settings) -> dict[str, Any]:
+    """Follow the last upload's workflow run to its end (progress bar + updating graph picture)."""
+    from etl_kit.monitor import follow, run_summary
+
+    run_id = recorded(settings, "run_id")
+    in_notebook = "ipykernel" in sys.modules
+    run = follow(run_id, settings, picture=in_notebook)
+    summary = run_summary(run)
+    record(settings, "run", {k: v for k, v in summary.items() if k != "properties"})
+    return run
+
+
+def node_table(run: dict[str, Any]) -> pd.DataFrame:
+    """Each node's state, start, end, duration and error."""
+    from etl_kit.monitor import node_states
+
+    return _frame([n.__dict__ for n in node_states(run)])
+
+
+def graph_picture(run: dict[str, Any]) -> Figure:
+    """The finished run's graph as a picture."""
+    from etl_kit.monitor import draw_graph, node_states
+
+    return draw_graph(node_states(run), f"run {run['WorkflowRunId']} · {run['Status']}")
+
+
+def notifications(settings: Settings, *, expect: int = 5, timeout: float = 30.0) -> pd.DataFrame:
+    """The SNS notifications that arrived (Lambda status and every crawler/job state change)."""
+    import time
+
+    import pandas as pd
+
+    from etl_kit.monitor import notifications as drain
+
+    frames: list[pd.DataFrame] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        frames.append(drain(settings, wait_seconds=1))
+        total = sum(len(f) for f in frames)
+        if total >= expect or time.monotonic() > deadline:
+            break
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["time", "subject", "message"])
+    record(settings, "notifications", len(df))
+    return df
+
+
+def failed_logs(run: dict[str, Any], settings: Settings) -> str:
+    """The log tail of each failed node, or a line saying none failed."""
+    from etl_kit.monitor import log_tail, node_states
+
+    failed = [n for n in node_states(run) if n.state not in {"SUCCEEDED"}]
+    if not failed:
+        return "no node failed"
+    return "\n\n".join(f"--- {n.name} ({n.state}): {n.error}\n{log_tail(n, settings)}" for n in failed)
+
+
+# -- 04 validate --------------------------------------------------------------------------
+def validate(settings: Settings) -> pd.DataFrame:
+    """Run the validation checks for the last upload; a pass/fail table (also recorded)."""
+    from etl_kit.validate import run_checks
+
+    up = recorded(settings, "upload")
+    df = run_checks(settings, up)
+    record(settings, "checks", df.to_dict(orient="records"))
+    return df
+
+
+def assert_checks(checks: pd.DataFrame) -> str:
+    """Raise :class:`ValidationFailed` listing the failed checks (so a papermill run goes red)."""
+    bad = checks[~checks["passed"]]
+    if len(bad):
+        raise ValidationFailed("validation failed: " + "; ".join(f"{r.check}: {r.detail}" for r in bad.itertuples()))
+    return f"all {len(checks)} checks passed"
+
+
+# -- 05 analysis --------------------------------------------------------------------------
+def sql(text: str, settings: Settings, *, via: str = "data_api") -> pd.DataFrame:
+    """Any SQL against the warehouse as a DataFrame (``via="direct"`` uses a driver connection)."""
+    from etl_kit.warehouse import query
+
+    return query(text, settings, via="direct" if via == "direct" else "data_api")
+
+
+# -- 99 teardown --------------------------------------------------------------------------
+def teardown(settings: Settings) -> pd.DataFrame:
+    """Remove what 01 made, in reverse order; asks first unless ``teardown_confirm`` is false."""
+    from etl_kit.provision import teardown_all
+
+    if settings.teardown_confirm:
+        what = "keeping the data" if settings.keep_data else "INCLUDING the bucket data and the warehouse"
+        try:
+            answer = input(f"Delete every etl-kit resource on {settings.target}, {what}? Type 'yes': ")
+        except Exception as exc:  # papermill/headless kernels cannot prompt (StdinNotImplementedError, EOFError)
+            raise EtlKitError("teardown needs confirmation and this kernel cannot ask: set teardown_confirm=false "
+                              "to run it unattended") from exc
+        if answer.strip().lower() != "yes":
+            raise EtlKitError("teardown cancelled: nothing was deleted")
+    return _changes(teardown_all(settings, keep_data=settings.keep_data, yes=True))
