@@ -202,7 +202,10 @@ class Settings(BaseModel):
 
     @property
     def state_dir(self) -> Path:
-        return Path(self.local_state_dir).expanduser().resolve()
+        """The local state directory; a relative path is taken from the project root, so that a notebook
+        kernel (cwd ``notebooks/``), the CLI and the tests all find the same daemon and results."""
+        p = Path(self.local_state_dir).expanduser()
+        return p if p.is_absolute() else (_project_root() / p).resolve()
 
     @property
     def local_endpoint(self) -> str:
@@ -211,6 +214,12 @@ class Settings(BaseModel):
     def to_params(self) -> dict[str, Any]:
         """The flat parameter dict (what papermill passes to the notebooks)."""
         return self.model_dump(mode="json")
+
+
+def _project_root() -> Path:
+    """The checkout holding pyproject.toml for an editable install, else the working directory."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").exists() else Path.cwd()
 
 
 def _expected_form(field: str) -> str:
