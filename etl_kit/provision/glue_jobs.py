@@ -1,0 +1,172 @@
+"""Step ``glue_jobs``: the security configuration and the two jobs (Python shell by default).
+
+Job 1 (``csv_job``) validates one CSV into Parquet; job 2 (``load_job``) loads it into Redshift
+through the Data API and is attached to the Glue connection (see docs/provisioning.md).
+Both import the kit's pipeline code from ``etl_kit_pipeline.zip`` (``--extra-py-files``).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+
+import boto3
+
+from etl_kit.config import Settings
+from etl_kit.provision.base import Change, Ctx, Resource, const, or_none, run_delete, run_describe, run_ensure, run_plan
+from etl_kit.provision.packaging import PIPELINE_ZIP_NAME
+
+__all__ = ["STEP", "plan", "ensure", "describe", "delete", "job_specs", "CSV_SCRIPT", "LOAD_SCRIPT"]
+
+STEP = "glue_jobs"
+CSV_SCRIPT = "csv_to_parquet.py"
+LOAD_SCRIPT = "redshift_loader.py"
+_JOB_FIELDS = ("Role", "Command", "DefaultArguments", "MaxRetries", "Timeout", "ExecutionProperty",
+               "SecurityConfiguration", "Connections", "MaxCapacity", "GlueVersion", "WorkerType", "NumberOfWorkers",
+               "Description")
+
+
+def _security_configuration(ctx: Ctx) -> dict[str, Any]:
+    kms = ctx.arns.kms_key
+    s3 = {"S3EncryptionMode": "SSE-KMS", "KmsKeyArn": kms} if kms else {"S3EncryptionMode": "SSE-S3"}
+    # CloudWatch encryption stays off: turning it on moves job logs to per-configuration log groups.
+    return {
+        "S3Encryption": [s3],
+        "CloudWatchEncryption": {"CloudWatchEncryptionMode": "DISABLED"},
+        "JobBookmarksEncryption": {"JobBookmarksEncryptionMode": "DISABLED"},
+    }
+
+
+def _admin_secret_arn(ctx: Ctx) -> str | None:
+    from etl_kit.provision.redshift import admin_secret_arn
+
+    return admin_secret_arn(ctx)
+
+
+def job_specs(ctx: Ctx) -> dict[str, dict[str, Any]]:
+    """The desired ``create_job`` arguments of each job (without ``Name``)."""
+    s = ctx.settings
+    a = ctx.arns
+    scripts = f"s3://{a.assets_bucket}/{s.scripts_prefix}"
+    contract = json.dumps(s.dataset_contract.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    common = {
+        "--extra-py-files": scripts + PIPELINE_ZIP_NAME,
+        "--TempDir": f"s3://{a.assets_bucket}/temporary/",
+        "--job-language": "python",
+        "--enable-metrics": "true",
+        "--enable-continuous-cloudwatch-log": "true",
+        "--dataset_contract": contract,
+        "--bucket": a.bucket,
+    }
+    if s.job_type == "pythonshell":
+        common["library-set"] = "analytics"
+    job1_args = {
+        **common,
+        "--input_prefix": s.input_prefix,
+        "--output_prefix": s.output_prefix,
+        "--quarantine_prefix": s.quarantine_prefix,
+        "--reports_prefix": s.reports_prefix,
+        "--max_reject_ratio": str(s.max_reject_ratio),
+    }
+    job2_args = {
+        **common,
+        "--output_prefix": s.output_prefix,
+        "--reports_prefix": s.reports_prefix,
+        "--workgroup": s.redshift_workgroup,
+        "--database": s.redshift_database,
+        "--schema": s.redshift_schema,
+        "--table": s.redshift_table,
+        "--ledger_table": s.ledger_table,
+        "--redshift_role_arn": a.role(s.redshift_role),
+    }
+    secret = _admin_secret_arn(ctx)
+    if secret:
+        job2_args["--secret_arn"] = secret
+
+    def spec(script: str, role: str, args: dict[str, Any], what: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "Description": f"etl-kit: {what}",
+            "Role": a.role(role),
+            "Command": {"Name": s.job_type, "PythonVersion": s.job_python_version, "ScriptLocation": scripts + script},
+            "DefaultArguments": args,
+            "MaxRetries": s.job_max_retries,
+            "Timeout": s.job_timeout_minutes,
+            "ExecutionProperty": {"MaxConcurrentRuns": s.job_max_concurrent_runs},
+            "SecurityConfiguration": a.security_configuration,
+        }
+        if s.job_type == "pythonshell":
+            out.update(MaxCapacity=0.0625, GlueVersion="3.0")
+        else:
+            out.update(GlueVersion="4.0", WorkerType="G.1X", NumberOfWorkers=2)
+        return out
+
+    job2 = spec(LOAD_SCRIPT, s.load_job_role, job2_args, "load Parquet into Redshift via the Data API")
+    job2["Connections"] = {"Connections": [s.glue_connection]}
+    return {
+        s.csv_job: spec(CSV_SCRIPT, s.csv_job_role, job1_args, "validate one CSV into Parquet"),
+        s.load_job: job2,
+    }
+
+
+def _resources(ctx: Ctx) -> list[Resource]:
+    glue = ctx.client("glue")
+    sc_name = ctx.arns.security_configuration
+    sc = _security_configuration(ctx)
+
+    def sc_read() -> dict[str, Any] | None:
+        r = or_none(lambda: glue.get_security_configuration(Name=sc_name))
+        if r is None or not r.get("SecurityConfiguration"):
+            return None
+        return {"EncryptionConfiguration": r["SecurityConfiguration"].get("EncryptionConfiguration")}
+
+    def sc_create() -> None:
+        glue.create_security_configuration(Name=sc_name, EncryptionConfiguration=sc)
+
+    def sc_update(_: Any) -> None:  # no UpdateSecurityConfiguration API: replace it
+        glue.delete_security_configuration(Name=sc_name)
+        sc_create()
+
+    out = [
+        Resource("glue-security-configuration", sc_name, sc_read, lambda: {"EncryptionConfiguration": sc},
+                 sc_create, sc_update, lambda: glue.delete_security_configuration(Name=sc_name),
+                 arn=ctx.arns.catalog),
+    ]
+    for name, spec in job_specs(ctx).items():
+
+        def read(name: str = name) -> dict[str, Any] | None:
+            r = or_none(lambda: glue.get_job(JobName=name))
+            if r is None:
+                return None
+            j = r["Job"]
+            return {k: j.get(k) for k in _JOB_FIELDS}
+
+        def create(name: str = name, spec: dict[str, Any] = spec) -> None:
+            glue.create_job(Name=name, Tags={"etl-kit": "managed"}, **spec)
+
+        def update(_: Any, name: str = name, spec: dict[str, Any] = spec) -> None:
+            glue.update_job(JobName=name, JobUpdate=spec)
+
+        out.append(Resource("glue-job", name, read, const(spec), create, update,
+                            partial(glue.delete_job, JobName=name), arn=ctx.arns.job(name)))
+    return out
+
+
+def plan(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
+    """What :func:`ensure` would change."""
+    return run_plan(STEP, _resources(Ctx(settings, session)))
+
+
+def ensure(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
+    """Create or correct the security configuration and both jobs."""
+    return run_ensure(STEP, _resources(Ctx(settings, session)))
+
+
+def describe(settings: Settings, session: boto3.Session | None = None) -> dict[str, Any]:
+    """Inventory of the jobs."""
+    return run_describe(_resources(Ctx(settings, session)))
+
+
+def delete(settings: Settings, session: boto3.Session | None = None, *, keep_data: bool = False) -> list[Change]:
+    """Delete the jobs and the security configuration."""
+    return run_delete(STEP, _resources(Ctx(settings, session)), keep_data=keep_data)

@@ -1,0 +1,185 @@
+"""Step ``network``: VPC, subnets, the security group and the VPC endpoints.
+
+The workgroup and the Glue connection live in ``vpc_id`` (or the account's default VPC) and
+``subnet_ids`` (or the VPC's subnets). The security group has the self-referencing rule Glue
+needs; the interface endpoints share it. With ``create_vpc_endpoints`` the kit adds an S3
+gateway endpoint and interface endpoints for Secrets Manager, the Redshift Data API, STS, Glue
+and CloudWatch Logs, which a job attached to the connection needs when the subnets have no NAT.
+Endpoints that already exist for a service are used as they are and never deleted by the kit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from etl_kit.config import Settings
+from etl_kit.exceptions import ConfigError
+from etl_kit.provision.base import Change, Ctx, Resource, run_delete, run_describe, run_ensure, run_plan
+
+__all__ = ["STEP", "plan", "ensure", "describe", "delete", "resolve", "INTERFACE_SERVICES"]
+
+STEP = "network"
+INTERFACE_SERVICES = ("secretsmanager", "redshift-data", "sts", "glue", "logs")
+TAG = {"Key": "etl-kit", "Value": "managed"}
+
+
+def _vpc(ctx: Ctx) -> str:
+    ec2 = ctx.client("ec2")
+    if ctx.settings.vpc_id:
+        vpcs = ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [ctx.settings.vpc_id]}])["Vpcs"]
+        if not vpcs:
+            raise ConfigError(f"key 'vpc_id': VPC {ctx.settings.vpc_id!r} not found in {ctx.settings.region}")
+        return str(vpcs[0]["VpcId"])
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    if not vpcs:
+        raise ConfigError(f"key 'vpc_id': no default VPC in {ctx.settings.region}; set vpc_id and subnet_ids in params")
+    return str(vpcs[0]["VpcId"])
+
+
+def _subnets(ctx: Ctx, vpc: str) -> list[dict[str, Any]]:
+    ec2 = ctx.client("ec2")
+    filters = [{"Name": "vpc-id", "Values": [vpc]}]
+    if ctx.settings.subnet_ids:
+        filters.append({"Name": "subnet-id", "Values": list(ctx.settings.subnet_ids)})
+    subnets = sorted(ec2.describe_subnets(Filters=filters)["Subnets"], key=lambda x: (x["AvailabilityZone"],
+                                                                                        x["SubnetId"]))
+    missing = set(ctx.settings.subnet_ids) - {x["SubnetId"] for x in subnets}
+    if missing:
+        raise ConfigError(f"key 'subnet_ids': {sorted(missing)} not found in VPC {vpc}")
+    if not subnets:
+        raise ConfigError(f"key 'subnet_ids': VPC {vpc} has no subnets")
+    return subnets
+
+
+def _group(ctx: Ctx, vpc: str) -> dict[str, Any] | None:
+    groups = ctx.client("ec2").describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": [ctx.arns.security_group]}]
+    )["SecurityGroups"]
+    return dict(groups[0]) if groups else None
+
+
+def resolve(ctx: Ctx) -> dict[str, Any]:
+    """The VPC, subnets (one per AZ first), their first AZ and the security group id (None if absent)."""
+    vpc = _vpc(ctx)
+    subnets = _subnets(ctx, vpc)
+    group = _group(ctx, vpc)
+    return {
+        "vpc_id": vpc,
+        "subnet_ids": [x["SubnetId"] for x in subnets],
+        "availability_zone": subnets[0]["AvailabilityZone"],
+        "security_group_id": group["GroupId"] if group else None,
+    }
+
+
+def _endpoints(ctx: Ctx, vpc: str, service: str) -> list[dict[str, Any]]:
+    r = ctx.client("ec2").describe_vpc_endpoints(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "service-name", "Values": [service]}]
+    )
+    return [e for e in r.get("VpcEndpoints", []) if e.get("State", "").lower() not in ("deleted", "deleting")]
+
+
+def _resources(ctx: Ctx) -> list[Resource]:
+    ec2 = ctx.client("ec2")
+    vpc = _vpc(ctx)
+    subnets = _subnets(ctx, vpc)
+    name = ctx.arns.security_group
+    self_rule = {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535}
+
+    def sg_read() -> dict[str, Any] | None:
+        g = _group(ctx, vpc)
+        if g is None:
+            return None
+        ok = any(
+            p.get("IpProtocol") in ("tcp", "-1")
+            and any(pair.get("GroupId") == g["GroupId"] for pair in p.get("UserIdGroupPairs", []))
+            for p in g.get("IpPermissions", [])
+        )
+        return {"SelfReferencingRule": ok}
+
+    def sg_add_rule() -> None:
+        g = _group(ctx, vpc)
+        assert g is not None
+        ec2.authorize_security_group_ingress(
+            GroupId=g["GroupId"],
+            IpPermissions=[{**self_rule, "UserIdGroupPairs": [{"GroupId": g["GroupId"],
+                                                               "Description": "Glue and endpoints (self)"}]}],
+        )
+
+    def sg_create() -> None:
+        ec2.create_security_group(
+            GroupName=name, VpcId=vpc, Description="etl-kit: Redshift workgroup, Glue connection, VPC endpoints",
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": [TAG]}],
+        )
+        sg_add_rule()
+
+    def sg_delete() -> None:
+        g = _group(ctx, vpc)
+        if g is not None:
+            ec2.delete_security_group(GroupId=g["GroupId"])
+
+    out = [Resource("ec2-security-group", name, sg_read, lambda: {"SelfReferencingRule": True}, sg_create,
+                    lambda d: sg_add_rule(), sg_delete, extra={"vpc_id": vpc})]
+    if not ctx.settings.create_vpc_endpoints:
+        return out
+
+    one_per_az: dict[str, str] = {}
+    for sn in subnets:
+        one_per_az.setdefault(sn["AvailabilityZone"], sn["SubnetId"])
+    region = ctx.settings.region
+    services = [(f"com.amazonaws.{region}.s3", "Gateway")] + [
+        (f"com.amazonaws.{region}.{svc}", "Interface") for svc in INTERFACE_SERVICES
+    ]
+    for service, kind in services:
+
+        def read(service: str = service) -> dict[str, Any] | None:
+            return {} if _endpoints(ctx, vpc, service) else None
+
+        def create(service: str = service, kind: str = kind) -> None:
+            kw: dict[str, Any] = {
+                "VpcEndpointType": kind, "VpcId": vpc, "ServiceName": service,
+                "TagSpecifications": [{"ResourceType": "vpc-endpoint", "Tags": [TAG]}],
+            }
+            if kind == "Gateway":
+                tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+                kw["RouteTableIds"] = sorted(t["RouteTableId"] for t in tables)
+            else:
+                g = _group(ctx, vpc)
+                assert g is not None
+                kw.update(SubnetIds=sorted(one_per_az.values()), SecurityGroupIds=[g["GroupId"]],
+                          PrivateDnsEnabled=True)
+            ec2.create_vpc_endpoint(**kw)
+
+        def delete(service: str = service) -> None:
+            mine = [e["VpcEndpointId"] for e in _endpoints(ctx, vpc, service)
+                    if {"Key": TAG["Key"], "Value": TAG["Value"]} in e.get("Tags", [])]
+            if mine:
+                ec2.delete_vpc_endpoints(VpcEndpointIds=mine)
+
+        out.append(Resource(f"vpc-endpoint-{kind.lower()}", service, read, dict, create, lambda d: None, delete,
+                            extra={"vpc_id": vpc}))
+    return out
+
+
+def plan(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
+    """What :func:`ensure` would change."""
+    return run_plan(STEP, _resources(Ctx(settings, session)))
+
+
+def ensure(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
+    """Create the security group and (optionally) the VPC endpoints."""
+    return run_ensure(STEP, _resources(Ctx(settings, session)))
+
+
+def describe(settings: Settings, session: boto3.Session | None = None) -> dict[str, Any]:
+    """Inventory: security group and endpoints, with the VPC and subnets."""
+    ctx = Ctx(settings, session)
+    out = run_describe(_resources(ctx))
+    out["network"] = resolve(ctx)
+    return out
+
+
+def delete(settings: Settings, session: boto3.Session | None = None, *, keep_data: bool = False) -> list[Change]:
+    """Delete the kit's endpoints and the security group (the VPC and subnets are never touched)."""
+    return run_delete(STEP, _resources(Ctx(settings, session)), keep_data=keep_data)
