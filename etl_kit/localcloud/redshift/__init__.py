@@ -1,10 +1,21 @@
-"""Provider package (being built): see etl_kit/localcloud/daemon.py PROVIDER_FACTORIES."""
+"""Providers 6 and 7: ``redshift-serverless`` and the Redshift Data API on the embedded PostgreSQL.
+
+See :mod:`.serverless` (namespaces, workgroups), :mod:`.data_api` (statements),
+:mod:`.sqltranslate` (Redshift SQL -> PostgreSQL) and :mod:`.copy` (COPY from S3).
+"""
 
 from __future__ import annotations
 
 from etl_kit.localcloud.context import CloudContext
 from etl_kit.localcloud.dispatcher import Provider
 
+__all__ = ["build"]
+
 
 def build(ctx: CloudContext) -> list[Provider]:
-    return []
+    """Both providers, sharing one store of namespaces and workgroups."""
+    from etl_kit.localcloud.redshift.data_api import DataApiProvider
+    from etl_kit.localcloud.redshift.serverless import ServerlessProvider, ServerlessStore
+
+    store = ServerlessStore(ctx.state_dir)
+    return [ServerlessProvider(ctx, store), DataApiProvider(ctx, store)]

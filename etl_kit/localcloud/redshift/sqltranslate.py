@@ -229,7 +229,7 @@ def parse_copy(stmt: str) -> CopyCommand:
     def value_after(p: int) -> tuple[str | None, int]:
         if p < len(toks) and toks[p].upper == "AS":
             p += 1
-        if p < len(toks) and toks[p].kind in ("string", "number") or (
+        if (p < len(toks) and toks[p].kind in ("string", "number")) or (
                 p < len(toks) and toks[p].kind == "word" and toks[p].upper not in _COPY_FLAGS | _COPY_VALUED):
             return _unquote(toks[p]), p + 1
         return None, p
@@ -453,7 +453,8 @@ def _rewrite(tokens: list[Token], is_ddl: bool) -> str:
                     prev_sig = tokens[m2]
                     continue
             if u in _SIMPLE_TYPES and prev_sig is not None and (
-                    prev_sig.text == "::" or (is_ddl and prev_sig.kind in ("word", "ident") and (depth >= 1 or not create_table))
+                    prev_sig.text == "::"
+                    or (is_ddl and prev_sig.kind in ("word", "ident") and (depth >= 1 or not create_table))
                     or (prev_sig.upper == "AS" and nxt is not None and nxt.text == ")")):
                 out.append(_SIMPLE_TYPES[u])
                 prev_sig = t
