@@ -8,8 +8,8 @@ from typing import Any
 
 from etl_kit.localcloud.dispatcher import ServiceError
 
-__all__ = ["utcnow", "iso", "new_job_run_id", "new_workflow_run_id", "split_s3", "not_found", "invalid_input", "moto_error_code",
-           "page"]
+__all__ = ["utcnow", "iso", "new_job_run_id", "new_workflow_run_id", "split_s3", "not_found", "invalid_input",
+           "moto_error_code", "page"]
 
 
 def utcnow() -> _dt.datetime:
