@@ -11,11 +11,14 @@ parsed in Python so that Redshift's options (``IGNOREHEADER``, ``NULL AS``,
 from __future__ import annotations
 
 import bz2
+import contextlib
 import csv
 import datetime as _dt
 import gzip
 import io
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -142,6 +145,23 @@ def _arrow_to_csv_ready(table: Any) -> Any:
     return pa.Table.from_arrays(cols, names=table.column_names) if changed else table
 
 
+def _encode(pf: Any, opts: Any, chunks: queue.Queue[Any], stop: threading.Event) -> None:
+    """Producer: Parquet record batches -> CSV bytes (pyarrow, GIL released) onto ``chunks``."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        for batch in pf.iter_batches(batch_size=131072):
+            if stop.is_set():
+                return
+            buf = pa.BufferOutputStream()
+            pacsv.write_csv(_arrow_to_csv_ready(pa.Table.from_batches([batch])), buf, write_options=opts)
+            chunks.put((buf.getvalue(), batch.num_rows))
+        chunks.put(None)
+    except BaseException as exc:
+        chunks.put(exc)
+
+
 def _copy_parquet(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: list[tuple[str, str]],
                   s3: Any, region: str) -> int:
     import pyarrow as pa
@@ -165,13 +185,25 @@ def _copy_parquet(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: lis
         if ncols != len(cols):
             raise CopyError(f"Unmatched number of columns between table and file. Table columns: {len(cols)}, "
                             f"Data columns: {ncols}, File name: https://s3.{region}.amazonaws.com/{bucket}/{key}")
-        with conn.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as cp:
-            for batch in pf.iter_batches(batch_size=131072):
-                tbl = _arrow_to_csv_ready(pa.Table.from_batches([batch]))
-                buf = pa.BufferOutputStream()
-                pacsv.write_csv(tbl, buf, write_options=opts)
-                cp.write(buf.getvalue())
-                total += batch.num_rows
+        # Encode in a thread (pyarrow releases the GIL) while PostgreSQL parses the previous chunk.
+        chunks: queue.Queue[tuple[Any, int] | BaseException | None] = queue.Queue(maxsize=4)
+        stop = threading.Event()
+
+        worker = threading.Thread(target=_encode, args=(pf, opts, chunks, stop), name="copy-parquet-encode",
+                                  daemon=True)
+        worker.start()
+        try:
+            with conn.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as cp:
+                while (item := chunks.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise CopyError(f"Reading 's3://{bucket}/{key}' failed: {item}")
+                    cp.write(item[0])
+                    total += item[1]
+        finally:
+            stop.set()
+            while worker.is_alive():  # unblock a producer waiting on a full queue
+                with contextlib.suppress(queue.Empty):
+                    chunks.get(timeout=0.05)
     return total
 
 
