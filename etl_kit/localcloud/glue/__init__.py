@@ -48,6 +48,7 @@ class GlueProvider(Provider):
             "BatchGetCrawlers": self.crawlers.op_batch_get_crawlers,
             "GetCrawlerMetrics": self.crawlers.op_get_crawler_metrics,
             "ListCrawls": self.crawlers.op_list_crawls,
+            "CreateTrigger": self.workflows.op_create_trigger,
             "StartWorkflowRun": self.workflows.op_start_workflow_run,
             "StopWorkflowRun": self.workflows.op_stop_workflow_run,
             "GetWorkflow": self.workflows.op_get_workflow,

@@ -9,7 +9,7 @@ from typing import Any
 from etl_kit.localcloud.dispatcher import ServiceError
 
 __all__ = ["utcnow", "iso", "new_job_run_id", "new_workflow_run_id", "split_s3", "not_found", "invalid_input",
-           "moto_error_code", "page"]
+           "moto_error_code", "page", "as_service_error"]
 
 
 def utcnow() -> _dt.datetime:
@@ -74,3 +74,13 @@ def page(items: list[Any], body: dict[str, Any], default_max: int = 100) -> tupl
     chunk = items[start:start + size]
     nxt = str(start + size) if start + size < len(items) else None
     return chunk, nxt
+
+
+def as_service_error(exc: Exception) -> Exception:
+    """A botocore ``ClientError`` from moto as the same AWS error for our caller (others unchanged)."""
+    resp: Any = getattr(exc, "response", None)
+    if isinstance(resp, dict) and resp.get("Error", {}).get("Code"):
+        err = resp["Error"]
+        status = int(resp.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
+        return ServiceError(str(err["Code"]), str(err.get("Message", "")), status)
+    return exc

@@ -235,23 +235,25 @@ class CrawlerRunner:
             try:
                 writer = self._crawl(crawl, record, lines)
                 crawl.counts = dict(writer.counts) if writer else {}
-                crawl.state = "STOPPED" if crawl.cancel.is_set() else "COMPLETED"
+                final = "STOPPED" if crawl.cancel.is_set() else "COMPLETED"
             except Exception as exc:
                 code = moto_error_code(exc)
                 crawl.error = f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, ServiceError):
                     crawl.error = f"{exc.code}: {exc.message}"
-                crawl.state = "FAILED"
+                final = "FAILED"
                 lines.append(f"ERROR : Crawler failed: {crawl.error}")
                 if not isinstance(exc, ServiceError) and not code:
                     log.exception("crawl %s of %s failed", crawl.id, crawl.crawler)
+            lines.append("BENCHMARK : Finished writing to Catalog")
+            lines.append(f"BENCHMARK : Crawler has finished running and is in state READY ({final})")
+            try:
+                # Logs first: whoever sees the crawler READY can read them.
+                self.ctx.put_logs(LOG_GROUP, crawl.crawler, [f"[{crawl.id}] {ln}" for ln in lines])
+            except Exception:
+                log.exception("could not write crawler logs")
             crawl.end = utcnow()
-        lines.append("BENCHMARK : Finished writing to Catalog")
-        lines.append(f"BENCHMARK : Crawler has finished running and is in state READY ({crawl.status})")
-        try:
-            self.ctx.put_logs(LOG_GROUP, crawl.crawler, [f"[{crawl.id}] {ln}" for ln in lines])
-        except Exception:
-            log.exception("could not write crawler logs")
+            crawl.state = final
         if crawl.state == "COMPLETED":
             self._emit(crawl, "Succeeded")
         elif crawl.state == "FAILED":

@@ -16,6 +16,9 @@ other          16 GiB x MaxCapacity
 At most ``max_parallel`` scripts run at once (the machine has few cores); the others wait in
 ``STARTING``, as runs waiting for capacity do on AWS. Spark (``glueetl``), streaming and Ray jobs
 end FAILED with a message saying so: the local cloud runs Python shell jobs only.
+
+``ETL_KIT_GLUE_TIMEOUT_MINUTE_SECONDS`` (in the daemon's environment; default 60) sets how long a
+timeout "minute" lasts, so that tests can see a TIMEOUT without waiting a real minute.
 """
 
 from __future__ import annotations
@@ -187,6 +190,7 @@ class JobRunner:
         self.on_final: list[Callable[[JobRun], None]] = []
         self._module_cache: dict[str, str | None] = {}
         self._closing = False
+        self.minute = float(os.environ.get("ETL_KIT_GLUE_TIMEOUT_MINUTE_SECONDS", "60"))
 
     # -- API handlers -----------------------------------------------------------------------
     def op_start_job_run(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -459,7 +463,7 @@ class JobRunner:
         out_path, err_path = workdir / "stdout", workdir / "stderr"
         limit = memory_limit_bytes(run.max_capacity)
         began = time.monotonic()
-        deadline = began + run.timeout * 60
+        deadline = began + run.timeout * self.minute
         timed_out = False
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen([self.ctx.python, "-c", BOOTSTRAP, str(limit), *argv], cwd=str(workdir),

@@ -23,7 +23,14 @@ from typing import Any
 
 from etl_kit.localcloud.context import CloudContext
 from etl_kit.localcloud.dispatcher import ServiceError
-from etl_kit.localcloud.glue.common import moto_error_code, new_workflow_run_id, not_found, page, utcnow
+from etl_kit.localcloud.glue.common import (
+    as_service_error,
+    moto_error_code,
+    new_workflow_run_id,
+    not_found,
+    page,
+    utcnow,
+)
 from etl_kit.localcloud.glue.crawler import Crawl, CrawlerRunner
 from etl_kit.localcloud.glue.jobs import TERMINAL, JobRun, JobRunner
 
@@ -108,6 +115,19 @@ class WorkflowEngine:
             return sum(1 for r in self.by_id.values() if r.status in ("RUNNING", "STOPPING"))
 
     # -- API handlers -------------------------------------------------------------------------
+    def op_create_trigger(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Forwarded to moto, with ``Predicate.Logical`` defaulted to ``AND`` as AWS does.
+
+        moto 5.2.5 fails with a 500 on a predicate that omits ``Logical``; AWS accepts it.
+        """
+        pred = body.get("Predicate")
+        if isinstance(pred, dict) and pred.get("Conditions") and not pred.get("Logical"):
+            body = {**body, "Predicate": {**pred, "Logical": "AND"}}
+        try:
+            return dict(self.ctx.moto_client("glue").create_trigger(**body))
+        except Exception as exc:
+            raise as_service_error(exc) from None
+
     def op_start_workflow_run(self, body: dict[str, Any]) -> dict[str, Any]:
         name = body.get("Name", "")
         wf = self.workflow_record(name)
