@@ -145,7 +145,15 @@ def _resources(ctx: Ctx) -> list[Resource]:
             glue.create_job(Name=name, Tags={"etl-kit": "managed"}, **spec)
 
         def update(_: Any, name: str = name, spec: dict[str, Any] = spec) -> None:
-            glue.update_job(JobName=name, JobUpdate=spec)
+            from botocore.exceptions import ClientError
+
+            try:
+                glue.update_job(JobName=name, JobUpdate=spec)
+            except ClientError as err:
+                if not ctx.local_gap(err):
+                    raise
+                glue.delete_job(JobName=name)  # local cloud without UpdateJob: replace
+                create(name, spec)
 
         out.append(Resource("glue-job", name, read, const(spec), create, update,
                             partial(glue.delete_job, JobName=name), arn=ctx.arns.job(name)))

@@ -108,7 +108,15 @@ def _resources(ctx: Ctx) -> list[Resource]:
                 return
             if {"Actions", "Predicate"} & set(diffs):
                 upd = {k: spec[k] for k in ("Actions", "Predicate", "Description") if k in spec}
-                glue.update_trigger(Name=name, TriggerUpdate=upd)
+                from botocore.exceptions import ClientError
+
+                try:
+                    glue.update_trigger(Name=name, TriggerUpdate=upd)
+                except ClientError as err:
+                    if not ctx.local_gap(err):
+                        raise
+                    glue.delete_trigger(Name=name)  # local cloud without UpdateTrigger: replace
+                    create(name, spec, conditional)
             if conditional and "State" in diffs:
                 glue.start_trigger(Name=name)
 
