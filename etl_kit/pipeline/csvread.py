@@ -279,7 +279,7 @@ def arrow_supports_handler() -> bool:
 
 
 def iter_batches(src: SourceReader, ncols: int, delimiter: str, first_line: int, *,
-                 engine: str = "auto", block_size: int = 32 << 20, batch_rows: int = 65536) -> Iterator[Batch]:
+                 engine: str = "auto", block_size: int = 4 << 20, batch_rows: int = 65536) -> Iterator[Batch]:
     """Tokenize the data records that follow the header into :class:`Batch` objects."""
     if engine == "auto":
         engine = "arrow" if arrow_supports_handler() else "python"

@@ -37,7 +37,9 @@ import json
 import os
 import re
 import shutil
+import queue
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, BinaryIO, Dict, List, Optional, Tuple
@@ -117,11 +119,26 @@ def _mod(a: pa.Array, k: int) -> pa.Array:
     return pc.subtract(a, pc.multiply(pc.divide(a, k), k))
 
 
-def _check_column(raw: pa.Array, rule: ColumnRule, null_set: pa.Array) -> Tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
-    """Trim, detect nulls, validate and convert one column.
+class _Checked:
+    """One column's validation result for a batch."""
 
-    Returns (trimmed values, is-null mask, fail mask, typed array with nulls where null or failed).
-    """
+    __slots__ = ("isnull", "fail", "typed", "_values", "_indices")
+
+    def __init__(self, isnull: pa.Array, fail: pa.Array, typed: pa.Array, values: pa.Array,
+                 indices: Optional[pa.Array] = None) -> None:
+        self.isnull = isnull
+        self.fail = fail
+        self.typed = typed
+        self._values = values  # trimmed values (of the dictionary when ``indices`` is set)
+        self._indices = indices
+
+    def values_at(self, rows: pa.Array) -> List[Any]:
+        """Trimmed values at the given row indices (slow path for rejected rows)."""
+        idx = rows if self._indices is None else pc.take(self._indices, rows)
+        return pc.take(self._values, idx).to_pylist()
+
+
+def _check_plain(raw: pa.Array, rule: ColumnRule, null_set: pa.Array) -> _Checked:
     v = pc.utf8_trim_whitespace(raw)
     isnull = pc.is_in(v, value_set=null_set)
     if rule.type == "string":
@@ -143,7 +160,30 @@ def _check_column(raw: pa.Array, rule: ColumnRule, null_set: pa.Array) -> Tuple[
         typed = pc.cast(src, rule.arrow_type)
     if rule.required:
         fail = pc.or_(fail, isnull)
-    return v, isnull, fail, typed
+    return _Checked(isnull, fail, typed, v)
+
+
+class _ColumnChecker:
+    """Validates one contract column batch by batch.
+
+    Non-string columns of low cardinality (dates always, prices often) are dictionary-encoded
+    first so that each distinct value is validated once; the choice adapts per column.
+    """
+
+    def __init__(self, rule: ColumnRule, null_set: pa.Array) -> None:
+        self.rule = rule
+        self.null_set = null_set
+        self.use_dict = rule.type != "string"
+
+    def check(self, raw: pa.Array) -> _Checked:
+        if not self.use_dict or len(raw) < 64:
+            return _check_plain(raw, self.rule, self.null_set)
+        enc = pc.dictionary_encode(raw)
+        if self.rule.type != "date" and len(enc.dictionary) * 4 > len(raw):
+            self.use_dict = False  # high cardinality (ids, totals): not worth it
+        d = _check_plain(enc.dictionary, self.rule, self.null_set)
+        idx = enc.indices
+        return _Checked(pc.take(d.isnull, idx), pc.take(d.fail, idx), pc.take(d.typed, idx), d._values, idx)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +280,7 @@ def transform_stream(
     source_name: str,
     max_reject_ratio: float = 1.0,
     engine: str = "auto",
-    block_size: int = 32 << 20,
+    block_size: int = 4 << 20,
 ) -> Dict[str, Any]:
     """Validate a CSV byte stream against the contract; write valid rows as Parquet, bad rows to quarantine.
 
@@ -330,6 +370,7 @@ def transform_stream(
 
     schema = parquet_schema(cc)
     null_set = pa.array(cc.null_values, pa.string())
+    checkers = {c.name: _ColumnChecker(c, null_set) for c in cc.columns}
     keys = _KeyCounter()
     ncols = len(header)
     q_writer: Optional[Any] = None
@@ -349,14 +390,20 @@ def transform_stream(
         q_text.seek(0)
         q_text.truncate()
 
+    # Three-stage pipeline so both cores work: parse (thread) -> validate (here) -> write Parquet (thread).
+    # pyarrow releases the GIL in parsing, compute kernels and the Parquet writer.
+    bg = _BackgroundWriter(writer, keys, cc.primary_key)
+    batches = _Prefetch(iter_batches(src, ncols, delim, header_lines + 1, engine=engine, block_size=block_size))
     try:
         try:
-            for batch in iter_batches(src, ncols, delim, header_lines + 1, engine=engine, block_size=block_size):
-                _process(batch, cc, positions, null_set, schema, writer, keys, quarantine, report, rejects, rej_cols,
+            for batch in batches:
+                _process(batch, cc, positions, checkers, schema, bg.write, quarantine, report, rejects, rej_cols,
                          null_counts, delim)
         except SourceProblem as exc:
             raise reject(str(exc), exc.reason) from exc
     finally:
+        batches.close()
+        bg.close()
         writer.close()
 
     report.update(bom=src.bom, gzip=src.gzip, bytes_read=src.bytes_read, bytes_decompressed=src.bytes_decoded)
@@ -381,8 +428,8 @@ def transform_stream(
     return report
 
 
-def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], null_set: pa.Array, schema: pa.Schema,
-             writer: Any, keys: _KeyCounter, quarantine: Any, report: Dict[str, Any], rejects: Dict[str, int],
+def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checkers: Dict[str, _ColumnChecker],
+             schema: pa.Schema, write: Any, quarantine: Any, report: Dict[str, Any], rejects: Dict[str, int],
              rej_cols: Dict[str, int], null_counts: Dict[str, int], delim: str) -> None:
     n = len(batch.lines)
     q_rows: List[List[Any]] = []
@@ -395,19 +442,19 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], null_s
         if q_rows:
             quarantine(q_rows)
         return
-    checked: List[Tuple[ColumnRule, Optional[pa.Array], Optional[pa.Array], Optional[pa.Array], pa.Array]] = []
+    checked: List[Tuple[ColumnRule, Optional[_Checked], pa.Array]] = []
     any_fail = None
     all_null = None
     for rule in cc.columns:
         j = positions.get(rule.name)
         if j is None:
-            checked.append((rule, None, None, None, pa.nulls(n, rule.arrow_type)))
+            checked.append((rule, None, pa.nulls(n, rule.arrow_type)))
             continue
-        v, isnull, fail, typed = _check_column(batch.columns[j], rule, null_set)
-        null_counts[rule.name] += int(pc.sum(pc.cast(isnull, pa.int64())).as_py() or 0)
-        checked.append((rule, v, isnull, fail, typed))
-        any_fail = fail if any_fail is None else pc.or_(any_fail, fail)
-        all_null = isnull if all_null is None else pc.and_(all_null, isnull)
+        res = checkers[rule.name].check(batch.columns[j])
+        null_counts[rule.name] += _count(res.isnull)
+        checked.append((rule, res, res.typed))
+        any_fail = res.fail if any_fail is None else pc.or_(any_fail, res.fail)
+        all_null = res.isnull if all_null is None else pc.and_(all_null, res.isnull)
     # blank records: every field of the record is empty (e.g. an empty line)
     blank = None
     nblank = 0
@@ -417,19 +464,19 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], null_s
             ln = pc.binary_length(col)
             total = ln if total is None else pc.add(total, ln)
         blank = pc.and_(all_null, pc.equal(total, 0))
-        nblank = int(pc.sum(pc.cast(blank, pa.int64())).as_py() or 0)
+        nblank = _count(blank)
         if nblank:
             report["blank_rows_skipped"] += nblank
-            for rule, v, isnull, _f, _t in checked:
-                null_counts[rule.name] -= nblank if v is not None else 0
+            for rule, res, _t in checked:
+                null_counts[rule.name] -= nblank if res is not None else 0
         else:
             blank = None
-    for rule, v, _i, _f, _t in checked:
-        if v is None:
+    for rule, res, _t in checked:
+        if res is None:
             null_counts[rule.name] += n - nblank
     if any_fail is not None and blank is not None:
         any_fail = pc.and_(any_fail, pc.invert(blank))
-    nfail = int(pc.sum(pc.cast(any_fail, pa.int64())).as_py() or 0) if any_fail is not None else 0
+    nfail = _count(any_fail) if any_fail is not None else 0
     keep = None
     if nfail or nblank:
         drop = any_fail if blank is None else (blank if any_fail is None else pc.or_(any_fail, blank))
@@ -439,8 +486,8 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], null_s
         idx = pc.indices_nonzero(any_fail)
         lines = pc.take(batch.lines, idx).to_pylist()
         raw_cols = [pc.take(c, idx).to_pylist() for c in batch.columns]
-        per_col = [(rule, pc.take(f, idx).to_pylist(), pc.take(i, idx).to_pylist(), pc.take(v, idx).to_pylist())
-                   for rule, v, i, f, _t in checked if v is not None]
+        per_col = [(rule, pc.take(res.fail, idx).to_pylist(), pc.take(res.isnull, idx).to_pylist(), res.values_at(idx))
+                   for rule, res, _t in checked if res is not None]
         for r in range(len(lines)):
             for rule, fails, nulls, vals in per_col:
                 if fails[r]:
@@ -456,15 +503,109 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], null_s
         quarantine(q_rows)
     report["rows_read"] += n - nblank
     report["rows_quarantined"] += nfail
-    arrays = [t for _r, _v, _i, _f, t in checked] + [batch.lines]
+    arrays = [t for _r, _res, t in checked] + [batch.lines]
     if keep is not None:
         arrays = [pc.filter(a, keep) for a in arrays]
     out = pa.RecordBatch.from_arrays(arrays, schema=schema)
     if out.num_rows:
-        writer.write_batch(out)
+        write(out)
         report["rows_written"] += out.num_rows
-        if cc.primary_key:
-            keys.add(_key_array(out, cc.primary_key))
+
+
+class _Prefetch:
+    """Run an iterator in a background thread, one item ahead (bounded memory)."""
+
+    _END = object()
+
+    def __init__(self, it: Any) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._it = it
+        self._t = threading.Thread(target=self._run, name="etlkit-parse", daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        it = self._it
+        self._it = None  # the generator (and pyarrow's reader) must die in this thread
+        try:
+            for item in it:
+                while not self._stop.is_set():
+                    try:
+                        self._q.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._q.put((True, self._END))
+        except BaseException as exc:  # handed to the consumer
+            self._q.put((False, exc))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+            del it
+
+    def __iter__(self) -> Any:
+        while True:
+            ok, item = self._q.get()
+            if not ok:
+                raise item
+            if item is self._END:
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._t.is_alive():
+            try:
+                self._q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._t.join()
+
+
+class _BackgroundWriter:
+    """Write record batches (and count their keys) in a background thread."""
+
+    def __init__(self, writer: Any, keys: _KeyCounter, pk: List[str]) -> None:
+        self._writer = writer
+        self._keys = keys
+        self._pk = pk
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._error: Optional[BaseException] = None
+        self._t = threading.Thread(target=self._run, name="etlkit-write", daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while True:
+            rb = self._q.get()
+            if rb is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                self._writer.write_batch(rb)
+                if self._pk:
+                    self._keys.add(_key_array(rb, self._pk))
+            except BaseException as exc:
+                self._error = exc
+
+    def write(self, rb: pa.RecordBatch) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put(rb)
+
+    def close(self) -> None:
+        if self._t.is_alive():
+            self._q.put(None)
+            self._t.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _count(mask: pa.Array) -> int:
+    return int(pc.sum(pc.cast(mask, pa.int64())).as_py() or 0)
 
 
 def _key_array(rb: pa.RecordBatch, pk: List[str]) -> pa.Array:
