@@ -1,0 +1,273 @@
+"""Lambda ``start-workflow-function``: start the Glue workflow for one uploaded CSV object.
+
+Deployed alone as ``lambda_handler.py`` (handler ``lambda_handler.handler``): stdlib and boto3
+only, no other etl_kit module, Python 3.9 compatible. Locally the env var ``AWS_ENDPOINT_URL``
+points the plain ``boto3.client(...)`` calls at the local cloud.
+
+Environment
+-----------
+WORKFLOW_NAME (required), BUCKET (optional: only objects of this bucket act), INPUT_PREFIX (``input/``),
+STATE_PREFIX (``_etl_kit/``), TOPIC_ARN (optional SNS topic), MAX_START_ATTEMPTS (``6``),
+BACKOFF_BASE_SECONDS (``1``), BACKOFF_MAX_SECONDS (``20``).
+
+Events: EventBridge "Object Created" (``detail.bucket.name``, ``detail.object.key``...) and the
+classic S3 notification (``Records[].s3``; keys URL-encoded with ``+`` for space). Only ``.csv`` /
+``.csv.gz`` objects under INPUT_PREFIX act; zero-byte objects and folder markers are skipped.
+
+Dedupe: a claim object ``<STATE_PREFIX>claims/<sha256(bucket\\0key\\0version-or-etag)>.json`` is created
+with ``put_object(IfNoneMatch='*')`` (S3 conditional write; moto 5.2.5 enforces it with
+``PreconditionFailed``). A second delivery of the same object finds the claim and is skipped.
+If the workflow cannot be started the claim is deleted and the error re-raised, so that Lambda's
+async retry (or EventBridge) delivers the event again and the object is not lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import unquote_plus
+
+import boto3
+
+__all__ = ["handler", "parse_event", "should_process", "claim_key", "ObjectRef"]
+
+
+class ObjectRef(dict):  # type: ignore[type-arg]
+    """bucket, key, size, etag, version_id, event_time, raw_key, source ("eventbridge" | "s3")."""
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default) or default
+
+
+def parse_event(event: Dict[str, Any]) -> List[ObjectRef]:
+    """The objects named by an EventBridge "Object Created" event or an S3 notification.
+
+    S3 notification keys are URL-encoded (``+`` for space) and decoded here. EventBridge keys are
+    kept raw in ``key`` and decoded in ``decoded_key``; the handler uses the decoded one only when
+    the raw key does not exist.
+    """
+    out: List[ObjectRef] = []
+    if isinstance(event.get("detail"), dict) and "bucket" in event["detail"]:
+        d = event["detail"]
+        obj = d.get("object") or {}
+        raw_key = str(obj.get("key", ""))
+        out.append(ObjectRef(
+            bucket=str((d.get("bucket") or {}).get("name", "")), key=raw_key, decoded_key=unquote_plus(raw_key),
+            size=obj.get("size"), etag=str(obj.get("etag") or "").strip('"'),
+            version_id=str(obj.get("version-id") or obj.get("versionId") or ""),
+            event_time=str(event.get("time") or ""), source="eventbridge",
+            event_name=str(event.get("detail-type") or ""),
+        ))
+    for rec in event.get("Records") or []:
+        s3 = rec.get("s3") or {}
+        obj = s3.get("object") or {}
+        key = unquote_plus(str(obj.get("key", "")))
+        out.append(ObjectRef(
+            bucket=str((s3.get("bucket") or {}).get("name", "")), key=key, decoded_key=key, size=obj.get("size"),
+            etag=str(obj.get("eTag") or obj.get("etag") or "").strip('"'),
+            version_id=str(obj.get("versionId") or ""), event_time=str(rec.get("eventTime") or ""), source="s3",
+            event_name=str(rec.get("eventName") or ""),
+        ))
+    return out
+
+
+def should_process(ref: Dict[str, Any], *, input_prefix: str = "input/", bucket: str = "") -> Tuple[bool, str]:
+    """Whether an object should start the workflow, and why not.
+
+    Returns
+    -------
+    (bool, reason)
+        reason is "" when it should act, else e.g. ``"not under input/"``, ``"not a .csv or .csv.gz"``.
+    """
+    key = str(ref.get("key") or "")
+    if bucket and ref.get("bucket") != bucket:
+        return False, f"bucket {ref.get('bucket')!r} is not {bucket!r}"
+    if not key:
+        return False, "no object key in the event"
+    if key.endswith("/"):
+        return False, "folder marker"
+    if not key.startswith(input_prefix):
+        return False, f"not under {input_prefix}"
+    if not key.lower().endswith((".csv", ".csv.gz")):
+        return False, "not a .csv or .csv.gz object"
+    size = ref.get("size")
+    if size is not None and int(size) == 0:
+        return False, "zero-byte object"
+    return True, ""
+
+
+def claim_key(bucket: str, key: str, version_or_etag: str, state_prefix: str = "_etl_kit/") -> str:
+    """The durable claim key for an object identity (bucket, key, version id or ETag)."""
+    h = hashlib.sha256(f"{bucket}\0{key}\0{version_or_etag}".encode("utf-8")).hexdigest()
+    return f"{state_prefix}claims/{h}.json"
+
+
+def _code(exc: BaseException) -> str:
+    resp = getattr(exc, "response", None) or {}
+    return str(resp.get("Error", {}).get("Code", ""))
+
+
+def _log(**fields: Any) -> None:
+    fields.setdefault("ts", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    print(json.dumps(fields, default=str, sort_keys=True), flush=True)
+
+
+def _remaining_ms(context: Any) -> float:
+    fn = getattr(context, "get_remaining_time_in_millis", None)
+    if fn is None and isinstance(context, dict):
+        fn = context.get("get_remaining_time_in_millis")
+    try:
+        return float(fn()) if fn else 60_000.0
+    except Exception:
+        return 60_000.0
+
+
+def _notify(sns: Any, topic: str, subject: str, body: str) -> None:
+    if not topic:
+        return
+    try:
+        sns.publish(TopicArn=topic, Subject=subject[:100], Message=body)
+    except Exception as exc:  # a notification failure must not change the outcome
+        _log(decision="notify_failed", error=str(exc))
+
+
+def _process_one(ref: ObjectRef, *, s3: Any, glue: Any, sns: Any, context: Any) -> Dict[str, Any]:
+    workflow = _env("WORKFLOW_NAME")
+    input_prefix = _env("INPUT_PREFIX", "input/")
+    state_prefix = _env("STATE_PREFIX", "_etl_kit/")
+    topic = _env("TOPIC_ARN")
+    bucket, key = ref["bucket"], ref["key"]
+    result: Dict[str, Any] = {"status": "skipped", "reason": "", "run_id": "", "bucket": bucket, "key": key}
+
+    def skipped(reason: str, run_id: str = "") -> Dict[str, Any]:
+        result.update(status="skipped", reason=reason, run_id=run_id)
+        _log(decision="skipped", **result)
+        _notify(sns, topic, f"etl-kit: skipped {key.rsplit('/', 1)[-1]}",
+                f"Skipped s3://{bucket}/{key}: {reason}." + (f"\nExisting workflow run: {run_id}" if run_id else ""))
+        return result
+
+    ok, why = should_process(ref, input_prefix=input_prefix, bucket=_env("BUCKET"))
+    if not ok and ref.get("decoded_key") != key and ref.get("source") == "eventbridge":
+        # fall through: the decoded key may qualify; decided after head_object below
+        ok2, _ = should_process(dict(ref, key=ref["decoded_key"]), input_prefix=input_prefix, bucket=_env("BUCKET"))
+        ok = ok2
+    if not ok:
+        return skipped(why)
+    # Confirm the object (and its identity) with head_object; EventBridge keys may need decoding.
+    head = None
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if _code(exc) in ("404", "NoSuchKey", "NotFound") and ref.get("decoded_key") not in (None, key):
+            try:
+                head = s3.head_object(Bucket=bucket, Key=ref["decoded_key"])
+                key = result["key"] = ref["decoded_key"]
+            except Exception as exc2:
+                if _code(exc2) not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+        elif _code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    if head is None:
+        return skipped("object no longer exists")
+    ok, why = should_process(dict(ref, key=key, size=head.get("ContentLength")), input_prefix=input_prefix)
+    if not ok:
+        return skipped(why)
+    etag = str(head.get("ETag") or ref.get("etag") or "").strip('"')
+    version = str(head.get("VersionId") or ref.get("version_id") or "")
+    if version == "null":
+        version = ""
+    ckey = claim_key(bucket, key, version or etag, state_prefix)
+    claim = {"bucket": bucket, "key": key, "etag": etag, "version_id": version, "run_id": "",
+             "claimed_at": datetime.now(timezone.utc).isoformat(), "event_time": ref.get("event_time", "")}
+    try:
+        s3.put_object(Bucket=bucket, Key=ckey, Body=json.dumps(claim).encode("utf-8"), IfNoneMatch="*",
+                      ContentType="application/json")
+    except Exception as exc:
+        if _code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            raise
+        run_id = ""
+        try:
+            run_id = json.loads(s3.get_object(Bucket=bucket, Key=ckey)["Body"].read()).get("run_id", "")
+        except Exception:
+            pass
+        return skipped("duplicate", run_id)
+    props = {
+        "source_bucket": bucket, "source_key": key, "source_etag": etag, "source_version_id": version,
+        "source_size": str(head.get("ContentLength", ref.get("size") or "")),
+        "event_time": str(ref.get("event_time") or ""), "claim_key": ckey,
+    }
+    attempts = int(_env("MAX_START_ATTEMPTS", "6"))
+    base = float(_env("BACKOFF_BASE_SECONDS", "1"))
+    cap = float(_env("BACKOFF_MAX_SECONDS", "20"))
+    run_id = ""
+    last: Optional[BaseException] = None
+    for attempt in range(1, attempts + 1):
+        try:
+            run_id = glue.start_workflow_run(Name=workflow, RunProperties=props)["RunId"]
+            break
+        except Exception as exc:
+            last = exc
+            if _code(exc) != "ConcurrentRunsExceededException" or attempt == attempts:
+                break
+            delay = min(cap, base * (2 ** (attempt - 1))) * (0.5 + random.random() / 2)
+            if _remaining_ms(context) - delay * 1000 < 5000:
+                break
+            _log(decision="retry_start", attempt=attempt, delay=round(delay, 2), bucket=bucket, key=key)
+            time.sleep(delay)
+    if not run_id:
+        try:
+            s3.delete_object(Bucket=bucket, Key=ckey)  # release the claim so the retry can act
+        except Exception:
+            pass
+        reason = f"{_code(last) or type(last).__name__}: {last}" if last else "no run id returned"
+        result.update(status="failed", reason=reason)
+        _log(decision="failed", **result)
+        _notify(sns, topic, f"etl-kit: FAILED to start {workflow}",
+                f"Could not start workflow {workflow} for s3://{bucket}/{key}: {reason}\n"
+                "The event will be retried.")
+        raise last if last is not None else RuntimeError(reason)
+    claim["run_id"] = run_id
+    claim["started_at"] = datetime.now(timezone.utc).isoformat()
+    try:
+        s3.put_object(Bucket=bucket, Key=ckey, Body=json.dumps(claim).encode("utf-8"), ContentType="application/json")
+    except Exception as exc:  # the run has started; a stale claim body only loses the run id
+        _log(decision="claim_update_failed", error=str(exc), claim_key=ckey)
+    result.update(status="started", reason="", run_id=run_id, key=key)
+    _log(decision="started", workflow=workflow, **result)
+    _notify(sns, topic, f"etl-kit: started {workflow}",
+            f"Started workflow {workflow} run {run_id}\nfor s3://{bucket}/{key} "
+            f"({props['source_size']} bytes, ETag {etag}).")
+    return result
+
+
+def handler(event: Dict[str, Any], context: Any = None, *, s3: Any = None, glue: Any = None,
+            sns: Any = None) -> Dict[str, Any]:
+    """Lambda entry point.
+
+    Returns
+    -------
+    dict
+        ``{status: started|skipped|failed, reason, run_id, bucket, key}`` (for several records,
+        the first such dict plus ``results`` with one per record).
+    """
+    s3 = s3 or boto3.client("s3")
+    glue = glue or boto3.client("glue")
+    if sns is None and _env("TOPIC_ARN"):
+        sns = boto3.client("sns")
+    refs = parse_event(event)
+    if not refs:
+        res = {"status": "skipped", "reason": "event names no S3 object", "run_id": "", "bucket": "", "key": ""}
+        _log(decision="skipped", **res)
+        return res
+    results = [_process_one(r, s3=s3, glue=glue, sns=sns, context=context) for r in refs]
+    if len(results) == 1:
+        return results[0]
+    out = dict(results[0])
+    out["results"] = results
+    return out
