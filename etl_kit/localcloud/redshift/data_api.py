@@ -150,6 +150,8 @@ class DataApiProvider(Provider):
             return None
         import json
 
+        self.store.ready.wait(30)  # after a restart, the namespaces' secrets are being re-created
+
         sm = self.ctx.moto_client("secretsmanager")
         try:
             value = sm.get_secret_value(SecretId=secret_arn)["SecretString"]

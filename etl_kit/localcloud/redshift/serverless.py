@@ -73,6 +73,7 @@ class ServerlessStore:
         self.workgroups: dict[str, dict[str, Any]] = {}
         self.tags: dict[str, dict[str, str]] = {}
         self.passwords: dict[str, str] = {}  # namespace -> admin password (to re-create the secret)
+        self.ready = threading.Event()  # set once secrets are restored after a restart
         if self.path.exists():
             data = json.loads(self.path.read_text())
             self.namespaces = data.get("namespaces", {})
@@ -118,10 +119,34 @@ class ServerlessProvider(Provider):
             "UntagResource": self.untag_resource,
             "ListTagsForResource": self.list_tags_for_resource,
         }
+        self.operations = {k: self._after_restore(v) for k, v in self.operations.items()}
+
+    def _after_restore(self, fn: Any) -> Any:
+        def op(body: dict[str, Any]) -> dict[str, Any]:
+            self.store.ready.wait(30)
+            result: dict[str, Any] = fn(body)
+            return result
+        return op
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
-        """After a restart: make sure every namespace's database, role and secret exist again."""
+        """After a restart: re-create what lives outside the state directory (moto's secrets), in the background.
+
+        The daemon calls ``start`` before it serves requests, and the secrets are written
+        through the daemon's own endpoint, so this must not block.
+        """
+        if self.store.namespaces:
+            threading.Thread(target=self._restore, name="redshift-serverless-restore", daemon=True).start()
+        else:
+            self.store.ready.set()
+
+    def _restore(self) -> None:
+        try:
+            self._restore_all()
+        finally:
+            self.store.ready.set()
+
+    def _restore_all(self) -> None:
         for name, ns in list(self.store.namespaces.items()):
             try:
                 self._ensure_database(ns["dbName"])
