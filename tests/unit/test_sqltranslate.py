@@ -104,7 +104,8 @@ def test_getdate_sysdate_nvl() -> None:
 
 
 def test_strings_and_identifiers_are_untouched() -> None:
-    assert one("select 'GETDATE()', \"sysdate\", t.sysdate from t") == "select 'GETDATE()', \"sysdate\", t.sysdate from t"
+    sql = "select 'GETDATE()', \"sysdate\", t.sysdate from t"
+    assert one(sql) == sql
 
 
 def test_super_cast() -> None:
