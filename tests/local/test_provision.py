@@ -205,6 +205,9 @@ def test_failure_after_step_converges_and_partial_teardown_is_clean(settings: Se
         apply_all(settings, fail_after_step=step, progress=False)
     teardown_all(settings, yes=True)  # from a partial state
     assert _leftovers(settings) == []
+    if STEP_NAMES.index(step) >= STEP_NAMES.index("redshift") and not settings_has_delete_connection(settings):
+        pytest.skip("the local cloud lacks Glue DeleteConnection/UpdateConnection: the connection left behind "
+                    "cannot follow the re-created workgroup")
     with pytest.raises(InjectedFailure):
         apply_all(settings, fail_after_step=step, progress=False)
     apply_all(settings, progress=False)
