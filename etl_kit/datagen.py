@@ -136,7 +136,7 @@ def generate_sales_csv(
     id_offset = int(rng.integers(0, _ID_MOD))
 
     own = isinstance(path_or_file, (str, Path))
-    raw: Any = open(path_or_file, "wb") if own else path_or_file  # noqa: SIM115
+    raw: Any = open(path_or_file, "wb") if isinstance(path_or_file, (str, Path)) else path_or_file  # noqa: SIM115
     counter = _Counting(raw)
     out: Any = _gzip.GzipFile(fileobj=counter, mode="wb", compresslevel=1, mtime=0) if gzip else counter
     revenue_total = 0
@@ -171,7 +171,7 @@ def generate_sales_csv(
             sel = (bad_pos >= start) & (bad_pos < start + n)
             if sel.any():
                 cols = [c.to_pylist() for c in cols]
-                for pos, kind in zip(bad_pos[sel] - start, bad_kind[sel]):
+                for pos, kind in zip(bad_pos[sel] - start, bad_kind[sel], strict=True):
                     good[pos] = False
                     reason = BAD_REASONS[kind]
                     if reason == "missing_value":

@@ -105,7 +105,8 @@ class ColumnRule:
             raise ValueError(f"column {self.name!r}: unknown type {self.type!r} (one of {', '.join(_TYPES)})")
         self.required = bool(spec.get("required", False))
         self.precision = int(spec.get("precision") or 18)
-        self.scale = int(spec.get("scale") if spec.get("scale") is not None else 2)
+        scale = spec.get("scale")
+        self.scale = int(scale) if scale is not None else 2
         if self.type == "decimal" and not (0 <= self.scale <= self.precision <= 38):
             raise ValueError(f"column {self.name!r}: need 0 <= scale <= precision <= 38")
         formats = list(spec.get("formats") or [])

@@ -70,7 +70,7 @@ class SourceReader(io.RawIOBase):
         head = self._raw_read(2)
         if head[:2] == b"\x1f\x8b":
             self.gzip = True
-            self._stream: Any = gzip.GzipFile(fileobj=_Prefixed(head, self), mode="rb")
+            self._stream: Any = gzip.GzipFile(fileobj=_Prefixed(head, self), mode="rb")  # type: ignore[call-overload]
             self._head = b""
         else:
             self._stream = None
@@ -373,7 +373,7 @@ def _iter_arrow(src: SourceReader, ncols: int, delimiter: str, first_line: int, 
 
 
 def _iter_python(src: SourceReader, ncols: int, delimiter: str, first_line: int, batch_rows: int) -> Iterator[Batch]:
-    text = io.TextIOWrapper(src, encoding="utf-8", newline="")  # type: ignore[arg-type]
+    text = io.TextIOWrapper(src, encoding="utf-8", newline="")  # type: ignore[type-var]
     reader = csv.reader(text, delimiter=delimiter, strict=True)
     cols: List[List[str]] = [[] for _ in range(ncols)]
     starts: List[int] = []
@@ -384,7 +384,7 @@ def _iter_python(src: SourceReader, ncols: int, delimiter: str, first_line: int,
             start = first_line + prev
             prev = reader.line_num
             if len(rec) == ncols:
-                for c, v in zip(cols, rec):
+                for c, v in zip(cols, rec):  # noqa: B905 - Python 3.9
                     c.append(v)
                 starts.append(start)
             elif not rec:  # an empty line: pyarrow yields it as an all-empty record; do the same

@@ -23,6 +23,7 @@ async retry (or EventBridge) delivers the event again and the object is not lost
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ import boto3
 __all__ = ["handler", "parse_event", "should_process", "claim_key", "ObjectRef"]
 
 
-class ObjectRef(dict):  # type: ignore[type-arg]
+class ObjectRef(Dict[str, Any]):
     """bucket, key, size, etag, version_id, event_time, raw_key, source ("eventbridge" | "s3")."""
 
 
@@ -192,10 +193,8 @@ def _process_one(ref: ObjectRef, *, s3: Any, glue: Any, sns: Any, context: Any) 
         if _code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
             raise
         run_id = ""
-        try:
+        with contextlib.suppress(Exception):
             run_id = json.loads(s3.get_object(Bucket=bucket, Key=ckey)["Body"].read()).get("run_id", "")
-        except Exception:
-            pass
         return skipped("duplicate", run_id)
     props = {
         "source_bucket": bucket, "source_key": key, "source_etag": etag, "source_version_id": version,
@@ -221,10 +220,8 @@ def _process_one(ref: ObjectRef, *, s3: Any, glue: Any, sns: Any, context: Any) 
             _log(decision="retry_start", attempt=attempt, delay=round(delay, 2), bucket=bucket, key=key)
             time.sleep(delay)
     if not run_id:
-        try:
+        with contextlib.suppress(Exception):
             s3.delete_object(Bucket=bucket, Key=ckey)  # release the claim so the retry can act
-        except Exception:
-            pass
         reason = f"{_code(last) or type(last).__name__}: {last}" if last else "no run id returned"
         result.update(status="failed", reason=reason)
         _log(decision="failed", **result)

@@ -30,14 +30,15 @@ Decisions
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import os
+import queue
 import re
 import shutil
-import queue
 import tempfile
 import threading
 import time
@@ -122,7 +123,7 @@ def _mod(a: pa.Array, k: int) -> pa.Array:
 class _Checked:
     """One column's validation result for a batch."""
 
-    __slots__ = ("isnull", "fail", "typed", "_values", "_indices")
+    __slots__ = ("_indices", "_values", "fail", "isnull", "typed")
 
     def __init__(self, isnull: pa.Array, fail: pa.Array, typed: pa.Array, values: pa.Array,
                  indices: Optional[pa.Array] = None) -> None:
@@ -467,12 +468,12 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
         nblank = _count(blank)
         if nblank:
             report["blank_rows_skipped"] += nblank
-            for rule, res, _t in checked:
-                null_counts[rule.name] -= nblank if res is not None else 0
+            for rule, chk, _t in checked:
+                null_counts[rule.name] -= nblank if chk is not None else 0
         else:
             blank = None
-    for rule, res, _t in checked:
-        if res is None:
+    for rule, chk, _t in checked:
+        if chk is None:
             null_counts[rule.name] += n - nblank
     if any_fail is not None and blank is not None:
         any_fail = pc.and_(any_fail, pc.invert(blank))
@@ -558,10 +559,8 @@ class _Prefetch:
     def close(self) -> None:
         self._stop.set()
         while self._t.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 self._q.get(timeout=0.05)
-            except queue.Empty:
-                pass
         self._t.join()
 
 
@@ -792,10 +791,8 @@ def run_csv_to_parquet(
 
 
 def _delete_quiet(s3: Any, bucket: str, key: str) -> None:
-    try:
+    with contextlib.suppress(Exception):  # deleting something that is not there is fine
         s3.delete_object(Bucket=bucket, Key=key)
-    except Exception:  # deleting something that is not there is fine
-        pass
 
 
 def _put_json(s3: Any, bucket: str, key: str, doc: Dict[str, Any]) -> None:

@@ -1,0 +1,431 @@
+"""Job 2: load one job-1 Parquet object into Redshift through the Redshift Data API only.
+
+Runs inside Glue Python shell (Python 3.9) and unchanged in the local cloud (whose Data API runs
+the statements on PostgreSQL). stdlib + boto3 only.
+
+One ``batch_execute_statement`` (one transaction) per object:
+
+1. ``CREATE TABLE IF NOT EXISTS`` target (contract columns + lineage, PRIMARY KEY, DISTKEY, SORTKEY)
+2. ``CREATE TABLE IF NOT EXISTS`` ledger
+3. ``DROP TABLE IF EXISTS`` staging; ``CREATE TEMP TABLE`` staging (contract columns + source_line)
+4. ``COPY`` staging ``FROM 's3://...' IAM_ROLE '...' FORMAT AS PARQUET``
+5. dedupe staging: keep the highest ``source_line`` per primary key (``DELETE ... USING`` an
+   aggregate subquery; valid on Redshift and PostgreSQL)
+6. ``MERGE INTO`` target ``USING`` staging (update matched, insert new): re-loads are harmless and,
+   across files, the later load wins
+7. ledger: ``DELETE`` then ``INSERT ... SELECT COUNT(*) FROM staging`` with state ``loaded``
+8. ``DROP TABLE`` staging
+
+Before that a parameterised ``SELECT`` on the ledger skips objects already loaded (idempotent).
+Batch statements take no parameters, so values are embedded as escaped literals: single quotes and
+backslashes are doubled (Redshift treats backslash as an escape in literals; a PostgreSQL emulation
+should run with ``standard_conforming_strings = off`` to read them the same way). Identifiers are
+validated (``[A-Za-z_][A-Za-z0-9_]*``) and double-quoted.
+
+Ledger states: ``loaded`` (here), ``failed`` (here, separate statement after a failed batch),
+``rejected`` (job 1's script calls :func:`record_ledger` when the file was rejected, since the
+workflow does not run job 2 after a failed job 1).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Sequence
+
+from etl_kit.exceptions import WarehouseError
+
+__all__ = [
+    "redshift_type",
+    "quote_ident",
+    "quote_literal",
+    "target_ddl",
+    "ledger_ddl",
+    "staging_ddl",
+    "load_statements",
+    "ledger_statements",
+    "run_load",
+    "record_ledger",
+    "execute_batch",
+]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+LINEAGE = [("source_key", "VARCHAR(1024)"), ("source_line", "BIGINT"), ("run_id", "VARCHAR(256)"),
+           ("loaded_at", "TIMESTAMP")]
+LEDGER_COLUMNS = [
+    ("bucket", "VARCHAR(256) NOT NULL"), ("key", "VARCHAR(1024) NOT NULL"), ("etag", "VARCHAR(256) NOT NULL"),
+    ("version_id", "VARCHAR(1024)"), ("run_id", "VARCHAR(256)"), ("workflow_name", "VARCHAR(256)"),
+    ("rows_read", "BIGINT"), ("rows_written", "BIGINT"), ("rows_quarantined", "BIGINT"), ("rows_loaded", "BIGINT"),
+    ("state", "VARCHAR(32) NOT NULL"), ("reason", "VARCHAR(64)"), ("message", "VARCHAR(65535)"),
+    ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
+]
+STAGING = "etl_kit_staging"
+
+
+def redshift_type(col: Dict[str, Any]) -> str:
+    """The Redshift type of a contract column."""
+    t = col.get("type", "string")
+    if t == "string":
+        return "VARCHAR(256)"
+    if t == "integer":
+        return "BIGINT"
+    if t == "decimal":
+        return f"DECIMAL({int(col.get('precision') or 18)},{int(col['scale'] if col.get('scale') is not None else 2)})"
+    if t == "date":
+        return "DATE"
+    if t == "double":
+        return "DOUBLE PRECISION"
+    raise ValueError(f"unknown column type {t!r}")
+
+
+def quote_ident(name: str) -> str:
+    """Validate and double-quote an identifier (lower-case, as Redshift folds them)."""
+    if not _IDENT.match(name or ""):
+        raise ValueError(f"unsafe SQL identifier {name!r}: use letters, digits and underscores")
+    return '"' + name.lower() + '"'
+
+
+def quote_literal(value: Any) -> str:
+    """An escaped SQL string literal (``NULL`` for None); single quotes and backslashes doubled."""
+    if value is None:
+        return "NULL"
+    s = str(value)
+    if "\x00" in s:
+        raise ValueError("NUL character in an SQL literal")
+    return "'" + s.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _int_or_null(v: Any) -> str:
+    if v is None or v == "":
+        return "NULL"
+    return str(int(v))
+
+
+def _qualified(schema: str, table: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(table)}" if schema else quote_ident(table)
+
+
+def _columns(contract: Dict[str, Any]) -> List[Dict[str, Any]]:
+    if hasattr(contract, "model_dump"):
+        contract = contract.model_dump()
+    return list(contract["columns"])
+
+
+def _pk(contract: Dict[str, Any]) -> List[str]:
+    if hasattr(contract, "model_dump"):
+        contract = contract.model_dump()
+    return list(contract.get("primary_key") or [])
+
+
+def target_ddl(schema: str, table: str, contract: Dict[str, Any]) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for the target, with PRIMARY KEY, DISTKEY and SORTKEY.
+
+    DISTKEY is the first primary-key column; SORTKEY the first date column (else the key).
+    """
+    cols = _columns(contract)
+    pk = _pk(contract)
+    parts = [f"{quote_ident(c['name'])} {redshift_type(c)}{' NOT NULL' if c.get('required') else ''}"
+             for c in cols]
+    parts += [f"{quote_ident(n)} {t}" for n, t in LINEAGE]
+    if pk:
+        parts.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in pk)})")
+    sort = next((c["name"] for c in cols if c.get("type") == "date"), pk[0] if pk else None)
+    attrs = ""
+    if pk:
+        attrs += f" DISTKEY({quote_ident(pk[0])})"
+    if sort:
+        attrs += f" SORTKEY({quote_ident(sort)})"
+    return f"CREATE TABLE IF NOT EXISTS {_qualified(schema, table)} ({', '.join(parts)}){attrs}"
+
+
+def ledger_ddl(schema: str, ledger_table: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for the load ledger (primary key bucket, key, etag)."""
+    parts = [f"{quote_ident(n)} {t}" for n, t in LEDGER_COLUMNS]
+    parts.append('PRIMARY KEY ("bucket", "key", "etag")')
+    return f"CREATE TABLE IF NOT EXISTS {_qualified(schema, ledger_table)} ({', '.join(parts)})"
+
+
+def staging_ddl(contract: Dict[str, Any]) -> str:
+    """``CREATE TEMP TABLE`` staging in the Parquet column order (contract columns + source_line)."""
+    cols = _columns(contract)
+    parts = [f"{quote_ident(c['name'])} {redshift_type(c)}" for c in cols] + ['"source_line" BIGINT']
+    return f"CREATE TEMP TABLE {STAGING} ({', '.join(parts)})"
+
+
+def ledger_statements(schema: str, ledger_table: str, *, bucket: str, key: str, etag: str, state: str,
+                      version_id: str = "", run_id: str = "", workflow_name: str = "", rows_read: Any = None,
+                      rows_written: Any = None, rows_quarantined: Any = None, rows_loaded_sql: str = "NULL",
+                      reason: str = "", message: str = "", started_at: Optional[str] = None,
+                      finished_at: Optional[str] = None) -> List[str]:
+    """``DELETE`` + ``INSERT`` of the ledger row for (bucket, key, etag); ``rows_loaded_sql`` is SQL."""
+    q = _qualified(schema, ledger_table)
+    where = f'"bucket" = {quote_literal(bucket)} AND "key" = {quote_literal(key)} AND "etag" = {quote_literal(etag)}'
+    values = [
+        quote_literal(bucket), quote_literal(key), quote_literal(etag), quote_literal(version_id),
+        quote_literal(run_id), quote_literal(workflow_name), _int_or_null(rows_read), _int_or_null(rows_written),
+        _int_or_null(rows_quarantined), rows_loaded_sql, quote_literal(state), quote_literal(reason[:64]),
+        quote_literal(message[:60000]), _ts(started_at), _ts(finished_at or _now()),
+    ]
+    cols = ", ".join(quote_ident(n) for n, _ in LEDGER_COLUMNS)
+    return [f"DELETE FROM {q} WHERE {where}", f"INSERT INTO {q} ({cols}) SELECT {', '.join(values)}"]
+
+
+def _ts(value: Optional[str]) -> str:
+    if not value:
+        return "NULL"
+    # normalise ISO-8601 (with T/Z) to 'YYYY-MM-DD HH:MM:SS.ffffff', which both databases parse
+    v = str(value).replace("T", " ").rstrip("Z")
+    v = re.sub(r"[+-]\d\d:\d\d$", "", v)
+    if not re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?$", v):
+        raise ValueError(f"not a timestamp: {value!r}")
+    return f"TIMESTAMP {quote_literal(v)}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def load_statements(*, schema: str, table: str, ledger_table: str, contract: Dict[str, Any], bucket: str,
+                    output_key: str, redshift_role_arn: str, run_id: str, workflow_name: str, source_bucket: str,
+                    source_key: str, source_etag: str, source_version_id: str = "", report: Optional[Dict[str, Any]]
+                    = None, started_at: Optional[str] = None, loaded_at: Optional[str] = None) -> List[str]:
+    """The statement list of one load transaction (see the module docstring for the shape)."""
+    report = report or {}
+    cols = _columns(contract)
+    pk = _pk(contract)
+    if not pk:
+        raise ValueError("the dataset contract needs a primary_key for MERGE")
+    tgt = _qualified(schema, table)
+    names = [quote_ident(c["name"]) for c in cols]
+    loaded_at = loaded_at or _now()
+    s3_uri = f"s3://{bucket}/{output_key}"
+    pk_q = [quote_ident(k) for k in pk]
+    on = " AND ".join(f"t.{k} = s.{k}" for k in pk_q)
+    lineage_vals = [quote_literal(source_key), "s.\"source_line\"", quote_literal(run_id), _ts(loaded_at)]
+    lineage_names = [quote_ident(n) for n, _ in LINEAGE]
+    non_pk = [n for n in names if n not in pk_q]
+    set_clause = ", ".join([f"{n} = s.{n}" for n in non_pk] +
+                           [f"{n} = {v}" for n, v in zip(lineage_names, lineage_vals)  # noqa: B905 - Python 3.9
+                          ])
+    insert_cols = ", ".join(names + lineage_names)
+    insert_vals = ", ".join([f"s.{n}" for n in names] + lineage_vals)
+    dedupe_keys = ", ".join(pk_q)
+    dedupe_on = " AND ".join(f"{STAGING}.{k} = d.{k}" for k in pk_q)
+    stmts = [
+        target_ddl(schema, table, contract),
+        ledger_ddl(schema, ledger_table),
+        f"DROP TABLE IF EXISTS {STAGING}",
+        staging_ddl(contract),
+        f"COPY {STAGING} FROM {quote_literal(s3_uri)} IAM_ROLE {quote_literal(redshift_role_arn)} FORMAT AS PARQUET",
+        # keep the row with the highest source_line per key (the later line in the file wins)
+        f"DELETE FROM {STAGING} USING (SELECT {dedupe_keys}, MAX(\"source_line\") AS keep_line FROM {STAGING} "
+        f"GROUP BY {dedupe_keys} HAVING COUNT(*) > 1) d WHERE {dedupe_on} AND {STAGING}.\"source_line\" < d.keep_line",
+        f"MERGE INTO {tgt} AS t USING {STAGING} AS s ON {on} "
+        f"WHEN MATCHED THEN UPDATE SET {set_clause} "
+        f"WHEN NOT MATCHED THEN INSERT ({insert_cols}) VALUES ({insert_vals})",
+    ]
+    stmts += ledger_statements(
+        schema, ledger_table, bucket=source_bucket, key=source_key, etag=source_etag, state="loaded",
+        version_id=source_version_id, run_id=run_id, workflow_name=workflow_name,
+        rows_read=report.get("rows_read"), rows_written=report.get("rows_written"),
+        rows_quarantined=report.get("rows_quarantined"), rows_loaded_sql=f"(SELECT COUNT(*) FROM {STAGING})",
+        message=f"loaded from {s3_uri}", started_at=started_at, finished_at=loaded_at,
+    )
+    stmts.append(f"DROP TABLE {STAGING}")
+    return stmts
+
+
+# ---------------------------------------------------------------------------------------------
+# Data API plumbing
+# ---------------------------------------------------------------------------------------------
+def _target_args(workgroup: str, database: str, secret_arn: Optional[str]) -> Dict[str, Any]:
+    args: Dict[str, Any] = {"WorkgroupName": workgroup, "Database": database}
+    if secret_arn:
+        args["SecretArn"] = secret_arn
+    return args
+
+
+def _wait(rsd: Any, statement_id: str, *, timeout: float, poll: float = 0.5) -> Dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    delay = min(poll, 0.1)
+    while True:
+        desc: Dict[str, Any] = rsd.describe_statement(Id=statement_id)
+        if desc.get("Status") in ("FINISHED", "FAILED", "ABORTED"):
+            return desc
+        if time.monotonic() > deadline:
+            raise WarehouseError(f"statement {statement_id} still {desc.get('Status')} after {timeout:.0f}s")
+        time.sleep(delay)
+        delay = min(delay * 2, poll * 4)
+
+
+def execute_batch(rsd: Any, sqls: Sequence[str], *, workgroup: str, database: str, secret_arn: Optional[str] = None,
+                  name: str = "etl-kit", timeout: float = 1800.0) -> Dict[str, Any]:
+    """Run statements as one Data API batch (one transaction) and wait; raise WarehouseError on failure."""
+    resp = rsd.batch_execute_statement(Sqls=list(sqls), StatementName=name[:500],
+                                       **_target_args(workgroup, database, secret_arn))
+    desc = _wait(rsd, resp["Id"], timeout=timeout)
+    if desc.get("Status") != "FINISHED":
+        failed = next((s for s in desc.get("SubStatements") or [] if s.get("Status") in ("FAILED", "ABORTED")), None)
+        where = f" (statement {failed.get('Id')}: {str(failed.get('QueryString', ''))[:200]})" if failed else ""
+        err = WarehouseError(f"{desc.get('Status')}: {desc.get('Error') or 'no error text'}{where}")
+        err.statement = desc  # type: ignore[attr-defined]
+        raise err
+    return desc
+
+
+def _query(rsd: Any, sql: str, params: Optional[List[Dict[str, str]]], *, workgroup: str, database: str,
+           secret_arn: Optional[str], timeout: float = 300.0) -> List[List[Any]]:
+    args = _target_args(workgroup, database, secret_arn)
+    if params:
+        args["Parameters"] = params
+    resp = rsd.execute_statement(Sql=sql, **args)
+    desc = _wait(rsd, resp["Id"], timeout=timeout)
+    if desc.get("Status") != "FINISHED":
+        raise WarehouseError(f"{desc.get('Status')}: {desc.get('Error')}")
+    if not desc.get("HasResultSet"):
+        return []
+    rows: List[List[Any]] = []
+    token = None
+    while True:
+        page = rsd.get_statement_result(Id=resp["Id"], **({"NextToken": token} if token else {}))
+        for rec in page.get("Records", []):
+            rows.append([next(iter(f.values())) if f and not f.get("isNull") else None for f in rec])
+        token = page.get("NextToken")
+        if not token:
+            return rows
+
+
+def _load_error_detail(rsd: Any, uri: str, **target: Any) -> str:
+    """Recent SYS_LOAD_ERROR_DETAIL rows for this file (AWS only; '' when the view does not exist)."""
+    try:
+        rows = _query(
+            rsd,
+            "SELECT line_number, column_name, error_code, error_message FROM sys_load_error_detail "
+            "WHERE file_name = :uri ORDER BY start_time DESC LIMIT 5",
+            [{"name": "uri", "value": uri}], **target,
+        )
+    except Exception:  # view missing (PostgreSQL emulation) or no permission: skip silently
+        return ""
+    return "; ".join(f"line {r[0]} column {r[1]}: {r[2]} {r[3]}" for r in rows)
+
+
+def record_ledger(*, workgroup: str, database: str, schema: str, ledger_table: str, bucket: str, key: str,
+                  etag: str, state: str, version_id: str = "", run_id: str = "", workflow_name: str = "",
+                  report: Optional[Dict[str, Any]] = None, reason: str = "", message: str = "",
+                  started_at: Optional[str] = None, rsd: Any = None, secret_arn: Optional[str] = None) -> None:
+    """Write (replace) the ledger row for an object: state ``rejected``, ``failed`` or ``skipped``.
+
+    Job 1's script calls this on a file rejection when it was given ``--workgroup``; job 2 calls it
+    after a failed load.
+    """
+    import boto3
+
+    rsd = rsd or boto3.client("redshift-data")
+    report = report or {}
+    stmts = [ledger_ddl(schema, ledger_table), *ledger_statements(
+        schema, ledger_table, bucket=bucket, key=key, etag=etag, state=state, version_id=version_id, run_id=run_id,
+        workflow_name=workflow_name, rows_read=report.get("rows_read"), rows_written=report.get("rows_written"),
+        rows_quarantined=report.get("rows_quarantined"), rows_loaded_sql="0", reason=reason, message=message,
+        started_at=started_at,
+    )]
+    execute_batch(rsd, stmts, workgroup=workgroup, database=database, secret_arn=secret_arn,
+                  name=f"etl-kit-ledger-{state}")
+
+
+def run_load(
+    *,
+    workgroup: str,
+    database: str,
+    schema: str,
+    table: str,
+    ledger_table: str,
+    contract: Dict[str, Any],
+    bucket: str,
+    output_key: str,
+    redshift_role_arn: str,
+    run_id: str,
+    workflow_name: str,
+    source_bucket: str,
+    source_key: str,
+    source_etag: str,
+    source_version_id: str = "",
+    report: Optional[Dict[str, Any]] = None,
+    rsd: Any = None,
+    secret_arn: Optional[str] = None,
+    timeout: float = 1800.0,
+) -> Dict[str, Any]:
+    """Load one job-1 Parquet object into the target table in one transaction and record it in the ledger.
+
+    Parameters
+    ----------
+    bucket, output_key
+        Where job 1 wrote the Parquet (``output_key`` run property).
+    source_bucket, source_key, source_etag, source_version_id
+        The source object's identity (ledger key: bucket, key, etag).
+    report
+        Job 1's counts (``rows_read``, ``rows_written``, ``rows_quarantined``; from the ``dq_*`` run properties).
+
+    Returns
+    -------
+    dict
+        ``{state: loaded|skipped, statement_id, rows_copied, rows_deduplicated, rows_merged, ...}``.
+
+    Raises
+    ------
+    WarehouseError
+        With the database's error text (and SYS_LOAD_ERROR_DETAIL rows on AWS); a ``failed`` ledger
+        row is written first.
+    """
+    import boto3
+
+    rsd = rsd or boto3.client("redshift-data")
+    target: Dict[str, Any] = {"workgroup": workgroup, "database": database, "secret_arn": secret_arn}
+    started = _now()
+    base: Dict[str, Any] = {"bucket": source_bucket, "key": source_key, "etag": source_etag, "run_id": run_id,
+            "output_key": output_key, "table": f"{schema}.{table}"}
+    try:
+        rows = _query(rsd, f'SELECT "state", "run_id" FROM {_qualified(schema, ledger_table)} '
+                      'WHERE "bucket" = :b AND "key" = :k AND "etag" = :e',
+                      [{"name": "b", "value": source_bucket}, {"name": "k", "value": source_key},
+                       {"name": "e", "value": source_etag}], **target)
+    except WarehouseError:
+        rows = []  # no ledger table yet
+    if rows and rows[0][0] == "loaded":
+        skipped = dict(base, state="skipped", reason=f"already loaded by run {rows[0][1]}")
+        print(json.dumps(dict(skipped, decision="skipped")), flush=True)
+        return skipped
+    sqls = load_statements(
+        schema=schema, table=table, ledger_table=ledger_table, contract=contract, bucket=bucket,
+        output_key=output_key, redshift_role_arn=redshift_role_arn, run_id=run_id, workflow_name=workflow_name,
+        source_bucket=source_bucket, source_key=source_key, source_etag=source_etag,
+        source_version_id=source_version_id, report=report, started_at=started,
+    )
+    try:
+        desc = execute_batch(rsd, sqls, name=f"etl-kit-load-{run_id or source_key}"[:500], timeout=timeout, **target)
+    except WarehouseError as exc:
+        detail = _load_error_detail(rsd, f"s3://{bucket}/{output_key}", **target)
+        message = f"load of s3://{bucket}/{output_key} into {schema}.{table} failed: {exc}"
+        if detail:
+            message += f" | load errors: {detail}"
+        try:
+            record_ledger(workgroup=workgroup, database=database, schema=schema, ledger_table=ledger_table,
+                          bucket=source_bucket, key=source_key, etag=source_etag, state="failed",
+                          version_id=source_version_id, run_id=run_id, workflow_name=workflow_name, report=report,
+                          reason="load_failed", message=message, started_at=started, rsd=rsd, secret_arn=secret_arn)
+        except Exception as lexc:  # keep the original error; mention the ledger problem
+            message += f" (ledger row not written: {lexc})"
+        raise WarehouseError(message) from exc
+    subs = desc.get("SubStatements") or []
+
+    def rows_of(i: int) -> Optional[int]:
+        if i < len(subs) and subs[i].get("ResultRows") is not None and int(subs[i]["ResultRows"]) >= 0:
+            return int(subs[i]["ResultRows"])
+        return None
+
+    result: Dict[str, Any] = dict(base)
+    result.update(state="loaded", statement_id=desc.get("Id"), rows_copied=rows_of(4),
+                  rows_deduplicated=rows_of(5), rows_merged=rows_of(6), started_at=started, finished_at=_now())
+    print(json.dumps(dict(result, decision="loaded"), default=str), flush=True)
+    return result
