@@ -305,6 +305,9 @@ def test_copy_csv_with_common_options(aws, warehouse) -> None:
     d = run(aws, f"COPY csv_probe FROM 's3://{BUCKET}/input/bad.csv' IAM_ROLE default CSV "
                  "DATEFORMAT 'MM/DD/YYYY'")
     assert d["Status"] == "FAILED" and "Load into table 'csv_probe' failed" in d["Error"]
+    d = ok(aws, f"COPY csv_probe FROM 's3://{BUCKET}/input/bad.csv' IAM_ROLE default CSV DATEFORMAT 'MM/DD/YYYY' "
+                "MAXERROR 1")
+    assert d["ResultRows"] == 0  # the one bad row is skipped, within MAXERROR
     d = run(aws, f"COPY csv_probe FROM 's3://{BUCKET}/input/bad.csv' IAM_ROLE default CSV LZOP")
     assert d["Status"] == "FAILED" and "LZOP" in d["Error"]
 

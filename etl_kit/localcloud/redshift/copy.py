@@ -315,7 +315,8 @@ def _copy_text(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: list[t
             raise CopyError(f"Load into table '{cmd.table}' failed: Invalid UTF8 byte at position {exc.start} of "
                             f"s3://{bucket}/{key} (use ACCEPTINVCHARS)") from None
         line_no = int(opts.get("IGNOREHEADER") or 0)
-        with conn.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN{copy_opts}") as cp:
+        cur = conn.cursor()
+        with cur.copy(f"COPY {target} FROM STDIN{copy_opts}") as cp:
             try:
                 for row in _rows(text, cmd):
                     line_no += 1
@@ -353,9 +354,10 @@ def _copy_text(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: list[t
                             break
                         continue
                     cp.write_row(out)
-                    total += 1
             except csv.Error as exc:
                 errors.append(f"line {line_no} of s3://{bucket}/{key}: {exc}")
+        total += max(cur.rowcount, 0)  # rows PostgreSQL loaded (ON_ERROR ignore skips some)
+        cur.close()
         if len(errors) > maxerror:
             break
     if len(errors) > maxerror:
