@@ -355,16 +355,19 @@ def test_cancel_and_list_statements(aws, warehouse) -> None:
     assert [s["Id"] for s in listed] == [r["Id"]] and listed[0]["QueryString"] == "SELECT pg_sleep(30)"
     page = rd.list_statements(MaxResults=2)
     assert len(page["Statements"]) == 2 and "NextToken" in page
+    ok(aws, "CREATE TABLE catalog_probe (i int8, d numeric(18,2), s varchar(20))")
     assert "dev" in rd.list_databases(WorkgroupName=WG, Database="dev")["Databases"]
-    tables = rd.list_tables(WorkgroupName=WG, Database="dev", SchemaPattern="public", TablePattern="typ%")["Tables"]
-    assert tables == [{"name": "typed", "schema": "public", "type": "TABLE"}]
-    cols = rd.describe_table(WorkgroupName=WG, Database="dev", Schema="public", Table="typed")["ColumnList"]
-    assert [c["name"] for c in cols] == ["i", "d", "s", "dt", "ts", "f", "b"]
+    tables = rd.list_tables(WorkgroupName=WG, Database="dev", SchemaPattern="public",
+                            TablePattern="catalog_pr%")["Tables"]
+    assert tables == [{"name": "catalog_probe", "schema": "public", "type": "TABLE"}]
+    cols = rd.describe_table(WorkgroupName=WG, Database="dev", Schema="public", Table="catalog_probe")["ColumnList"]
+    assert [(c["name"], c["typeName"]) for c in cols] == [("i", "int8"), ("d", "numeric"), ("s", "varchar")]
 
 
 def test_records_survive_a_daemon_restart(cloud, aws, warehouse) -> None:
     from etl_kit import localcloud
 
+    ok(aws, ["CREATE TABLE restart_probe (id int)", "INSERT INTO restart_probe VALUES (1), (2), (3)"])
     localcloud.down(cloud)
     localcloud.up(cloud)
     rs, sm = aws("redshift-serverless"), aws("secretsmanager")
@@ -373,5 +376,5 @@ def test_records_survive_a_daemon_restart(cloud, aws, warehouse) -> None:
     secret = json.loads(sm.get_secret_value(SecretId=ns["adminPasswordSecretArn"])["SecretString"])
     with psycopg.connect(host="127.0.0.1", port=wg["endpoint"]["port"], user=secret["username"],
                          password=secret["password"], dbname="dev", connect_timeout=5) as conn:
-        assert conn.execute("SELECT count(*) FROM sales").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM restart_probe").fetchone() == (3,)
     assert rows(aws, "SELECT 1") == [[1]]
