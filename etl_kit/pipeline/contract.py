@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 MAX_STRING_BYTES = 256
+DEFAULT_NULL_VALUES = ["", "NULL", "null", "NA", "N/A", "n/a", "None", "-"]
 _TYPES = ("string", "integer", "decimal", "date", "double")
 _NORM_RE = re.compile(r"[\s_]+")
 
@@ -177,7 +178,9 @@ class CompiledContract:
         self.delimiter: Optional[str] = delim
         self.encoding = str(contract.get("encoding") or "utf-8")
         nulls = contract.get("null_values")
-        self.null_values: List[str] = [""] + [str(v).strip() for v in (nulls if nulls is not None else [])]
+        if nulls is None:  # same default as DatasetContract.null_values
+            nulls = DEFAULT_NULL_VALUES
+        self.null_values: List[str] = [""] + [str(v).strip() for v in nulls]
         self.null_set = frozenset(self.null_values)
 
     def match_header(self, header: Sequence[str]) -> Tuple[Dict[str, int], List[str], List[str], List[str]]:

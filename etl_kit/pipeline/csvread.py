@@ -301,14 +301,21 @@ def _iter_arrow(src: SourceReader, ncols: int, delimiter: str, first_line: int, 
         pending.append((int(row.number), str(row.text), int(row.actual_columns)))
         return "skip"
 
-    reader = pcsv.open_csv(
-        src,
-        read_options=pcsv.ReadOptions(column_names=names, block_size=block_size, use_threads=False),
-        parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False,
-                                        invalid_row_handler=on_invalid),
-        convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False,
-                                            quoted_strings_can_be_null=False, check_utf8=False),
-    )
+    try:
+        reader = pcsv.open_csv(
+            src,
+            read_options=pcsv.ReadOptions(column_names=names, block_size=block_size, use_threads=False),
+            parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False,
+                                            invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+                                                quoted_strings_can_be_null=False, check_utf8=False),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        if src.problem is not None:
+            raise src.problem from exc
+        if "Empty CSV file" in str(exc):
+            return  # header only
+        raise SourceProblem(f"CSV parse error: {exc}", "malformed_csv") from exc
     ordinal = 1  # pyarrow numbers records from 1 (after our header was removed)
     line = first_line
     pi = 0  # index into pending of the next unplaced ragged record

@@ -89,9 +89,11 @@ def _date_days(v: pa.Array, rule: ColumnRule) -> pa.Array:
     result = None
     for fmt in rule.date_formats:
         parts = pc.extract_regex(v, fmt.regex)
-        y = pc.cast(parts.field("y"), pa.int64())
-        m = pc.cast(parts.field("m"), pa.int64())
-        d = pc.cast(parts.field("d"), pa.int64())
+        # flatten() carries the struct's validity into the children (non-matching values become null)
+        f = dict(zip([parts.type.field(i).name for i in range(parts.type.num_fields)], parts.flatten()))  # noqa: B905
+        y = pc.cast(f["y"], pa.int64())
+        m = pc.cast(f["m"], pa.int64())
+        d = pc.cast(f["d"], pa.int64())
         if fmt.two_digit_year:
             y = pc.add(y, 2000)
         m_ok = pc.and_(pc.greater_equal(m, 1), pc.less_equal(m, 12))
@@ -501,6 +503,7 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
             rej_cols[rule.name] = rej_cols.get(rule.name, 0) + 1
             q_rows.append([lines[r], reason, rule.name, value, _csv_line([c[r] for c in raw_cols], delim)])
     if q_rows:
+        q_rows.sort(key=lambda r: r[0])  # ragged and invalid records interleaved in file order
         quarantine(q_rows)
     report["rows_read"] += n - nblank
     report["rows_quarantined"] += nfail
