@@ -226,7 +226,8 @@ def test_text_in_numeric_columns(engine: str) -> None:
 
 def test_impossible_and_mixed_dates(engine: str) -> None:
     data = lines(HEADER, row(1, odate="2/30/2014"), row(2, odate="2/29/2016"), row(3, odate="2/29/2015"),
-                 row(4, odate="13/1/2014"), row(5, odate="2014-03-01"), row(6, odate="3/1/14"), row(7, odate="03/01/2014"))
+                 row(4, odate="13/1/2014"), row(5, odate="2014-03-01"), row(6, odate="3/1/14"),
+                 row(7, odate="03/01/2014"))
     r = run(data, engine)
     assert [x["order_id"] for x in r.rows] == [2, 7]
     assert r.rows[0]["order_date"] == date(2016, 2, 29) and r.rows[1]["order_date"] == date(2014, 3, 1)

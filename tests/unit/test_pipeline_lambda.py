@@ -1,0 +1,135 @@
+"""The Lambda handler: event parsing, key decoding, filters, dedupe claims, retries (no network)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from etl_kit.pipeline import lambda_handler as lh
+
+pytestmark = pytest.mark.unit
+
+
+def eb_event(key: str, size: int = 10, etag: str = "abc", bucket: str = "bkt") -> dict[str, Any]:
+    return {"detail-type": "Object Created", "source": "aws.s3", "time": "2024-01-01T00:00:00Z",
+            "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "etag": etag}}}
+
+
+def s3_event(key: str, size: int = 10) -> dict[str, Any]:
+    return {"Records": [{"eventName": "ObjectCreated:Put", "eventTime": "2024-01-01T00:00:00Z",
+                         "s3": {"bucket": {"name": "bkt"}, "object": {"key": key, "size": size, "eTag": "e1"}}}]}
+
+
+def test_parse_eventbridge_and_s3_shapes() -> None:
+    [ref] = lh.parse_event(eb_event("input/my+file%2C1.csv"))
+    assert ref["key"] == "input/my+file%2C1.csv" and ref["decoded_key"] == "input/my file,1.csv"
+    assert ref["bucket"] == "bkt" and ref["etag"] == "abc" and ref["source"] == "eventbridge"
+    [ref] = lh.parse_event(s3_event("input/sales+records+%281%29.csv"))
+    assert ref["key"] == "input/sales records (1).csv" and ref["etag"] == "e1"
+    assert lh.parse_event({"foo": 1}) == []
+
+
+@pytest.mark.parametrize(("key", "size", "ok", "why"), [
+    ("input/a.csv", 5, True, ""),
+    ("input/sub/A.CSV.GZ", 5, True, ""),
+    ("input/a.txt", 5, False, "not a .csv"),
+    ("input/folder/", 0, False, "folder marker"),
+    ("input/empty.csv", 0, False, "zero-byte"),
+    ("output/a/part-0000.parquet", 5, False, "not under input/"),
+    ("quarantine/a.quarantine.csv", 5, False, "not under input/"),
+    ("reports/a.report.json", 5, False, "not under input/"),
+    ("_etl_kit/claims/x.json", 5, False, "not under input/"),
+    ("inputx/a.csv", 5, False, "not under input/"),
+])
+def test_should_process(key: str, size: int, ok: bool, why: str) -> None:
+    got, reason = lh.should_process({"bucket": "bkt", "key": key, "size": size})
+    assert got is ok and why in reason
+
+
+def test_claim_key_is_deterministic() -> None:
+    a = lh.claim_key("b", "input/a.csv", "etag1")
+    assert a == lh.claim_key("b", "input/a.csv", "etag1")
+    assert a != lh.claim_key("b", "input/a.csv", "etag2")
+    assert a.startswith("_etl_kit/claims/") and a.endswith(".json")
+
+
+class FakeGlue:
+    def __init__(self, refuse: int = 0) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.refuse = refuse
+
+    def start_workflow_run(self, **kw: Any) -> dict[str, str]:
+        from botocore.exceptions import ClientError
+
+        self.calls.append(kw)
+        if len(self.calls) <= self.refuse:
+            raise ClientError({"Error": {"Code": "ConcurrentRunsExceededException", "Message": "busy"}},
+                              "StartWorkflowRun")
+        return {"RunId": f"wr_{len(self.calls)}"}
+
+
+class FakeSns:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def publish(self, **kw: Any) -> None:
+        self.messages.append(kw)
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("WORKFLOW_NAME", "wf")
+    monkeypatch.setenv("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t")
+    monkeypatch.setenv("BACKOFF_BASE_SECONDS", "0.01")
+    with mock_aws():
+        c = boto3.client("s3", region_name="us-east-1")
+        c.create_bucket(Bucket="bkt")
+        yield c
+
+
+def test_handler_starts_once_then_dedupes(s3: Any) -> None:
+    s3.put_object(Bucket="bkt", Key="input/my file.csv", Body=b"a,b\n1,2\n")
+    glue, sns = FakeGlue(), FakeSns()
+    ev = eb_event("input/my+file.csv")  # EventBridge raw key; object exists under the decoded key
+    res = lh.handler(ev, None, s3=s3, glue=glue, sns=sns)
+    assert res["status"] == "started" and res["run_id"] == "wr_1" and res["key"] == "input/my file.csv"
+    props = glue.calls[0]["RunProperties"]
+    assert props["source_key"] == "input/my file.csv" and props["source_bucket"] == "bkt"
+    assert all(isinstance(v, str) for v in props.values())
+    claim = json.loads(s3.get_object(Bucket="bkt", Key=props["claim_key"])["Body"].read())
+    assert claim["run_id"] == "wr_1"
+    again = lh.handler(ev, None, s3=s3, glue=glue, sns=sns)
+    assert again["status"] == "skipped" and again["reason"] == "duplicate" and again["run_id"] == "wr_1"
+    assert len(glue.calls) == 1
+    assert [m["Subject"].split(":")[1].split()[0] for m in sns.messages] == ["started", "skipped"]
+
+
+def test_handler_skips_outside_input_and_missing(s3: Any) -> None:
+    glue, sns = FakeGlue(), FakeSns()
+    assert lh.handler(eb_event("output/x/part-0000.parquet"), None, s3=s3, glue=glue, sns=sns)["status"] == "skipped"
+    res = lh.handler(eb_event("input/gone.csv"), None, s3=s3, glue=glue, sns=sns)
+    assert res["status"] == "skipped" and "no longer exists" in res["reason"]
+    s3.put_object(Bucket="bkt", Key="input/zero.csv", Body=b"")
+    assert "zero-byte" in lh.handler(eb_event("input/zero.csv", size=0), None, s3=s3, glue=glue, sns=sns)["reason"]
+    assert glue.calls == []
+
+
+def test_handler_retries_concurrency_then_gives_up(s3: Any) -> None:
+    s3.put_object(Bucket="bkt", Key="input/a.csv", Body=b"x")
+    glue = FakeGlue(refuse=2)
+    assert lh.handler(s3_event("input/a.csv"), None, s3=s3, glue=glue, sns=FakeSns())["status"] == "started"
+    assert len(glue.calls) == 3
+    s3.put_object(Bucket="bkt", Key="input/b.csv", Body=b"y")
+    glue, sns = FakeGlue(refuse=100), FakeSns()
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError):
+        lh.handler(s3_event("input/b.csv"), None, s3=s3, glue=glue, sns=sns)
+    assert "FAILED" in sns.messages[-1]["Subject"]
+    # the claim was released: a redelivery can start the run
+    assert lh.handler(s3_event("input/b.csv"), None, s3=s3, glue=FakeGlue(), sns=sns)["status"] == "started"

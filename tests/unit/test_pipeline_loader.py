@@ -1,0 +1,120 @@
+"""Loader SQL generation: statement list shape, identifiers and escaping (no warehouse)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from etl_kit.config import DEFAULT_CONTRACT
+from etl_kit.exceptions import WarehouseError
+from etl_kit.pipeline import loader
+
+pytestmark = pytest.mark.unit
+
+
+def stmts(**kw: Any) -> list[str]:
+    args: dict[str, Any] = dict(
+        schema="public", table="sales_data_table", ledger_table="etl_load_ledger", contract=DEFAULT_CONTRACT,
+        bucket="bkt", output_key="output/o'brien/part-0000.parquet", redshift_role_arn="arn:aws:iam::1:role/r",
+        run_id="wr_1", workflow_name="wf", source_bucket="bkt", source_key="input/o'brien\\x.csv",
+        source_etag="e1", report={"rows_read": 3, "rows_written": 2, "rows_quarantined": 1},
+        loaded_at="2024-01-01T00:00:00Z", started_at="2024-01-01T00:00:00Z",
+    )
+    args.update(kw)
+    return loader.load_statements(**args)
+
+
+def test_statement_shape() -> None:
+    s = stmts()
+    kinds = [x.split(" (")[0].split(" ")[0:3] for x in s]
+    assert [k[0] for k in kinds] == ["CREATE", "CREATE", "DROP", "CREATE", "COPY", "DELETE", "MERGE", "DELETE",
+                                     "INSERT", "DROP"]
+    assert s[0].startswith('CREATE TABLE IF NOT EXISTS "public"."sales_data_table" (')
+    assert '"order_id" BIGINT NOT NULL' in s[0] and '"unit_price" DECIMAL(18,2)' in s[0]
+    assert '"order_date" DATE' in s[0] and '"country" VARCHAR(256)' in s[0]
+    assert 'PRIMARY KEY ("order_id")' in s[0] and s[0].endswith('DISTKEY("order_id") SORTKEY("order_date")')
+    assert '"loaded_at" TIMESTAMP' in s[0] and '"source_line" BIGINT' in s[0]
+    assert 'PRIMARY KEY ("bucket", "key", "etag")' in s[1] and '"message" VARCHAR(65535)' in s[1]
+    assert s[3].startswith("CREATE TEMP TABLE etl_kit_staging (") and s[3].endswith('"source_line" BIGINT)')
+    assert s[4] == ("COPY etl_kit_staging FROM 's3://bkt/output/o''brien/part-0000.parquet' "
+                    "IAM_ROLE 'arn:aws:iam::1:role/r' FORMAT AS PARQUET")
+    assert "MAX(\"source_line\")" in s[5] and "HAVING COUNT(*) > 1" in s[5]
+    assert s[6].startswith('MERGE INTO "public"."sales_data_table" AS t USING etl_kit_staging AS s ON '
+                           't."order_id" = s."order_id" WHEN MATCHED THEN UPDATE SET "country" = s."country"')
+    assert "WHEN NOT MATCHED THEN INSERT (" in s[6] and '"order_id" = s."order_id",' not in s[6]
+    assert "TIMESTAMP '2024-01-01 00:00:00'" in s[6]
+    assert "'loaded'" in s[8] and "(SELECT COUNT(*) FROM etl_kit_staging)" in s[8]
+
+
+def test_literals_are_escaped() -> None:
+    s = stmts()
+    assert "'input/o''brien\\\\x.csv'" in s[6] and "'input/o''brien\\\\x.csv'" in s[7]
+    assert loader.quote_literal("a'b") == "'a''b'"
+    assert loader.quote_literal(None) == "NULL"
+    with pytest.raises(ValueError):
+        loader.quote_literal("a\x00b")
+
+
+@pytest.mark.parametrize("bad", ["x; DROP TABLE y", 'a"b', "1abc", "", "a-b"])
+def test_identifiers_are_validated(bad: str) -> None:
+    with pytest.raises(ValueError):
+        loader.quote_ident(bad)
+    with pytest.raises(ValueError):
+        stmts(table=bad)
+
+
+def test_composite_primary_key_dedupe_and_merge() -> None:
+    contract = {**DEFAULT_CONTRACT, "primary_key": ["order_id", "country"]}
+    s = stmts(contract=contract)
+    assert 't."order_id" = s."order_id" AND t."country" = s."country"' in s[6]
+    assert 'GROUP BY "order_id", "country"' in s[5]
+
+
+class FakeRsd:
+    def __init__(self, fail: bool = False, loaded: bool = False) -> None:
+        self.batches: list[list[str]] = []
+        self.queries: list[str] = []
+        self.fail = fail
+        self.loaded = loaded
+
+    def execute_statement(self, **kw: Any) -> dict[str, str]:
+        self.queries.append(kw["Sql"])
+        return {"Id": "q"}
+
+    def batch_execute_statement(self, **kw: Any) -> dict[str, str]:
+        self.batches.append(kw["Sqls"])
+        return {"Id": f"b{len(self.batches)}"}
+
+    def describe_statement(self, Id: str) -> dict[str, Any]:  # noqa: N803 - boto3 spelling
+        if Id == "q":
+            return {"Id": Id, "Status": "FINISHED", "HasResultSet": True}
+        if Id == "b1" and self.fail:
+            return {"Id": Id, "Status": "FAILED", "Error": "ERROR: column \"x\" does not exist",
+                    "SubStatements": [{"Id": "b1:5", "Status": "FAILED", "QueryString": "COPY ..."}]}
+        return {"Id": Id, "Status": "FINISHED", "SubStatements": [{"ResultRows": i} for i in range(10)]}
+
+    def get_statement_result(self, **kw: Any) -> dict[str, Any]:
+        if self.loaded and "sys_load_error_detail" not in self.queries[-1]:
+            return {"Records": [[{"stringValue": "loaded"}, {"stringValue": "wr_0"}]]}
+        return {"Records": []}
+
+
+def load(rsd: FakeRsd) -> dict[str, Any]:
+    return loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
+                           contract=DEFAULT_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
+                           redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
+                           source_key="input/a.csv", source_etag="e", rsd=rsd)
+
+
+def test_run_load_success_skip_and_failure() -> None:
+    rsd = FakeRsd()
+    res = load(rsd)
+    assert res["state"] == "loaded" and res["rows_copied"] == 4 and res["rows_merged"] == 6
+    assert len(rsd.batches) == 1 and rsd.batches[0][4].startswith("COPY")
+    rsd = FakeRsd(loaded=True)
+    assert load(rsd)["state"] == "skipped" and rsd.batches == []
+    rsd = FakeRsd(fail=True)
+    with pytest.raises(WarehouseError, match='column "x" does not exist'):
+        load(rsd)
+    assert len(rsd.batches) == 2 and "'failed'" in rsd.batches[1][-1]
