@@ -86,7 +86,7 @@ class FakeRsd:
         self.batches.append(kw["Sqls"])
         return {"Id": f"b{len(self.batches)}"}
 
-    def describe_statement(self, Id: str) -> dict[str, Any]:  # noqa: N803 - boto3 spelling
+    def describe_statement(self, Id: str) -> dict[str, Any]:
         if Id == "q":
             return {"Id": Id, "Status": "FINISHED", "HasResultSet": True}
         if Id == "b1" and self.fail:
