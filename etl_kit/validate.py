@@ -91,8 +91,8 @@ def run_checks(settings: Settings, upload: dict[str, Any]) -> pd.DataFrame:
     _check(rows, "rows in table = rows written - in-file duplicates", n_table == written - dup_rows,
            written - dup_rows, n_table)
 
-    led = query(f"select * from {ledger} where bucket = {_lit(bucket)} and source_key = {src} "
-                f"and etag = {_lit(upload['etag'])}", settings)
+    led = query(f'select * from {ledger} where "bucket" = {_lit(bucket)} and "key" = {src} '
+                f"and \"etag\" = {_lit(upload['etag'])}", settings)
     _check(rows, "one ledger row, state loaded", len(led) == 1 and str(led.iloc[0]["state"]) == "loaded",
            "1 x loaded", f"{len(led)} row(s) {list(led['state']) if len(led) else ''}")
     if len(led) == 1:

@@ -300,6 +300,9 @@ class DataApiProvider(Provider):
                 self._set(st, "STARTED")
             conn.execute("SET TIME ZONE 'UTC'")
             conn.execute("SET datestyle = 'ISO, MDY'")
+            # Redshift treats a backslash in a string literal as an escape (the loader doubles them).
+            conn.execute("SET standard_conforming_strings = off")
+            conn.execute("SET escape_string_warning = off")
             conn.commit()
             autocommit = self._needs_autocommit(st)
             conn.autocommit = autocommit
