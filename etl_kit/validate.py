@@ -34,7 +34,9 @@ def _q(name: str) -> str:
 
 
 def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    from etl_kit.pipeline.loader import quote_literal  # the loader's escaping (Redshift: quotes and backslashes)
+
+    return str(quote_literal(value))
 
 
 def _check(rows: list[dict[str, Any]], name: str, passed: bool, expected: Any, actual: Any, detail: str = "") -> None:
@@ -120,7 +122,7 @@ def run_checks(settings: Settings, upload: dict[str, Any]) -> pd.DataFrame:
         _check(rows, "rows quarantined = bad rows generated", quarantined == bad, bad, quarantined)
         sums = query(f"select sum(total_revenue) as revenue, sum(total_profit) as profit from {table} "
                      f"where source_key = {src}", settings).iloc[0]
-        for col, fact in (("revenue", "total_revenue_sum"), ("profit", "total_profit_sum")):
+        for col, fact in (("revenue", "total_revenue"), ("profit", "total_profit")):
             want = Decimal(str(sample.get(fact)))
             got = Decimal(str(sums[col]))
             _check(rows, f"sum of {col} = source's accepted rows (exact)", got == want, want, got)
