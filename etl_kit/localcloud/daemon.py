@@ -54,6 +54,7 @@ def build_app(ctx: CloudContext) -> tuple[Dispatcher, list[Provider]]:
     if problems:
         # Fail loudly: a moved internal would make the providers act, not emulate.
         raise RuntimeError("moto internals changed: " + "; ".join(problems))
+    motohooks.install_s3_notification_fix()
     providers = _load_providers(ctx)
     info = {"endpoint": ctx.endpoint, "region": ctx.region, "account_id": ctx.account_id, "pid": os.getpid()}
     if ctx.postgres is not None:

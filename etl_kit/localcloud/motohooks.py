@@ -23,6 +23,7 @@ __all__ = [
     "lambda_function",
     "sns_publish",
     "reset",
+    "install_s3_notification_fix",
 ]
 
 MOTO_VERSION = "5.2.5"
@@ -65,6 +66,10 @@ def check_contract() -> list[str]:
         for attr in ("code_bytes", "environment_vars", "handler", "timeout", "run_time", "function_arn"):
             if f"self.{attr}" not in src:
                 problems.append(f"LambdaFunction lacks {attr}")
+        from moto.s3.responses import S3Response
+
+        if not hasattr(S3Response, "get_bucket_notification"):
+            problems.append("S3Response lacks get_bucket_notification")
         if not hasattr(sns_backends["123456789012"]["us-east-1"], "publish"):
             problems.append("SNSBackend lacks publish")
     except ImportError as exc:
@@ -211,3 +216,39 @@ def sns_publish(account_id: str, region: str, topic_arn: str, message: str, subj
     from moto.sns.models import sns_backends
 
     sns_backends[account_id][region].publish(message=message, arn=topic_arn, subject=subject)
+
+
+def install_s3_notification_fix() -> None:
+    """Show ``EventBridgeConfiguration`` in GetBucketNotificationConfiguration.
+
+    moto 5.2.5 stores it (and delivers the events) but leaves it out of the GET response, so
+    nobody could see whether a bucket sends events to EventBridge, or correct drift.
+    """
+    from moto.s3.responses import S3Response
+
+    if getattr(S3Response.get_bucket_notification, "_etl_kit", False):
+        return
+    original = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self: Any) -> Any:
+        result = original(self)
+        cfg = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if cfg is None or getattr(cfg, "event_bridge", None) is None:
+            return result
+        tag = b"<EventBridgeConfiguration></EventBridgeConfiguration>"
+        if isinstance(result, tuple):
+            status, headers, body = result
+        else:
+            status, headers, body = 200, {}, result
+        raw = body.encode() if isinstance(body, str) else bytes(body or b"")
+        if b"</NotificationConfiguration>" in raw:
+            raw = raw.replace(b"</NotificationConfiguration>", tag + b"</NotificationConfiguration>")
+        else:
+            raw = (b'<?xml version="1.0" encoding="UTF-8"?><NotificationConfiguration '
+                   b'xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' + tag + b"</NotificationConfiguration>")
+        if isinstance(headers, dict):
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        return status, headers, raw
+
+    get_bucket_notification._etl_kit = True  # type: ignore[attr-defined]
+    S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
