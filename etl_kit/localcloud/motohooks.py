@@ -24,6 +24,8 @@ __all__ = [
     "sns_publish",
     "reset",
     "install_s3_notification_fix",
+    "glue_delete_connection",
+    "glue_connection_input",
 ]
 
 MOTO_VERSION = "5.2.5"
@@ -66,6 +68,10 @@ def check_contract() -> list[str]:
         for attr in ("code_bytes", "environment_vars", "handler", "timeout", "run_time", "function_arn"):
             if f"self.{attr}" not in src:
                 problems.append(f"LambdaFunction lacks {attr}")
+        from moto.glue.models import glue_backends
+
+        if not isinstance(getattr(glue_backends["123456789012"]["us-east-1"], "connections", None), dict):
+            problems.append("GlueBackend lacks the connections dict")
         from moto.s3.responses import S3Response
 
         if not hasattr(S3Response, "get_bucket_notification"):
@@ -252,3 +258,17 @@ def install_s3_notification_fix() -> None:
 
     get_bucket_notification._etl_kit = True  # type: ignore[attr-defined]
     S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
+
+
+def glue_delete_connection(account_id: str, region: str, name: str) -> None:
+    """Delete a Glue connection record (moto 5.2.5 has no DeleteConnection). ``KeyError`` if absent."""
+    from moto.glue.models import glue_backends
+
+    del glue_backends[account_id][region].connections[name]
+
+
+def glue_connection_input(account_id: str, region: str, name: str) -> dict[str, Any]:
+    """The ConnectionInput a Glue connection was created with. ``KeyError`` if absent."""
+    from moto.glue.models import glue_backends
+
+    return dict(glue_backends[account_id][region].connections[name].connection_input)

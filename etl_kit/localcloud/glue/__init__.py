@@ -20,6 +20,7 @@ from etl_kit.localcloud.context import CloudContext
 from etl_kit.localcloud.dispatcher import Provider
 from etl_kit.localcloud.glue.crawler import CrawlerRunner
 from etl_kit.localcloud.glue.jobs import JobRunner
+from etl_kit.localcloud.glue.updates import DefinitionUpdates
 from etl_kit.localcloud.glue.workflow import WorkflowEngine
 
 __all__ = ["GlueProvider", "build"]
@@ -36,7 +37,14 @@ class GlueProvider(Provider):
         self.jobs = JobRunner(ctx, max_parallel=parallel)
         self.crawlers = CrawlerRunner(ctx)
         self.workflows = WorkflowEngine(ctx, self.jobs, self.crawlers)
+        self.updates = DefinitionUpdates(ctx, self.workflows.op_create_trigger)
         self.operations = {
+            "UpdateJob": self.updates.op_update_job,
+            "UpdateCrawler": self.updates.op_update_crawler,
+            "UpdateTrigger": self.updates.op_update_trigger,
+            "UpdateConnection": self.updates.op_update_connection,
+            "DeleteConnection": self.updates.op_delete_connection,
+            "GetConnection": self.updates.op_get_connection,
             "StartJobRun": self.jobs.op_start_job_run,
             "GetJobRun": self.jobs.op_get_job_run,
             "GetJobRuns": self.jobs.op_get_job_runs,
