@@ -37,7 +37,6 @@ __all__ = [
     "wait_until",
     "or_none",
     "const",
-    "Unsupported",
     "paginate",
 ]
 
@@ -108,14 +107,6 @@ class Ctx:
     @property
     def local(self) -> bool:
         return self.settings.target == "local"
-
-    def local_gap(self, err: BaseException) -> bool:
-        """True when ``err`` is the local cloud answering an operation it does not implement (HTTP 500)."""
-        from botocore.exceptions import ClientError
-
-        if not self.local or not isinstance(err, ClientError):
-            return False
-        return str(err.response.get("Error", {}).get("Code", "")) in ("500", "NotImplemented", "InternalFailure")
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -218,10 +209,6 @@ def run_plan(step: str, resources: list[Resource]) -> list[Change]:
     return [_state(step, r)[0] for r in resources]
 
 
-class Unsupported(EtlKitError):
-    """Raised by a delete callable when the target cannot perform it; reported as ``skip``."""
-
-
 def run_ensure(step: str, resources: list[Resource]) -> list[Change]:
     """Create missing resources and put drifted fields back, in list order.
 
@@ -275,9 +262,6 @@ def run_delete(step: str, resources: list[Resource], *, keep_data: bool = False)
         try:
             with aws_errors(f"delete {r.resource_type}", r.name):
                 r.delete()
-        except Unsupported as err:
-            changes.append(Change(step, r.resource_type, r.name, "skip", {"reason": str(err)}, r.arn))
-            continue
         except EtlKitError as err:
             if not is_missing(err):
                 raise

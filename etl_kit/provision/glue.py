@@ -20,7 +20,6 @@ from etl_kit.provision.base import (
     Change,
     Ctx,
     Resource,
-    Unsupported,
     const,
     or_none,
     run_delete,
@@ -116,15 +115,7 @@ def _resources(ctx: Ctx) -> list[Resource]:
             glue.create_crawler(Name=name, Tags={"etl-kit": "managed"}, **spec)
 
         def update(_: Any, name: str = name, spec: dict[str, Any] = spec) -> None:
-            from botocore.exceptions import ClientError
-
-            try:
-                glue.update_crawler(Name=name, **spec)
-            except ClientError as err:
-                if not ctx.local_gap(err):
-                    raise
-                glue.delete_crawler(Name=name)  # local cloud without UpdateCrawler: replace
-                create(name, spec)
+            glue.update_crawler(Name=name, **spec)
 
         out.append(Resource("glue-crawler", name, read, const(spec), create, update,
                             partial(glue.delete_crawler, Name=name), arn=ctx.arns.crawler(name)))
@@ -162,22 +153,13 @@ def connection_resources(ctx: Ctx, endpoint: dict[str, Any] | None, network: dic
             return None
         c = r["Connection"]
         out = {k: c.get(k) for k in ("ConnectionType", "ConnectionProperties", "PhysicalConnectionRequirements")}
-        if ctx.local and out["ConnectionType"] is None:
-            out["ConnectionType"] = "JDBC"  # moto 5.2.5 leaves ConnectionType out of GetConnection
         return out
 
     def body() -> dict[str, Any]:
         return {"Name": name, "Description": f"etl-kit: {s.redshift_workgroup} over JDBC", **desired()}
 
     def delete() -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            glue.delete_connection(ConnectionName=name)
-        except ClientError as err:
-            if ctx.local_gap(err):
-                raise Unsupported("the local cloud does not implement DeleteConnection") from err
-            raise
+        glue.delete_connection(ConnectionName=name)
 
     ready = deleting or (endpoint is not None and network is not None)
     skip = "" if ready else "no Redshift workgroup endpoint yet"

@@ -21,7 +21,7 @@ __all__ = ["STEP", "plan", "ensure", "describe", "delete", "job_specs", "CSV_SCR
 
 STEP = "glue_jobs"
 CSV_SCRIPT = "csv_to_parquet.py"
-LOAD_SCRIPT = "redshift_loader.py"
+LOAD_SCRIPT = "parquet_to_redshift.py"
 _JOB_FIELDS = ("Role", "Command", "DefaultArguments", "MaxRetries", "Timeout", "ExecutionProperty",
                "SecurityConfiguration", "Connections", "MaxCapacity", "GlueVersion", "WorkerType", "NumberOfWorkers",
                "Description")
@@ -68,6 +68,11 @@ def job_specs(ctx: Ctx) -> dict[str, dict[str, Any]]:
         "--quarantine_prefix": s.quarantine_prefix,
         "--reports_prefix": s.reports_prefix,
         "--max_reject_ratio": str(s.max_reject_ratio),
+        # job 1 writes the ledger row of a rejected file (the workflow stops before job 2 then)
+        "--workgroup": s.redshift_workgroup,
+        "--database": s.redshift_database,
+        "--schema": s.redshift_schema,
+        "--ledger_table": s.ledger_table,
     }
     job2_args = {
         **common,
@@ -145,15 +150,7 @@ def _resources(ctx: Ctx) -> list[Resource]:
             glue.create_job(Name=name, Tags={"etl-kit": "managed"}, **spec)
 
         def update(_: Any, name: str = name, spec: dict[str, Any] = spec) -> None:
-            from botocore.exceptions import ClientError
-
-            try:
-                glue.update_job(JobName=name, JobUpdate=spec)
-            except ClientError as err:
-                if not ctx.local_gap(err):
-                    raise
-                glue.delete_job(JobName=name)  # local cloud without UpdateJob: replace
-                create(name, spec)
+            glue.update_job(JobName=name, JobUpdate=spec)
 
         out.append(Resource("glue-job", name, read, const(spec), create, update,
                             partial(glue.delete_job, JobName=name), arn=ctx.arns.job(name)))

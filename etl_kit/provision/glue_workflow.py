@@ -108,15 +108,7 @@ def _resources(ctx: Ctx) -> list[Resource]:
                 return
             if {"Actions", "Predicate"} & set(diffs):
                 upd = {k: spec[k] for k in ("Actions", "Predicate", "Description") if k in spec}
-                from botocore.exceptions import ClientError
-
-                try:
-                    glue.update_trigger(Name=name, TriggerUpdate=upd)
-                except ClientError as err:
-                    if not ctx.local_gap(err):
-                        raise
-                    glue.delete_trigger(Name=name)  # local cloud without UpdateTrigger: replace
-                    create(name, spec, conditional)
+                glue.update_trigger(Name=name, TriggerUpdate=upd)
             if conditional and "State" in diffs:
                 glue.start_trigger(Name=name)
 

@@ -42,7 +42,6 @@ __all__ = [
 
 STEP = "redshift"
 _UNAVAILABLE = "the local cloud has no redshift-serverless provider yet"
-_TYPES = {"string": "VARCHAR(256)", "integer": "BIGINT", "date": "DATE", "double": "DOUBLE PRECISION"}
 
 
 def available(ctx: Ctx) -> bool:
@@ -86,40 +85,13 @@ def _role_arns(roles: list[Any]) -> list[str]:
 
 
 def table_ddl(settings: Settings) -> list[str]:
-    """CREATE TABLE statements for the target and ledger tables.
+    """CREATE statements for the target and ledger tables: job 2's own DDL, so both always agree."""
+    from etl_kit.pipeline.loader import ledger_ddl, target_ddl
 
-    Uses ``etl_kit.pipeline.loader.ddl_statements`` (job 2's own DDL) when it exists, so the
-    provisioned tables are exactly what the loader writes; otherwise the kit's fallback below.
-    """
     contract = settings.dataset_contract.model_dump(mode="json")
-    try:
-        from etl_kit.pipeline import loader  # type: ignore[attr-defined,unused-ignore]
-
-        return list(loader.ddl_statements(contract, settings.redshift_schema, settings.redshift_table,
-                                          settings.ledger_table))
-    except (ImportError, AttributeError):
-        pass
-    c = settings.dataset_contract
-    cols = []
-    for col in c.columns:
-        t = f"DECIMAL({col.precision},{col.scale})" if col.type == "decimal" else _TYPES[col.type]
-        cols.append(f"{col.name} {t}{' NOT NULL' if col.required else ''}")
-    dates = [col.name for col in c.columns if col.type == "date"]
-    sortkey = dates[0] if dates else c.primary_key[0]
     schema = settings.redshift_schema
-    target = (
-        f"CREATE TABLE IF NOT EXISTS {schema}.{settings.redshift_table} (\n  " + ",\n  ".join(cols)
-        + f",\n  PRIMARY KEY ({', '.join(c.primary_key)})\n) DISTKEY({c.primary_key[0]}) SORTKEY({sortkey})"
-    )
-    ledger = (
-        f"CREATE TABLE IF NOT EXISTS {schema}.{settings.ledger_table} (\n"
-        "  bucket VARCHAR(255) NOT NULL,\n  object_key VARCHAR(1024) NOT NULL,\n  etag VARCHAR(128) NOT NULL,\n"
-        "  version_id VARCHAR(1024),\n  run_id VARCHAR(256),\n  rows_read BIGINT,\n  rows_loaded BIGINT,\n"
-        "  rows_quarantined BIGINT,\n  state VARCHAR(32) NOT NULL,\n  reason VARCHAR(1024),\n"
-        "  started_at TIMESTAMP,\n  finished_at TIMESTAMP,\n  PRIMARY KEY (bucket, object_key, etag)\n"
-        ") DISTSTYLE ALL SORTKEY(finished_at)"
-    )
-    return [f"CREATE SCHEMA IF NOT EXISTS {schema}", target, ledger]
+    return [f"CREATE SCHEMA IF NOT EXISTS {schema}", target_ddl(schema, settings.redshift_table, contract),
+            ledger_ddl(schema, settings.ledger_table)]
 
 
 def execute(ctx: Ctx, sqls: list[str], secret_arn: str) -> None:

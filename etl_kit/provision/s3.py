@@ -136,12 +136,7 @@ def _bucket_resources(ctx: Ctx, bucket: str, *, is_data: bool, notifications: bo
             r = or_none(lambda: s3.get_bucket_notification_configuration(Bucket=bucket))
             if r is None:
                 return None
-            on = "EventBridgeConfiguration" in r
-            if ctx.local and not on:
-                # moto 5.2.5 stores EventBridgeConfiguration but leaves it out of the GET response, so the
-                # local target cannot see this drift (it does deliver the events).
-                on = True
-            return {"EventBridge": on}
+            return {"EventBridge": "EventBridgeConfiguration" in r}
 
         def ntf_put(_: Any = None) -> None:
             # Only EventBridge: the rule start-lambda-rule filters on bucket and input/ prefix.

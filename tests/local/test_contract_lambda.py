@@ -49,8 +49,8 @@ MARKER = '''
 import json, os, boto3
 def handler(event, context):
     key = event["detail"]["object"]["key"]
-    boto3.client("s3").put_object(Bucket=os.environ["BUCKET"], Key="markers/" + key.split("/")[-1],
-                                  Body=json.dumps({"event": event, "remaining": context.get_remaining_time_in_millis()}))
+    body = json.dumps({"event": event, "remaining": context.get_remaining_time_in_millis()})
+    boto3.client("s3").put_object(Bucket=os.environ["BUCKET"], Key="markers/" + key.split("/")[-1], Body=body)
     print("marked", key)
     return {"marked": key}
 '''

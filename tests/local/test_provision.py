@@ -19,7 +19,7 @@ from etl_kit.provision import (
     teardown_all,
 )
 from etl_kit.provision.base import Change
-from tests.local._provision_helpers import ensure_handler, redshift_available, unique
+from tests.local._provision_helpers import unique
 
 pytestmark = pytest.mark.local
 
@@ -39,27 +39,14 @@ def _leftovers(settings: Settings) -> list[str]:
         for name, info in items.items():
             if not isinstance(info, dict) or not info.get("exists") or name.startswith(SHARED_LOG_GROUPS):
                 continue
-            if info.get("type") == "glue-connection" and not settings_has_delete_connection(settings):
-                continue  # the local cloud does not implement DeleteConnection yet
-            if True:
-                left.append(f"{step}:{name}")
+            left.append(f"{step}:{name}")
     return left
 
-
-def settings_has_delete_connection(settings: Settings) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        client("glue", settings).delete_connection(ConnectionName="etl-kit-probe-absent")
-    except ClientError as err:
-        return err.response["Error"]["Code"] != "500"
-    return True
 
 
 @pytest.fixture
 def settings(cloud: Settings, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
              tmp_path: Path) -> Any:
-    ensure_handler(monkeypatch, tmp_path)
     tag = "".join(ch for ch in request.node.name.lower() if ch.isalnum())[-20:]
     s = unique(cloud, tag)
     yield s
@@ -206,9 +193,6 @@ def test_failure_after_step_converges_and_partial_teardown_is_clean(settings: Se
         apply_all(settings, fail_after_step=step, progress=False)
     teardown_all(settings, yes=True)  # from a partial state
     assert _leftovers(settings) == []
-    if STEP_NAMES.index(step) >= STEP_NAMES.index("redshift") and not settings_has_delete_connection(settings):
-        pytest.skip("the local cloud lacks Glue DeleteConnection/UpdateConnection: the connection left behind "
-                    "cannot follow the re-created workgroup")
     with pytest.raises(InjectedFailure):
         apply_all(settings, fail_after_step=step, progress=False)
     apply_all(settings, progress=False)
@@ -230,8 +214,6 @@ def test_keep_data_keeps_bucket_and_contents(settings: Settings) -> None:
 
 
 def test_redshift_step(settings: Settings) -> None:
-    if not redshift_available(settings):
-        pytest.skip("local cloud has no redshift-serverless provider")
     apply_all(settings, only=["network", "iam", "redshift"], progress=False)
     rs = client("redshift-serverless", settings)
     wg = rs.get_workgroup(workgroupName=settings.redshift_workgroup)["workgroup"]
