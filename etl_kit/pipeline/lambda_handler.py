@@ -144,7 +144,8 @@ def _process_one(ref: ObjectRef, *, s3: Any, glue: Any, sns: Any, context: Any) 
     state_prefix = _env("STATE_PREFIX", "_etl_kit/")
     topic = _env("TOPIC_ARN")
     bucket, key = ref["bucket"], ref["key"]
-    result: Dict[str, Any] = {"status": "skipped", "reason": "", "run_id": "", "bucket": bucket, "key": key}
+    result: Dict[str, Any] = {"status": "skipped", "reason": "", "run_id": "", "bucket": bucket, "key": key,
+                              "etag": str(ref.get("etag") or "")}
 
     def skipped(reason: str, run_id: str = "") -> Dict[str, Any]:
         result.update(status="skipped", reason=reason, run_id=run_id)
@@ -180,6 +181,10 @@ def _process_one(ref: ObjectRef, *, s3: Any, glue: Any, sns: Any, context: Any) 
     if not ok:
         return skipped(why)
     etag = str(head.get("ETag") or ref.get("etag") or "").strip('"')
+    event_etag = str(ref.get("etag") or "")
+    if event_etag and etag and event_etag != etag:
+        # Overwritten since this event: the newer version has an event of its own, which starts its run.
+        return skipped(f"superseded: overwritten since the event (event ETag {event_etag}, now {etag})")
     version = str(head.get("VersionId") or ref.get("version_id") or "")
     if version == "null":
         version = ""

@@ -19,9 +19,13 @@ def eb_event(key: str, size: int = 10, etag: str = "abc", bucket: str = "bkt") -
             "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "etag": etag}}}
 
 
-def s3_event(key: str, size: int = 10) -> dict[str, Any]:
+def s3_event(key: str, size: int = 10, etag: str = "e1") -> dict[str, Any]:
     return {"Records": [{"eventName": "ObjectCreated:Put", "eventTime": "2024-01-01T00:00:00Z",
-                         "s3": {"bucket": {"name": "bkt"}, "object": {"key": key, "size": size, "eTag": "e1"}}}]}
+                         "s3": {"bucket": {"name": "bkt"}, "object": {"key": key, "size": size, "eTag": etag}}}]}
+
+
+def put(s3: Any, key: str, body: bytes) -> str:
+    return str(s3.put_object(Bucket="bkt", Key=key, Body=body)["ETag"].strip('"'))
 
 
 def test_parse_eventbridge_and_s3_shapes() -> None:
@@ -93,9 +97,9 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_handler_starts_once_then_dedupes(s3: Any) -> None:
-    s3.put_object(Bucket="bkt", Key="input/my file.csv", Body=b"a,b\n1,2\n")
+    etag = put(s3, "input/my file.csv", b"a,b\n1,2\n")
     glue, sns = FakeGlue(), FakeSns()
-    ev = eb_event("input/my+file.csv")  # EventBridge raw key; object exists under the decoded key
+    ev = eb_event("input/my+file.csv", etag=etag)  # EventBridge raw key; object exists under the decoded key
     res = lh.handler(ev, None, s3=s3, glue=glue, sns=sns)
     assert res["status"] == "started" and res["run_id"] == "wr_1" and res["key"] == "input/my file.csv"
     props = glue.calls[0]["RunProperties"]
@@ -120,16 +124,21 @@ def test_handler_skips_outside_input_and_missing(s3: Any) -> None:
 
 
 def test_handler_retries_concurrency_then_gives_up(s3: Any) -> None:
-    s3.put_object(Bucket="bkt", Key="input/a.csv", Body=b"x")
+    etag = put(s3, "input/a.csv", b"x")
     glue = FakeGlue(refuse=2)
-    assert lh.handler(s3_event("input/a.csv"), None, s3=s3, glue=glue, sns=FakeSns())["status"] == "started"
+    assert lh.handler(s3_event("input/a.csv", etag=etag), None, s3=s3, glue=glue, sns=FakeSns())["status"] == "started"
     assert len(glue.calls) == 3
-    s3.put_object(Bucket="bkt", Key="input/b.csv", Body=b"y")
+    etag = put(s3, "input/b.csv", b"y")
     glue, sns = FakeGlue(refuse=100), FakeSns()
     from botocore.exceptions import ClientError
 
     with pytest.raises(ClientError):
-        lh.handler(s3_event("input/b.csv"), None, s3=s3, glue=glue, sns=sns)
+        lh.handler(s3_event("input/b.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)
     assert "FAILED" in sns.messages[-1]["Subject"]
     # the claim was released: a redelivery can start the run
-    assert lh.handler(s3_event("input/b.csv"), None, s3=s3, glue=FakeGlue(), sns=sns)["status"] == "started"
+    assert lh.handler(s3_event("input/b.csv", etag=etag), None, s3=s3, glue=FakeGlue(), sns=sns)["status"] == "started"
+
+    # an event for a version that has since been overwritten is skipped: the newer version's event runs it
+    new = put(s3, "input/b.csv", b"z")
+    res = lh.handler(s3_event("input/b.csv", etag="0" * 32), None, s3=s3, glue=FakeGlue(), sns=sns)
+    assert res["status"] == "skipped" and res["reason"].startswith("superseded") and new in res["reason"]
