@@ -163,12 +163,13 @@ def ensure_csv(data_dir: Path, rows: int, seed: int = 7) -> dict[str, Any]:
     if path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("bytes") == path.stat().st_size:
+            meta["path"] = str(path.resolve())
             meta["generated_seconds"] = 0.0
             meta["cached"] = True
             return dict(meta)
     t0 = time.perf_counter()
     info = generate_sales_csv(str(path), rows, seed=seed, bad_rows=bad)
-    meta = {"path": str(path), "rows": rows, "bad_rows": info.bad_rows,
+    meta = {"path": str(path.resolve()), "rows": rows, "bad_rows": info.bad_rows,
             "bad_rows_by_reason": info.bad_rows_by_reason, "bytes": path.stat().st_size, "seed": seed,
             "total_revenue_good": str(info.total_revenue), "generated_seconds": round(time.perf_counter() - t0, 2)}
     meta_path.write_text(json.dumps(meta, indent=2))
@@ -202,8 +203,8 @@ def run_child(engine: str, csv_meta: dict[str, Any], contract: dict[str, Any], w
         proc.wait()
     out: dict[str, Any] = {"engine": engine, "rows": rows, "bytes": csv_meta["bytes"]}
     if proc.returncode != 0 or not Path(spec["result"]).exists():
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-6:]
-        out["error"] = f"exit {proc.returncode}: " + " | ".join(tail)
+        tail = log_path.read_text(errors="replace").strip().splitlines()
+        out["error"] = f"exit {proc.returncode}: {tail[-1] if tail else '(no output)'} (log: {log_path})"
         return out
     res = json.loads(Path(spec["result"]).read_text())
     sec = float(res["seconds"])
@@ -767,6 +768,7 @@ def run_bench(*, sizes: list[int], memory_sizes: list[int], parts: list[str], ou
 
     say = log or (lambda msg: None)
     started = time.perf_counter()
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     data_dir = out / "data"
     work = out / "work"

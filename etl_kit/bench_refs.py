@@ -134,22 +134,32 @@ def _polars(spec: dict[str, Any]) -> dict[str, Any]:
             fail = fail | isnull
         typed.append(pl.when(~isnull).then(t).alias(rule.name))
         fails.append((rule.name, fail, isnull))
-    column: Any = pl.when(fails[0][1]).then(pl.lit(fails[0][0]))
-    reason: Any = pl.when(fails[0][1] & fails[0][2]).then(pl.lit("missing_value"))
+    # stage 1: typed values and one boolean per check, computed once per row
+    staged = lf.select(
+        pl.col("__row").cast(pl.Int64).alias("source_line"), *typed,
+        *[fail.alias(f"__f{i}") for i, (_n, fail, _z) in enumerate(fails)],
+        *[isnull.alias(f"__z{i}") for i, (_n, _f, isnull) in enumerate(fails)],
+    )
+    # stage 2: the first failing column (contract order) and its reason, from those booleans
     types = {rule.name: rule.type for rule, _ in cols}
-    for i, (name, fail, isnull) in enumerate(fails):
-        if i:
-            column = column.when(fail).then(pl.lit(name))
-            reason = reason.when(fail & isnull).then(pl.lit("missing_value"))
-        reason = reason.when(fail).then(pl.lit(_REASON_BY_TYPE[types[name]]))
-    staged = lf.select(pl.col("__row").cast(pl.Int64).alias("source_line"), *typed,
-                       column.otherwise(None).alias("__column"), reason.otherwise(None).alias("__reason"))
+    column: Any = None
+    reason: Any = None
+    for i, (name, _fail, _isnull) in enumerate(fails):
+        f, z = pl.col(f"__f{i}"), pl.col(f"__z{i}")
+        column = (pl.when(f) if column is None else column.when(f)).then(pl.lit(name))
+        reason = (pl.when(f & z) if reason is None else reason.when(f & z)).then(pl.lit("missing_value"))
+        reason = reason.when(f).then(pl.lit(_REASON_BY_TYPE[types[name]]))
+    any_fail = pl.any_horizontal([pl.col(f"__f{i}") for i in range(len(fails))])
     names = [rule.name for rule, _ in cols]
-    good = staged.filter(pl.col("__column").is_null()).select(*names, "source_line")
-    bad_rows = staged.filter(pl.col("__column").is_not_null()).select(
-        "source_line", pl.col("__reason").alias("reason"), pl.col("__column").alias("column"))
-    pl.collect_all([good.sink_parquet(spec["parquet"], compression="snappy", lazy=True),
-                    bad_rows.sink_csv(spec["quarantine"], lazy=True)])
+    good = staged.filter(~any_fail).select(*names, "source_line")
+    bad_rows = staged.filter(any_fail).select("source_line", reason.otherwise(None).alias("reason"),
+                                              column.otherwise(None).alias("column"))
+    if spec.get("polars_single_sink"):
+        good.sink_parquet(spec["parquet"], compression="snappy")
+        bad_rows.sink_csv(spec["quarantine"])
+    else:
+        pl.collect_all([good.sink_parquet(spec["parquet"], compression="snappy", lazy=True),
+                        bad_rows.sink_csv(spec["quarantine"], lazy=True)])
     return {}
 
 
