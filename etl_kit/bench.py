@@ -464,6 +464,23 @@ def _job_script_workaround(settings: Any) -> list[str]:
     return notes
 
 
+def _statement_breakdown(settings: Any, statement_id: Any) -> list[dict[str, Any]]:
+    """Seconds per sub-statement of job 2's batch (where the Data API reports durations)."""
+    from etl_kit.clients import client
+
+    if not statement_id:
+        return []
+    out = []
+    with contextlib.suppress(Exception):
+        desc = client("redshift-data", settings).describe_statement(Id=statement_id)
+        for sub in desc.get("SubStatements") or []:
+            dur = sub.get("Duration")
+            out.append({"sql": " ".join(str(sub.get("QueryString", "")).split())[:60],
+                        "seconds": round(dur / 1e9, 3) if isinstance(dur, (int, float)) and dur >= 0 else None,
+                        "rows": sub.get("ResultRows")})
+    return out
+
+
 def load_part(settings: Any, parquets: dict[int, str], provisioned: str, bar: Any) -> list[dict[str, Any]]:
     """Job 2 vs raw ADBC on each job 1 Parquet, in the running throwaway cloud."""
     from etl_kit.clients import client
@@ -500,6 +517,7 @@ def load_part(settings: Any, parquets: dict[int, str], provisioned: str, bar: An
             if isinstance(result, dict):
                 entry["result"] = {k: result[k] for k in list(result)[:12]
                                    if isinstance(result[k], (str, int, float, bool, type(None)))}
+                entry["statements"] = _statement_breakdown(settings, result.get("statement_id"))
             rows_out.append(entry)
         except Exception as exc:
             rows_out.append({"method": "loader", "label": "job 2 run_load (Data API COPY + MERGE)", "rows": rows,
@@ -738,8 +756,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += ["", "## Load: Parquet -> local warehouse (embedded PostgreSQL)", "",
                   "| method | rows | seconds | rows/s | note |", "|---|---:|---:|---:|---|"]
         for r in doc["load"]:
+            note = r.get("skipped", "")
+            steps = [st for st in r.get("statements", []) if st.get("seconds")]
+            if steps:
+                note = "; ".join(f"{st['sql'].split(' ')[0]} {st['seconds']:.2f}s"
+                                 for st in sorted(steps, key=lambda st: -st["seconds"])[:4])
             lines.append(f"| {r.get('label', r['method'])} | {_fmt(r['rows'])} | {_fmt(r.get('seconds'), 2)} "
-                         f"| {_fmt(r.get('rows_s'))} | {r.get('skipped', '')} |")
+                         f"| {_fmt(r.get('rows_s'))} | {note} |")
     if doc.get("e2e"):
         lines += ["", "## End to end on the local target: put_object -> ledger row", "",
                   "| rows | seconds | state | note |", "|---:|---:|---|---|"]
