@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -79,6 +80,9 @@ class LambdaProvider(Provider):
         self._lock = threading.Lock()
         self.stats = {"invocations": 0, "errors": 0, "timeouts": 0, "async_pending": 0}
         self._procs: set[subprocess.Popen[bytes]] = set()
+        # Async invocations wait and retry (seconds at a time): they get their own pool, so a burst of
+        # uploads can never starve the workflow engine's short tasks on the shared executor.
+        self._async_pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="lambda-async")
         self.rest_routes = [
             RestRoute("POST", re.compile(r"/2015-03-31/functions/(?P<name>[^/]+)/invocations"), self._rest_invoke),
         ]
@@ -90,6 +94,7 @@ class LambdaProvider(Provider):
         return {"ok": True, **self.stats}
 
     def close(self) -> None:
+        self._async_pool.shutdown(wait=False, cancel_futures=True)
         for p in list(self._procs):
             if p.poll() is None:
                 p.kill()
@@ -197,7 +202,7 @@ class LambdaProvider(Provider):
         fn = self._function(name_or_arn)  # unknown functions fail now, like AWS
         with self._lock:
             self.stats["async_pending"] += 1
-        self.ctx.executor.submit(self._async_worker, fn["name"], event)
+        self._async_pool.submit(self._async_worker, fn["name"], event)
 
     def _async_worker(self, name: str, event: Any) -> None:
         try:
