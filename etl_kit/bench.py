@@ -625,6 +625,9 @@ def ratios(transform: list[dict[str, Any]]) -> dict[str, dict[str, float | None]
         for ref, key in (("polars", "job1_vs_polars"), ("pandas", "job1_vs_pandas"),
                          ("arrow_parse", "job1_vs_parse_ceiling"), ("arrow_parse_1t", "job1_vs_parse_1thread")):
             entry[key] = round(job1["mb_s"] / by[ref]["mb_s"], 3) if job1 and ref in by else None
+        for ref in ("polars", "pandas"):  # CPU seconds of the reference / job 1's: robust when the box is busy
+            cpu = job1.get("cpu_seconds") if job1 else None
+            entry[f"cpu_{ref}_over_job1"] = round(by[ref]["cpu_seconds"] / cpu, 3) if cpu and ref in by else None
         out[str(rows)] = entry
     return out
 
@@ -713,6 +716,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"pandas {v.get('pandas')}; commit `{(m['git_commit'] or '?')[:10]}`{' (dirty)' if m['git_dirty'] else ''}; "
         f"load average {m['loadavg_start'][0]:.1f} at start, {m.get('loadavg_end', [0])[0]:.1f} at end.",
         "",
+        *([f"**The machine was busy** (load average up to {busy:.1f} on {m['cpu_count']} CPUs): wall-clock figures "
+           "and ratios are unreliable in this run; compare CPU seconds, or rerun on a quiet machine "
+           "(`--repeat 3` keeps each engine's fastest run).", ""] if (busy := max(
+               m["loadavg_start"][0], m.get("loadavg_end", [0])[0])) > 0.75 * (m["cpu_count"] or 1) else []),
         "## Targets",
         "",
         "| target | threshold | measured | | status |",
@@ -735,11 +742,14 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 f"| {_fmt(r.get('cpu_seconds'), 2)} | {_fmt(r.get('mb_s'))} | {_fmt(r.get('rows_s'))} "
                 f"| {_fmt(r.get('peak_rss_mb'), 0)} | {_fmt(r.get('rows_written'))} "
                 f"| {_fmt(r.get('rows_quarantined'))} | {same} |")
-        lines += ["", "| rows | job 1 / polars | job 1 / pandas | job 1 / parse ceiling | job 1 / 1-thread parse |",
-                  "|---:|---:|---:|---:|---:|"]
+        lines += ["", "Throughput ratios (wall clock; the targets use these) and CPU-second ratios:", "",
+                  "| rows | job 1 / polars | job 1 / pandas | job 1 / parse ceiling | job 1 / 1-thread parse "
+                  "| CPU s polars / job 1 | CPU s pandas / job 1 |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
         for rows, rt in sorted(doc["ratios"].items(), key=lambda kv: int(kv[0])):
             lines.append(f"| {_fmt(int(rows))} | {_fmt(rt['job1_vs_polars'], 2)} | {_fmt(rt['job1_vs_pandas'], 2)} "
-                         f"| {_fmt(rt['job1_vs_parse_ceiling'], 2)} | {_fmt(rt['job1_vs_parse_1thread'], 2)} |")
+                         f"| {_fmt(rt['job1_vs_parse_ceiling'], 2)} | {_fmt(rt['job1_vs_parse_1thread'], 2)} "
+                         f"| {_fmt(rt.get('cpu_polars_over_job1'), 2)} | {_fmt(rt.get('cpu_pandas_over_job1'), 2)} |")
     if doc.get("memory"):
         engines = [e for e in TRANSFORM_ENGINES if any(r["engine"] == e for r in doc["memory"])]
         sizes = sorted({r["rows"] for r in doc["memory"]})
