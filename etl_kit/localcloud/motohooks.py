@@ -120,12 +120,27 @@ def _transform(target: dict[str, Any], event: dict[str, Any]) -> Any:
 
 
 def _aws_shaped(event: Any) -> Any:
-    """moto puts epoch seconds in ``time``; EventBridge delivers an ISO-8601 UTC string."""
-    if isinstance(event, dict) and isinstance(event.get("time"), (int, float)):
-        import datetime as _dt
+    """Fix moto's S3 event where it differs from what EventBridge delivers.
 
-        event = dict(event)
+    moto puts epoch seconds in ``time`` (AWS: an ISO-8601 UTC string), spells the object's ``etag`` as
+    ``eTag`` and writes ``version-id: "null"`` for unversioned buckets (AWS omits it).
+    """
+    if not isinstance(event, dict):
+        return event
+    import datetime as _dt
+
+    event = dict(event)
+    if isinstance(event.get("time"), (int, float)):
         event["time"] = _dt.datetime.fromtimestamp(event["time"], _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    detail = event.get("detail")
+    obj = detail.get("object") if isinstance(detail, dict) else None
+    if event.get("source") == "aws.s3" and isinstance(obj, dict):
+        obj = dict(obj)
+        if "eTag" in obj:
+            obj["etag"] = obj.pop("eTag")
+        if obj.get("version-id") == "null":
+            obj.pop("version-id")
+        event["detail"] = {**detail, "object": obj}
     return event
 
 

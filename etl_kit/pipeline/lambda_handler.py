@@ -60,7 +60,7 @@ def parse_event(event: Dict[str, Any]) -> List[ObjectRef]:
         raw_key = str(obj.get("key", ""))
         out.append(ObjectRef(
             bucket=str((d.get("bucket") or {}).get("name", "")), key=raw_key, decoded_key=unquote_plus(raw_key),
-            size=obj.get("size"), etag=str(obj.get("etag") or "").strip('"'),
+            size=obj.get("size"), etag=str(obj.get("etag") or obj.get("eTag") or "").strip('"'),
             version_id=str(obj.get("version-id") or obj.get("versionId") or ""),
             event_time=str(event.get("time") or ""), source="eventbridge",
             event_name=str(event.get("detail-type") or ""),
