@@ -183,7 +183,7 @@ def follow(run_id: str, settings: Settings, session: boto3.Session | None = None
     Returns the final run (with ``Graph``). Raises :class:`WaitTimeout` naming the run and the node
     still running when ``timeout`` (default ``settings.wait_timeout_seconds``) passes.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     timeout = timeout if timeout is not None else settings.wait_timeout_seconds
     deadline = time.monotonic() + timeout

@@ -27,6 +27,30 @@ __all__ = ["settings_from", "record", "recorded", "setup", "params_table", "cont
            "sql", "teardown"]
 
 
+def _show_figures_in_notebooks() -> None:
+    """Render matplotlib ``Figure`` objects as PNG in a notebook (they are built without pyplot)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+    import io
+
+    from matplotlib.figure import Figure
+
+    def png(fig: Figure) -> bytes:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        return buf.getvalue()
+
+    ip.display_formatter.formatters["image/png"].for_type(Figure, png)
+
+
+_show_figures_in_notebooks()
+
+
 # -- parameters and hand-offs ------------------------------------------------------------
 def settings_from(namespace: Mapping[str, Any]) -> Settings:
     """Build the validated settings from the notebook's parameter variables (the `parameters` cell)."""
@@ -49,8 +73,10 @@ def record(settings: Settings, key: str, value: Any) -> None:
     """Record a result for the run summary (JSON-serialisable)."""
     path = _results_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import time
+
     data = json.loads(path.read_text()) if path.exists() else {}
-    data[key] = value
+    data[key] = {"value": value, "at": time.time()}
     path.write_text(json.dumps(data, indent=2, default=str))
 
 
@@ -61,7 +87,7 @@ def recorded(settings: Settings, key: str) -> Any:
     if key not in data:
         raise EtlKitError(f"nothing recorded for {key!r} yet: run the notebook that produces it first "
                           "(02_upload_test_data for an upload)")
-    return data[key]
+    return data[key]["value"]
 
 
 def _frame(rows: list[dict[str, Any]] | dict[str, Any], columns: list[str] | None = None) -> pd.DataFrame:
@@ -217,7 +243,7 @@ def upload(sample: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Upload the sample to ``input/`` with a progress bar; records the upload for the next notebooks."""
     import datetime as _dt
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     path = Path(sample["path"])
     bucket = settings.bucket_name(account_id(settings))
@@ -304,7 +330,7 @@ def graph_picture(run: dict[str, Any]) -> Figure:
     return draw_graph(node_states(run), f"run {run['WorkflowRunId']} · {run['Status']}")
 
 
-def notifications(settings: Settings, *, expect: int = 5, timeout: float = 30.0) -> pd.DataFrame:
+def notifications(settings: Settings, *, expect: int = 5, timeout: float = 10.0) -> pd.DataFrame:
     """The SNS notifications that arrived (Lambda status and every crawler/job state change)."""
     import time
 

@@ -56,7 +56,7 @@ def run_notebooks(params_file: str | Path, *, only: list[str] | None = None, out
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     settings = load_settings(params_file, **(overrides or {}))
     params = settings.to_params()
@@ -69,7 +69,9 @@ def run_notebooks(params_file: str | Path, *, only: list[str] | None = None, out
         if unknown:
             raise ConfigError(f"notebook {nb.name} does not declare parameter(s) {unknown} in its `parameters` cell")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    results_path(settings).unlink(missing_ok=True)
+    # Results persist between runs (a later notebook reads an earlier one's upload); the summary only
+    # shows what this run recorded.
+    since = time.time()
     timings: dict[str, float] = {}
     bar = tqdm(chosen, desc="notebooks", unit="nb", disable=not progress)
     for nb in bar:
@@ -81,20 +83,22 @@ def run_notebooks(params_file: str | Path, *, only: list[str] | None = None, out
                                        progress_bar=False, cwd=str(ROOT), log_output=False)
         except PapermillExecutionError as exc:
             timings[nb.stem] = round(time.monotonic() - started, 1)
-            summary = write_summary(settings, out_dir, timings, failed=f"{nb.stem} cell {exc.exec_count}")
+            summary = write_summary(settings, out_dir, timings, failed=f"{nb.stem} cell {exc.exec_count}",
+                                    since=since)
             raise PipelineError(
                 f"notebook {nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
                 f"executed notebook: {target}\nsummary: {summary['files']['markdown']}") from exc
         timings[nb.stem] = round(time.monotonic() - started, 1)
     bar.close()
-    return write_summary(settings, out_dir, timings)
+    return write_summary(settings, out_dir, timings, since=since)
 
 
 def write_summary(settings: Settings, out_dir: Path, timings: dict[str, float],
-                  failed: str | None = None) -> dict[str, Any]:
-    """Collect what the notebooks recorded into ``summary.json`` and ``summary.md``."""
+                  failed: str | None = None, since: float = 0.0) -> dict[str, Any]:
+    """Collect what the notebooks recorded (since ``since``) into ``summary.json`` and ``summary.md``."""
     rp = results_path(settings)
-    recorded = json.loads(rp.read_text()) if rp.exists() else {}
+    stored = json.loads(rp.read_text()) if rp.exists() else {}
+    recorded = {k: v["value"] for k, v in stored.items() if isinstance(v, dict) and v.get("at", 0) >= since}
     summary: dict[str, Any] = {"target": settings.target, "failed": failed, "notebook_seconds": timings,
                                **recorded}
     md = [f"# etl-kit run ({settings.target})", ""]

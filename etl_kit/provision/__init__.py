@@ -221,6 +221,6 @@ class _NoBar:
 def _bar(total: int, desc: str, progress: bool) -> Any:
     if not progress:
         return _NoBar()
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="step")
