@@ -46,6 +46,12 @@ def _show_figures_in_notebooks() -> None:
         return buf.getvalue()
 
     ip.display_formatter.formatters["image/png"].for_type(Figure, png)
+    import pandas as pd
+
+    # The kit's tables (plans, inventories, checks) are meant to be read whole.
+    pd.set_option("display.max_rows", 500)
+    pd.set_option("display.max_columns", 50)
+    pd.set_option("display.width", 200)
 
 
 _show_figures_in_notebooks()
@@ -158,8 +164,14 @@ def inventory(settings: Settings) -> pd.DataFrame:
     """Every provisioned resource with its ARN (and a console link on aws)."""
     from etl_kit.provision import inventory as inv
 
-    rows = inv(settings)
-    return _frame(rows if isinstance(rows, list) else [{"resource": k, "arn": v} for k, v in rows.items()])
+    rows = []
+    for step, items in inv(settings).items():
+        for name, info in items.items():
+            info = info if isinstance(info, dict) else {"value": info}
+            rows.append({"step": step, "type": info.get("type", ""), "name": name,
+                         "exists": info.get("exists", ""), "arn": info.get("arn", ""),
+                         "console": info.get("console", "")})
+    return _frame(rows, ["step", "type", "name", "exists", "arn", "console"])
 
 
 def architecture(settings: Settings) -> Figure:
