@@ -8,7 +8,6 @@ Reads the run properties ``output_key source_bucket source_key source_etag sourc
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Dict, List, Optional
@@ -21,21 +20,9 @@ DEFAULTS = {"schema": "public", "table": "sales_data_table", "ledger_table": "et
 
 def parse_args(argv: Optional[List[str]] = None) -> Dict[str, str]:
     """Parse job arguments (Glue passes extra ones such as --JOB_ID; they are ignored)."""
-    argv = list(sys.argv if argv is None else argv)
-    present = [a for a in OPTIONAL if f"--{a}" in argv]
-    try:
-        from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
+    from etl_kit.pipeline.jobargs import parse_job_args
 
-        args = dict(getResolvedOptions(argv, present))
-    except ImportError:
-        p = argparse.ArgumentParser(description=__doc__)
-        for a in OPTIONAL:
-            p.add_argument(f"--{a}", default=None)
-        ns, _unknown = p.parse_known_args(argv[1:])
-        args = {k: v for k, v in vars(ns).items() if v is not None}
-    for k, v in DEFAULTS.items():
-        args.setdefault(k, v)
-    return args
+    return parse_job_args(OPTIONAL, DEFAULTS, argv, __doc__ or "")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
