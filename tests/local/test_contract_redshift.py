@@ -121,6 +121,22 @@ def test_workgroup_endpoint_is_a_real_database_with_the_secret_credentials(aws, 
     assert WG in [w["workgroupName"] for w in rs.list_workgroups()["workgroups"]]
 
 
+def test_namespaces_sharing_an_admin_user_keep_working_secrets(aws, warehouse) -> None:
+    """PostgreSQL roles are cluster-wide: a second namespace naming the same admin must not lock out the first."""
+    rs, sm = aws("redshift-serverless"), aws("secretsmanager")
+    rs.create_namespace(namespaceName="second-ns", adminUsername="admin", manageAdminPassword=True, dbName="dev")
+    try:
+        wg = rs.get_workgroup(workgroupName=WG)["workgroup"]
+        for name in (NS, "second-ns"):
+            arn = rs.get_namespace(namespaceName=name)["namespace"]["adminPasswordSecretArn"]
+            secret = json.loads(sm.get_secret_value(SecretId=arn)["SecretString"])
+            with psycopg.connect(host=wg["endpoint"]["address"], port=wg["endpoint"]["port"], user="admin",
+                                 password=secret["password"], dbname="dev", connect_timeout=5) as conn:
+                assert conn.execute("select current_user").fetchone() == ("admin",)
+    finally:
+        rs.delete_namespace(namespaceName="second-ns")
+
+
 def test_serverless_errors_use_aws_codes(aws, warehouse) -> None:
     rs = aws("redshift-serverless")
     with pytest.raises(rs.exceptions.ConflictException):

@@ -188,6 +188,23 @@ class ServerlessProvider(Provider):
             conn.execute(sql.SQL(verb + " ROLE {} WITH LOGIN SUPERUSER PASSWORD {}").format(
                 sql.Identifier(user), sql.Literal(password)))
 
+    # PostgreSQL roles are cluster-wide while Redshift users belong to one namespace: namespaces that name
+    # the same admin user share one login role, so they must share its password (and their secrets follow).
+    def _shared_password(self, user: str) -> str:
+        for other, ns in self.store.namespaces.items():
+            if ns.get("adminUsername") == user and self.store.passwords.get(other):
+                return str(self.store.passwords[other])
+        return secrets.token_urlsafe(18) + "Aa1"
+
+    def _sync_shared_user(self, user: str, password: str, *, except_namespace: str) -> None:
+        for other, ns in self.store.namespaces.items():
+            if other == except_namespace or ns.get("adminUsername") != user:
+                continue
+            if self.store.passwords.get(other) != password:
+                self.store.passwords[other] = password
+                if ns.get("adminPasswordSecretArn"):
+                    ns["adminPasswordSecretArn"] = self._ensure_secret(ns, password)
+
     def _ensure_secret(self, ns: dict[str, Any], password: str) -> str:
         sm = self.ctx.moto_client("secretsmanager")
         assert self.ctx.postgres is not None
@@ -293,9 +310,10 @@ class ServerlessProvider(Provider):
             }
             self._ensure_database(db)
             if user:
-                pw = password or (secrets.token_urlsafe(18) + "Aa1")
+                pw = password or self._shared_password(user)
                 self._ensure_role(user, pw)
                 self.store.passwords[name] = pw
+                self._sync_shared_user(user, pw, except_namespace=name)
                 if managed:
                     ns["adminPasswordSecretArn"] = self._ensure_secret(ns, pw)
                     ns["adminPasswordSecretKmsKeyId"] = body.get("adminPasswordSecretKmsKeyId") or "AWS_OWNED_KMS_KEY"
@@ -334,6 +352,7 @@ class ServerlessProvider(Provider):
                 self._ensure_role(user, pw)
                 ns["adminUsername"] = user
                 self.store.passwords[ns["namespaceName"]] = pw
+                self._sync_shared_user(user, pw, except_namespace=ns["namespaceName"])
                 if managed:
                     ns["adminPasswordSecretArn"] = self._ensure_secret(ns, pw)
                 elif ns.get("adminPasswordSecretArn"):
