@@ -17,10 +17,14 @@ it into ``FileRejected``.
 
 from __future__ import annotations
 
+import array
 import codecs
 import csv
 import gzip
 import io
+import threading
+import time
+import weakref
 import zlib
 from typing import Any, Iterator, List, Optional, Tuple
 
@@ -30,7 +34,16 @@ __all__ = ["SourceProblem", "SourceReader", "read_header", "Batch", "iter_batche
 
 CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 _BOM = codecs.BOM_UTF8
+# blocks of ``block_size`` bytes the CSV reader may hold at once (pyarrow alone reads ~32 ahead)
+_MAX_LIVE_BLOCKS = 6
 _UTF8_NAMES = {"utf8", "utf-8", "utf_8", "utf-8-sig", "utf_8_sig", "utf8-sig"}
+
+
+def int64_array(values: Any) -> pa.Array:
+    """An int64 Arrow array from Python ints, built from a buffer (``pa.array`` of Python objects
+    makes pyarrow import pandas, ~40 MB of RSS)."""
+    buf = array.array("q", values)
+    return pa.Array.from_buffers(pa.int64(), len(buf), [None, pa.py_buffer(buf)])
 
 
 class SourceProblem(Exception):
@@ -76,6 +89,47 @@ class SourceReader(io.RawIOBase):
             self._stream = None
             self._head = head
         self._first = True
+        self._max_live = 0  # 0: unbounded; else at most this many handed-out buffers alive (see bound_buffers)
+        self._live = 0
+        self._live_cond = threading.Condition()
+        self._refs: Any = set()
+        self._wait = 5.0
+        self.max_live_seen = 0
+        self.bound_waits = 0  # reads that gave up waiting for a buffer to be released
+
+    def bound_buffers(self, max_live: int, wait: float = 5.0) -> None:
+        """From now on ``read`` hands out at most ``max_live`` buffers that are still alive.
+
+        pyarrow's streaming CSV reader reads up to ~32 blocks ahead on its I/O thread and keeps each
+        block (our ``bytes``) alive until parsed; ``read`` returns ``memoryview`` objects whose release
+        is tracked and blocks the reading thread while ``max_live`` of them are alive, so the read-ahead
+        is bounded. A read waits at most ``wait`` seconds (then proceeds anyway), so a record larger than
+        the bound can never deadlock.
+        """
+        self._max_live = max_live
+        self._wait = wait
+
+    def _released(self, ref: Any) -> None:
+        with self._live_cond:
+            self._refs.discard(ref)
+            self._live -= 1
+            self._live_cond.notify_all()
+
+    def _track(self, data: bytes) -> Any:
+        with self._live_cond:
+            if self._live >= self._max_live:
+                deadline = time.monotonic() + self._wait
+                while self._live >= self._max_live:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self.bound_waits += 1
+                        break
+                    self._live_cond.wait(left)
+            view = memoryview(data)
+            self._refs.add(weakref.ref(view, self._released))
+            self._live += 1
+            self.max_live_seen = max(self.max_live_seen, self._live)
+        return view
 
     # -- raw side ---------------------------------------------------------------------------
     def _raw_read(self, n: int) -> bytes:
@@ -167,7 +221,12 @@ class SourceReader(io.RawIOBase):
             return b"".join(parts)
         while len(self._pending) < size and not self._eof:
             self._pending += self._produce(max(size, 1 << 16))
-        out, self._pending = self._pending[:size], self._pending[size:]
+        if len(self._pending) <= size:
+            out, self._pending = self._pending, b""
+        else:
+            out, self._pending = self._pending[:size], self._pending[size:]
+        if self._max_live and out:
+            return self._track(out)
         return out
 
     def readinto(self, b: Any) -> int:
@@ -301,6 +360,7 @@ def _iter_arrow(src: SourceReader, ncols: int, delimiter: str, first_line: int, 
         pending.append((int(row.number), str(row.text), int(row.actual_columns)))
         return "skip"
 
+    src.bound_buffers(_MAX_LIVE_BLOCKS)
     try:
         reader = pcsv.open_csv(
             src,
@@ -341,14 +401,14 @@ def _iter_arrow(src: SourceReader, ncols: int, delimiter: str, first_line: int, 
         # ragged records reported so far that fall inside (or right after) this batch's ordinals
         if not (pi < len(pending) and pending[pi][0] <= ordinal + n + (len(pending) - pi)):
             if extra is None:
-                lines = pa.array(range(line, line + n), type=pa.int64())
+                lines = int64_array(range(line, line + n))
                 line += n
             else:
                 starts: List[int] = []
                 for e in extra:
                     starts.append(line)
                     line += 1 + e
-                lines = pa.array(starts, type=pa.int64())
+                lines = int64_array(starts)
             ordinal += n
             yield Batch(cols, lines, [])
             continue
@@ -367,7 +427,7 @@ def _iter_arrow(src: SourceReader, ncols: int, delimiter: str, first_line: int, 
                 line += 1 + (extra[i] if extra is not None else 0)
                 i += 1
             ordinal += 1
-        yield Batch(cols, pa.array(starts, type=pa.int64()), ragged)
+        yield Batch(cols, int64_array(starts), ragged)
     if src.problem is not None:
         raise src.problem
     rest = pending[pi:]

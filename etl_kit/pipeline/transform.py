@@ -30,6 +30,7 @@ Decisions
 
 from __future__ import annotations
 
+import array
 import contextlib
 import csv
 import hashlib
@@ -58,7 +59,7 @@ from etl_kit.pipeline.contract import (
     compile_contract,
     parquet_schema,
 )
-from etl_kit.pipeline.csvread import SourceProblem, SourceReader, iter_batches, read_header
+from etl_kit.pipeline.csvread import SourceProblem, SourceReader, int64_array, iter_batches, read_header
 
 __all__ = [
     "TransformRejected",
@@ -70,7 +71,32 @@ __all__ = [
 ]
 
 QUARANTINE_COLUMNS = ["source_line", "reason", "column", "value", "raw_record"]
-_MONTH_DAYS = pa.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], pa.int64())
+
+
+# Constants are built from buffers, and compute calls get Arrow scalars rather than Python values:
+# turning a Python object into Arrow (``pa.array``, ``pa.scalar``, a bare ``1`` in ``pc.add(x, 1)``)
+# makes pyarrow import pandas to check for pandas types, ~40 MB of RSS job 1 does not need.
+def _int64s(values: List[int]) -> pa.Array:
+    return int64_array(values)
+
+
+def _strings(values: List[str]) -> pa.Array:
+    data = [v.encode("utf-8") for v in values]
+    offsets = [0]
+    for d in data:
+        offsets.append(offsets[-1] + len(d))
+    return pa.Array.from_buffers(pa.string(), len(values),
+                                 [None, pa.py_buffer(array.array("i", offsets)), pa.py_buffer(b"".join(data))])
+
+
+_I = {v: _int64s([v])[0]
+      for v in (0, 1, 2, 3, 4, 5, 8, 12, 31, 100, 128, 131, 153, 255, 365, 400, 2000, 146097, 719468)}
+_NULL_I64 = pa.nulls(1, pa.int64())[0]
+_NULL_STR = pa.nulls(1, pa.string())[0]
+_ONE = _I[1]
+_MAX_STRING_BYTES = _int64s([MAX_STRING_BYTES])[0]
+_MONTH_DAYS = _int64s([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+_ASCII = _strings([chr(i) for i in range(128)])
 
 
 class TransformRejected(FileRejected):
@@ -95,31 +121,34 @@ def _date_days(v: pa.Array, rule: ColumnRule) -> pa.Array:
         m = pc.cast(f["m"], pa.int64())
         d = pc.cast(f["d"], pa.int64())
         if fmt.two_digit_year:
-            y = pc.add(y, 2000)
-        m_ok = pc.and_(pc.greater_equal(m, 1), pc.less_equal(m, 12))
-        mi = pc.if_else(m_ok, m, 0)
+            y = pc.add(y, _I[2000])
+        m_ok = pc.and_(pc.greater_equal(m, _I[1]), pc.less_equal(m, _I[12]))
+        mi = pc.if_else(m_ok, m, _I[0])
         leap = pc.or_(
-            pc.and_(pc.equal(_mod(y, 4), 0), pc.not_equal(_mod(y, 100), 0)), pc.equal(_mod(y, 400), 0)
+            pc.and_(pc.equal(_mod(y, 4), _I[0]), pc.not_equal(_mod(y, 100), _I[0])), pc.equal(_mod(y, 400), _I[0])
         )
-        dim = pc.add(pc.take(_MONTH_DAYS, mi), pc.cast(pc.and_(leap, pc.equal(mi, 2)), pa.int64()))
-        ok = pc.and_(pc.and_(m_ok, pc.greater_equal(y, 1)), pc.and_(pc.greater_equal(d, 1), pc.less_equal(d, dim)))
+        dim = pc.add(pc.take(_MONTH_DAYS, mi), pc.cast(pc.and_(leap, pc.equal(mi, _I[2])), pa.int64()))
+        ok = pc.and_(pc.and_(m_ok, pc.greater_equal(y, _I[1])),
+                     pc.and_(pc.greater_equal(d, _I[1]), pc.less_equal(d, dim)))
         # days_from_civil (H. Hinnant), valid for year >= 1 where integer division truncates correctly
-        feb = pc.cast(pc.less_equal(m, 2), pa.int64())
+        feb = pc.cast(pc.less_equal(m, _I[2]), pa.int64())
         y2 = pc.subtract(y, feb)
-        era = pc.divide(y2, 400)
-        yoe = pc.subtract(y2, pc.multiply(era, 400))
-        mp = pc.add(m, pc.subtract(pc.multiply(feb, 12), 3))
-        doy = pc.add(pc.divide(pc.add(pc.multiply(mp, 153), 2), 5), pc.subtract(d, 1))
-        doe = pc.add(pc.add(pc.multiply(yoe, 365), pc.divide(yoe, 4)), pc.subtract(doy, pc.divide(yoe, 100)))
-        days = pc.subtract(pc.add(pc.multiply(era, 146097), doe), 719468)
-        days = pc.if_else(ok, days, pa.scalar(None, pa.int64()))
+        era = pc.divide(y2, _I[400])
+        yoe = pc.subtract(y2, pc.multiply(era, _I[400]))
+        mp = pc.add(m, pc.subtract(pc.multiply(feb, _I[12]), _I[3]))
+        doy = pc.add(pc.divide(pc.add(pc.multiply(mp, _I[153]), _I[2]), _I[5]), pc.subtract(d, _I[1]))
+        doe = pc.add(pc.add(pc.multiply(yoe, _I[365]), pc.divide(yoe, _I[4])),
+                     pc.subtract(doy, pc.divide(yoe, _I[100])))
+        days = pc.subtract(pc.add(pc.multiply(era, _I[146097]), doe), _I[719468])
+        days = pc.if_else(ok, days, _NULL_I64)
         result = days if result is None else pc.coalesce(result, days)
     assert result is not None
     return pc.cast(pc.cast(result, pa.int32()), pa.date32())
 
 
 def _mod(a: pa.Array, k: int) -> pa.Array:
-    return pc.subtract(a, pc.multiply(pc.divide(a, k), k))
+    ks = _I[k]
+    return pc.subtract(a, pc.multiply(pc.divide(a, ks), ks))
 
 
 class _Checked:
@@ -145,9 +174,9 @@ def _check_plain(raw: pa.Array, rule: ColumnRule, null_set: pa.Array) -> _Checke
     v = pc.utf8_trim_whitespace(raw)
     isnull = pc.is_in(v, value_set=null_set)
     if rule.type == "string":
-        fail = pc.and_(pc.invert(isnull), pc.greater(pc.binary_length(v), MAX_STRING_BYTES))
+        fail = pc.and_(pc.invert(isnull), pc.greater(pc.binary_length(v), _MAX_STRING_BYTES))
         good = pc.invert(pc.or_(isnull, fail))
-        typed = pc.if_else(good, v, pa.scalar(None, pa.string()))
+        typed = pc.if_else(good, v, _NULL_STR)
     elif rule.type == "date":
         days = _date_days(v, rule)
         fail = pc.and_(pc.invert(isnull), pc.is_null(days))
@@ -157,7 +186,7 @@ def _check_plain(raw: pa.Array, rule: ColumnRule, null_set: pa.Array) -> _Checke
         ok = pc.match_substring_regex(v, rule.ok_regex)
         fail = pc.and_(pc.invert(isnull), pc.invert(ok))
         good = pc.and_(ok, pc.invert(isnull))
-        src = pc.if_else(good, v, pa.scalar(None, pa.string()))
+        src = pc.if_else(good, v, _NULL_STR)
         if rule.type == "integer":
             src = pc.utf8_ltrim(src, characters="+")  # arrow's int cast refuses a leading '+'
         typed = pc.cast(src, rule.arrow_type)
@@ -193,76 +222,104 @@ class _ColumnChecker:
 # duplicate keys with bounded memory
 # ---------------------------------------------------------------------------------------------
 class _KeyCounter:
-    """Counts primary keys seen more than once, spilling hash partitions to disk past a threshold."""
+    """Counts primary keys seen more than once with bounded memory.
 
-    PARTS = 16
+    Keys are buffered in memory up to ``spill_rows``; past that they are hash-partitioned into
+    ``PARTS`` (256) partitions spilled to Arrow IPC files in a temp dir, and the counting is done one
+    partition at a time, so the working set of :meth:`result` is about ``rows / PARTS`` keys whatever
+    the file size. Partitioning sorts each spill by partition (one counting sort) rather than
+    filtering once per partition.
+    """
+
+    PARTS = 256
 
     def __init__(self, spill_rows: int = 2_000_000) -> None:
-        self._mem: List[List[pa.Array]] = [[] for _ in range(self.PARTS)]
+        self._mem: List[pa.Array] = []
         self._mem_rows = 0
         self._spill_rows = spill_rows
         self._dir: Optional[str] = None
         self._writers: Dict[int, Any] = {}
-        self._type: Optional[pa.DataType] = None
 
     def add(self, keys: pa.Array) -> None:
         if len(keys) == 0:
             return
-        self._type = keys.type
-        if pa.types.is_integer(keys.type):
-            part = pc.bit_wise_and(keys, self.PARTS - 1)
-        else:
-            part = _mod(pc.cast(pc.utf8_length(keys), pa.int64()), self.PARTS)
-        for p in range(self.PARTS):
-            sel = pc.filter(keys, pc.equal(part, p))
-            if len(sel):
-                self._mem[p].append(sel)
+        self._mem.append(keys)
         self._mem_rows += len(keys)
         if self._mem_rows >= self._spill_rows:
             self._spill()
 
+    def _partition_of(self, keys: pa.Array) -> pa.Array:
+        """A partition number in [0, PARTS) per key, identical for equal keys."""
+        mask = self.PARTS - 1
+        if pa.types.is_integer(keys.type):
+            k = pc.cast(keys, pa.int64(), safe=False)
+            # mix high bits in, so keys that are multiples of PARTS still spread
+            return pc.bit_wise_and(pc.bit_wise_xor(k, pc.shift_right(k, _I[8])), _I[mask])
+        # strings: length and the last two characters (ASCII; anything else counts as 128)
+        text = pc.cast(keys, pa.string())
+        ln = pc.cast(pc.utf8_length(text), pa.int64())
+        h = pc.multiply(ln, _I[31])
+        for start, stop, mult in ((-1, None, 1), (-2, -1, 131)):
+            ch = pc.utf8_slice_codeunits(text, start, stop)
+            code = pc.fill_null(pc.cast(pc.index_in(ch, value_set=_ASCII), pa.int64()), _I[128])
+            h = pc.add(h, pc.multiply(code, _I[mult]))
+        return pc.bit_wise_and(h, _I[mask])
+
     def _spill(self) -> None:
         import pyarrow.ipc as ipc
 
+        if not self._mem:
+            return
+        keys = pa.concat_arrays(self._mem) if len(self._mem) > 1 else self._mem[0]
+        self._mem = []
+        self._mem_rows = 0
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="etlkit-keys-")
-        for p, arrays in enumerate(self._mem):
-            if not arrays:
-                continue
+        part = self._partition_of(keys)
+        order = pc.sort_indices(part)
+        keys = pc.take(keys, order)
+        part = pc.take(part, order)
+        vc = pc.value_counts(part)  # in order of first appearance, i.e. ascending partition
+        start = 0
+        for p, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):  # noqa: B905
             if p not in self._writers:
-                schema = pa.schema([pa.field("k", arrays[0].type)])
                 sink = pa.OSFile(os.path.join(self._dir, f"p{p}.arrow"), "wb")
-                self._writers[p] = (sink, ipc.new_stream(sink, schema))
-            w = self._writers[p][1]
-            for a in arrays:
-                w.write_batch(pa.record_batch([a], names=["k"]))
-        self._mem = [[] for _ in range(self.PARTS)]
-        self._mem_rows = 0
+                self._writers[p] = (sink, ipc.new_stream(sink, pa.schema([pa.field("k", keys.type)])))
+            self._writers[p][1].write_batch(pa.record_batch([keys.slice(start, n)], names=["k"]))
+            start += n
+
+    @staticmethod
+    def _dups(keys: Any) -> Tuple[int, int]:
+        counts = pc.value_counts(keys).field("counts")
+        multi = pc.filter(counts, pc.greater(counts, _ONE))
+        return len(multi), int(pc.sum(multi).as_py() or 0) - len(multi)
 
     def result(self) -> Tuple[int, int]:
         """(distinct keys seen more than once, rows beyond the first per key)."""
         import pyarrow.ipc as ipc
 
-        for sink, w in self._writers.values():
-            w.close()
-            sink.close()
-        keys_dup = rows_dup = 0
         try:
-            for p in range(self.PARTS):
-                arrays = list(self._mem[p])
-                if self._dir and p in self._writers:
-                    with pa.memory_map(os.path.join(self._dir, f"p{p}.arrow")) as f:
-                        arrays.extend(b.column(0) for b in ipc.open_stream(f))
-                if not arrays:
-                    continue
-                counts = pc.value_counts(pa.chunked_array(arrays)).field("counts")
-                multi = pc.filter(counts, pc.greater(counts, 1))
-                keys_dup += len(multi)
-                rows_dup += int(pc.sum(multi).as_py() or 0) - len(multi)
+            if self._dir is None:  # small file: everything is still in memory (< spill_rows keys)
+                if not self._mem:
+                    return 0, 0
+                return self._dups(pa.chunked_array(self._mem))
+            self._spill()
+            for sink, w in self._writers.values():
+                w.close()
+                sink.close()
+            keys_dup = rows_dup = 0
+            for p in sorted(self._writers):
+                with pa.memory_map(os.path.join(self._dir, f"p{p}.arrow")) as f:
+                    arrays = [b.column(0) for b in ipc.open_stream(f)]
+                    k, r = self._dups(pa.chunked_array(arrays))
+                    del arrays
+                keys_dup += k
+                rows_dup += r
+            return keys_dup, rows_dup
         finally:
+            self._mem = []
             if self._dir:
                 shutil.rmtree(self._dir, ignore_errors=True)
-        return keys_dup, rows_dup
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,7 +429,7 @@ def transform_stream(
         )
 
     schema = parquet_schema(cc)
-    null_set = pa.array(cc.null_values, pa.string())
+    null_set = _strings(list(cc.null_values))
     checkers = {c.name: _ColumnChecker(c, null_set) for c in cc.columns}
     keys = _KeyCounter()
     ncols = len(header)
@@ -466,7 +523,7 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
         for col in batch.columns:
             ln = pc.binary_length(col)
             total = ln if total is None else pc.add(total, ln)
-        blank = pc.and_(all_null, pc.equal(total, 0))
+        blank = pc.and_(all_null, pc.equal(total, _I[0]))
         nblank = _count(blank)
         if nblank:
             report["blank_rows_skipped"] += nblank

@@ -369,3 +369,91 @@ def test_output_keys_deterministic() -> None:
     assert output_keys("input/x.csv")["quarantine_key"] == "quarantine/x.quarantine.csv"
     assert output_keys("input/x.csv")["report_key"] == "reports/x.report.json"
     assert ".." not in object_stem("input/../../etc/passwd.csv")
+
+
+# ---------------------------------------------------------------------------------------------
+# bounded memory: duplicate-key counter, read-ahead bound, no pandas import
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["int", "negative_int", "string"])
+def test_key_counter_spilled_matches_in_memory(kind: str) -> None:
+    import random
+    from collections import Counter
+
+    import pyarrow as pa
+
+    from etl_kit.pipeline.transform import _KeyCounter
+
+    rnd = random.Random(7)
+    if kind == "string":
+        keys = [f"k{rnd.randrange(3000)}" + "é" * rnd.randrange(2) for _ in range(10_000)] + ["", ""]
+        typ = pa.string()
+    else:
+        sign = -1 if kind == "negative_int" else 1
+        keys = [sign * rnd.randrange(3000) * 256 for _ in range(5000)] + [rnd.randrange(10**12) for _ in range(5000)]
+        typ = pa.int64()
+    counts = Counter(keys)
+    expected = (sum(1 for c in counts.values() if c > 1), sum(c - 1 for c in counts.values() if c > 1))
+    spilled, small = _KeyCounter(spill_rows=1500), _KeyCounter()
+    for i in range(0, len(keys), 700):
+        chunk = pa.array(keys[i:i + 700], typ)
+        spilled.add(chunk)
+        small.add(chunk)
+    assert spilled._dir is not None and len(spilled._writers) > 16
+    assert spilled.result() == expected
+    assert small._dir is None and small.result() == expected
+    assert _KeyCounter().result() == (0, 0)
+
+
+def test_duplicate_keys_counted_through_transform() -> None:
+    body = "\n".join([HEADER] + [row(i % 40) for i in range(100)]) + "\n"
+    pq_buf, q_buf = io.BytesIO(), io.BytesIO()
+    report = transform_stream(io.BytesIO(body.encode()), DEFAULT_CONTRACT, pq_buf, q_buf, source_name="t")
+    assert report["duplicate_keys_in_file"] == 40 and report["duplicate_rows_in_file"] == 60
+
+
+def test_source_reader_bounds_live_buffers() -> None:
+    import gc
+    import threading
+
+    from etl_kit.pipeline.csvread import SourceReader
+
+    src = SourceReader(io.BytesIO(b"x" * 1000))
+    src.bound_buffers(2, wait=0.2)
+    a, b = src.read(100), src.read(100)
+    assert bytes(a) == b"x" * 100 and src.max_live_seen == 2
+    done: list[Any] = []
+    t = threading.Thread(target=lambda: done.append(src.read(100)))
+    t.start()
+    t.join(0.05)
+    assert not done  # blocked: two buffers alive
+    del a
+    gc.collect()
+    t.join(1)
+    assert done and src.bound_waits == 0
+    done.clear()
+    del b
+    gc.collect()
+    src.bound_buffers(1, wait=0.05)
+    keep = src.read(100)
+    waits = src.bound_waits
+    more = src.read(100)
+    assert len(more) == 100 and src.bound_waits == waits + 1  # never blocks for good
+    del keep, more
+    assert bytes(src.read(-1)) == b"x" * 500
+
+
+def test_transform_does_not_import_pandas() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import io, sys\n"
+        "from etl_kit.pipeline.transform import transform_stream\n"
+        f"DEFAULT_CONTRACT = {dict(DEFAULT_CONTRACT)!r}\n"
+        f"body = {(HEADER + chr(10) + row(1) + chr(10) + row(1, odate='2/30/2010') + chr(10)).encode()!r}\n"
+        "r = transform_stream(io.BytesIO(body), DEFAULT_CONTRACT, io.BytesIO(), io.BytesIO(), source_name='t')\n"
+        "assert r['rows_written'] == 1 and r['rows_quarantined'] == 1, r\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
