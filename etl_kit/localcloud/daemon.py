@@ -56,7 +56,8 @@ def build_app(ctx: CloudContext) -> tuple[Dispatcher, list[Provider]]:
         raise RuntimeError("moto internals changed: " + "; ".join(problems))
     motohooks.install_s3_notification_fix()
     providers = _load_providers(ctx)
-    info = {"endpoint": ctx.endpoint, "region": ctx.region, "account_id": ctx.account_id, "pid": os.getpid()}
+    info = {"endpoint": ctx.endpoint, "region": ctx.region, "account_id": ctx.account_id, "pid": os.getpid(),
+            "state_dir": str(ctx.state_dir)}
     if ctx.postgres is not None:
         info["postgres"] = f"{ctx.postgres.host}:{ctx.postgres.port}"
     return Dispatcher(motohooks.make_moto_app(), providers, info=info), providers

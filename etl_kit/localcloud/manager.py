@@ -95,9 +95,19 @@ def status(settings: Settings) -> dict[str, Any]:
     h = health(settings.local_endpoint)
     if h is None:
         return out
+    _same_state_dir(settings, h)
     out.update(running=True, pid=h.get("pid", pid), uptime_seconds=h.get("uptime_seconds"),
                postgres=h.get("postgres"), providers=h.get("providers", {}), healthy=bool(h.get("ok")))
     return out
+
+
+def _same_state_dir(settings: Settings, h: dict[str, Any]) -> None:
+    """A daemon of another checkout (another state dir) on our port is not ours to use."""
+    theirs = h.get("state_dir")
+    if theirs and Path(theirs).resolve() != settings.state_dir:
+        raise LocalCloudError(
+            f"port {settings.local_port} is used by the local cloud of another state dir ({theirs}); stop it with "
+            f"`etl-kit local down --state-dir {theirs} --port {settings.local_port}` or set local_port in params")
 
 
 def warehouse_info(settings: Settings) -> dict[str, Any]:
@@ -223,7 +233,9 @@ def ensure_running(settings: Settings) -> None:
     """Start the local cloud on demand (cheap when it already runs)."""
     if settings.local_endpoint in _known_healthy:
         return
-    if health(settings.local_endpoint, timeout=1.0) is not None:
+    h = health(settings.local_endpoint, timeout=1.0)
+    if h is not None:
+        _same_state_dir(settings, h)
         _known_healthy.add(settings.local_endpoint)
         return
     up(settings)

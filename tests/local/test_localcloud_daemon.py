@@ -83,6 +83,18 @@ def test_port_in_use_gives_a_clear_error_not_a_hang(tmp_path: Path) -> None:
     assert not (tmp_path / "daemon.pid").exists()
 
 
+def test_a_daemon_of_another_state_dir_on_the_port_is_named_not_used(tmp_path: Path) -> None:
+    port = free_port()
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    assert kit("up", state=theirs, port=port).returncode == 0
+    try:
+        res = kit("up", state=mine, port=port)
+        assert res.returncode == 1
+        assert str(theirs) in res.stderr and "local down --state-dir" in res.stderr and "local_port" in res.stderr
+    finally:
+        kit("down", state=theirs, port=port)
+
+
 def test_stale_pid_file_is_reported_and_replaced(tmp_path: Path) -> None:
     port = free_port()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
