@@ -10,9 +10,12 @@ One ``batch_execute_statement`` (one transaction) per object:
 3. ``DROP TABLE IF EXISTS`` staging; ``CREATE TEMP TABLE`` staging (contract columns + source_line)
 4. ``COPY`` staging ``FROM 's3://...' IAM_ROLE '...' FORMAT AS PARQUET``
 5. dedupe staging: keep the highest ``source_line`` per primary key (``DELETE ... USING`` an
-   aggregate subquery; valid on Redshift and PostgreSQL)
-6. ``MERGE INTO`` target ``USING`` staging (update matched, insert new): re-loads are harmless and,
-   across files, the later load wins
+   aggregate subquery; valid on Redshift and PostgreSQL); left out when job 1's report says the file
+   has no duplicate keys (``duplicate_keys_in_file`` / run property ``dq_duplicate_keys`` = 0)
+6. upsert, Redshift's "merge by replacing existing rows": ``DELETE FROM`` target ``USING`` staging on
+   the primary key, then ``INSERT INTO`` target ``SELECT ... FROM`` staging (``UPSERT = "merge"``
+   gives the equivalent ``MERGE INTO``): existing keys are replaced, new ones inserted, re-loads are
+   harmless and, across files, the later load wins
 7. ledger: ``DELETE`` then ``INSERT ... SELECT COUNT(*) FROM staging`` with state ``loaded``
 8. ``DROP TABLE`` staging
 
@@ -62,6 +65,19 @@ LEDGER_COLUMNS = [
     ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
 ]
 STAGING = "etl_kit_staging"
+# How staging is applied to the target: "delete_insert" (default; measured faster on the local cloud at
+# 1M rows: 7.5-8.0 s vs 10.0 s for MERGE when every key exists, equal when none does) or "merge".
+UPSERT = "delete_insert"
+
+
+def _no_duplicates(report: Optional[Dict[str, Any]]) -> bool:
+    """True when job 1's report says the file has no duplicate primary keys (unknown: False)."""
+    report = report or {}
+    for k in ("duplicate_keys_in_file", "dq_duplicate_keys"):
+        v = report.get(k)
+        if v is not None and str(v).strip().isdigit():
+            return int(str(v).strip()) == 0
+    return False
 
 
 def redshift_type(col: Dict[str, Any]) -> str:
@@ -190,13 +206,20 @@ def _now() -> str:
 def load_statements(*, schema: str, table: str, ledger_table: str, contract: Dict[str, Any], bucket: str,
                     output_key: str, redshift_role_arn: str, run_id: str, workflow_name: str, source_bucket: str,
                     source_key: str, source_etag: str, source_version_id: str = "", report: Optional[Dict[str, Any]]
-                    = None, started_at: Optional[str] = None, loaded_at: Optional[str] = None) -> List[str]:
-    """The statement list of one load transaction (see the module docstring for the shape)."""
+                    = None, started_at: Optional[str] = None, loaded_at: Optional[str] = None,
+                    upsert: Optional[str] = None) -> List[str]:
+    """The statement list of one load transaction (see the module docstring for the shape).
+
+    The staging dedupe is left out when ``report`` says job 1 found no duplicate keys in the file
+    (``duplicate_keys_in_file`` or the run property ``dq_duplicate_keys`` is 0); kept when unknown.
+    ``upsert`` is ``merge`` (``MERGE INTO``) or ``delete_insert`` (``DELETE ... USING`` staging then
+    ``INSERT ... SELECT``): the same result.
+    """
     report = report or {}
     cols = _columns(contract)
     pk = _pk(contract)
     if not pk:
-        raise ValueError("the dataset contract needs a primary_key for MERGE")
+        raise ValueError("the dataset contract needs a primary_key for the upsert")
     tgt = _qualified(schema, table)
     names = [quote_ident(c["name"]) for c in cols]
     loaded_at = loaded_at or _now()
@@ -219,13 +242,30 @@ def load_statements(*, schema: str, table: str, ledger_table: str, contract: Dic
         f"DROP TABLE IF EXISTS {STAGING}",
         staging_ddl(contract),
         f"COPY {STAGING} FROM {quote_literal(s3_uri)} IAM_ROLE {quote_literal(redshift_role_arn)} FORMAT AS PARQUET",
-        # keep the row with the highest source_line per key (the later line in the file wins)
-        f"DELETE FROM {STAGING} USING (SELECT {dedupe_keys}, MAX(\"source_line\") AS keep_line FROM {STAGING} "
-        f"GROUP BY {dedupe_keys} HAVING COUNT(*) > 1) d WHERE {dedupe_on} AND {STAGING}.\"source_line\" < d.keep_line",
-        f"MERGE INTO {tgt} AS t USING {STAGING} AS s ON {on} "
-        f"WHEN MATCHED THEN UPDATE SET {set_clause} "
-        f"WHEN NOT MATCHED THEN INSERT ({insert_cols}) VALUES ({insert_vals})",
     ]
+    if not _no_duplicates(report):
+        # keep the row with the highest source_line per key (the later line in the file wins)
+        stmts.append(
+            f"DELETE FROM {STAGING} USING (SELECT {dedupe_keys}, MAX(\"source_line\") AS keep_line FROM {STAGING} "
+            f"GROUP BY {dedupe_keys} HAVING COUNT(*) > 1) d "
+            f"WHERE {dedupe_on} AND {STAGING}.\"source_line\" < d.keep_line"
+        )
+    upsert = upsert or UPSERT
+    if upsert == "merge":
+        stmts.append(
+            f"MERGE INTO {tgt} AS t USING {STAGING} AS s ON {on} "
+            f"WHEN MATCHED THEN UPDATE SET {set_clause} "
+            f"WHEN NOT MATCHED THEN INSERT ({insert_cols}) VALUES ({insert_vals})"
+        )
+    elif upsert == "delete_insert":
+        # Redshift's documented "merge by replacing existing rows": same result as the MERGE above
+        # (staging has one row per key here), inside the same transaction
+        ref = quote_ident(table)
+        match = " AND ".join(f"{ref}.{k} = {STAGING}.{k}" for k in pk_q)
+        stmts.append(f"DELETE FROM {tgt} USING {STAGING} WHERE {match}")
+        stmts.append(f"INSERT INTO {tgt} ({insert_cols}) SELECT {insert_vals} FROM {STAGING} AS s")
+    else:
+        raise ValueError(f"unknown upsert {upsert!r}: merge or delete_insert")
     stmts += ledger_statements(
         schema, ledger_table, bucket=source_bucket, key=source_key, etag=source_etag, state="loaded",
         version_id=source_version_id, run_id=run_id, workflow_name=workflow_name,
@@ -248,6 +288,7 @@ def _target_args(workgroup: str, database: str, secret_arn: Optional[str]) -> Di
 
 
 def _wait(rsd: Any, statement_id: str, *, timeout: float, poll: float = 0.5) -> Dict[str, Any]:
+    """Poll ``describe_statement`` every 0.1 s, growing by half each time to at most ``poll`` seconds."""
     deadline = time.monotonic() + timeout
     delay = min(poll, 0.1)
     while True:
@@ -257,7 +298,7 @@ def _wait(rsd: Any, statement_id: str, *, timeout: float, poll: float = 0.5) -> 
         if time.monotonic() > deadline:
             raise WarehouseError(f"statement {statement_id} still {desc.get('Status')} after {timeout:.0f}s")
         time.sleep(delay)
-        delay = min(delay * 2, poll * 4)
+        delay = min(delay * 1.5, poll)
 
 
 def execute_batch(rsd: Any, sqls: Sequence[str], *, workgroup: str, database: str, secret_arn: Optional[str] = None,
@@ -424,8 +465,18 @@ def run_load(
             return int(subs[i]["ResultRows"])
         return None
 
+    def index(prefix: str) -> int:
+        return next((i for i, q in enumerate(sqls) if q.startswith(prefix)), len(sqls))
+
+    tgt = _qualified(schema, table)
+    dedupe = index(f"DELETE FROM {STAGING} USING")
     result: Dict[str, Any] = dict(base)
-    result.update(state="loaded", statement_id=desc.get("Id"), rows_copied=rows_of(4),
-                  rows_deduplicated=rows_of(5), rows_merged=rows_of(6), started_at=started, finished_at=_now())
+    result.update(state="loaded", statement_id=desc.get("Id"), rows_copied=rows_of(index("COPY ")),
+                  rows_deduplicated=rows_of(dedupe) if dedupe < len(sqls) else 0,
+                  rows_merged=rows_of(min(index("MERGE "), index(f"INSERT INTO {tgt} "))),
+                  started_at=started, finished_at=_now())
+    replaced = index(f"DELETE FROM {tgt} USING {STAGING}")
+    if replaced < len(sqls):
+        result["rows_replaced"] = rows_of(replaced)
     print(json.dumps(dict(result, decision="loaded"), default=str), flush=True)
     return result

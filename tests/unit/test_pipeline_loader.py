@@ -28,8 +28,8 @@ def stmts(**kw: Any) -> list[str]:
 def test_statement_shape() -> None:
     s = stmts()
     kinds = [x.split(" (")[0].split(" ")[0:3] for x in s]
-    assert [k[0] for k in kinds] == ["CREATE", "CREATE", "DROP", "CREATE", "COPY", "DELETE", "MERGE", "DELETE",
-                                     "INSERT", "DROP"]
+    assert [k[0] for k in kinds] == ["CREATE", "CREATE", "DROP", "CREATE", "COPY", "DELETE", "DELETE", "INSERT",
+                                     "DELETE", "INSERT", "DROP"]
     assert s[0].startswith('CREATE TABLE IF NOT EXISTS "public"."sales_data_table" (')
     assert '"order_id" BIGINT NOT NULL' in s[0] and '"unit_price" DECIMAL(18,2)' in s[0]
     assert '"order_date" DATE' in s[0] and '"country" VARCHAR(256)' in s[0]
@@ -40,16 +40,38 @@ def test_statement_shape() -> None:
     assert s[4] == ("COPY etl_kit_staging FROM 's3://bkt/output/o''brien/part-0000.parquet' "
                     "IAM_ROLE 'arn:aws:iam::1:role/r' FORMAT AS PARQUET")
     assert "MAX(\"source_line\")" in s[5] and "HAVING COUNT(*) > 1" in s[5]
+    assert s[6] == ('DELETE FROM "public"."sales_data_table" USING etl_kit_staging '
+                    'WHERE "sales_data_table"."order_id" = etl_kit_staging."order_id"')
+    assert s[7].startswith('INSERT INTO "public"."sales_data_table" ("country", ')
+    assert '"source_key", "source_line", "run_id", "loaded_at") SELECT s."country", ' in s[7]
+    assert s[7].endswith(" FROM etl_kit_staging AS s") and "TIMESTAMP '2024-01-01 00:00:00'" in s[7]
+    assert "'loaded'" in s[9] and "(SELECT COUNT(*) FROM etl_kit_staging)" in s[9]
+
+
+def test_merge_variant_and_unknown_upsert() -> None:
+    s = stmts(upsert="merge")
+    assert [x.split(" ")[0] for x in s][4:8] == ["COPY", "DELETE", "MERGE", "DELETE"]
     assert s[6].startswith('MERGE INTO "public"."sales_data_table" AS t USING etl_kit_staging AS s ON '
                            't."order_id" = s."order_id" WHEN MATCHED THEN UPDATE SET "country" = s."country"')
     assert "WHEN NOT MATCHED THEN INSERT (" in s[6] and '"order_id" = s."order_id",' not in s[6]
     assert "TIMESTAMP '2024-01-01 00:00:00'" in s[6]
-    assert "'loaded'" in s[8] and "(SELECT COUNT(*) FROM etl_kit_staging)" in s[8]
+    with pytest.raises(ValueError, match="upsert"):
+        stmts(upsert="upsert")
+
+
+@pytest.mark.parametrize(("extra", "dedupe"), [
+    ({}, True), ({"duplicate_keys_in_file": 3}, True), ({"duplicate_keys_in_file": 0}, False),
+    ({"dq_duplicate_keys": "0"}, False), ({"dq_duplicate_keys": "12"}, True), ({"duplicate_keys_in_file": ""}, True),
+])
+def test_dedupe_only_when_job1_may_have_seen_duplicates(extra: dict[str, Any], dedupe: bool) -> None:
+    s = stmts(report={"rows_read": 3, "rows_written": 2, "rows_quarantined": 1, **extra})
+    assert any(x.startswith("DELETE FROM etl_kit_staging USING") for x in s) is dedupe
+    assert s[5].startswith("DELETE FROM etl_kit_staging USING" if dedupe else 'DELETE FROM "public"')
 
 
 def test_literals_are_escaped() -> None:
     s = stmts()
-    assert "'input/o''brien\\\\x.csv'" in s[6] and "'input/o''brien\\\\x.csv'" in s[7]
+    assert "'input/o''brien\\\\x.csv'" in s[7] and "'input/o''brien\\\\x.csv'" in s[9]
     assert loader.quote_literal("a'b") == "'a''b'"
     assert loader.quote_literal(None) == "NULL"
     with pytest.raises(ValueError):
@@ -67,7 +89,9 @@ def test_identifiers_are_validated(bad: str) -> None:
 def test_composite_primary_key_dedupe_and_merge() -> None:
     contract = {**DEFAULT_CONTRACT, "primary_key": ["order_id", "country"]}
     s = stmts(contract=contract)
-    assert 't."order_id" = s."order_id" AND t."country" = s."country"' in s[6]
+    assert ('"sales_data_table"."order_id" = etl_kit_staging."order_id" AND '
+            '"sales_data_table"."country" = etl_kit_staging."country"') in s[6]
+    assert 't."order_id" = s."order_id" AND t."country" = s."country"' in stmts(contract=contract, upsert="merge")[6]
     assert 'GROUP BY "order_id", "country"' in s[5]
 
 
@@ -110,7 +134,8 @@ def load(rsd: FakeRsd) -> dict[str, Any]:
 def test_run_load_success_skip_and_failure() -> None:
     rsd = FakeRsd()
     res = load(rsd)
-    assert res["state"] == "loaded" and res["rows_copied"] == 4 and res["rows_merged"] == 6
+    assert res["state"] == "loaded" and res["rows_copied"] == 4 and res["rows_deduplicated"] == 5
+    assert res["rows_replaced"] == 6 and res["rows_merged"] == 7
     assert len(rsd.batches) == 1 and rsd.batches[0][4].startswith("COPY")
     rsd = FakeRsd(loaded=True)
     assert load(rsd)["state"] == "skipped" and rsd.batches == []
@@ -118,3 +143,31 @@ def test_run_load_success_skip_and_failure() -> None:
     with pytest.raises(WarehouseError, match='column "x" does not exist'):
         load(rsd)
     assert len(rsd.batches) == 2 and "'failed'" in rsd.batches[1][-1]
+
+
+def test_run_load_without_dedupe_reports_by_statement() -> None:
+    rsd = FakeRsd()
+    res = loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
+                          contract=DEFAULT_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
+                          redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
+                          source_key="input/a.csv", source_etag="e", rsd=rsd,
+                          report={"rows_read": 5, "duplicate_keys_in_file": 0})
+    assert not any(q.startswith("DELETE FROM etl_kit_staging") for q in rsd.batches[0])
+    assert res["rows_copied"] == 4 and res["rows_deduplicated"] == 0
+    assert res["rows_replaced"] == 5 and res["rows_merged"] == 6
+
+
+def test_wait_polls_fast_and_caps_at_half_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+    monkeypatch.setattr(loader.time, "sleep", sleeps.append)
+
+    class Slow:
+        n = 0
+
+        def describe_statement(self, Id: str) -> dict[str, Any]:
+            self.n += 1
+            return {"Id": Id, "Status": "FINISHED" if self.n > 8 else "STARTED"}
+
+    assert loader._wait(Slow(), "x", timeout=60)["Status"] == "FINISHED"
+    assert sleeps[0] == pytest.approx(0.1) and max(sleeps) == pytest.approx(0.5) and len(sleeps) == 8
+    assert sleeps == sorted(sleeps)
