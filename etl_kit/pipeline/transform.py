@@ -233,7 +233,7 @@ class _KeyCounter:
 
     PARTS = 256
 
-    def __init__(self, spill_rows: int = 2_000_000) -> None:
+    def __init__(self, spill_rows: int = 500_000) -> None:
         self._mem: List[pa.Array] = []
         self._mem_rows = 0
         self._spill_rows = spill_rows
