@@ -50,6 +50,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     report = {k: int(props[f"dq_{k}"]) for k in ("rows_read", "rows_written", "rows_quarantined")
               if props.get(f"dq_{k}", "").isdigit()}
+    if props.get("dq_duplicate_keys", "").isdigit():  # 0 lets the loader skip the staging dedupe
+        report["duplicate_keys_in_file"] = int(props["dq_duplicate_keys"])
     result = run_load(
         workgroup=args["workgroup"], database=args["database"], schema=args["schema"], table=args["table"],
         ledger_table=args["ledger_table"], contract=json.loads(args["dataset_contract"]),
