@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -24,16 +23,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from etl_kit.localcloud.postgres import free_port
+
 pytestmark = pytest.mark.local
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/glue-role"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +41,7 @@ def endpoint() -> Iterator[str]:
     # Not pytest's tmp_path: other pytest sessions on the machine prune those while the daemon runs.
     state = tempfile.mkdtemp(prefix="etl-kit-glue-")
     os.chmod(state, 0o755)
-    settings = load_settings(None, local_state_dir=state, local_port=_free_port())
+    settings = load_settings(None, local_state_dir=state, local_port=free_port())
     try:
         up(settings)
     finally:

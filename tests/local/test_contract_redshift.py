@@ -6,7 +6,6 @@ import datetime as dt
 import gzip
 import io
 import json
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,16 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
+from etl_kit.localcloud.postgres import free_port
+
 pytestmark = pytest.mark.local
 
 NS, WG, BUCKET = "rs-contract-ns", "rs-contract-wg", "rs-contract-bucket"
 ROLE = "arn:aws:iam::123456789012:role/redshift-role"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +32,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from etl_kit import localcloud
     from etl_kit.config import load_settings
 
-    settings = load_settings(None, local_state_dir=str(tmp_path_factory.mktemp("rs-cloud")), local_port=_free_port())
+    settings = load_settings(None, local_state_dir=str(tmp_path_factory.mktemp("rs-cloud")), local_port=free_port())
     localcloud.up(settings)
     try:
         yield settings
