@@ -123,7 +123,10 @@ class EmbeddedPostgres:
         self.proc = subprocess.Popen(
             [str(self.bin / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port),
              "-k", str(self.sock_dir), "-c", "max_connections=200", "-c", "fsync=off",
-             "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=128MB"],
+             "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=512MB",
+             # a warehouse is tuned for bulk loads: few checkpoints, no WAL beyond crash safety
+             "-c", "max_wal_size=8GB", "-c", "checkpoint_timeout=30min", "-c", "wal_level=minimal",
+             "-c", "max_wal_senders=0", "-c", "maintenance_work_mem=256MB", "-c", "work_mem=64MB"],
             stdout=logf, stderr=subprocess.STDOUT, user=self.user, start_new_session=True,
         )
         info = self.info()
