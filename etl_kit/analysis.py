@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["revenue_by_item_type", "revenue_by_country", "monthly_trend", "top_countries", "order_to_ship_days",
+__all__ = ["revenue_by_item_type", "revenue_by_region_and_item_type",
+           "revenue_by_country", "monthly_trend", "top_countries", "order_to_ship_days",
            "bar_figure", "line_figure"]
 
 
@@ -27,6 +28,14 @@ def revenue_by_item_type(settings: Settings, session: boto3.Session | None = Non
                sum(total_revenue) as revenue, sum(total_cost) as cost, sum(total_profit) as profit,
                round(100.0 * sum(total_profit) / nullif(sum(total_revenue), 0), 2) as margin_pct
         from {_t(settings)} group by item_type order by revenue desc""", settings, session)
+
+
+def revenue_by_region_and_item_type(settings: Settings, session: boto3.Session | None = None) -> pd.DataFrame:
+    """Revenue and profit per region and item type (rows without a region show as '(none)')."""
+    return query(f"""
+        select coalesce(region, '(none)') as region, item_type, count(*) as orders,
+               sum(total_revenue) as revenue, sum(total_profit) as profit
+        from {_t(settings)} group by 1, 2 order by 1, revenue desc""", settings, session)
 
 
 def revenue_by_country(settings: Settings, session: boto3.Session | None = None, *, limit: int = 10) -> pd.DataFrame:

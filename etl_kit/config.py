@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from etl_kit.exceptions import ConfigError
 
-__all__ = ["Settings", "ColumnSpec", "DatasetContract", "load_settings", "DEFAULT_CONTRACT", "LOCAL_ACCOUNT_ID"]
+__all__ = ["Settings", "ColumnSpec", "DatasetContract", "load_settings", "DEFAULT_CONTRACT", "SEED_CONTRACT",
+           "LOCAL_ACCOUNT_ID"]
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's fixed account id
 
@@ -71,7 +72,8 @@ class DatasetContract(BaseModel):
 
 
 _US_DATE = ["M/d/yyyy"]
-DEFAULT_CONTRACT: dict[str, Any] = {
+# The seed job's ten columns.
+SEED_CONTRACT: dict[str, Any] = {
     "primary_key": ["order_id"],
     "columns": [
         {"name": "country", "source": "Country", "type": "string", "required": True},
@@ -85,6 +87,14 @@ DEFAULT_CONTRACT: dict[str, Any] = {
         {"name": "total_cost", "source": "Total Cost", "type": "decimal", "required": True},
         {"name": "total_profit", "source": "Total Profit", "type": "decimal", "required": True},
     ],
+}
+
+
+# The kit's default: the seed's columns plus Region (optional), so the analysis can group by region.
+DEFAULT_CONTRACT: dict[str, Any] = {
+    **SEED_CONTRACT,
+    "columns": [{"name": "region", "source": "Region", "type": "string", "required": False},
+                *SEED_CONTRACT["columns"]],
 }
 
 

@@ -56,6 +56,7 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
         ("Revenue and profit by item type", "by_item = analysis.revenue_by_item_type(settings)\nby_item"),
         ("Revenue by item type (chart)",
          "analysis.bar_figure(by_item, 'item_type', 'revenue', 'Revenue by item type')"),
+        ("Revenue and profit by region and item type", "analysis.revenue_by_region_and_item_type(settings)"),
         ("Top countries", "top = analysis.top_countries(settings)\ntop"),
         ("Top countries (chart)", "analysis.bar_figure(top, 'country', 'revenue', 'Top countries by revenue')"),
         ("Monthly trend", "trend = analysis.monthly_trend(settings)\ntrend"),

@@ -90,7 +90,8 @@ def test_analysis_produced_tables_and_figures(executed: tuple[Path, dict[str, An
     nb = out / "05_analysis.ipynb"
     assert len(pngs(nb)) == 3
     text = texts(nb)
-    for column in ("item_type", "revenue", "margin_pct", "country", "month", "avg_days", "orders"):
+    for column in ("region", "Sub-Saharan Africa", "item_type", "revenue", "margin_pct", "country", "month",
+                   "avg_days", "orders"):
         assert column in text
 
 

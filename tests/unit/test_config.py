@@ -25,7 +25,7 @@ def test_defaults_are_the_seed_names() -> None:
     assert [s.crawler01_rule, s.job01_rule, s.crawler02_rule, s.job02_rule] == [
         "crawler01-rule", "job01-rule", "crawler02-rule", "job02-rule"]
     assert [c.name for c in s.dataset_contract.columns] == [
-        "country", "item_type", "order_date", "order_id", "ship_date", "units_sold", "unit_price",
+        "region", "country", "item_type", "order_date", "order_id", "ship_date", "units_sold", "unit_price",
         "total_revenue", "total_cost", "total_profit"]
 
 

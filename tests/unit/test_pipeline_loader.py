@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from etl_kit.config import DEFAULT_CONTRACT
+from etl_kit.config import SEED_CONTRACT
 from etl_kit.exceptions import WarehouseError
 from etl_kit.pipeline import loader
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 
 def stmts(**kw: Any) -> list[str]:
     args: dict[str, Any] = dict(
-        schema="public", table="sales_data_table", ledger_table="etl_load_ledger", contract=DEFAULT_CONTRACT,
+        schema="public", table="sales_data_table", ledger_table="etl_load_ledger", contract=SEED_CONTRACT,
         bucket="bkt", output_key="output/o'brien/part-0000.parquet", redshift_role_arn="arn:aws:iam::1:role/r",
         run_id="wr_1", workflow_name="wf", source_bucket="bkt", source_key="input/o'brien\\x.csv",
         source_etag="e1", report={"rows_read": 3, "rows_written": 2, "rows_quarantined": 1},
@@ -87,7 +87,7 @@ def test_identifiers_are_validated(bad: str) -> None:
 
 
 def test_composite_primary_key_dedupe_and_merge() -> None:
-    contract = {**DEFAULT_CONTRACT, "primary_key": ["order_id", "country"]}
+    contract = {**SEED_CONTRACT, "primary_key": ["order_id", "country"]}
     s = stmts(contract=contract)
     assert ('"sales_data_table"."order_id" = etl_kit_staging."order_id" AND '
             '"sales_data_table"."country" = etl_kit_staging."country"') in s[6]
@@ -126,7 +126,7 @@ class FakeRsd:
 
 def load(rsd: FakeRsd) -> dict[str, Any]:
     return loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
-                           contract=DEFAULT_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
+                           contract=SEED_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
                            redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
                            source_key="input/a.csv", source_etag="e", rsd=rsd)
 
@@ -148,7 +148,7 @@ def test_run_load_success_skip_and_failure() -> None:
 def test_run_load_without_dedupe_reports_by_statement() -> None:
     rsd = FakeRsd()
     res = loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
-                          contract=DEFAULT_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
+                          contract=SEED_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
                           redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
                           source_key="input/a.csv", source_etag="e", rsd=rsd,
                           report={"rows_read": 5, "duplicate_keys_in_file": 0})

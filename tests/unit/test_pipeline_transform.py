@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from etl_kit.config import DEFAULT_CONTRACT
+from etl_kit.config import SEED_CONTRACT
 from etl_kit.exceptions import FileRejected
 from etl_kit.pipeline.contract import normalise_header
 from etl_kit.pipeline.csvread import arrow_supports_handler
@@ -53,7 +53,7 @@ def run(data: bytes | str, engine: str, contract: dict[str, Any] | None = None, 
         data = data.encode("utf-8")
     out, q = io.BytesIO(), io.BytesIO()
     kw.setdefault("max_reject_ratio", 1.0)
-    report = transform_stream(io.BytesIO(data), contract or DEFAULT_CONTRACT, out, q, source_name="test.csv",
+    report = transform_stream(io.BytesIO(data), contract or SEED_CONTRACT, out, q, source_name="test.csv",
                               engine=engine, **kw)
     res = Result(report, out.getvalue(), q.getvalue())
     assert report["rows_read"] == report["rows_written"] + report["rows_quarantined"]
@@ -156,7 +156,7 @@ def test_declared_delimiter_tab_and_pipe(engine: str) -> None:
     for d in ("\t", "|"):
         r = run(lines(HEADER.replace(",", d), row(5).replace(",", d)), engine)
         assert r.report["delimiter"] == d and r.rows[0]["order_id"] == 5
-    contract = dict(DEFAULT_CONTRACT, delimiter="|")
+    contract = dict(SEED_CONTRACT, delimiter="|")
     assert run(lines(HEADER.replace(",", "|"), row(6).replace(",", "|")), engine, contract).rows[0]["order_id"] == 6
 
 
@@ -193,7 +193,7 @@ def test_latin1_bytes_rejected_with_offset(engine: str) -> None:
     offset = data.index(b"\xf4")
     assert f"byte offset {offset}" in str(exc) and "0xf4" in str(exc)
     # declared in the contract: decoded, not rejected
-    r = run(data, engine, dict(DEFAULT_CONTRACT, encoding="latin-1"))
+    r = run(data, engine, dict(SEED_CONTRACT, encoding="latin-1"))
     assert r.rows[1]["country"] == "Côte" and r.report["encoding"] == "latin-1"
 
 
@@ -233,8 +233,8 @@ def test_impossible_and_mixed_dates(engine: str) -> None:
     assert r.rows[0]["order_date"] == date(2016, 2, 29) and r.rows[1]["order_date"] == date(2014, 3, 1)
     assert {q[1] for q in r.rejects()} == {"invalid_date"} and len(r.quarantine) == 5
     # two declared formats: both accepted
-    contract = {**DEFAULT_CONTRACT, "columns": [dict(c, formats=["M/d/yyyy", "yyyy-MM-dd"]) if c["type"] == "date"
-                                                else c for c in DEFAULT_CONTRACT["columns"]]}
+    contract = {**SEED_CONTRACT, "columns": [dict(c, formats=["M/d/yyyy", "yyyy-MM-dd"]) if c["type"] == "date"
+                                                else c for c in SEED_CONTRACT["columns"]]}
     r = run(data, engine, contract)
     assert [x["order_id"] for x in r.rows] == [2, 5, 7]
     assert r.rows[1]["order_date"] == date(2014, 3, 1)
@@ -252,7 +252,7 @@ def test_blank_and_null_spelled_required_values(engine: str) -> None:
 
 
 def test_optional_column_missing_and_nulls() -> None:
-    contract = {**DEFAULT_CONTRACT, "columns": [*DEFAULT_CONTRACT["columns"],
+    contract = {**SEED_CONTRACT, "columns": [*SEED_CONTRACT["columns"],
                                                 {"name": "sales_channel", "source": "Sales Channel"},
                                                 {"name": "note", "source": "Note", "type": "string"}]}
     r = run(lines(HEADER, row(1, channel=""), row(2)), ENGINES[0], contract)
@@ -407,7 +407,7 @@ def test_key_counter_spilled_matches_in_memory(kind: str) -> None:
 def test_duplicate_keys_counted_through_transform() -> None:
     body = "\n".join([HEADER] + [row(i % 40) for i in range(100)]) + "\n"
     pq_buf, q_buf = io.BytesIO(), io.BytesIO()
-    report = transform_stream(io.BytesIO(body.encode()), DEFAULT_CONTRACT, pq_buf, q_buf, source_name="t")
+    report = transform_stream(io.BytesIO(body.encode()), SEED_CONTRACT, pq_buf, q_buf, source_name="t")
     assert report["duplicate_keys_in_file"] == 40 and report["duplicate_rows_in_file"] == 60
 
 
@@ -449,9 +449,9 @@ def test_transform_does_not_import_pandas() -> None:
     code = (
         "import io, sys\n"
         "from etl_kit.pipeline.transform import transform_stream\n"
-        f"DEFAULT_CONTRACT = {dict(DEFAULT_CONTRACT)!r}\n"
+        f"SEED_CONTRACT = {dict(SEED_CONTRACT)!r}\n"
         f"body = {(HEADER + chr(10) + row(1) + chr(10) + row(1, odate='2/30/2010') + chr(10)).encode()!r}\n"
-        "r = transform_stream(io.BytesIO(body), DEFAULT_CONTRACT, io.BytesIO(), io.BytesIO(), source_name='t')\n"
+        "r = transform_stream(io.BytesIO(body), SEED_CONTRACT, io.BytesIO(), io.BytesIO(), source_name='t')\n"
         "assert r['rows_written'] == 1 and r['rows_quarantined'] == 1, r\n"
         "print('pandas' in sys.modules)\n"
     )
