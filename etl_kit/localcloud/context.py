@@ -12,6 +12,11 @@ from typing import Any
 __all__ = ["PostgresInfo", "CloudContext"]
 
 
+def _mark_direct(request: Any, **_: Any) -> None:
+    """Tell the dispatcher to hand this request straight to moto."""
+    request.headers["X-Etl-Kit-Direct"] = "1"
+
+
 @dataclass(frozen=True)
 class PostgresInfo:
     """Where the embedded PostgreSQL listens and who may log in."""
@@ -50,16 +55,7 @@ class CloudContext:
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` against this local cloud (cached, thread-safe)."""
-        import boto3
-        from botocore.config import Config
-
-        with self._lock:
-            if service not in self._clients:
-                self._clients[service] = boto3.Session(
-                    aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region
-                ).client(service, endpoint_url=self.endpoint,
-                         config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50))
-            return self._clients[service]
+        return self._client(service, direct=False)
 
     def moto_client(self, service: str) -> Any:
         """A boto3 client that talks to moto directly, bypassing every provider.
@@ -67,36 +63,36 @@ class CloudContext:
         Providers use it to read and write the records moto keeps (a job's definition, a
         crawler's record) without re-entering their own handlers.
         """
-        key = f"direct:{service}"
-        with self._lock:
-            cached = self._clients.get(key)
-        if cached is not None:
-            return cached
+        return self._client(service, direct=True)
+
+    def _client(self, service: str, *, direct: bool) -> Any:
         import boto3
         from botocore.config import Config
 
-        c = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                          region_name=self.region).client(
-            service, endpoint_url=self.endpoint,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50))
+        from etl_kit.clients import LOCAL_CREDENTIALS
 
-        def _direct(request: Any, **_: Any) -> None:
-            request.headers["X-Etl-Kit-Direct"] = "1"
-
-        c.meta.events.register("before-send.*.*", _direct)
+        key = f"{'direct:' if direct else ''}{service}"
         with self._lock:
-            self._clients[key] = c
-        return c
+            if key not in self._clients:
+                c = boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS).client(
+                    service, endpoint_url=self.endpoint,
+                    config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50))
+                if direct:
+                    c.meta.events.register("before-send.*.*", _mark_direct)
+                self._clients[key] = c
+            return self._clients[key]
 
     def child_env(self) -> dict[str, str]:
         """Environment for a subprocess (Lambda code, Glue script) so that its boto3 calls reach this cloud."""
         import os
 
+        from etl_kit.clients import LOCAL_CREDENTIALS
+
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ETL_KIT_"))}
         env.update({
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             "PYTHONUNBUFFERED": "1",
