@@ -152,22 +152,23 @@ def _mod(a: pa.Array, k: int) -> pa.Array:
 
 
 class _Checked:
-    """One column's validation result for a batch."""
+    """One column's validation result for a batch.
 
-    __slots__ = ("_indices", "_values", "fail", "isnull", "typed")
+    ``isnull`` / ``fail`` are boolean arrays, or ``None`` when no value of the batch is null / failed
+    (the common case costs no mask at all).
+    """
 
-    def __init__(self, isnull: pa.Array, fail: pa.Array, typed: pa.Array, values: pa.Array,
-                 indices: Optional[pa.Array] = None) -> None:
+    __slots__ = ("fail", "isnull", "raw", "typed")
+
+    def __init__(self, isnull: Optional[pa.Array], fail: Optional[pa.Array], typed: pa.Array, raw: pa.Array) -> None:
         self.isnull = isnull
         self.fail = fail
         self.typed = typed
-        self._values = values  # trimmed values (of the dictionary when ``indices`` is set)
-        self._indices = indices
+        self.raw = raw
 
     def values_at(self, rows: pa.Array) -> List[Any]:
         """Trimmed values at the given row indices (slow path for rejected rows)."""
-        idx = rows if self._indices is None else pc.take(self._indices, rows)
-        return pc.take(self._values, idx).to_pylist()
+        return pc.utf8_trim_whitespace(pc.take(self.raw, rows)).to_pylist()
 
 
 def _check_plain(raw: pa.Array, rule: ColumnRule, null_set: pa.Array) -> _Checked:
@@ -192,30 +193,122 @@ def _check_plain(raw: pa.Array, rule: ColumnRule, null_set: pa.Array) -> _Checke
         typed = pc.cast(src, rule.arrow_type)
     if rule.required:
         fail = pc.or_(fail, isnull)
-    return _Checked(isnull, fail, typed, v)
+    return _Checked(isnull, fail, typed, raw)
+
+
+def _any(mask: pa.Array) -> bool:
+    return bool(pc.any(mask).as_py())
+
+
+def _value_bytes(raw: pa.Array) -> Optional[bytes]:
+    """The bytes of all values of a string array, concatenated (None if not a plain string array)."""
+    if raw.type != pa.string():
+        return None
+    bufs = raw.buffers()
+    if bufs[2] is None:
+        return b""
+    offsets = memoryview(bufs[1]).cast("B")
+    first, last = (int.from_bytes(offsets[4 * i:4 * i + 4], "little", signed=True)
+                   for i in (raw.offset, raw.offset + len(raw)))
+    return bufs[2].to_pybytes()[first:last]
+
+
+_DIGITS = b"0123456789"
+_DECIMAL_CHARS = b"0123456789.+-"
+
+
+def _fast_numeric(raw: pa.Array, rule: ColumnRule) -> Optional[_Checked]:
+    """Integer/decimal batch where every value is a plain, in-range number: cast without regex.
+
+    Only values made of digits (integers) or digits, one point and a sign (decimals) qualify, no
+    value empty, none longer than the digits the type allows (so leading zeros cannot hide an
+    over-long number); arrow's cast then rejects anything else the rule rejects (two points, a bare
+    sign, too many decimal places), except exponents and hex, which the byte check already excluded.
+    Returns ``None`` when the batch needs the full check.
+    """
+    if rule.type == "integer":
+        allowed, max_len = _DIGITS, 18
+    elif rule.type == "decimal":
+        allowed, max_len = _DECIMAL_CHARS, rule.precision - rule.scale
+    else:
+        return None
+    if raw.null_count or max_len < 1:
+        return None
+    lengths = pc.min_max(pc.binary_length(raw)).as_py()
+    if not lengths["min"] or lengths["max"] > max_len:
+        return None
+    data = _value_bytes(raw)
+    if data is None or data.translate(None, allowed):
+        return None
+    try:
+        typed = pc.cast(raw, rule.arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return _Checked(None, None, typed, raw)
 
 
 class _ColumnChecker:
     """Validates one contract column batch by batch.
 
-    Non-string columns of low cardinality (dates always, prices often) are dictionary-encoded
-    first so that each distinct value is validated once; the choice adapts per column.
+    Low-cardinality columns (dates, prices, countries ...) are dictionary-encoded and each distinct
+    value is checked once per file: results are cached across batches (up to ``CACHE_MAX`` values).
+    High-cardinality numbers (ids, totals) take :func:`_fast_numeric` when the batch is clean and the
+    full regex check otherwise. The choice adapts per column.
     """
+
+    CACHE_MAX = 1 << 16
 
     def __init__(self, rule: ColumnRule, null_set: pa.Array) -> None:
         self.rule = rule
         self.null_set = null_set
-        self.use_dict = rule.type != "string"
+        self.use_dict = True
+        self._known: Optional[pa.Array] = None  # distinct raw values seen so far
+        self._k_isnull: Optional[pa.Array] = None
+        self._k_fail: Optional[pa.Array] = None
+        self._k_typed: Optional[pa.Array] = None
 
     def check(self, raw: pa.Array) -> _Checked:
-        if not self.use_dict or len(raw) < 64:
+        if len(raw) < 64 or raw.null_count:
             return _check_plain(raw, self.rule, self.null_set)
-        enc = pc.dictionary_encode(raw)
-        if self.rule.type != "date" and len(enc.dictionary) * 4 > len(raw):
-            self.use_dict = False  # high cardinality (ids, totals): not worth it
-        d = _check_plain(enc.dictionary, self.rule, self.null_set)
-        idx = enc.indices
-        return _Checked(pc.take(d.isnull, idx), pc.take(d.fail, idx), pc.take(d.typed, idx), d._values, idx)
+        if self.use_dict:
+            enc = pc.dictionary_encode(raw)
+            if self.rule.type != "date" and len(enc.dictionary) * 4 > len(raw):
+                self.use_dict = False  # high cardinality (ids, totals): hashing does not pay
+                self._known = self._k_isnull = self._k_fail = self._k_typed = None
+            else:
+                return self._check_dict(raw, enc)
+        fast = _fast_numeric(raw, self.rule)
+        return fast if fast is not None else _check_plain(raw, self.rule, self.null_set)
+
+    def _check_dict(self, raw: pa.Array, enc: Any) -> _Checked:
+        d = enc.dictionary
+        if self._known is None:
+            new = d
+        else:
+            pos = pc.index_in(d, value_set=self._known)
+            new = pc.filter(d, pc.is_null(pos)) if pos.null_count else None
+        if new is not None and len(new):
+            c = _check_plain(new, self.rule, self.null_set)
+            if self._known is None:
+                self._known, self._k_isnull, self._k_fail, self._k_typed = new, c.isnull, c.fail, c.typed
+            else:
+                assert self._k_isnull is not None and self._k_fail is not None and self._k_typed is not None
+                self._known = pa.concat_arrays([self._known, new])
+                self._k_isnull = pa.concat_arrays([self._k_isnull, c.isnull])
+                self._k_fail = pa.concat_arrays([self._k_fail, c.fail])
+                self._k_typed = pa.concat_arrays([self._k_typed, c.typed])
+            pos = pc.index_in(d, value_set=self._known)
+        assert self._k_isnull is not None and self._k_fail is not None and self._k_typed is not None
+        rows = pc.take(pos, enc.indices)
+        typed = pc.take(self._k_typed, rows)
+        d_null = pc.take(self._k_isnull, pos)
+        d_fail = pc.take(self._k_fail, pos)
+        isnull = pc.take(d_null, enc.indices) if _any(d_null) else None
+        fail = pc.take(d_fail, enc.indices) if _any(d_fail) else None
+        if len(self._known) > self.CACHE_MAX:  # more distinct values than a cache should hold
+            self.use_dict = False
+            self._known = self._k_isnull = self._k_fail = self._k_typed = None
+        return _Checked(isnull, fail, typed, raw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,7 +531,7 @@ def transform_stream(
     rejects: Dict[str, int] = report["rejects_by_reason"]
     rej_cols: Dict[str, int] = report["rejects_by_column"]
     null_counts: Dict[str, int] = report["null_counts"]
-    writer = pq.ParquetWriter(parquet_sink, schema, compression="snappy")
+    writer = _LazyParquetWriter(parquet_sink, schema, lambda: [n for n, c in checkers.items() if c.use_dict])
 
     def quarantine(rows: List[List[Any]]) -> None:
         nonlocal q_writer
@@ -505,20 +598,26 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
     checked: List[Tuple[ColumnRule, Optional[_Checked], pa.Array]] = []
     any_fail = None
     all_null = None
+    maybe_blank = True  # False once some column has no null value in this batch
     for rule in cc.columns:
         j = positions.get(rule.name)
         if j is None:
             checked.append((rule, None, pa.nulls(n, rule.arrow_type)))
             continue
         res = checkers[rule.name].check(batch.columns[j])
-        null_counts[rule.name] += _count(res.isnull)
         checked.append((rule, res, res.typed))
-        any_fail = res.fail if any_fail is None else pc.or_(any_fail, res.fail)
-        all_null = res.isnull if all_null is None else pc.and_(all_null, res.isnull)
+        if res.fail is not None:
+            any_fail = res.fail if any_fail is None else pc.or_(any_fail, res.fail)
+        if res.isnull is None:
+            maybe_blank = False
+            continue
+        null_counts[rule.name] += _count(res.isnull)
+        if maybe_blank:
+            all_null = res.isnull if all_null is None else pc.and_(all_null, res.isnull)
     # blank records: every field of the record is empty (e.g. an empty line)
     blank = None
     nblank = 0
-    if all_null is not None and pc.any(all_null).as_py():
+    if maybe_blank and all_null is not None and pc.any(all_null).as_py():
         total = None
         for col in batch.columns:
             ln = pc.binary_length(col)
@@ -546,8 +645,10 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
         idx = pc.indices_nonzero(any_fail)
         lines = pc.take(batch.lines, idx).to_pylist()
         raw_cols = [pc.take(c, idx).to_pylist() for c in batch.columns]
-        per_col = [(rule, pc.take(res.fail, idx).to_pylist(), pc.take(res.isnull, idx).to_pylist(), res.values_at(idx))
-                   for rule, res, _t in checked if res is not None]
+        none = [False] * len(idx)
+        per_col = [(rule, pc.take(res.fail, idx).to_pylist(),
+                    none if res.isnull is None else pc.take(res.isnull, idx).to_pylist(), res.values_at(idx))
+                   for rule, res, _t in checked if res is not None and res.fail is not None]
         for r in range(len(lines)):
             for rule, fails, nulls, vals in per_col:
                 if fails[r]:
@@ -622,6 +723,35 @@ class _Prefetch:
             with contextlib.suppress(queue.Empty):
                 self._q.get(timeout=0.05)
         self._t.join()
+
+
+class _LazyParquetWriter:
+    """A snappy ``ParquetWriter`` opened at the first batch, dictionary-encoding only the columns
+    that turned out to be of low cardinality (``dict_columns()`` is asked then).
+
+    Dictionary-encoding ids and totals costs a hash per value and is then abandoned by the
+    encoder anyway (the dictionary outgrows its page); skipping it makes the write ~40% cheaper
+    and the file smaller.
+    """
+
+    def __init__(self, sink: Any, schema: pa.Schema, dict_columns: Any) -> None:
+        self._sink = sink
+        self._schema = schema
+        self._dict_columns = dict_columns
+        self._writer: Optional[Any] = None
+
+    def _open(self) -> Any:
+        if self._writer is None:
+            names = set(self._schema.names)
+            use = [c for c in self._dict_columns() if c in names]
+            self._writer = pq.ParquetWriter(self._sink, self._schema, compression="snappy", use_dictionary=use)
+        return self._writer
+
+    def write_batch(self, rb: pa.RecordBatch) -> None:
+        self._open().write_batch(rb)
+
+    def close(self) -> None:
+        self._open().close()
 
 
 class _BackgroundWriter:

@@ -457,3 +457,48 @@ def test_transform_does_not_import_pandas() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_fast_paths_agree_with_the_reference_check(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cached dictionary checks and the regex-free numeric path give exactly what the plain check gives.
+
+    Batches of a few hundred rows mix clean runs (the fast paths) with every kind of edge value
+    (signs, leading zeros, exponents, hex, whitespace, null spellings, impossible dates, too many
+    decimals), so caches grow across batches and batches switch between fast and full checks.
+    """
+    import random
+
+    from etl_kit.pipeline import transform as tr
+
+    rnd = random.Random(5)
+    odd_numbers = ["+12", "-3", "007", "1e3", "0x10", " 42 ", "", "NULL", "n/a", "12.3.4", "1.234", "1.230", ".5",
+                   "-.5", "1.", "+", "-", "0000000000000000012.5", "000000000000000012", "12345678901234567",
+                   "1234567890123456789"]
+    odd_dates = ["2/30/2014", " 5/28/2010", "13/1/2010", "", "NULL", "2/29/2012", "2/29/2013", "1/1/0"]
+    odd_text = ["  Tuvalu ", "", "NULL", "x" * 300, "Côte d'Ivoire"]
+    # one odd value every 250 rows, so most ~130-row batches hold none or exactly one of them
+    combos = [(f, v) for f in ("oid", "units", "price", "revenue") for v in odd_numbers]
+    combos += [("odate", v) for v in odd_dates] + [("country", v) for v in odd_text]
+    rows_ = [HEADER]
+    for i in range(1, 250 * len(combos) + 1):
+        kw: dict[str, Any] = {"country": rnd.choice(["Tuvalu", "Chad", "Peru"]),
+                              "odate": f"{rnd.randint(1, 12)}/{rnd.randint(1, 28)}/{rnd.randint(2010, 2017)}",
+                              "units": str(rnd.randint(1, 9999)), "price": rnd.choice(["1.10", "9.33", "205.70"]),
+                              "revenue": f"{rnd.randint(0, 10**7)}.{rnd.randint(0, 99):02d}"}
+        oid: Any = 100_000 + i
+        if i % 250 == 0:
+            field, value = combos[i // 250 - 1]
+            if field == "oid":
+                oid = value
+            else:
+                kw[field] = value
+        rows_.append(row(oid, **kw).replace("Côte d'Ivoire", '"Côte d\'Ivoire"'))
+    data = lines(*rows_)
+    fast = run(data, engine, block_size=16384)
+    monkeypatch.setattr(tr._ColumnChecker, "check", lambda self, raw: tr._check_plain(raw, self.rule, self.null_set))
+    ref = run(data, engine, block_size=16384)
+    assert fast.rows == ref.rows
+    assert fast.quarantine == ref.quarantine
+    assert fast.report["null_counts"] == ref.report["null_counts"]
+    assert fast.report["rejects_by_reason"] == ref.report["rejects_by_reason"]
+    assert len(fast.quarantine) > 50 and len(fast.rows) > 20000
