@@ -305,7 +305,7 @@ class _ColumnChecker:
         d_fail = pc.take(self._k_fail, pos)
         isnull = pc.take(d_null, enc.indices) if _any(d_null) else None
         fail = pc.take(d_fail, enc.indices) if _any(d_fail) else None
-        if len(self._known) > self.CACHE_MAX:  # more distinct values than a cache should hold
+        if self._known is not None and len(self._known) > self.CACHE_MAX:  # more distinct values than a cache should hold
             self.use_dict = False
             self._known = self._k_isnull = self._k_fail = self._k_typed = None
         return _Checked(isnull, fail, typed, raw)
