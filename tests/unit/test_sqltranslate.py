@@ -50,8 +50,21 @@ def test_create_table_redshift_clauses_are_removed() -> None:
         country VARCHAR(64) ENCODE zstd SORTKEY,
         PRIMARY KEY (order_id)
     ) DISTSTYLE KEY DISTKEY(order_id) COMPOUND SORTKEY(country, order_id) BACKUP NO""")
-    assert sql == ("CREATE TABLE IF NOT EXISTS public.sales ( order_id BIGINT NOT NULL , "
-                   "country VARCHAR(64) , PRIMARY KEY (order_id) )")
+    assert sql == "CREATE TABLE IF NOT EXISTS public.sales ( order_id BIGINT NOT NULL , country VARCHAR(64) )"
+
+
+@pytest.mark.parametrize(("ddl", "expected"), [
+    ("create table t (id int primary key, v varchar(10) unique not null, w int references other(id))",
+     "create table t (id int , v varchar(10) not null, w int )"),
+    ("create table t (id int, x int, constraint pk_t primary key (id, x), unique (x), "
+     "foreign key (x) references o (id))",
+     "create table t (id int, x int)"),
+    ("create table t (id int constraint c1 primary key, v int)", "create table t (id int , v int)"),
+    ("create table t (primary_key int, unique_id int)", "create table t (primary_key int, unique_id int)"),
+])
+def test_key_constraints_are_informational_as_on_redshift(ddl: str, expected: str) -> None:
+    """Redshift accepts PRIMARY KEY / UNIQUE / REFERENCES but does not enforce them: nor does the local cloud."""
+    assert one(ddl) == expected
 
 
 @pytest.mark.parametrize("tail", ["DISTSTYLE EVEN", "DISTSTYLE ALL", "DISTSTYLE AUTO", "INTERLEAVED SORTKEY (a, b)",

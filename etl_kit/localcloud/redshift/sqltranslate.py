@@ -357,8 +357,87 @@ def translate(stmt: str) -> list[Translated]:
     if first == "MERGE" and any(tokens[i].upper == "REMOVE" for i in sig) and tokens[sig[-1]].upper == "DUPLICATES":
         return _merge_remove_duplicates(tokens, sig, stmt)
     is_ddl = first in ("CREATE", "ALTER")
+    if first == "CREATE" and "TABLE" in [tokens[i].upper for i in sig[:5]]:
+        tokens = _drop_informational_constraints(tokens)
     out = _rewrite(tokens, is_ddl)
     return [Translated(stmt, sql=out)]
+
+
+def _drop_informational_constraints(tokens: list[Token]) -> list[Token]:
+    """Remove PRIMARY KEY, UNIQUE and FOREIGN KEY / REFERENCES from a CREATE TABLE's column list.
+
+    Redshift accepts these constraints but does not enforce them (the planner only uses them as
+    hints), so a load that writes a duplicate key succeeds there. Enforcing them locally would make
+    the local cloud reject what Redshift accepts and would maintain a unique index on every load.
+    """
+    n = len(tokens)
+    keep = [True] * n
+    depth = 0
+    prev: int | None = None  # index of the previous significant token
+
+    def nsig(j: int) -> int:
+        while j < n and tokens[j].kind in _SIG:
+            j += 1
+        return j
+
+    def drop(a: int, b: int) -> None:
+        for k in range(a, b + 1):
+            keep[k] = False
+
+    i = 0
+    while i < n:
+        t = tokens[i]
+        if t.kind in _SIG:
+            i += 1
+            continue
+        if t.text == "(":
+            depth += 1
+        elif t.text == ")":
+            depth -= 1
+        u = t.upper
+        if depth == 1 and t.kind == "word" and u in ("PRIMARY", "UNIQUE", "FOREIGN", "REFERENCES", "CONSTRAINT"):
+            j = nsig(i + 1)
+            if u == "PRIMARY" and not (j < n and tokens[j].upper == "KEY"):
+                prev, i = i, i + 1
+                continue
+            table_level = prev is not None and tokens[prev].text == ","
+            start = prev if table_level and prev is not None else i
+            # the constraint runs to the next comma or closing parenthesis of the column list
+            k, d = i, 0
+            while k < n:
+                x = tokens[k]
+                if x.text == "(":
+                    d += 1
+                elif x.text == ")":
+                    if d == 0:
+                        break
+                    d -= 1
+                elif x.text == "," and d == 0:
+                    break
+                k += 1
+            if table_level:
+                drop(start, k - 1)
+            else:
+                # a column constraint: drop just this constraint's words (and any parenthesised list)
+                end = j if u in ("PRIMARY", "FOREIGN") else i
+                if u == "CONSTRAINT":
+                    end = nsig(j + 1)  # CONSTRAINT name <constraint>: handled on the next round
+                    drop(i, j)
+                    i = end
+                    continue
+                if u == "REFERENCES":
+                    end = nsig(i + 1)  # table name
+                    nx = nsig(end + 1)
+                    if nx < n and tokens[nx].text == "(":
+                        end = _match_paren(tokens, nx)
+                drop(i, end)
+                i = end + 1
+                continue
+            i = k
+            continue
+        prev = i
+        i += 1
+    return [t for t, k in zip(tokens, keep) if k]  # noqa: B905
 
 
 def _rewrite(tokens: list[Token], is_ddl: bool) -> str:
