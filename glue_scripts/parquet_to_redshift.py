@@ -28,7 +28,7 @@ def parse_args(argv: Optional[List[str]] = None) -> Dict[str, str]:
 def main(argv: Optional[List[str]] = None) -> int:
     import boto3
 
-    from etl_kit.pipeline.loader import run_load
+    from etl_kit.pipeline.loader import report_from_run_properties, run_load
 
     args = parse_args(argv)
     missing = [a for a in ("workgroup", "redshift_role_arn", "dataset_contract") if not args.get(a)]
@@ -48,10 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("parquet_to_redshift: need run properties output_key/source_bucket (or --output_key/--source_bucket)",
               file=sys.stderr)
         return 2
-    report = {k: int(props[f"dq_{k}"]) for k in ("rows_read", "rows_written", "rows_quarantined")
-              if props.get(f"dq_{k}", "").isdigit()}
-    if props.get("dq_duplicate_keys", "").isdigit():  # 0 lets the loader skip the staging dedupe
-        report["duplicate_keys_in_file"] = int(props["dq_duplicate_keys"])
+    report = report_from_run_properties(props)
     result = run_load(
         workgroup=args["workgroup"], database=args["database"], schema=args["schema"], table=args["table"],
         ledger_table=args["ledger_table"], contract=json.loads(args["dataset_contract"]),

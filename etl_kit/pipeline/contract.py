@@ -28,6 +28,7 @@ __all__ = [
     "compile_contract",
     "normalise_header",
     "parquet_schema",
+    "LINEAGE_COLUMNS",
 ]
 
 MAX_STRING_BYTES = 256
@@ -232,8 +233,18 @@ def compile_contract(contract: Any) -> CompiledContract:
     return CompiledContract(contract)
 
 
-def parquet_schema(cc: CompiledContract) -> pa.Schema:
-    """The output Parquet schema: contract columns in contract order plus ``source_line`` int64."""
+LINEAGE_COLUMNS = ("source_key", "source_etag", "run_id")
+
+
+def parquet_schema(cc: CompiledContract, lineage: bool = False) -> pa.Schema:
+    """The output Parquet schema: contract columns in contract order plus ``source_line`` int64.
+
+    With ``lineage`` the three constant columns :data:`LINEAGE_COLUMNS` follow (dictionary-encoded
+    strings, one value per file), so the file has exactly the warehouse table's columns and job 2
+    can ``COPY`` it straight into the target.
+    """
     fields = [pa.field(c.name, c.arrow_type, nullable=not c.required) for c in cc.columns]
     fields.append(pa.field("source_line", pa.int64(), nullable=False))
+    if lineage:
+        fields += [pa.field(n, pa.dictionary(pa.int32(), pa.string()), nullable=False) for n in LINEAGE_COLUMNS]
     return pa.schema(fields)

@@ -47,6 +47,8 @@ __all__ = [
     "target_ddl",
     "ledger_ddl",
     "staging_ddl",
+    "append_plan",
+    "report_from_run_properties",
     "load_statements",
     "ledger_statements",
     "run_load",
@@ -55,8 +57,11 @@ __all__ = [
 ]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-LINEAGE = [("source_key", "VARCHAR(1024)"), ("source_line", "BIGINT"), ("run_id", "VARCHAR(256)"),
-           ("loaded_at", "TIMESTAMP")]
+# The target's lineage columns, in the order job 1 writes them after the contract columns (so a
+# lineage-carrying Parquet file has exactly the target's columns and can be COPYed straight in).
+LINEAGE = [("source_line", "BIGINT"), ("source_key", "VARCHAR(1024)"), ("source_etag", "VARCHAR(256)"),
+           ("run_id", "VARCHAR(256)")]
+APPEND_GUARD = "etl_kit_append_guard"
 LEDGER_COLUMNS = [
     ("bucket", "VARCHAR(256) NOT NULL"), ("key", "VARCHAR(1024) NOT NULL"), ("etag", "VARCHAR(256) NOT NULL"),
     ("version_id", "VARCHAR(1024)"), ("run_id", "VARCHAR(256)"), ("workflow_name", "VARCHAR(256)"),
@@ -123,6 +128,57 @@ def _qualified(schema: str, table: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(table)}" if schema else quote_ident(table)
 
 
+def _flag(report: Dict[str, Any], *names: str) -> bool:
+    for k in names:
+        v = report.get(k)
+        if v is not None and str(v).strip() != "":
+            return str(v).strip().lower() in ("1", "true", "yes")
+    return False
+
+
+def _int_value(report: Dict[str, Any], *names: str) -> Optional[int]:
+    for k in names:
+        v = report.get(k)
+        if v is not None and str(v).strip().lstrip("-").isdigit():
+            return int(str(v).strip())
+    return None
+
+
+def report_from_run_properties(props: Dict[str, str]) -> Dict[str, Any]:
+    """Job 1's report as job 2 needs it, from the workflow run properties (``dq_*``, all strings)."""
+    report: Dict[str, Any] = {k: int(props[f"dq_{k}"]) for k in ("rows_read", "rows_written", "rows_quarantined")
+                              if str(props.get(f"dq_{k}", "")).isdigit()}
+    if str(props.get("dq_duplicate_keys", "")).isdigit():  # 0 lets the loader skip the staging dedupe
+        report["duplicate_keys_in_file"] = int(props["dq_duplicate_keys"])
+    report["output_lineage"] = _flag(props, "dq_output_lineage")
+    for k in ("key_min", "key_max"):
+        report[k] = _int_value(props, f"dq_{k}")
+    return report
+
+
+def append_plan(contract: Dict[str, Any], report: Optional[Dict[str, Any]]) -> Optional[Dict[str, int]]:
+    """The key range and row count for a straight append, or None when the load must go through staging.
+
+    A straight ``COPY`` into the target is possible when job 1's file carries the lineage columns
+    (``output_lineage`` / ``dq_output_lineage``), has no duplicate keys, a single integer primary key
+    with a known range (``key_min``/``key_max``) and a known row count. Whether the target already
+    holds keys in that range is decided inside the load transaction (see :func:`load_statements`).
+    """
+    report = report or {}
+    pk = _pk(contract)
+    cols = {c["name"]: c for c in _columns(contract)}
+    if len(pk) != 1 or cols.get(pk[0], {}).get("type") != "integer":
+        return None
+    if not _flag(report, "output_lineage", "dq_output_lineage") or not _no_duplicates(report):
+        return None
+    lo = _int_value(report, "key_min", "dq_key_min")
+    hi = _int_value(report, "key_max", "dq_key_max")
+    rows = _int_value(report, "rows_written", "dq_rows_written")
+    if lo is None or hi is None or not rows:
+        return None
+    return {"key_min": lo, "key_max": hi, "rows": rows}
+
+
 def _columns(contract: Dict[str, Any]) -> List[Dict[str, Any]]:
     if hasattr(contract, "model_dump"):
         contract = contract.model_dump()
@@ -163,10 +219,12 @@ def ledger_ddl(schema: str, ledger_table: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {_qualified(schema, ledger_table)} ({', '.join(parts)})"
 
 
-def staging_ddl(contract: Dict[str, Any]) -> str:
-    """``CREATE TEMP TABLE`` staging in the Parquet column order (contract columns + source_line)."""
+def staging_ddl(contract: Dict[str, Any], lineage: bool = False) -> str:
+    """``CREATE TEMP TABLE`` staging in the Parquet column order (contract columns + source_line,
+    then the other lineage columns when job 1 wrote them)."""
     cols = _columns(contract)
-    parts = [f"{quote_ident(c['name'])} {redshift_type(c)}" for c in cols] + ['"source_line" BIGINT']
+    parts = [f"{quote_ident(c['name'])} {redshift_type(c)}" for c in cols]
+    parts += [f"{quote_ident(n)} {t}" for n, t in (LINEAGE if lineage else LINEAGE[:1])]
     return f"CREATE TEMP TABLE {STAGING} ({', '.join(parts)})"
 
 
@@ -207,13 +265,17 @@ def load_statements(*, schema: str, table: str, ledger_table: str, contract: Dic
                     output_key: str, redshift_role_arn: str, run_id: str, workflow_name: str, source_bucket: str,
                     source_key: str, source_etag: str, source_version_id: str = "", report: Optional[Dict[str, Any]]
                     = None, started_at: Optional[str] = None, loaded_at: Optional[str] = None,
-                    upsert: Optional[str] = None) -> List[str]:
+                    upsert: Optional[str] = None, append: Optional[Dict[str, int]] = None) -> List[str]:
     """The statement list of one load transaction (see the module docstring for the shape).
 
-    The staging dedupe is left out when ``report`` says job 1 found no duplicate keys in the file
-    (``duplicate_keys_in_file`` or the run property ``dq_duplicate_keys`` is 0); kept when unknown.
-    ``upsert`` is ``merge`` (``MERGE INTO``) or ``delete_insert`` (``DELETE ... USING`` staging then
-    ``INSERT ... SELECT``): the same result.
+    With ``append`` (from :func:`append_plan`) the file is copied straight into the target: after
+    ``LOCK`` a guard statement divides by zero (aborting the transaction) if the target already
+    holds a key in the file's range, and the caller then loads through staging instead.
+
+    Otherwise: the staging dedupe is left out when ``report`` says job 1 found no duplicate keys in
+    the file (``duplicate_keys_in_file`` or the run property ``dq_duplicate_keys`` is 0); kept when
+    unknown. ``upsert`` is ``merge`` (``MERGE INTO``) or ``delete_insert`` (``DELETE ... USING``
+    staging then ``INSERT ... SELECT``): the same result.
     """
     report = report or {}
     cols = _columns(contract)
@@ -225,8 +287,24 @@ def load_statements(*, schema: str, table: str, ledger_table: str, contract: Dic
     loaded_at = loaded_at or _now()
     s3_uri = f"s3://{bucket}/{output_key}"
     pk_q = [quote_ident(k) for k in pk]
+    copy_opts = f"FROM {quote_literal(s3_uri)} IAM_ROLE {quote_literal(redshift_role_arn)} FORMAT AS PARQUET"
+    ledger_args: Dict[str, Any] = dict(
+        bucket=source_bucket, key=source_key, etag=source_etag, state="loaded", version_id=source_version_id,
+        run_id=run_id, workflow_name=workflow_name, rows_read=report.get("rows_read"),
+        rows_written=report.get("rows_written"), rows_quarantined=report.get("rows_quarantined"),
+        message=f"{'appended' if append is not None else 'upserted'} from {s3_uri}", started_at=started_at,
+        finished_at=loaded_at)
+    head = [target_ddl(schema, table, contract), ledger_ddl(schema, ledger_table),
+            # one load at a time per table: the append guard and the upsert both read then write it
+            f"LOCK {tgt}"]
+    if append is not None:
+        guard = (f"SELECT 1 / (CASE WHEN (SELECT COUNT(*) FROM {tgt} WHERE {pk_q[0]} BETWEEN "
+                 f"{int(append['key_min'])} AND {int(append['key_max'])}) = 0 THEN 1 ELSE 0 END) AS {APPEND_GUARD}")
+        ledger = ledger_statements(schema, ledger_table, rows_loaded_sql=str(int(append["rows"])), **ledger_args)
+        return [*head, guard, f"COPY {tgt} {copy_opts}", *ledger]
+    lineage = _flag(report, "output_lineage", "dq_output_lineage")
     on = " AND ".join(f"t.{k} = s.{k}" for k in pk_q)
-    lineage_vals = [quote_literal(source_key), "s.\"source_line\"", quote_literal(run_id), _ts(loaded_at)]
+    lineage_vals = ["s.\"source_line\"", quote_literal(source_key), quote_literal(source_etag), quote_literal(run_id)]
     lineage_names = [quote_ident(n) for n, _ in LINEAGE]
     non_pk = [n for n in names if n not in pk_q]
     set_clause = ", ".join([f"{n} = s.{n}" for n in non_pk] +
@@ -236,13 +314,7 @@ def load_statements(*, schema: str, table: str, ledger_table: str, contract: Dic
     insert_vals = ", ".join([f"s.{n}" for n in names] + lineage_vals)
     dedupe_keys = ", ".join(pk_q)
     dedupe_on = " AND ".join(f"{STAGING}.{k} = d.{k}" for k in pk_q)
-    stmts = [
-        target_ddl(schema, table, contract),
-        ledger_ddl(schema, ledger_table),
-        f"DROP TABLE IF EXISTS {STAGING}",
-        staging_ddl(contract),
-        f"COPY {STAGING} FROM {quote_literal(s3_uri)} IAM_ROLE {quote_literal(redshift_role_arn)} FORMAT AS PARQUET",
-    ]
+    stmts = [*head, f"DROP TABLE IF EXISTS {STAGING}", staging_ddl(contract, lineage), f"COPY {STAGING} {copy_opts}"]
     if not _no_duplicates(report):
         # keep the row with the highest source_line per key (the later line in the file wins)
         stmts.append(
@@ -266,13 +338,8 @@ def load_statements(*, schema: str, table: str, ledger_table: str, contract: Dic
         stmts.append(f"INSERT INTO {tgt} ({insert_cols}) SELECT {insert_vals} FROM {STAGING} AS s")
     else:
         raise ValueError(f"unknown upsert {upsert!r}: merge or delete_insert")
-    stmts += ledger_statements(
-        schema, ledger_table, bucket=source_bucket, key=source_key, etag=source_etag, state="loaded",
-        version_id=source_version_id, run_id=run_id, workflow_name=workflow_name,
-        rows_read=report.get("rows_read"), rows_written=report.get("rows_written"),
-        rows_quarantined=report.get("rows_quarantined"), rows_loaded_sql=f"(SELECT COUNT(*) FROM {STAGING})",
-        message=f"loaded from {s3_uri}", started_at=started_at, finished_at=loaded_at,
-    )
+    stmts += ledger_statements(schema, ledger_table, rows_loaded_sql=f"(SELECT COUNT(*) FROM {STAGING})",
+                               **ledger_args)
     stmts.append(f"DROP TABLE {STAGING}")
     return stmts
 
@@ -336,6 +403,15 @@ def _query(rsd: Any, sql: str, params: Optional[List[Dict[str, str]]], *, workgr
         token = page.get("NextToken")
         if not token:
             return rows
+
+
+def _guard_tripped(exc: WarehouseError) -> bool:
+    """True when a batch failed at the append guard (the target holds keys in the file's range)."""
+    desc = getattr(exc, "statement", None) or {}
+    failed = [sub for sub in desc.get("SubStatements") or [] if sub.get("Status") in ("FAILED", "ABORTED")]
+    if failed:
+        return APPEND_GUARD in str(failed[0].get("QueryString", ""))
+    return APPEND_GUARD in str(exc)
 
 
 def _load_error_detail(rsd: Any, uri: str, **target: Any) -> str:
@@ -437,14 +513,29 @@ def run_load(
         skipped = dict(base, state="skipped", reason=f"already loaded by run {rows[0][1]}")
         print(json.dumps(dict(skipped, decision="skipped")), flush=True)
         return skipped
-    sqls = load_statements(
-        schema=schema, table=table, ledger_table=ledger_table, contract=contract, bucket=bucket,
-        output_key=output_key, redshift_role_arn=redshift_role_arn, run_id=run_id, workflow_name=workflow_name,
-        source_bucket=source_bucket, source_key=source_key, source_etag=source_etag,
-        source_version_id=source_version_id, report=report, started_at=started,
-    )
+    plan = append_plan(contract, report)
+
+    def statements(append: Optional[Dict[str, int]]) -> List[str]:
+        return load_statements(
+            schema=schema, table=table, ledger_table=ledger_table, contract=contract, bucket=bucket,
+            output_key=output_key, redshift_role_arn=redshift_role_arn, run_id=run_id, workflow_name=workflow_name,
+            source_bucket=source_bucket, source_key=source_key, source_etag=source_etag,
+            source_version_id=source_version_id, report=report, started_at=started, append=append,
+        )
+
+    name = f"etl-kit-load-{run_id or source_key}"[:500]
+    mode = "append" if plan else "upsert"
+    sqls = statements(plan)
     try:
-        desc = execute_batch(rsd, sqls, name=f"etl-kit-load-{run_id or source_key}"[:500], timeout=timeout, **target)
+        try:
+            desc = execute_batch(rsd, sqls, name=name, timeout=timeout, **target)
+        except WarehouseError as exc:
+            if plan is None or not _guard_tripped(exc):
+                raise
+            # the target already holds keys in this file's range: replace them through staging
+            mode = "upsert"
+            sqls = statements(None)
+            desc = execute_batch(rsd, sqls, name=name, timeout=timeout, **target)
     except WarehouseError as exc:
         detail = _load_error_detail(rsd, f"s3://{bucket}/{output_key}", **target)
         message = f"load of s3://{bucket}/{output_key} into {schema}.{table} failed: {exc}"
@@ -471,9 +562,11 @@ def run_load(
     tgt = _qualified(schema, table)
     dedupe = index(f"DELETE FROM {STAGING} USING")
     result: Dict[str, Any] = dict(base)
-    result.update(state="loaded", statement_id=desc.get("Id"), rows_copied=rows_of(index("COPY ")),
+    copied = rows_of(index("COPY "))
+    result.update(state="loaded", mode=mode, statement_id=desc.get("Id"), rows_copied=copied,
                   rows_deduplicated=rows_of(dedupe) if dedupe < len(sqls) else 0,
-                  rows_merged=rows_of(min(index("MERGE "), index(f"INSERT INTO {tgt} "))),
+                  rows_merged=copied if mode == "append"
+                  else rows_of(min(index("MERGE "), index(f"INSERT INTO {tgt} "))),
                   started_at=started, finished_at=_now())
     replaced = index(f"DELETE FROM {tgt} USING {STAGING}")
     if replaced < len(sqls):

@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 
 from etl_kit.exceptions import FileRejected
 from etl_kit.pipeline.contract import (
+    LINEAGE_COLUMNS,
     MAX_STRING_BYTES,
     ColumnRule,
     CompiledContract,
@@ -305,7 +306,7 @@ class _ColumnChecker:
         d_fail = pc.take(self._k_fail, pos)
         isnull = pc.take(d_null, enc.indices) if _any(d_null) else None
         fail = pc.take(d_fail, enc.indices) if _any(d_fail) else None
-        if self._known is not None and len(self._known) > self.CACHE_MAX:  # more distinct values than a cache should hold
+        if self._known is not None and len(self._known) > self.CACHE_MAX:  # too many distinct values for a cache
             self.use_dict = False
             self._known = self._k_isnull = self._k_fail = self._k_typed = None
         return _Checked(isnull, fail, typed, raw)
@@ -332,10 +333,16 @@ class _KeyCounter:
         self._spill_rows = spill_rows
         self._dir: Optional[str] = None
         self._writers: Dict[int, Any] = {}
+        self.min: Optional[int] = None  # smallest / largest key seen (integer keys only)
+        self.max: Optional[int] = None
 
     def add(self, keys: pa.Array) -> None:
         if len(keys) == 0:
             return
+        if pa.types.is_integer(keys.type):
+            mm = pc.min_max(keys).as_py()
+            self.min = mm["min"] if self.min is None else min(self.min, mm["min"])
+            self.max = mm["max"] if self.max is None else max(self.max, mm["max"])
         self._mem.append(keys)
         self._mem_rows += len(keys)
         if self._mem_rows >= self._spill_rows:
@@ -434,6 +441,7 @@ def transform_stream(
     max_reject_ratio: float = 1.0,
     engine: str = "auto",
     block_size: int = 4 << 20,
+    lineage: Optional[Dict[str, str]] = None,
 ) -> Dict[str, Any]:
     """Validate a CSV byte stream against the contract; write valid rows as Parquet, bad rows to quarantine.
 
@@ -454,6 +462,10 @@ def transform_stream(
         Reject the file (``too_many_rejects``) when quarantined / read rows exceed this.
     engine
         ``"auto"`` (pyarrow when it supports ragged-row capture), ``"arrow"`` or ``"python"``.
+    lineage
+        ``{"source_key", "source_etag", "run_id"}``: written as three constant columns after
+        ``source_line`` (see :func:`~etl_kit.pipeline.contract.parquet_schema`); the report then has
+        ``output_lineage: True``.
 
     Returns
     -------
@@ -521,7 +533,13 @@ def transform_stream(
             f"missing required column(s) {wanted}; header is {header!r} (delimiter {delim!r})", "missing_columns"
         )
 
-    schema = parquet_schema(cc)
+    if lineage is not None:
+        missing_lineage = [n for n in LINEAGE_COLUMNS if n not in lineage]
+        if missing_lineage:
+            raise ValueError(f"lineage needs {', '.join(LINEAGE_COLUMNS)}; missing {', '.join(missing_lineage)}")
+    schema = parquet_schema(cc, lineage=lineage is not None)
+    report["output_lineage"] = lineage is not None
+    lineage_values = [_strings([str(lineage[n])]) for n in LINEAGE_COLUMNS] if lineage is not None else []
     null_set = _strings(list(cc.null_values))
     checkers = {c.name: _ColumnChecker(c, null_set) for c in cc.columns}
     keys = _KeyCounter()
@@ -531,7 +549,8 @@ def transform_stream(
     rejects: Dict[str, int] = report["rejects_by_reason"]
     rej_cols: Dict[str, int] = report["rejects_by_column"]
     null_counts: Dict[str, int] = report["null_counts"]
-    writer = _LazyParquetWriter(parquet_sink, schema, lambda: [n for n, c in checkers.items() if c.use_dict])
+    writer = _LazyParquetWriter(parquet_sink, schema,
+                                lambda: [n for n, c in checkers.items() if c.use_dict] + list(LINEAGE_COLUMNS))
 
     def quarantine(rows: List[List[Any]]) -> None:
         nonlocal q_writer
@@ -551,7 +570,7 @@ def transform_stream(
         try:
             for batch in batches:
                 _process(batch, cc, positions, checkers, schema, bg.write, quarantine, report, rejects, rej_cols,
-                         null_counts, delim)
+                         null_counts, delim, lineage_values)
         except SourceProblem as exc:
             raise reject(str(exc), exc.reason) from exc
     finally:
@@ -561,6 +580,7 @@ def transform_stream(
 
     report.update(bom=src.bom, gzip=src.gzip, bytes_read=src.bytes_read, bytes_decompressed=src.bytes_decoded)
     report["duplicate_keys_in_file"], report["duplicate_rows_in_file"] = keys.result()
+    report["key_min"], report["key_max"] = keys.min, keys.max
     read, written, quarantined = report["rows_read"], report["rows_written"], report["rows_quarantined"]
     assert read == written + quarantined, "row conservation violated"
     if read == 0:
@@ -583,7 +603,8 @@ def transform_stream(
 
 def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checkers: Dict[str, _ColumnChecker],
              schema: pa.Schema, write: Any, quarantine: Any, report: Dict[str, Any], rejects: Dict[str, int],
-             rej_cols: Dict[str, int], null_counts: Dict[str, int], delim: str) -> None:
+             rej_cols: Dict[str, int], null_counts: Dict[str, int], delim: str,
+             lineage_values: Optional[List[pa.Array]] = None) -> None:
     n = len(batch.lines)
     q_rows: List[List[Any]] = []
     for line, text, nf in batch.ragged:
@@ -668,6 +689,10 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
     arrays = [t for _r, _res, t in checked] + [batch.lines]
     if keep is not None:
         arrays = [pc.filter(a, keep) for a in arrays]
+    if lineage_values:
+        m = len(arrays[-1])
+        zeros = pa.Array.from_buffers(pa.int32(), m, [None, pa.py_buffer(bytes(4 * m))])
+        arrays += [pa.DictionaryArray.from_arrays(zeros, v) for v in lineage_values]
     out = pa.RecordBatch.from_arrays(arrays, schema=schema)
     if out.num_rows:
         write(out)
@@ -931,7 +956,8 @@ def run_csv_to_parquet(
         try:
             with open(q_path, "wb") as qf:
                 report = transform_stream(obj["Body"], contract, pq_path, qf, source_name=f"s3://{bucket}/{key}",
-                                          max_reject_ratio=max_reject_ratio, engine=engine)
+                                          max_reject_ratio=max_reject_ratio, engine=engine,
+                                          lineage={"source_key": key, "source_etag": etag, "run_id": run_id or ""})
         except TransformRejected as exc:
             rep = dict(exc.report)
             rep.update(meta, finished_at=_now(), quarantine_key="", output_key="")
@@ -1003,6 +1029,11 @@ def run_properties_from_report(report: Dict[str, Any]) -> Dict[str, str]:
         "dq_report_key": str(report.get("report_key", "")),
         "output_key": str(report.get("output_key", "")),
         "quarantine_key": str(report.get("quarantine_key", "")),
+        # job 2 appends straight into the target when the file carries its lineage columns and
+        # the target holds none of its keys (checked inside the load transaction)
+        "dq_output_lineage": "1" if report.get("output_lineage") else "0",
+        "dq_key_min": "" if report.get("key_min") is None else str(report["key_min"]),
+        "dq_key_max": "" if report.get("key_max") is None else str(report["key_max"]),
     }
     if report.get("message"):
         props["job1_message"] = str(report["message"])[:2000]

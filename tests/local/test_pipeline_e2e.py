@@ -81,7 +81,8 @@ def test_a_sales_csv_flows_through_every_node_exactly_once(pipeline: Settings, s
     body = s3.get_object(Bucket=pipeline.bucket_name(), Key=props["output_key"])["Body"].read()
     schema = pq.read_schema(io.BytesIO(body))
     assert props["output_key"].startswith(pipeline.output_prefix)
-    assert schema.names == [c.name for c in pipeline.dataset_contract.columns] + ["source_line"]
+    assert schema.names == [c.name for c in pipeline.dataset_contract.columns] + [
+        "source_line", "source_key", "source_etag", "run_id"]
     assert str(schema.field("total_revenue").type) == "decimal128(18, 2)"
     assert str(schema.field("order_date").type) == "date32[day]"
     # the warehouse holds exactly the accepted rows, with exact money
@@ -100,6 +101,9 @@ def test_a_sales_csv_flows_through_every_node_exactly_once(pipeline: Settings, s
     led = ledger_rows(pipeline, pipeline.bucket_name(), key)
     assert len(led) == 1 and led[0]["state"] == "loaded"
     assert (led[0]["rows_read"], led[0]["rows_loaded"], led[0]["rows_quarantined"]) == (43, 40, 3)
+    # new keys: job 2 copied the file straight into the table, lineage included
+    assert led[0]["message"].startswith("appended from s3://")
+    assert {(r["source_etag"], r["run_id"]) for r in rows} == {(etag, out.run["WorkflowRunId"])}
     # notifications: the Lambda's message and one per crawler/job state change
     msgs: list[dict[str, str]] = []
     deadline = time.monotonic() + 20
@@ -216,6 +220,7 @@ def test_duplicate_order_ids_within_and_across_files(pipeline: Settings, s3) -> 
     assert got[7_000_000]["units_sold"] == 3  # within a file the last row (highest source line) wins
     led = ledger_rows(pipeline, pipeline.bucket_name(), k1)[0]
     assert (led["rows_read"], led["rows_loaded"]) == (3, 2)
+    assert led["message"].startswith("upserted from")  # duplicate keys in the file: through staging
     k2 = "input/dupkeys/second.csv"
     assert outcome(pipeline, pipeline.bucket_name(), k2,
                    put(s3, pipeline, k2, csv_bytes([row(7_000_001, units="9")]))).state == "loaded"
@@ -225,6 +230,9 @@ def test_duplicate_order_ids_within_and_across_files(pipeline: Settings, s3) -> 
     n = query(f"select count(*) as n from {pipeline.redshift_table} where order_id = 7000001", pipeline)
     assert int(n.iloc[0, 0]) == 1
     assert [r["units_sold"] for r in table_rows(pipeline, k2)] == [9]
+    # the append guard found key 7000001 in the table, so the load fell back to the upsert
+    led2 = ledger_rows(pipeline, pipeline.bucket_name(), k2)[0]
+    assert led2["message"].startswith("upserted from") and led2["rows_loaded"] == 1
 
 
 def test_an_object_overwritten_while_its_run_is_in_progress(pipeline: Settings, s3) -> None:

@@ -28,13 +28,16 @@ def stmts(**kw: Any) -> list[str]:
 def test_statement_shape() -> None:
     s = stmts()
     kinds = [x.split(" (")[0].split(" ")[0:3] for x in s]
-    assert [k[0] for k in kinds] == ["CREATE", "CREATE", "DROP", "CREATE", "COPY", "DELETE", "DELETE", "INSERT",
-                                     "DELETE", "INSERT", "DROP"]
+    assert [k[0] for k in kinds] == ["CREATE", "CREATE", "LOCK", "DROP", "CREATE", "COPY", "DELETE", "DELETE",
+                                     "INSERT", "DELETE", "INSERT", "DROP"]
+    assert s[2] == 'LOCK "public"."sales_data_table"'
+    s = s[:2] + s[3:]  # the rest as before the LOCK
     assert s[0].startswith('CREATE TABLE IF NOT EXISTS "public"."sales_data_table" (')
     assert '"order_id" BIGINT NOT NULL' in s[0] and '"unit_price" DECIMAL(18,2)' in s[0]
     assert '"order_date" DATE' in s[0] and '"country" VARCHAR(256)' in s[0]
     assert 'PRIMARY KEY ("order_id")' in s[0] and s[0].endswith('DISTKEY("order_id") SORTKEY("order_date")')
-    assert '"loaded_at" TIMESTAMP' in s[0] and '"source_line" BIGINT' in s[0]
+    assert s[0].split(" (", 1)[1].split(", PRIMARY")[0].endswith(
+        '"source_line" BIGINT, "source_key" VARCHAR(1024), "source_etag" VARCHAR(256), "run_id" VARCHAR(256)')
     assert 'PRIMARY KEY ("bucket", "key", "etag")' in s[1] and '"message" VARCHAR(65535)' in s[1]
     assert s[3].startswith("CREATE TEMP TABLE etl_kit_staging (") and s[3].endswith('"source_line" BIGINT)')
     assert s[4] == ("COPY etl_kit_staging FROM 's3://bkt/output/o''brien/part-0000.parquet' "
@@ -43,18 +46,19 @@ def test_statement_shape() -> None:
     assert s[6] == ('DELETE FROM "public"."sales_data_table" USING etl_kit_staging '
                     'WHERE "sales_data_table"."order_id" = etl_kit_staging."order_id"')
     assert s[7].startswith('INSERT INTO "public"."sales_data_table" ("country", ')
-    assert '"source_key", "source_line", "run_id", "loaded_at") SELECT s."country", ' in s[7]
-    assert s[7].endswith(" FROM etl_kit_staging AS s") and "TIMESTAMP '2024-01-01 00:00:00'" in s[7]
+    assert '"source_line", "source_key", "source_etag", "run_id") SELECT s."country", ' in s[7]
+    assert s[7].endswith(" 'e1', 'wr_1' FROM etl_kit_staging AS s")
     assert "'loaded'" in s[9] and "(SELECT COUNT(*) FROM etl_kit_staging)" in s[9]
 
 
 def test_merge_variant_and_unknown_upsert() -> None:
     s = stmts(upsert="merge")
-    assert [x.split(" ")[0] for x in s][4:8] == ["COPY", "DELETE", "MERGE", "DELETE"]
+    assert [x.split(" ")[0] for x in s][5:9] == ["COPY", "DELETE", "MERGE", "DELETE"]
+    s = s[:2] + s[3:]
     assert s[6].startswith('MERGE INTO "public"."sales_data_table" AS t USING etl_kit_staging AS s ON '
                            't."order_id" = s."order_id" WHEN MATCHED THEN UPDATE SET "country" = s."country"')
     assert "WHEN NOT MATCHED THEN INSERT (" in s[6] and '"order_id" = s."order_id",' not in s[6]
-    assert "TIMESTAMP '2024-01-01 00:00:00'" in s[6]
+    assert """"run_id" = 'wr_1'""" in s[6] and """"source_etag" = 'e1'""" in s[6]
     with pytest.raises(ValueError, match="upsert"):
         stmts(upsert="upsert")
 
@@ -66,12 +70,12 @@ def test_merge_variant_and_unknown_upsert() -> None:
 def test_dedupe_only_when_job1_may_have_seen_duplicates(extra: dict[str, Any], dedupe: bool) -> None:
     s = stmts(report={"rows_read": 3, "rows_written": 2, "rows_quarantined": 1, **extra})
     assert any(x.startswith("DELETE FROM etl_kit_staging USING") for x in s) is dedupe
-    assert s[5].startswith("DELETE FROM etl_kit_staging USING" if dedupe else 'DELETE FROM "public"')
+    assert s[6].startswith("DELETE FROM etl_kit_staging USING" if dedupe else 'DELETE FROM "public"')
 
 
 def test_literals_are_escaped() -> None:
     s = stmts()
-    assert "'input/o''brien\\\\x.csv'" in s[7] and "'input/o''brien\\\\x.csv'" in s[9]
+    assert "'input/o''brien\\\\x.csv'" in s[8] and "'input/o''brien\\\\x.csv'" in s[10]
     assert loader.quote_literal("a'b") == "'a''b'"
     assert loader.quote_literal(None) == "NULL"
     with pytest.raises(ValueError):
@@ -90,9 +94,9 @@ def test_composite_primary_key_dedupe_and_merge() -> None:
     contract = {**SEED_CONTRACT, "primary_key": ["order_id", "country"]}
     s = stmts(contract=contract)
     assert ('"sales_data_table"."order_id" = etl_kit_staging."order_id" AND '
-            '"sales_data_table"."country" = etl_kit_staging."country"') in s[6]
-    assert 't."order_id" = s."order_id" AND t."country" = s."country"' in stmts(contract=contract, upsert="merge")[6]
-    assert 'GROUP BY "order_id", "country"' in s[5]
+            '"sales_data_table"."country" = etl_kit_staging."country"') in s[7]
+    assert 't."order_id" = s."order_id" AND t."country" = s."country"' in stmts(contract=contract, upsert="merge")[7]
+    assert 'GROUP BY "order_id", "country"' in s[6]
 
 
 class FakeRsd:
@@ -134,9 +138,9 @@ def load(rsd: FakeRsd) -> dict[str, Any]:
 def test_run_load_success_skip_and_failure() -> None:
     rsd = FakeRsd()
     res = load(rsd)
-    assert res["state"] == "loaded" and res["rows_copied"] == 4 and res["rows_deduplicated"] == 5
-    assert res["rows_replaced"] == 6 and res["rows_merged"] == 7
-    assert len(rsd.batches) == 1 and rsd.batches[0][4].startswith("COPY")
+    assert res["state"] == "loaded" and res["rows_copied"] == 5 and res["rows_deduplicated"] == 6
+    assert res["rows_replaced"] == 7 and res["rows_merged"] == 8 and res["mode"] == "upsert"
+    assert len(rsd.batches) == 1 and rsd.batches[0][5].startswith("COPY")
     rsd = FakeRsd(loaded=True)
     assert load(rsd)["state"] == "skipped" and rsd.batches == []
     rsd = FakeRsd(fail=True)
@@ -153,8 +157,8 @@ def test_run_load_without_dedupe_reports_by_statement() -> None:
                           source_key="input/a.csv", source_etag="e", rsd=rsd,
                           report={"rows_read": 5, "duplicate_keys_in_file": 0})
     assert not any(q.startswith("DELETE FROM etl_kit_staging") for q in rsd.batches[0])
-    assert res["rows_copied"] == 4 and res["rows_deduplicated"] == 0
-    assert res["rows_replaced"] == 5 and res["rows_merged"] == 6
+    assert res["rows_copied"] == 5 and res["rows_deduplicated"] == 0
+    assert res["rows_replaced"] == 6 and res["rows_merged"] == 7
 
 
 def test_wait_polls_fast_and_caps_at_half_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,3 +175,40 @@ def test_wait_polls_fast_and_caps_at_half_a_second(monkeypatch: pytest.MonkeyPat
     assert loader._wait(Slow(), "x", timeout=60)["Status"] == "FINISHED"
     assert sleeps[0] == pytest.approx(0.1) and max(sleeps) == pytest.approx(0.5) and len(sleeps) == 8
     assert sleeps == sorted(sleeps)
+
+
+APPEND_REPORT = {"rows_read": 5, "rows_written": 4, "rows_quarantined": 1, "duplicate_keys_in_file": 0,
+                 "output_lineage": True, "key_min": 10, "key_max": 99}
+
+
+@pytest.mark.parametrize(("change", "plan"), [
+    ({}, {"key_min": 10, "key_max": 99, "rows": 4}),
+    ({"output_lineage": False}, None), ({"duplicate_keys_in_file": 2}, None), ({"key_min": None}, None),
+    ({"rows_written": 0}, None),
+])
+def test_append_plan_needs_lineage_no_duplicates_and_a_key_range(change: dict[str, Any], plan: Any) -> None:
+    assert loader.append_plan(SEED_CONTRACT, {**APPEND_REPORT, **change}) == plan
+    props = {"dq_output_lineage": "1", "dq_duplicate_keys": "0", "dq_key_min": "10", "dq_key_max": "99",
+             "dq_rows_written": "4"}  # the same from job 1's run properties
+    assert loader.append_plan(SEED_CONTRACT, props) == {"key_min": 10, "key_max": 99, "rows": 4}
+    text_key = {**SEED_CONTRACT, "primary_key": ["country"]}
+    assert loader.append_plan(text_key, APPEND_REPORT) is None
+
+
+def test_append_statements_copy_straight_into_the_locked_target() -> None:
+    s = stmts(report=APPEND_REPORT, append=loader.append_plan(SEED_CONTRACT, APPEND_REPORT))
+    assert [x.split(" ")[0] for x in s] == ["CREATE", "CREATE", "LOCK", "SELECT", "COPY", "DELETE", "INSERT"]
+    assert s[3] == ('SELECT 1 / (CASE WHEN (SELECT COUNT(*) FROM "public"."sales_data_table" WHERE "order_id" '
+                    'BETWEEN 10 AND 99) = 0 THEN 1 ELSE 0 END) AS etl_kit_append_guard')
+    assert s[4].startswith("COPY \"public\".\"sales_data_table\" FROM 's3://bkt/output/")
+    assert "'loaded'" in s[6] and ", 4, 'loaded'" in s[6]
+
+
+def test_run_properties_carry_what_the_append_needs() -> None:
+    from etl_kit.pipeline.transform import run_properties_from_report
+
+    props = run_properties_from_report({**APPEND_REPORT, "state": "transformed"})
+    assert all(isinstance(v, str) for v in props.values())
+    report = loader.report_from_run_properties(props)
+    assert loader.append_plan(SEED_CONTRACT, report) == {"key_min": 10, "key_max": 99, "rows": 4}
+    assert loader.append_plan(SEED_CONTRACT, loader.report_from_run_properties({})) is None
