@@ -298,6 +298,28 @@ def test_copy_errors_are_redshift_like(aws, warehouse) -> None:
     assert d["Status"] == "FAILED" and 'relation "sys_load_error_detail" does not exist' in d["Error"]
 
 
+def test_copy_refreshes_statistics_like_statupdate(aws, warehouse) -> None:
+    """Redshift updates statistics after a COPY into an empty table (STATUPDATE's default), always with
+    STATUPDATE ON and never with OFF; the local warehouse's planner sees the same (pg_class.reltuples)."""
+    _put_parquet(aws, "stats/ten.parquet", pa.table({"a": list(range(10)), "b": ["x"] * 10}))
+    src = f"FROM 's3://{BUCKET}/stats/ten.parquet' IAM_ROLE default FORMAT AS PARQUET"
+
+    def tuples(table: str) -> float:
+        return float(rows(aws, f"SELECT reltuples FROM pg_class WHERE relname = '{table}'")[0][0])
+
+    for table, option, expected in (("stat_default", "", 10), ("stat_off", " STATUPDATE OFF", -1),
+                                    ("stat_on", " STATUPDATE ON", 10)):
+        ok(aws, f"CREATE TABLE {table} (a int8, b varchar(10))")
+        ok(aws, f"COPY {table} {src}{option}")
+        assert tuples(table) == expected, (table, option)
+    # not empty any more: the default leaves the statistics as they were; ON refreshes them
+    ok(aws, f"COPY stat_default {src}")
+    assert tuples("stat_default") == 10
+    ok(aws, f"COPY stat_on {src} STATUPDATE ON")
+    assert tuples("stat_on") == 20
+    assert rows(aws, "SELECT COUNT(*) FROM stat_default")[0][0] == 20
+
+
 def test_copy_csv_with_common_options(aws, warehouse) -> None:
     csv_text = ("Region;Order Date;Order ID;Units;Price\r\n"
                 "Asia;1/31/2020;1;5;1.50\r\n"

@@ -376,10 +376,22 @@ def run_copy(conn: Any, cmd: CopyCommand, s3: Any, region: str = "us-east-1") ->
 
     cols = _target_columns(conn, cmd)
     objects = _objects(s3, cmd)
+    # Redshift's STATUPDATE: statistics are refreshed after a COPY into an initially empty table
+    # (or always with STATUPDATE ON, never with OFF); without them PostgreSQL plans joins against
+    # the freshly loaded rows blind (a merge join with two disk sorts instead of a hash join).
+    stat = cmd.options.get("STATUPDATE")
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT 1 FROM {cmd.table} LIMIT 1")
+        was_empty = cur.fetchone() is None
     try:
         if cmd.fmt == "PARQUET":
-            return _copy_parquet(conn, cmd, cols, objects, s3, region)
-        return _copy_text(conn, cmd, cols, objects, s3)
+            loaded = _copy_parquet(conn, cmd, cols, objects, s3, region)
+        else:
+            loaded = _copy_text(conn, cmd, cols, objects, s3)
+        if stat == "ON" or (stat is None and was_empty):
+            with conn.cursor() as cur:
+                cur.execute(f"ANALYZE {cmd.table}")
+        return loaded
     except TranslationError as exc:
         raise CopyError(str(exc)) from None
     except psycopg.errors.QueryCanceled:

@@ -273,9 +273,11 @@ def parse_copy(stmt: str) -> CopyCommand:
             cmd.options[word] = val if val is not None else "?"
             continue
         if word in ("COMPUPDATE", "STATUPDATE"):
+            setting = "ON"  # the bare keyword means ON
             if pos < len(toks) and toks[pos].upper in ("ON", "OFF", "TRUE", "FALSE", "PRESET"):
+                setting = {"TRUE": "ON", "FALSE": "OFF"}.get(toks[pos].upper, toks[pos].upper)
                 pos += 1
-            cmd.options[word] = None
+            cmd.options[word] = setting
             continue
         if word in _COPY_FLAGS:
             cmd.options[word] = None
