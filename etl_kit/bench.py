@@ -191,6 +191,9 @@ def run_child(engine: str, csv_meta: dict[str, Any], contract: dict[str, Any], w
         "parquet": str(work / f"{stem}.parquet"), "quarantine": str(work / f"{stem}.quarantine.csv"),
         "result": str(work / f"{stem}.result.json"),
     }
+    if engine == "job1":  # as run_csv_to_parquet calls it: the Parquet carries its lineage columns
+        spec["lineage"] = {"source_key": f"input/{Path(csv_meta['path']).name}", "source_etag": "bench",
+                           "run_id": "bench"}
     for key in ("parquet", "quarantine", "result"):
         Path(spec[key]).unlink(missing_ok=True)
     spec_path = work / f"{stem}.spec.json"
@@ -372,28 +375,32 @@ def _loader_module() -> tuple[Any, str]:
     return loader, ""
 
 
-def _duplicate_keys(parquet: str, key_column: str) -> int:
-    """Keys occurring more than once in ``parquet`` (what job 1's report counts as duplicate_keys_in_file)."""
+def _job1_report(parquet: str, key_column: str) -> dict[str, Any]:
+    """What job 1's report tells job 2 about ``parquet``: rows, duplicate keys, key range, lineage columns."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from etl_kit.pipeline.contract import LINEAGE_COLUMNS
+
     keys = pq.read_table(parquet, columns=[key_column]).column(0)
     counts = pc.value_counts(keys).field("counts")
-    return int(pc.sum(pc.greater(counts, 1)).as_py() or 0)
+    mm = pc.min_max(keys).as_py()
+    names = pq.read_schema(parquet).names
+    rows = len(keys)
+    return {"rows_read": rows, "rows_written": rows, "rows_quarantined": 0,
+            "duplicate_keys_in_file": int(pc.sum(pc.greater(counts, 1)).as_py() or 0),
+            "key_min": mm["min"], "key_max": mm["max"], "output_lineage": all(c in names for c in LINEAGE_COLUMNS)}
 
 
 def _call_run_load(loader: Any, settings: Any, *, bucket: str, key: str, source_key: str, rows: int,
-                   run_id: str, duplicate_keys: int | None = None) -> Any:
+                   run_id: str, report: dict[str, Any], table: str | None = None) -> Any:
     """Call job 2's entry point the way ``glue_scripts/parquet_to_redshift.py`` does."""
     from etl_kit.clients import client
     from etl_kit.config import LOCAL_ACCOUNT_ID
 
-    report: dict[str, int] = {"rows_read": rows, "rows_written": rows, "rows_quarantined": 0}
-    if duplicate_keys is not None:
-        report["duplicate_keys_in_file"] = duplicate_keys
     return loader.run_load(
         workgroup=settings.redshift_workgroup, database=settings.redshift_database, schema=settings.redshift_schema,
-        table=f"bench_load_{run_id[-6:]}", ledger_table=f"bench_ledger_{run_id[-6:]}",
+        table=table or f"bench_load_{run_id[-6:]}", ledger_table=f"bench_ledger_{run_id[-6:]}",
         contract=settings.dataset_contract.model_dump(mode="json"), bucket=bucket, output_key=key,
         redshift_role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{settings.redshift_role}", run_id=run_id,
         workflow_name="bench", source_bucket=bucket, source_key=source_key, source_etag=uuid.uuid4().hex,
@@ -512,30 +519,36 @@ def load_part(settings: Any, parquets: dict[int, str], provisioned: str, bar: An
         bar.update(1)
         bar.set_postfix_str(f"load {_human(rows)}: job 2")
         if loader is None:
-            rows_out.append({"method": "loader", "label": "job 2 run_load (Data API COPY + upsert)", "rows": rows,
+            rows_out.append({"method": "loader", "label": "job 2 run_load", "rows": rows,
                              "skipped": f"not available: {why}"})
             bar.update(1)
             continue
         stem = f"bench-load-{rows}-{uuid.uuid4().hex[:6]}"
         key = f"{settings.output_prefix}{stem}/part-0000.parquet"
-        try:
-            client("s3", settings).upload_file(parquet, bucket, key)
-            t0 = time.perf_counter()
-            dups = _duplicate_keys(parquet, settings.dataset_contract.primary_key[0])
-            result = _call_run_load(loader, settings, bucket=bucket, key=key,
-                                    source_key=f"{settings.input_prefix}{stem}.csv", rows=rows, run_id=stem,
-                                    duplicate_keys=dups)
-            seconds = time.perf_counter() - t0
-            entry = {"method": "loader", "label": "job 2 run_load (Data API COPY + upsert)", "rows": rows,
-                     "seconds": round(seconds, 3), "rows_s": round(rows / seconds)}
-            if isinstance(result, dict):
-                entry["result"] = {k: result[k] for k in list(result)[:12]
-                                   if isinstance(result[k], (str, int, float, bool, type(None)))}
-                entry["statements"] = _statement_breakdown(settings, result.get("statement_id"))
-            rows_out.append(entry)
-        except Exception as exc:
-            rows_out.append({"method": "loader", "label": "job 2 run_load (Data API COPY + upsert)", "rows": rows,
-                             "skipped": f"run_load failed: {type(exc).__name__}: {str(exc)[:400]}"})
+        # Twice into one table: first as new data (keys not in the table yet: job 2 appends), then the
+        # same file again as a new version of the object (every key present: job 2 upserts via staging).
+        table = f"bench_load_{stem[-6:]}"
+        for method, label, source_key in (
+                ("loader", "job 2 run_load, new keys (append)", f"{settings.input_prefix}{stem}.csv"),
+                ("loader_upsert", "job 2 run_load, every key already loaded (upsert)",
+                 f"{settings.input_prefix}{stem}-v2.csv")):
+            try:
+                client("s3", settings).upload_file(parquet, bucket, key)
+                report = _job1_report(parquet, settings.dataset_contract.primary_key[0])  # job 1 computed it
+                t0 = time.perf_counter()
+                result = _call_run_load(loader, settings, bucket=bucket, key=key, source_key=source_key, rows=rows,
+                                        run_id=stem, report=report, table=table)
+                seconds = time.perf_counter() - t0
+                entry = {"method": method, "label": label, "rows": rows, "seconds": round(seconds, 3),
+                         "rows_s": round(rows / seconds)}
+                if isinstance(result, dict):
+                    entry["result"] = {k: result[k] for k in list(result)[:14]
+                                       if isinstance(result[k], (str, int, float, bool, type(None)))}
+                    entry["statements"] = _statement_breakdown(settings, result.get("statement_id"))
+                rows_out.append(entry)
+            except Exception as exc:
+                rows_out.append({"method": method, "label": label, "rows": rows,
+                                 "skipped": f"run_load failed: {type(exc).__name__}: {str(exc)[:400]}"})
         bar.update(1)
     return rows_out
 

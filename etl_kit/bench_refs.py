@@ -95,7 +95,7 @@ def _job1(spec: dict[str, Any]) -> dict[str, Any]:
 
     with open(spec["csv"], "rb") as raw, open(spec["quarantine"], "wb") as q:
         report = transform_stream(raw, spec["contract"], spec["parquet"], q, source_name=spec["csv"],
-                                  max_reject_ratio=1.0, **spec.get("kwargs", {}))
+                                  max_reject_ratio=1.0, lineage=spec.get("lineage"), **spec.get("kwargs", {}))
     return {"rows_read": report["rows_read"], "rows_written": report["rows_written"],
             "rows_quarantined": report["rows_quarantined"], "rejects_by_reason": report["rejects_by_reason"]}
 
