@@ -301,7 +301,9 @@ def load_statements(*, schema: str, table: str, ledger_table: str, contract: Dic
         guard = (f"SELECT 1 / (CASE WHEN (SELECT COUNT(*) FROM {tgt} WHERE {pk_q[0]} BETWEEN "
                  f"{int(append['key_min'])} AND {int(append['key_max'])}) = 0 THEN 1 ELSE 0 END) AS {APPEND_GUARD}")
         ledger = ledger_statements(schema, ledger_table, rows_loaded_sql=str(int(append["rows"])), **ledger_args)
-        return [*head, guard, f"COPY {tgt} {copy_opts}", *ledger]
+        # STATUPDATE OFF: the statistics of the target are refreshed by (auto) analyze later; a COPY into
+        # an empty table would otherwise analyze it inside the load (only the staging copy needs them)
+        return [*head, guard, f"COPY {tgt} {copy_opts} STATUPDATE OFF", *ledger]
     lineage = _flag(report, "output_lineage", "dq_output_lineage")
     on = " AND ".join(f"t.{k} = s.{k}" for k in pk_q)
     lineage_vals = ["s.\"source_line\"", quote_literal(source_key), quote_literal(source_etag), quote_literal(run_id)]

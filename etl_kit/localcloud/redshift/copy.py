@@ -118,8 +118,11 @@ def _read(s3: Any, bucket: str, key: str) -> bytes:
 
 
 # --------------------------------------------------------------------------- Parquet
+# Columnar COPY takes only ACCEPTINVCHARS, FILLRECORD, FROM, IAM_ROLE, CREDENTIALS, STATUPDATE, MANIFEST and
+# EXPLICIT_IDS on Redshift ("COPY from columnar data formats"); these are the others the local cloud parses.
 _PARQUET_REJECT = ("DELIMITER", "IGNOREHEADER", "NULL", "QUOTE", "DATEFORMAT", "TIMEFORMAT", "GZIP", "BZIP2",
-                   "EMPTYASNULL", "BLANKSASNULL", "FILLRECORD", "MAXERROR", "ACCEPTINVCHARS", "TRIMBLANKS")
+                   "EMPTYASNULL", "BLANKSASNULL", "MAXERROR", "TRIMBLANKS", "COMPUPDATE", "REGION", "ZSTD", "LZOP",
+                   "ACCEPTANYDATE", "TRUNCATECOLUMNS", "ROUNDEC", "IGNOREBLANKLINES", "REMOVEQUOTES", "ESCAPE")
 
 
 def _arrow_to_csv_ready(table: Any) -> Any:
@@ -145,34 +148,42 @@ def _arrow_to_csv_ready(table: Any) -> Any:
     return pa.Table.from_arrays(cols, names=table.column_names) if changed else table
 
 
-def _encode(pf: Any, opts: Any, chunks: queue.Queue[Any], stop: threading.Event) -> None:
-    """Producer: Parquet record batches -> CSV bytes (pyarrow, GIL released) onto ``chunks``."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
+def _encode(pf: Any, encode: Callable[[Any], Any], chunks: queue.Queue[Any], stop: threading.Event) -> None:
+    """Producer: Parquet record batches -> COPY bytes (pyarrow/numpy, GIL mostly released) onto ``chunks``."""
     try:
         for batch in pf.iter_batches(batch_size=131072):
             if stop.is_set():
                 return
-            buf = pa.BufferOutputStream()
-            pacsv.write_csv(_arrow_to_csv_ready(pa.Table.from_batches([batch])), buf, write_options=opts)
-            chunks.put((buf.getvalue(), batch.num_rows))
+            chunks.put((encode(batch), batch.num_rows))
         chunks.put(None)
     except BaseException as exc:
         chunks.put(exc)
 
 
+def _csv_encoder() -> Callable[[Any], Any]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    opts = pacsv.WriteOptions(include_header=False, batch_size=8192)
+
+    def encode(batch: Any) -> Any:
+        buf = pa.BufferOutputStream()
+        pacsv.write_csv(_arrow_to_csv_ready(pa.Table.from_batches([batch])), buf, write_options=opts)
+        return buf.getvalue()
+
+    return encode
+
+
 def _copy_parquet(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: list[tuple[str, str]],
                   s3: Any, region: str) -> int:
     import pyarrow as pa
-    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
+
+    from etl_kit.localcloud.redshift import pgbinary
 
     for opt in _PARQUET_REJECT:
         if opt in cmd.options:
             raise CopyError(f"COPY option {opt} is not valid with FORMAT AS PARQUET")
-    target = f"{cmd.table} ({', '.join(_ident(c.name) for c in cols)})"
-    opts = pacsv.WriteOptions(include_header=False, batch_size=8192)
     total = 0
     for bucket, key in objects:
         data = _read(s3, bucket, key)
@@ -182,23 +193,35 @@ def _copy_parquet(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: lis
             raise CopyError(f"File 'https://s3.{region}.amazonaws.com/{bucket}/{key}' is not a valid Parquet file: "
                             f"{exc}") from None
         ncols = len(pf.schema_arrow)
+        use = cols
         if ncols != len(cols):
-            raise CopyError(f"Unmatched number of columns between table and file. Table columns: {len(cols)}, "
-                            f"Data columns: {ncols}, File name: https://s3.{region}.amazonaws.com/{bucket}/{key}")
-        # Encode in a thread (pyarrow releases the GIL) while PostgreSQL parses the previous chunk.
+            if not ("FILLRECORD" in cmd.options and ncols < len(cols)):
+                raise CopyError(f"Unmatched number of columns between table and file. Table columns: {len(cols)}, "
+                                f"Data columns: {ncols}, File name: https://s3.{region}.amazonaws.com/{bucket}/{key}")
+            use = cols[:ncols]  # FILLRECORD: the table's trailing columns missing from the file get NULL
+        target = f"{cmd.table} ({', '.join(_ident(c.name) for c in use)})"
+        # Binary COPY when every column pairs types the encoder knows (the server then parses nothing);
+        # else CSV, which PostgreSQL converts with the columns' text input functions.
+        binary = pgbinary.batch_encoder(pf.schema_arrow, [(c.base, c.type_name) for c in use])
+        encode = binary or _csv_encoder()
+        fmt = "binary" if binary else "csv"
+        # Encode in a thread while PostgreSQL parses the previous chunk.
         chunks: queue.Queue[tuple[Any, int] | BaseException | None] = queue.Queue(maxsize=4)
         stop = threading.Event()
-
-        worker = threading.Thread(target=_encode, args=(pf, opts, chunks, stop), name="copy-parquet-encode",
+        worker = threading.Thread(target=_encode, args=(pf, encode, chunks, stop), name="copy-parquet-encode",
                                   daemon=True)
         worker.start()
         try:
-            with conn.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as cp:
+            with conn.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN (FORMAT {fmt})") as cp:
+                if binary:
+                    cp.write(pgbinary.HEADER)
                 while (item := chunks.get()) is not None:
                     if isinstance(item, BaseException):
                         raise CopyError(f"Reading 's3://{bucket}/{key}' failed: {item}")
                     cp.write(item[0])
                     total += item[1]
+                if binary:
+                    cp.write(pgbinary.TRAILER)
         finally:
             stop.set()
             while worker.is_alive():  # unblock a producer waiting on a full queue
