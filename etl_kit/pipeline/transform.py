@@ -267,49 +267,61 @@ class _ColumnChecker:
         self._k_isnull: Optional[pa.Array] = None
         self._k_fail: Optional[pa.Array] = None
         self._k_typed: Optional[pa.Array] = None
+        self._any_null = False  # some cached value is a null spelling / fails its check
+        self._any_fail = False
 
     def check(self, raw: pa.Array) -> _Checked:
         if len(raw) < 64 or raw.null_count:
             return _check_plain(raw, self.rule, self.null_set)
         if self.use_dict:
-            enc = pc.dictionary_encode(raw)
-            if self.rule.type != "date" and len(enc.dictionary) * 4 > len(raw):
-                self.use_dict = False  # high cardinality (ids, totals): hashing does not pay
-                self._known = self._k_isnull = self._k_fail = self._k_typed = None
-            else:
-                return self._check_dict(raw, enc)
+            if self._known is None:  # first batch: is the column of low cardinality?
+                distinct = pc.unique(raw)
+                if self.rule.type != "date" and len(distinct) * 4 > len(raw):
+                    self.use_dict = False  # ids, totals: hashing every value does not pay
+                else:
+                    self._learn(distinct)
+            cached = self._check_cached(raw) if self.use_dict else None
+            if cached is not None:
+                return cached
         fast = _fast_numeric(raw, self.rule)
         return fast if fast is not None else _check_plain(raw, self.rule, self.null_set)
 
-    def _check_dict(self, raw: pa.Array, enc: Any) -> _Checked:
-        d = enc.dictionary
+    def _learn(self, new: pa.Array) -> None:
+        """Check values not seen before and add them to the cache (or give the cache up when too big)."""
+        c = _check_plain(new, self.rule, self.null_set)
+        assert c.isnull is not None and c.fail is not None
         if self._known is None:
-            new = d
+            self._known, self._k_isnull, self._k_fail, self._k_typed = new, c.isnull, c.fail, c.typed
         else:
-            pos = pc.index_in(d, value_set=self._known)
-            new = pc.filter(d, pc.is_null(pos)) if pos.null_count else None
-        if new is not None and len(new):
-            c = _check_plain(new, self.rule, self.null_set)
-            if self._known is None:
-                self._known, self._k_isnull, self._k_fail, self._k_typed = new, c.isnull, c.fail, c.typed
-            else:
-                assert self._k_isnull is not None and self._k_fail is not None and self._k_typed is not None
-                self._known = pa.concat_arrays([self._known, new])
-                self._k_isnull = pa.concat_arrays([self._k_isnull, c.isnull])
-                self._k_fail = pa.concat_arrays([self._k_fail, c.fail])
-                self._k_typed = pa.concat_arrays([self._k_typed, c.typed])
-            pos = pc.index_in(d, value_set=self._known)
-        assert self._k_isnull is not None and self._k_fail is not None and self._k_typed is not None
-        rows = pc.take(pos, enc.indices)
-        typed = pc.take(self._k_typed, rows)
-        d_null = pc.take(self._k_isnull, pos)
-        d_fail = pc.take(self._k_fail, pos)
-        isnull = pc.take(d_null, enc.indices) if _any(d_null) else None
-        fail = pc.take(d_fail, enc.indices) if _any(d_fail) else None
-        if self._known is not None and len(self._known) > self.CACHE_MAX:  # too many distinct values for a cache
+            assert self._k_isnull is not None and self._k_fail is not None and self._k_typed is not None
+            self._known = pa.concat_arrays([self._known, new])
+            self._k_isnull = pa.concat_arrays([self._k_isnull, c.isnull])
+            self._k_fail = pa.concat_arrays([self._k_fail, c.fail])
+            self._k_typed = pa.concat_arrays([self._k_typed, c.typed])
+        self._any_null = bool(self._any_null or _any(c.isnull))
+        self._any_fail = bool(self._any_fail or _any(c.fail))
+        if len(self._known) > self.CACHE_MAX:  # too many distinct values for a cache
             self.use_dict = False
             self._known = self._k_isnull = self._k_fail = self._k_typed = None
-        return _Checked(isnull, fail, typed, raw)
+
+    def _check_cached(self, raw: pa.Array) -> Optional[_Checked]:
+        pos = pc.index_in(raw, value_set=self._known)
+        if pos.null_count:  # values not seen before
+            new = pc.unique(pc.filter(raw, pc.is_null(pos)))
+            if len(new) * 4 > len(raw):
+                self.use_dict = False  # the column turned out to be of high cardinality
+                self._known = self._k_isnull = self._k_fail = self._k_typed = None
+                return None
+            self._learn(new)
+            if not self.use_dict:
+                return None
+            pos = pc.index_in(raw, value_set=self._known)
+        assert self._k_isnull is not None and self._k_fail is not None and self._k_typed is not None
+        typed = pc.take(self._k_typed, pos)
+        isnull = pc.take(self._k_isnull, pos) if self._any_null else None
+        fail = pc.take(self._k_fail, pos) if self._any_fail else None
+        return _Checked(isnull if isnull is not None and _any(isnull) else None,
+                        fail if fail is not None and _any(fail) else None, typed, raw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -705,7 +717,7 @@ class _Prefetch:
     _END = object()
 
     def __init__(self, it: Any) -> None:
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=3)
         self._stop = threading.Event()
         self._it = it
         self._t = threading.Thread(target=self._run, name="etlkit-parse", daemon=True)
@@ -786,7 +798,7 @@ class _BackgroundWriter:
         self._writer = writer
         self._keys = keys
         self._pk = pk
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=3)
         self._error: Optional[BaseException] = None
         self._t = threading.Thread(target=self._run, name="etlkit-write", daemon=True)
         self._t.start()
