@@ -48,6 +48,8 @@ __all__ = [
     "ledger_ddl",
     "staging_ddl",
     "append_plan",
+    "check_target_layout",
+    "target_columns",
     "report_from_run_properties",
     "load_statements",
     "ledger_statements",
@@ -407,6 +409,32 @@ def _query(rsd: Any, sql: str, params: Optional[List[Dict[str, str]]], *, workgr
             return rows
 
 
+def target_columns(contract: Dict[str, Any]) -> List[str]:
+    """The target table's columns in order: the contract's, then :data:`LINEAGE`."""
+    return [c["name"] for c in _columns(contract)] + [n for n, _ in LINEAGE]
+
+
+def check_target_layout(rsd: Any, *, schema: str, table: str, contract: Dict[str, Any], workgroup: str,
+                        database: str, secret_arn: Optional[str] = None) -> None:
+    """Raise a WarehouseError naming the table and the fix when an existing target has other columns.
+
+    COPY maps Parquet columns to table columns by position, so a table created by an older etl-kit (or
+    by hand) would fail deep inside the load, or load lineage into the wrong columns.
+    """
+    rows = _query(rsd, "SELECT column_name FROM information_schema.columns WHERE table_schema = :s "
+                  "AND table_name = :t ORDER BY ordinal_position",
+                  [{"name": "s", "value": schema}, {"name": "t", "value": table}],
+                  workgroup=workgroup, database=database, secret_arn=secret_arn)
+    have = [str(r[0]).lower() for r in rows]
+    want = [c.lower() for c in target_columns(contract)]
+    if have and have != want:
+        raise WarehouseError(
+            f"table {schema}.{table} has the columns ({', '.join(have)}) but the dataset contract and etl-kit's "
+            f"lineage need ({', '.join(want)}) in that order: rename it (ALTER TABLE {schema}.{table} RENAME TO "
+            f"{table}_old) and re-run the load, which creates the table, then copy the old rows over; or point "
+            "redshift_table in params at a new table")
+
+
 def _guard_tripped(exc: WarehouseError) -> bool:
     """True when a batch failed at the append guard (the target holds keys in the file's range)."""
     desc = getattr(exc, "statement", None) or {}
@@ -529,6 +557,7 @@ def run_load(
     mode = "append" if plan else "upsert"
     sqls = statements(plan)
     try:
+        check_target_layout(rsd, schema=schema, table=table, contract=contract, **target)
         try:
             desc = execute_batch(rsd, sqls, name=name, timeout=timeout, **target)
         except WarehouseError as exc:

@@ -274,3 +274,38 @@ def test_one_hundred_objects_at_once_each_reach_a_terminal_state(pipeline: Setti
         led = ledger_rows(pipeline, pipeline.bucket_name(), key)
         assert len(led) == 1 and led[0]["rows_read"] == led[0]["rows_loaded"] + led[0]["rows_quarantined"]
     assert states == {"loaded": 100}
+
+
+def test_a_target_table_with_other_columns_fails_naming_the_table_and_the_fix(pipeline: Settings, s3) -> None:
+    """A table made by an older etl-kit (loaded_at instead of source_etag) is not loaded into by position."""
+    import io
+
+    from etl_kit.clients import client
+    from etl_kit.config import LOCAL_ACCOUNT_ID
+    from etl_kit.exceptions import WarehouseError
+    from etl_kit.pipeline import loader
+    from etl_kit.pipeline.transform import transform_stream
+    from etl_kit.warehouse import execute, query
+
+    schema, table = pipeline.redshift_schema, "old_layout_sales"
+    contract = pipeline.dataset_contract.model_dump(mode="json")
+    cols = ", ".join(f'"{c}" VARCHAR(64)' for c in [c["name"] for c in contract["columns"]])
+    execute([f"DROP TABLE IF EXISTS {schema}.{table}",
+             f"CREATE TABLE {schema}.{table} ({cols}, source_key VARCHAR(1024), source_line BIGINT, "
+             "run_id VARCHAR(256), loaded_at TIMESTAMP)"], pipeline)
+    out, q = io.BytesIO(), io.BytesIO()
+    report = transform_stream(io.BytesIO(csv_bytes([row(i) for i in _ids(9_000_000, 3)])), contract, out, q,
+                              source_name="old.csv",
+                              lineage={"source_key": "input/old.csv", "source_etag": "e0", "run_id": "wr_old"})
+    key = "output/old/part-0000.parquet"
+    s3.put_object(Bucket=pipeline.bucket_name(), Key=key, Body=out.getvalue())
+    with pytest.raises(WarehouseError, match=rf"table {schema}\.{table} has the columns .*loaded_at.* RENAME TO"):
+        loader.run_load(
+            workgroup=pipeline.redshift_workgroup, database=pipeline.redshift_database, schema=schema, table=table,
+            ledger_table=pipeline.ledger_table, contract=contract, bucket=pipeline.bucket_name(), output_key=key,
+            redshift_role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{pipeline.redshift_role}", run_id="wr_old",
+            workflow_name="wf", source_bucket=pipeline.bucket_name(), source_key="input/old.csv", source_etag="e0",
+            report=report, rsd=client("redshift-data", pipeline))
+    assert int(query(f"SELECT COUNT(*) AS n FROM {schema}.{table}", pipeline).iloc[0, 0]) == 0
+    led = ledger_rows(pipeline, pipeline.bucket_name(), "input/old.csv")
+    assert [r["state"] for r in led] == ["failed"] and "RENAME TO" in led[0]["message"]
