@@ -222,6 +222,8 @@ def run_child(engine: str, csv_meta: dict[str, Any], contract: dict[str, Any], w
     else:
         out.update(_outputs(Path(spec["parquet"]), Path(spec["quarantine"]), contract))
         out["parquet"] = spec["parquet"]
+        if res.get("stages"):
+            out["stages"] = res["stages"]
     return out
 
 
@@ -777,6 +779,19 @@ def render_markdown(doc: dict[str, Any]) -> str:
             lines.append(f"| {_fmt(int(rows))} | {_fmt(rt['job1_vs_polars'], 2)} | {_fmt(rt['job1_vs_pandas'], 2)} "
                          f"| {_fmt(rt['job1_vs_parse_ceiling'], 2)} | {_fmt(rt['job1_vs_parse_1thread'], 2)} "
                          f"| {_fmt(rt.get('cpu_polars_over_job1'), 2)} | {_fmt(rt.get('cpu_pandas_over_job1'), 2)} |")
+        staged = [r for r in doc["transform"] if r["engine"] == "job1" and r.get("stages")]
+        if staged:
+            lines += ["", "Where job 1's CPU goes (seconds of each stage's own thread; parse = pyarrow's tokenizer on "
+                      "one thread, write = Parquet encoding and compression, keys = duplicate-key counting):", "",
+                      "| rows | parse | validate | write | keys | sum | parse-only ceiling CPU s |",
+                      "|---:|---:|---:|---:|---:|---:|---:|"]
+            ceiling = {r["rows"]: r for r in doc["transform"] if r["engine"] == "arrow_parse"}
+            for r in staged:
+                st = r["stages"]
+                lines.append(f"| {_fmt(r['rows'])} | {_fmt(st.get('parse'), 2)} | {_fmt(st.get('validate'), 2)} "
+                             f"| {_fmt(st.get('write'), 2)} | {_fmt(st.get('keys'), 2)} "
+                             f"| {_fmt(sum(v for v in st.values() if v), 2)} "
+                             f"| {_fmt(ceiling.get(r['rows'], {}).get('cpu_seconds'), 2)} |")
     if doc.get("memory"):
         engines = [e for e in TRANSFORM_ENGINES if any(r["engine"] == e for r in doc["memory"])]
         sizes = sorted({r["rows"] for r in doc["memory"]})

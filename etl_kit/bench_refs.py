@@ -97,7 +97,8 @@ def _job1(spec: dict[str, Any]) -> dict[str, Any]:
         report = transform_stream(raw, spec["contract"], spec["parquet"], q, source_name=spec["csv"],
                                   max_reject_ratio=1.0, lineage=spec.get("lineage"), **spec.get("kwargs", {}))
     return {"rows_read": report["rows_read"], "rows_written": report["rows_written"],
-            "rows_quarantined": report["rows_quarantined"], "rejects_by_reason": report["rejects_by_reason"]}
+            "rows_quarantined": report["rows_quarantined"], "rejects_by_reason": report["rejects_by_reason"],
+            "stages": report.get("cpu_seconds")}
 
 
 def _polars(spec: dict[str, Any]) -> dict[str, Any]:

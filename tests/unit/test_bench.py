@@ -63,6 +63,9 @@ def test_same_rules_same_result(quick_run: tuple[Path, dict[str, Any]]) -> None:
     # job 1 itself: every generated bad row quarantined, the rest written
     assert job1["rows_quarantined"] == data["bad_rows"] > 0
     assert job1["rows_written"] == 20_000 - data["bad_rows"]
+    # its report says where its CPU went, stage by stage
+    assert set(job1["stages"]) == {"parse", "validate", "write", "keys"}
+    assert all(v >= 0 for v in job1["stages"].values()) and job1["stages"]["validate"] > 0
     for engine in ("polars", "pandas"):
         r = runs[engine]
         assert r["parity"] is True, r.get("parity_diff")
