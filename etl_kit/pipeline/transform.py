@@ -419,15 +419,19 @@ class _KeyCounter:
             for sink, w in self._writers.values():
                 w.close()
                 sink.close()
-            keys_dup = rows_dup = 0
-            for p in sorted(self._writers):
-                with pa.memory_map(os.path.join(self._dir, f"p{p}.arrow")) as f:
+            directory = self._dir
+
+            def count(p: int) -> Tuple[int, int]:
+                with pa.memory_map(os.path.join(directory, f"p{p}.arrow")) as f:
                     arrays = [b.column(0) for b in ipc.open_stream(f)]
-                    k, r = self._dups(pa.chunked_array(arrays))
-                    del arrays
-                keys_dup += k
-                rows_dup += r
-            return keys_dup, rows_dup
+                    return self._dups(pa.chunked_array(arrays))
+
+            # partitions are independent and value_counts releases the GIL: count them on two threads
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                counts = list(pool.map(count, sorted(self._writers)))
+            return sum(k for k, _ in counts), sum(r for _, r in counts)
         finally:
             self._mem = []
             if self._dir:
