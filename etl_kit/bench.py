@@ -130,7 +130,30 @@ def machine_facts() -> dict[str, Any]:
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "loadavg_start": list(os.getloadavg()),
+        "busy_cores_start": _busy_cores(),
     }
+
+
+def _busy_cores(seconds: float = 1.0) -> float | None:
+    """CPU cores in use by anything over ``seconds`` right now (from /proc/stat; None elsewhere).
+
+    The load average is a poor check here: it decays over minutes (a test run that just ended still
+    shows) and the benchmark's own engines drive it to the CPU count.
+    """
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            vals = [int(x) for x in fh.readline().split()[1:]]
+        return sum(vals), vals[3] + (vals[4] if len(vals) > 4 else 0)  # total, idle + iowait
+
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if t1 <= t0:
+        return None
+    return round((1 - (i1 - i0) / (t1 - t0)) * (os.cpu_count() or 1), 2)
 
 
 def _load_settings(params: str | None) -> Any:
@@ -743,12 +766,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"Run {doc['started_at']} ({doc['seconds_total']:.0f} s) on {m['cpu_count']} CPUs ({m['cpu_model']}), "
         f"{m['memory_gb']} GB, Python {m['python']}, pyarrow {v.get('pyarrow')}, polars {v.get('polars')}, "
         f"pandas {v.get('pandas')}; commit `{(m['git_commit'] or '?')[:10]}`{' (dirty)' if m['git_dirty'] else ''}; "
-        f"load average {m['loadavg_start'][0]:.1f} at start, {m.get('loadavg_end', [0])[0]:.1f} at end.",
+        f"load average {m['loadavg_start'][0]:.1f} at start; "
+        f"{_fmt(m.get('busy_cores_start'), 2)} cores busy with other work when it started.",
         "",
-        *([f"**The machine was busy** (load average up to {busy:.1f} on {m['cpu_count']} CPUs): wall-clock figures "
-           "and ratios are unreliable in this run; compare CPU seconds, or rerun on a quiet machine "
-           "(`--repeat 3` keeps each engine's fastest run).", ""] if (busy := max(
-               m["loadavg_start"][0], m.get("loadavg_end", [0])[0])) > 0.75 * (m["cpu_count"] or 1) else []),
+        *([f"**The machine was busy** ({busy:.2f} of {m['cpu_count']} cores in use by other work at the start): "
+           "wall-clock figures and ratios are unreliable in this run; compare CPU seconds, or rerun on a quiet "
+           "machine (`--repeat 3` keeps each engine's fastest run).", ""]
+          if (busy := m.get("busy_cores_start") or 0.0) > 0.5 else []),
         "## Targets",
         "",
         "| target | threshold | measured | | status |",
