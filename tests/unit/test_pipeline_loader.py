@@ -212,3 +212,35 @@ def test_run_properties_carry_what_the_append_needs() -> None:
     report = loader.report_from_run_properties(props)
     assert loader.append_plan(SEED_CONTRACT, report) == {"key_min": 10, "key_max": 99, "rows": 4}
     assert loader.append_plan(SEED_CONTRACT, loader.report_from_run_properties({})) is None
+
+
+class GuardRsd(FakeRsd):
+    """A Data API whose first batch fails at the append guard, as when the table holds keys in the range."""
+
+    def describe_statement(self, Id: str) -> dict[str, Any]:
+        if Id == "b1":
+            guard = next(q for q in self.batches[0] if loader.APPEND_GUARD in q)
+            return {"Id": Id, "Status": "FAILED", "Error": "ERROR: division by zero",
+                    "SubStatements": [{"Id": "b1:4", "Status": "FAILED", "QueryString": guard}]}
+        return super().describe_statement(Id)
+
+
+def test_a_tripped_guard_loads_through_staging_and_other_failures_do_not_retry() -> None:
+    rsd = GuardRsd()
+    res = loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
+                          contract=SEED_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
+                          redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
+                          source_key="input/a.csv", source_etag="e", rsd=rsd, report=APPEND_REPORT)
+    assert res["state"] == "loaded" and res["mode"] == "upsert"
+    assert len(rsd.batches) == 2
+    assert any(loader.APPEND_GUARD in q for q in rsd.batches[0])
+    assert any(q.startswith("CREATE TEMP TABLE etl_kit_staging") for q in rsd.batches[1])
+    assert "'upserted from s3://bkt/output/a/part-0000.parquet'" in rsd.batches[1][-2]
+    # any other failure of the append is the load's failure: ledger 'failed', no second try
+    rsd = FakeRsd(fail=True)
+    with pytest.raises(WarehouseError):
+        loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
+                        contract=SEED_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
+                        redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
+                        source_key="input/a.csv", source_etag="e", rsd=rsd, report=APPEND_REPORT)
+    assert len(rsd.batches) == 2 and "'failed'" in rsd.batches[1][-1]
