@@ -63,6 +63,15 @@ def build_app(ctx: CloudContext) -> tuple[Dispatcher, list[Provider]]:
     return Dispatcher(motohooks.make_moto_app(), providers, info=info), providers
 
 
+def _warm_up() -> None:
+    try:
+        from etl_kit.localcloud.redshift import pgbinary
+
+        pgbinary.warm_up()
+    except Exception as exc:  # only a speed-up: the COPY that needs these reports any real problem
+        log.debug("warm-up failed: %s", exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="etl_kit.localcloud.daemon")
     parser.add_argument("--state-dir", required=True)
@@ -131,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp.chmod(0o600)  # holds the warehouse password
     tmp.replace(state_dir / STATE_FILE)
     log.info("local cloud ready on %s (postgres %s)", endpoint, app.info.get("postgres"))
+    # the first COPY would otherwise pay for pyarrow's Parquet reader and compute kernels (~0.3 s)
+    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

@@ -170,10 +170,10 @@ def test_wait_polls_fast_and_caps_at_half_a_second(monkeypatch: pytest.MonkeyPat
 
         def describe_statement(self, Id: str) -> dict[str, Any]:
             self.n += 1
-            return {"Id": Id, "Status": "FINISHED" if self.n > 8 else "STARTED"}
+            return {"Id": Id, "Status": "FINISHED" if self.n > 12 else "STARTED"}
 
     assert loader._wait(Slow(), "x", timeout=60)["Status"] == "FINISHED"
-    assert sleeps[0] == pytest.approx(0.1) and max(sleeps) == pytest.approx(0.5) and len(sleeps) == 8
+    assert sleeps[0] == pytest.approx(0.02) and max(sleeps) == pytest.approx(0.5) and len(sleeps) == 12
     assert sleeps == sorted(sleeps)
 
 
