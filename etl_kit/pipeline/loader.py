@@ -79,12 +79,7 @@ UPSERT = "delete_insert"
 
 def _no_duplicates(report: Optional[Dict[str, Any]]) -> bool:
     """True when job 1's report says the file has no duplicate primary keys (unknown: False)."""
-    report = report or {}
-    for k in ("duplicate_keys_in_file", "dq_duplicate_keys"):
-        v = report.get(k)
-        if v is not None and str(v).strip().isdigit():
-            return int(str(v).strip()) == 0
-    return False
+    return _int_value(report or {}, "duplicate_keys_in_file", "dq_duplicate_keys") == 0
 
 
 def redshift_type(col: Dict[str, Any]) -> str:

@@ -726,20 +726,15 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
 def _timed(it: Any, cpu: Dict[str, float], stage: str) -> Any:
     """Yield from ``it``, adding the CPU time this thread spends producing each item to ``cpu[stage]``."""
     it = iter(it)
-    try:
-        while True:
-            c0 = time.thread_time()
-            try:
-                item = next(it)
-            except StopIteration:
-                return
-            finally:
-                cpu[stage] = cpu.get(stage, 0.0) + time.thread_time() - c0
-            yield item
-    finally:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()
+    while True:
+        c0 = time.thread_time()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        finally:
+            cpu[stage] = cpu.get(stage, 0.0) + time.thread_time() - c0
+        yield item
 
 
 class _Prefetch:

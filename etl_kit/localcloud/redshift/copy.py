@@ -202,7 +202,7 @@ def _copy_parquet(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: lis
         target = f"{cmd.table} ({', '.join(_ident(c.name) for c in use)})"
         # Binary COPY when every column pairs types the encoder knows (the server then parses nothing);
         # else CSV, which PostgreSQL converts with the columns' text input functions.
-        binary = pgbinary.batch_encoder(pf.schema_arrow, [(c.base, c.type_name) for c in use])
+        binary = pgbinary.batch_encoder(pf.schema_arrow, [c.base for c in use])
         encode = binary or _csv_encoder()
         fmt = "binary" if binary else "csv"
         # Encode in a thread while PostgreSQL parses the previous chunk.
@@ -403,9 +403,11 @@ def run_copy(conn: Any, cmd: CopyCommand, s3: Any, region: str = "us-east-1") ->
     # (or always with STATUPDATE ON, never with OFF); without them PostgreSQL plans joins against
     # the freshly loaded rows blind (a merge join with two disk sorts instead of a hash join).
     stat = cmd.options.get("STATUPDATE")
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT 1 FROM {cmd.table} LIMIT 1")
-        was_empty = cur.fetchone() is None
+    was_empty = False
+    if stat is None:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT 1 FROM {cmd.table} LIMIT 1")
+            was_empty = cur.fetchone() is None
     try:
         if cmd.fmt == "PARQUET":
             loaded = _copy_parquet(conn, cmd, cols, objects, s3, region)

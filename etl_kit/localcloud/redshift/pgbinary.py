@@ -40,15 +40,19 @@ def _strided(data: np.ndarray, n: int, width: int) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), values])
 
 
-def _fixed(values: np.ndarray, valid: np.ndarray | None, dtype: str) -> Pieces:
-    """Fixed-width big-endian values; NULL rows get length -1 and no bytes."""
-    be = values.astype(dtype, copy=False)
-    n, width = len(be), be.dtype.itemsize
-    data = _strided(be.view(np.uint8), n, width)
+def _fixed_width(data: np.ndarray, n: int, width: int, valid: np.ndarray | None) -> Pieces:
+    """Fields of ``width`` bytes each (``data``: n * width bytes); NULL rows get length -1 and no bytes."""
+    fields = _strided(data, n, width)
     if valid is None:
-        return np.full(n, width, dtype=np.int32), data
-    lengths = np.where(valid, width, -1).astype(np.int32)
-    return lengths, pc.if_else(pa.array(valid), data, pa.scalar(b"", pa.binary()))
+        return np.full(n, width, dtype=np.int32), fields
+    return (np.where(valid, width, -1).astype(np.int32),
+            pc.if_else(pa.array(valid), fields, pa.scalar(b"", pa.binary())))
+
+
+def _fixed(values: np.ndarray, valid: np.ndarray | None, dtype: str) -> Pieces:
+    """Fixed-width big-endian values."""
+    be = values.astype(dtype, copy=False)
+    return _fixed_width(be.view(np.uint8), len(be), be.dtype.itemsize, valid)
 
 
 def _valid(arr: pa.Array) -> np.ndarray | None:
@@ -137,16 +141,12 @@ def _enc_numeric(precision: int, scale: int) -> Callable[[pa.Array], Pieces]:
             for g in range(frac_groups):
                 out[:, 4 + int_groups + frac_groups - 1 - g] = (frac // np.uint64(10_000 ** g)) % np.uint64(10_000)
         width = out.dtype.itemsize * out.shape[1]
-        data = _strided(out.view(np.uint8).reshape(n, width), n, width)
-        if valid is None:
-            return np.full(n, width, dtype=np.int32), data
-        return (np.where(valid, width, -1).astype(np.int32),
-                pc.if_else(pa.array(valid), data, pa.scalar(b"", pa.binary())))
+        return _fixed_width(out.view(np.uint8).reshape(n, width), n, width, valid)
 
     return enc
 
 
-def _column_encoder(arrow_type: pa.DataType, base: str, type_name: str) -> Callable[[pa.Array], Pieces] | None:
+def _column_encoder(arrow_type: pa.DataType, base: str) -> Callable[[pa.Array], Pieces] | None:
     t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
     if base in _INT_WIDTH and pa.types.is_integer(t):
         return _enc_int(_INT_WIDTH[base])
@@ -165,18 +165,19 @@ def _column_encoder(arrow_type: pa.DataType, base: str, type_name: str) -> Calla
     return None
 
 
-def batch_encoder(schema: pa.Schema, columns: list[tuple[str, str]]) -> Callable[[pa.RecordBatch], Any] | None:
+def batch_encoder(schema: pa.Schema, columns: list[str]) -> Callable[[pa.RecordBatch], Any] | None:
     """An encoder of record batches with ``schema`` into binary COPY rows for ``columns``.
 
-    ``columns`` are the target's ``(typname, format_type)`` in file order. Returns ``None`` when a
+    ``columns`` are the target columns' type names (``pg_type.typname``: int8, numeric, varchar ...)
+    in file order. Returns ``None`` when a
     column pair is not supported (the caller then uses CSV). The encoder returns a buffer of rows
     (no header or trailer: see :data:`HEADER` and :data:`TRAILER`).
     """
     if len(schema) != len(columns) or not columns or len(columns) > 1600:
         return None
     encoders = []
-    for field, (base, type_name) in zip(schema, columns, strict=True):
-        enc = _column_encoder(field.type, base, type_name)
+    for field, base in zip(schema, columns, strict=True):
+        enc = _column_encoder(field.type, base)
         if enc is None:
             return None
         encoders.append(enc)
@@ -212,9 +213,7 @@ def warm_up() -> None:
         "s": pa.array(["x", None]), "n": pa.array([Decimal("1.25"), None], pa.decimal128(18, 2)),
         "k": pa.array(["a", "a"]).dictionary_encode(),
     })
-    cols = [("int8", "bigint"), ("float8", "double precision"), ("bool", "boolean"), ("date", "date"),
-            ("timestamp", "timestamp without time zone"), ("varchar", "character varying(8)"),
-            ("numeric", "numeric(18,2)"), ("varchar", "character varying(8)")]
-    encode = batch_encoder(table.schema, cols)
+    encode = batch_encoder(table.schema, ["int8", "float8", "bool", "date", "timestamp", "varchar", "numeric",
+                                          "varchar"])
     if encode is not None:
         encode(table.to_batches()[0])
