@@ -129,6 +129,9 @@ class Settings(BaseModel):
     job01_rule: str = "job01-rule"
     crawler02_rule: str = "crawler02-rule"
     job02_rule: str = "job02-rule"
+    # the durable intake: EventBridge -> SQS queue -> the Lambda (event source mapping); redrive to the DLQ
+    intake_queue: str = "start-workflow-queue"
+    intake_dlq: str = "start-workflow-queue-dlq"
     # Glue
     workflow: str = "sales-data-workflow"
     workflow_max_concurrent_runs: int = Field(5, ge=1)
