@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 import boto3
@@ -67,7 +68,7 @@ class FakeGlue:
         self.refuse = refuse
         self.runs: dict[str, dict[str, Any]] = {}  # run id -> what get_workflow_run answers (default RUNNING)
 
-    def get_workflow_run(self, *, Name: str, RunId: str, **kw: Any) -> dict[str, Any]:  # noqa: N803 - boto3 names
+    def get_workflow_run(self, *, Name: str, RunId: str, **kw: Any) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
         if RunId not in self.runs and not RunId.startswith("wr_"):
@@ -229,10 +230,10 @@ def test_a_claim_never_started_is_taken_over_after_its_lease(s3: Any, monkeypatc
     assert res["status"] == "started" and res["attempt"] == 2
     # a fresh claim without a run id is a start in progress: a duplicate
     etag2 = put(s3, "input/m.csv", b"a\n2\n")
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     s3.put_object(Bucket="bkt", Key=lh.claim_key("bkt", "input/m.csv", etag2, attempt=1),
-                  Body=json.dumps({"run_id": "", "claimed_at": datetime.now(timezone.utc).isoformat()}))
+                  Body=json.dumps({"run_id": "", "claimed_at": datetime.now(UTC).isoformat()}))
     assert lh.handler(eb_event("input/m.csv", etag=etag2), None, s3=s3, glue=glue, sns=FakeSns())["status"] == "skipped"
     assert len(glue.calls) == 1
 
