@@ -124,6 +124,7 @@ def test_uploading_the_same_bytes_after_a_failed_load_retries_it_once(pipeline: 
 
     assert put(s3, pipeline, key, body) == etag  # identical bytes: the same identity as the failed attempt
     first, second = finished_runs(pipeline, key, etag, 2)
+    assert first["Statistics"]["FailedActions"] == 1
     assert second["Statistics"]["SucceededActions"] == 4 and second["Statistics"]["FailedActions"] == 0
     assert second["WorkflowRunProperties"]["claim_attempt"] == "2"
     loaded = assert_loaded_once(pipeline, key, etag, ids)
@@ -262,3 +263,43 @@ def test_replay_dlq_moves_messages_back_and_they_are_processed(pipeline: Setting
     finally:
         for q in made:
             sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=q)["QueueUrl"])
+
+
+def test_a_ledger_from_before_attempts_is_migrated_in_place(pipeline: Settings) -> None:
+    """The old layout (primary key bucket, key, etag) takes a second attempt's row after the migration."""
+    from etl_kit.clients import client
+    from etl_kit.pipeline import loader
+    from etl_kit.warehouse import execute, query
+
+    schema, table = pipeline.redshift_schema, "old_ledger_layout"
+    old_cols = [f'"{n}" {t}' for n, t in loader.LEDGER_COLUMNS if n != "attempt"]
+    execute([f"DROP TABLE IF EXISTS {schema}.{table}",
+             f'CREATE TABLE {schema}.{table} ({", ".join(old_cols)}, PRIMARY KEY ("bucket", "key", "etag"))',
+             f"INSERT INTO {schema}.{table} (bucket, key, etag, run_id, state, rows_loaded) "
+             "VALUES ('b', 'input/o.csv', 'e1', 'wr_old', 'failed', 0)"], pipeline)
+    rsd = client("redshift-data", pipeline)
+    target = {"workgroup": pipeline.redshift_workgroup, "database": pipeline.redshift_database}
+    # job 2's look-up finds no loaded attempt (migrating the table on the way) ...
+    assert loader.loaded_attempt(rsd, schema=schema, ledger_table=table, bucket="b", key="input/o.csv", etag="e1",
+                                 **target) is None
+    cols = query("SELECT column_name FROM information_schema.columns WHERE table_schema = :s AND table_name = :t "
+                 "ORDER BY ordinal_position", pipeline, parameters={"s": schema, "t": table})
+    assert list(cols["column_name"]) == [n for n, _ in loader.LEDGER_COLUMNS]
+    # ... the retry's row is a second attempt next to the first, which is kept
+    loader.record_ledger(schema=schema, ledger_table=table, bucket="b", key="input/o.csv", etag="e1", state="rejected",
+                         run_id="wr_new", reason="no_data_rows", rsd=rsd, **target)
+    got = query(f"SELECT run_id, attempt, state FROM {schema}.{table} ORDER BY attempt", pipeline)
+    assert got.values.tolist() == [["wr_old", 1, "failed"], ["wr_new", 2, "rejected"]]
+    # migrating again changes nothing
+    assert loader.ensure_ledger_layout(rsd, schema=schema, ledger_table=table, **target) == []
+    # job 1's rejection (record_ledger, its signature unchanged) on an old table migrates it too
+    execute([f"DROP TABLE {schema}.{table}",
+             f'CREATE TABLE {schema}.{table} ({", ".join(old_cols)}, PRIMARY KEY ("bucket", "key", "etag"))',
+             f"INSERT INTO {schema}.{table} (bucket, key, etag, run_id, state, rows_loaded) "
+             "VALUES ('b', 'input/o.csv', 'e1', 'wr_old', 'failed', 0)"], pipeline)
+    loader.record_ledger(workgroup=pipeline.redshift_workgroup, database=pipeline.redshift_database, schema=schema,
+                         ledger_table=table, bucket="b", key="input/o.csv", etag="e1", state="failed", run_id="wr_2",
+                         reason="load_failed", rsd=rsd)
+    got = query(f"SELECT run_id, attempt, state FROM {schema}.{table} ORDER BY attempt", pipeline)
+    assert got.values.tolist() == [["wr_old", 1, "failed"], ["wr_2", 2, "failed"]]
+    execute(f"DROP TABLE {schema}.{table}", pipeline)
