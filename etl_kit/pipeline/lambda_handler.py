@@ -193,10 +193,14 @@ def claim_verdict(claim: Dict[str, Any], glue: Any, workflow: str, *, lease_seco
 
 
 def _read_claim(s3: Any, bucket: str, ckey: str) -> Optional[Dict[str, Any]]:
+    """The claim's body, or None when there is no such claim."""
     try:
         body = s3.get_object(Bucket=bucket, Key=ckey)["Body"].read()
     except Exception as exc:
-        if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+        # S3 answers 403 instead of 404 for a missing key unless s3:ListBucket applies to the request,
+        # and the function's ListBucket is conditioned on s3:prefix (absent from GetObject); it may read
+        # every claim, so a 403 here means the claim does not exist
+        if _code(exc) in ("404", "NoSuchKey", "NotFound", "403", "AccessDenied"):
             return None
         raise
     try:
