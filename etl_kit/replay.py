@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Attempt", "Replayed", "attempts", "newest_attempts", "replay_event", "replay_object", "replay_failed",
-           "replay_dlq", "parse_target", "results_frame"]
+           "replay_dlq", "parse_target", "results_frame",
+           "failed_identities"]
 
 _NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 
@@ -204,15 +205,66 @@ def _attempts_or_none(settings: Settings, bucket: str, key: str, etag: str) -> l
         raise
 
 
-def replay_failed(settings: Settings, *, progress: bool = True) -> list[Replayed]:
-    """Replay every object whose newest ledger attempt is ``failed`` (and that is still the same version).
+def failed_identities(runs: list[dict[str, Any]], newest: list[Attempt]) -> list[Attempt]:
+    """The object identities whose newest attempt failed, from the ledger and the workflow runs.
 
-    An object overwritten since its failed attempt is not replayed: its new version has an event
-    (and a run) of its own.
+    Parameters
+    ----------
+    runs
+        Workflow runs (``get_workflow_runs``): an identity whose newest run ended unsuccessfully and has
+        no ledger row of its own (a crawler failed, a job was killed or stopped before it wrote one)
+        failed too.
+    newest
+        Each identity's newest ledger attempt (:func:`newest_attempts`).
+
+    Returns
+    -------
+    list of Attempt
+        One per identity, the ledger's row where there is one (``state = failed``).
+    """
+    from etl_kit.pipeline.lambda_handler import run_verdict
+
+    ledger = {(a.bucket, a.key, a.etag): a for a in newest}
+    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in runs:
+        p = r.get("WorkflowRunProperties") or {}
+        ident = (p.get("source_bucket", ""), p.get("source_key", ""), p.get("source_etag", ""))
+        if all(ident) and (ident not in latest or str(r.get("StartedOn")) > str(latest[ident].get("StartedOn"))):
+            latest[ident] = r
+    out = [a for a in newest if a.state == "failed"]
+    for ident, r in latest.items():
+        led = ledger.get(ident)
+        if run_verdict(r) != "failed" or (led is not None and (led.run_id == r.get("WorkflowRunId")
+                                                               or led.state in ("loaded", "failed"))):
+            continue  # ended well, recorded by the ledger already, or loaded by an earlier attempt
+        out.append(Attempt(*ident, run_id=str(r.get("WorkflowRunId")), attempt=0, state="failed",
+                           reason="run_failed", message=f"workflow run {r.get('WorkflowRunId')} ended "
+                           f"{r.get('Status')} with {r.get('Statistics')}", finished_at=str(r.get("CompletedOn"))))
+    return out
+
+
+def _workflow_runs(settings: Settings) -> list[dict[str, Any]]:
+    glue = client("glue", settings)
+    runs: list[dict[str, Any]] = []
+    kw: dict[str, Any] = {"Name": settings.workflow, "MaxResults": 1000}
+    while True:
+        page = glue.get_workflow_runs(**kw)
+        runs += page.get("Runs", [])
+        if not page.get("NextToken"):
+            return runs
+        kw["NextToken"] = page["NextToken"]
+
+
+def replay_failed(settings: Settings, *, progress: bool = True) -> list[Replayed]:
+    """Replay every object whose newest attempt failed (and that is still the same version).
+
+    Failed attempts come from the ledger and from the workflow runs Glue still keeps (a run that failed
+    before anything wrote a ledger row). An object overwritten since its failed attempt is not
+    replayed: its new version has an event (and a run) of its own.
     """
     from tqdm.auto import tqdm
 
-    failed = _newest_or_none(settings, "failed")
+    failed = failed_identities(_workflow_runs(settings), _newest_or_none(settings, None))
     out: list[Replayed] = []
     for a in tqdm(failed, desc="replay failed", unit="object", disable=not progress):
         try:
@@ -229,7 +281,7 @@ def replay_failed(settings: Settings, *, progress: bool = True) -> list[Replayed
     return out
 
 
-def _newest_or_none(settings: Settings, state: str) -> list[Attempt]:
+def _newest_or_none(settings: Settings, state: str | None) -> list[Attempt]:
     try:
         return newest_attempts(settings, state)
     except WarehouseError as exc:
