@@ -70,7 +70,7 @@ def finished_runs(settings: Settings, key: str, etag: str, n: int, timeout: floa
         runs = runs_for(settings, key, etag)
         if len(runs) >= n:
             full = [glue.get_workflow_run(Name=settings.workflow, RunId=r["WorkflowRunId"])["Run"] for r in runs]
-            if all(r["Status"] != "RUNNING" for r in full):
+            if all(r["Status"] in ("COMPLETED", "STOPPED", "ERROR") for r in full):
                 return sorted(full, key=lambda r: r["StartedOn"])
         time.sleep(0.2)
     raise AssertionError(f"{n} finished run(s) for {key} not seen within {timeout:.0f}s: {runs_for(settings, key)}")
@@ -303,3 +303,35 @@ def test_a_ledger_from_before_attempts_is_migrated_in_place(pipeline: Settings) 
     got = query(f"SELECT run_id, attempt, state FROM {schema}.{table} ORDER BY attempt", pipeline)
     assert got.values.tolist() == [["wr_old", 1, "failed"], ["wr_2", 2, "failed"]]
     execute(f"DROP TABLE {schema}.{table}", pipeline)
+
+
+def test_a_stopped_run_leaves_no_ledger_row_and_replay_failed_runs_it_again(pipeline: Settings, s3, boto) -> None:
+    """A run stopped part-way (a killed job) is a failed attempt found from the workflow runs."""
+    from etl_kit.replay import replay_failed
+
+    glue = boto("glue")
+    ids = list(range(16_000_000, 16_000_006))
+    body = csv_bytes([row(i) for i in ids])
+    for n in range(3):  # stop the run while it runs; a run that already ended cannot be stopped: next key
+        key, etag = f"input/retry/stopped-{n}.csv", ""
+        etag = put(s3, pipeline, key, body)
+        deadline = time.monotonic() + 30
+        while not (runs := runs_for(pipeline, key, etag)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            glue.stop_workflow_run(Name=pipeline.workflow, RunId=runs[0]["WorkflowRunId"])
+            break
+        except glue.exceptions.IllegalWorkflowStateException:
+            finished_runs(pipeline, key, etag, 1)
+    else:
+        pytest.fail("every run ended before it could be stopped")
+    [stopped] = finished_runs(pipeline, key, etag, 1)
+    assert stopped["Status"] == "STOPPED"
+    assert not [r for r in attempts_of(pipeline, key, etag, 0) if r["state"] == "loaded"]
+    results = [r for r in replay_failed(pipeline, progress=False) if r.key == key]
+    assert [(r.etag, r.outcome) for r in results] in ([(etag, "started")], [(etag, "queued")])
+    _, second = finished_runs(pipeline, key, etag, 2)
+    assert second["Statistics"]["SucceededActions"] == 4
+    assert sorted(r["order_id"] for r in table_rows(pipeline, key)) == ids
+    [loaded] = [a for a in attempts_of(pipeline, key, etag, 1) if a["state"] == "loaded"]
+    assert loaded["run_id"] == second["WorkflowRunId"] and loaded["rows_loaded"] == len(ids)
