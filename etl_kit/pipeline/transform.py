@@ -43,6 +43,7 @@ import shutil
 import tempfile
 import threading
 import time
+import unicodedata
 from datetime import datetime, timezone
 from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
@@ -66,7 +67,7 @@ __all__ = [
     "TransformRejected",
     "transform_stream",
     "run_csv_to_parquet",
-    "object_stem",
+    "source_id",
     "output_keys",
     "QUARANTINE_COLUMNS",
 ]
@@ -876,35 +877,68 @@ def _key_array(rb: pa.RecordBatch, pk: List[str]) -> pa.Array:
 # ---------------------------------------------------------------------------------------------
 # S3 wrapper
 # ---------------------------------------------------------------------------------------------
-_SAFE = re.compile(r"[^A-Za-z0-9._=/-]")
-_EXT = re.compile(r"\.csv(\.gz)?$", re.IGNORECASE)
+S3_MAX_KEY_BYTES = 1024
+_VERBATIM_SEGMENT = re.compile(r"[a-z0-9][a-z0-9._=-]*")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
+_HASHED = re.compile(r"-[0-9a-f]{16}$")
+_HASH_LEN = 17  # "-" + 16 hex digits
+# suffixes job 1 puts after the id (the longest decides how long an id may be)
+_OUTPUT_SUFFIX, _QUARANTINE_SUFFIX = "/part-0000.parquet", ".quarantine.csv"
+_REJECTED_SUFFIX, _REPORT_SUFFIX = ".rejected", ".report.json"
 
 
-def object_stem(key: str, input_prefix: str = "input/") -> str:
-    """The deterministic, S3-safe stem for a source key.
+def source_id(key: str, input_prefix: str = "input/", max_len: int = 900) -> str:
+    """The deterministic, S3-safe, injective id of a source key, used in every key job 1 writes.
 
-    The key relative to ``input_prefix`` with ``.csv``/``.csv.gz`` stripped; characters outside
-    ``[A-Za-z0-9._=/-]`` become ``_`` and, when anything had to change, a short hash of the original
-    key is appended so that two different keys never share a stem.
+    The key relative to ``input_prefix`` with its extension (``x.csv``, ``x.csv.gz`` and ``x.CSV``
+    are three ids). It is used verbatim when every ``/``-separated segment is ``[a-z0-9._=-]``
+    starting with a letter or digit (so no empty, ``.``/``..`` or hidden ``_``/``.`` segments that
+    Glue's crawlers and Athena skip). Otherwise (uppercase, spaces, quotes, backslashes, unicode,
+    dot segments, a key outside ``input_prefix``, longer than ``max_len``, or already ending like a
+    hashed id) characters outside ``[A-Za-z0-9._=-]`` become ``_``, a segment starting with ``_`` or
+    ``.`` gets an ``x`` in front, empty segments go, the text is cut to fit ``max_len`` and ``-`` plus
+    16 hex digits of the full key's SHA-256 is appended.
+
+    Injective: verbatim ids never end in ``-<16 hex>``, hashed ids differ by their hash. Also distinct
+    ignoring case (verbatim ids have no uppercase letters), which keeps case twins such as ``x.csv``
+    and ``x.CSV`` apart in case-insensitive tools too.
     """
-    rel = key[len(input_prefix):] if input_prefix and key.startswith(input_prefix) else key
-    rel = _EXT.sub("", rel)
-    safe = "/".join(p for p in _SAFE.sub("_", rel).split("/") if p not in ("", ".", ".."))
-    if safe != rel or not safe:
-        safe = f"{safe or 'object'}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:8]}"
-    return safe
+    under = not input_prefix or key.startswith(input_prefix)
+    rel = key[len(input_prefix):] if input_prefix and under else key
+    if (under and len(rel) <= max_len and not _HASHED.search(rel)
+            and all(_VERBATIM_SEGMENT.fullmatch(seg) for seg in rel.split("/"))):
+        return rel
+    segments = []
+    for seg in rel.split("/"):
+        # accents go (é -> e) so the id stays readable; other characters outside the safe set become _
+        seg = "".join(ch for ch in unicodedata.normalize("NFKD", seg) if not unicodedata.combining(ch))
+        seg = _UNSAFE.sub("_", seg)
+        if seg:
+            segments.append("x" + seg if seg[0] in "._" else seg)
+    readable = "/".join(segments)[:max(max_len - _HASH_LEN, 1)].rstrip("/") or "object"
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{readable}-{digest}"
 
 
 def output_keys(key: str, *, input_prefix: str = "input/", output_prefix: str = "output/",
                 quarantine_prefix: str = "quarantine/", reports_prefix: str = "reports/") -> Dict[str, str]:
-    """The deterministic output, quarantine, rejected-copy and report keys for a source key."""
-    stem = object_stem(key, input_prefix)
+    """The deterministic output, quarantine, rejected-copy and report keys for a source key.
+
+    Each is a function of the full source key (see :func:`source_id`), and stays within S3's
+    1024-byte key limit whatever the source key's length.
+    """
     gz = ".csv.gz" if key.lower().endswith(".gz") else ".csv"
+    # the longest key derived from the id decides how long the id may be
+    longest = max(len(output_prefix.encode("utf-8")) + len(_OUTPUT_SUFFIX),
+                  len(quarantine_prefix.encode("utf-8")) + max(len(_QUARANTINE_SUFFIX), len(_REJECTED_SUFFIX) + 7),
+                  len(reports_prefix.encode("utf-8")) + len(_REPORT_SUFFIX))
+    sid = source_id(key, input_prefix, max_len=S3_MAX_KEY_BYTES - longest)
     return {
-        "output_key": f"{output_prefix}{stem}/part-0000.parquet",
-        "quarantine_key": f"{quarantine_prefix}{stem}.quarantine.csv",
-        "rejected_copy_key": f"{quarantine_prefix}{stem}.rejected{gz}",
-        "report_key": f"{reports_prefix}{stem}.report.json",
+        "source_id": sid,
+        "output_key": f"{output_prefix}{sid}{_OUTPUT_SUFFIX}",
+        "quarantine_key": f"{quarantine_prefix}{sid}{_QUARANTINE_SUFFIX}",
+        "rejected_copy_key": f"{quarantine_prefix}{sid}{_REJECTED_SUFFIX}{gz}",
+        "report_key": f"{reports_prefix}{sid}{_REPORT_SUFFIX}",
     }
 
 
@@ -940,7 +974,7 @@ def run_csv_to_parquet(
     Output goes to deterministic keys (see :func:`output_keys`), so re-running a source overwrites.
     Nothing half-written is visible: results are built in local temp files and uploaded only after
     success. On file rejection the previous output and row quarantine for the key are deleted, the
-    source is copied to ``quarantine/<stem>.rejected.csv[.gz]`` and the report is written with state
+    source is copied to ``quarantine/<source id>.rejected.csv[.gz]`` and the report is written with state
     ``rejected``. When ``workflow_name`` and ``run_id`` are given the summary is put into the
     workflow run properties (string values).
 
@@ -959,6 +993,10 @@ def run_csv_to_parquet(
     ------
     FileRejected
         The object was rejected (``TransformRejected``) or changed (``source_changed``).
+    Exception
+        Anything unexpected (S3 errors, bugs) is re-raised after a report with state ``failed`` and
+        reason ``<exception type>: <message>`` was written to ``report_key`` and the run properties
+        (as far as S3 and Glue still answer), so the object's state is never left unrecorded.
     """
     import boto3
 
@@ -968,6 +1006,32 @@ def run_csv_to_parquet(
     keys = output_keys(key, input_prefix=input_prefix, output_prefix=output_prefix,
                        quarantine_prefix=quarantine_prefix, reports_prefix=reports_prefix)
     started = _now()
+    try:
+        return _run(bucket, key, contract, keys, started, max_reject_ratio=max_reject_ratio, run_id=run_id,
+                    workflow_name=workflow_name, source_etag=source_etag, source_version_id=source_version_id,
+                    s3=s3, glue=glue, engine=engine)
+    except FileRejected:
+        raise
+    except Exception as exc:
+        rep = failure_report(exc, bucket=bucket, key=key, etag=source_etag or "", run_id=run_id or "",
+                             workflow_name=workflow_name or "", started_at=started)
+        rep.update(keys, output_key="", quarantine_key="")
+        with contextlib.suppress(Exception):  # S3 may be what failed; the exception itself is the story
+            _put_json(s3, bucket, keys["report_key"], rep)
+        with contextlib.suppress(Exception):
+            _put_props(glue, workflow_name, run_id, rep)
+        raise
+
+
+def failure_report(exc: BaseException, **meta: Any) -> Dict[str, Any]:
+    """The report of a job 1 run that failed unexpectedly: state ``failed``, reason ``Type: message``."""
+    text = f"{type(exc).__name__}: {exc}"
+    return {"state": "failed", "reason": text[:200], "message": text[:4000], "finished_at": _now(), **meta}
+
+
+def _run(bucket: str, key: str, contract: Any, keys: Dict[str, str], started: str, *, max_reject_ratio: float,
+         run_id: Optional[str], workflow_name: Optional[str], source_etag: Optional[str],
+         source_version_id: Optional[str], s3: Any, glue: Any, engine: str) -> Dict[str, Any]:
     get_args: Dict[str, Any] = {"Bucket": bucket, "Key": key}
     if source_etag:
         get_args["IfMatch"] = source_etag if source_etag.startswith('"') else f'"{source_etag}"'

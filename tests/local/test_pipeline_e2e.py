@@ -193,6 +193,35 @@ def test_keys_with_spaces_plus_and_unicode_load(pipeline: Settings, s3, key: str
     assert [r["order_id"] for r in table_rows(pipeline, key)] == _ids(base, 3)
 
 
+def test_keys_differing_only_by_extension_or_its_case_each_load_all_their_rows(pipeline: Settings, s3) -> None:
+    """x.csv, x.csv.gz and x.CSV uploaded at once: three outputs, three ledger rows, every row of each."""
+    bucket = pipeline.bucket_name()
+    bodies = {
+        "input/twins/x.csv": ([row(i) for i in _ids(5_100_000, 4)], [row(5_100_090, units="ten")], False),
+        "input/twins/x.csv.gz": ([row(i) for i in _ids(5_100_100, 3)], [row(5_100_190, order_date="2/30/2014")],
+                                 True),
+        "input/twins/x.CSV": ([row(i) for i in _ids(5_100_200, 5)], [], False),
+    }
+    etags = {key: put(s3, pipeline, key, csv_bytes(good + bad, gzip=gz)) for key, (good, bad, gz) in bodies.items()}
+    outputs = set()
+    for key, (good, bad, _gz) in bodies.items():
+        out = outcome(pipeline, bucket, key, etags[key])
+        assert out.state == "loaded", (key, out)
+        led = [r for r in ledger_rows(pipeline, bucket, key) if r["etag"] == etags[key]]
+        assert len(led) == 1 and led[0]["state"] == "loaded"
+        assert (led[0]["rows_read"], led[0]["rows_loaded"], led[0]["rows_quarantined"]) == (
+            len(good) + len(bad), len(good), len(bad))
+        assert [r["order_id"] for r in table_rows(pipeline, key)] == [int(r[HEADER.index("Order ID")]) for r in good]
+        props = out.run["WorkflowRunProperties"]
+        outputs.add(props["output_key"])
+        report = json.loads(s3.get_object(Bucket=bucket, Key=props["dq_report_key"])["Body"].read())
+        assert report["key"] == key and report["rows_read"] == report["rows_written"] + report["rows_quarantined"]
+        if bad:  # each file's quarantine is its own
+            q = s3.get_object(Bucket=bucket, Key=props["quarantine_key"])["Body"].read().decode()
+            assert q.count("\n") == 1 + len(bad) and bad[0][HEADER.index("Order ID")] in q
+    assert len(outputs) == 3
+
+
 def test_messy_but_valid_csv_loads_every_good_row(pipeline: Settings, s3) -> None:
     # semicolons with a trailing delimiter, reordered + renamed headers, BOM, quoted newlines, CSV injection
     header = [h.upper() + "  " for h in reversed(HEADER)]

@@ -53,7 +53,7 @@ def test_csv_to_parquet_main_with_workflow(monkeypatch: pytest.MonkeyPatch, caps
                 json.dumps(DEFAULT_CONTRACT), "--JOB_ID", "x"]
         assert mod.main(argv) == 0
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        assert out["rows_written"] == 1 and out["output_key"] == "output/a/part-0000.parquet"
+        assert out["rows_written"] == 1 and out["output_key"] == "output/a.csv/part-0000.parquet"
         props = glue.get_workflow_run_properties(Name="wf", RunId=run_id)["RunProperties"]
         assert props["job1_state"] == "transformed"
         s3.put_object(Bucket="bkt", Key="input/b.csv", Body=b"just,a,header\n")
