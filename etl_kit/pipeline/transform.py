@@ -61,7 +61,14 @@ from etl_kit.pipeline.contract import (
     compile_contract,
     parquet_schema,
 )
-from etl_kit.pipeline.csvread import SourceProblem, SourceReader, int64_array, iter_batches, read_header
+from etl_kit.pipeline.csvread import (
+    ByteProblem,
+    SourceProblem,
+    SourceReader,
+    int64_array,
+    iter_batches,
+    read_header,
+)
 
 __all__ = [
     "TransformRejected",
@@ -533,7 +540,7 @@ def transform_stream(
         return TransformRejected(f"{source_name}: {message}", reason=reason, report=report, key=source_name)
 
     try:
-        src = SourceReader(raw, cc.encoding)
+        src = SourceReader(raw, cc.encoding, cc.max_line_bytes)
         header, delim, header_lines = read_header(src, cc.delimiter)
     except SourceProblem as exc:
         raise reject(str(exc), exc.reason) from exc
@@ -591,7 +598,7 @@ def transform_stream(
             for batch in batches:
                 c0 = time.thread_time()
                 _process(batch, cc, positions, checkers, schema, bg.write, quarantine, report, rejects, rej_cols,
-                         null_counts, delim, lineage_values)
+                         null_counts, delim, lineage_values, src.problems)
                 cpu["validate"] += time.thread_time() - c0
         except SourceProblem as exc:
             raise reject(str(exc), exc.reason) from exc
@@ -600,7 +607,8 @@ def transform_stream(
         bg.close()
         writer.close()
 
-    report.update(bom=src.bom, gzip=src.gzip, bytes_read=src.bytes_read, bytes_decompressed=src.bytes_decoded)
+    report.update(bom=src.bom, gzip=src.gzip, bytes_read=src.bytes_read, bytes_decompressed=src.bytes_decoded,
+                  encoding=src.encoding, encoding_detected=src.detected)
     c0 = time.thread_time()
     report["duplicate_keys_in_file"], report["duplicate_rows_in_file"] = keys.result()
     cpu["keys"] += time.thread_time() - c0
@@ -629,12 +637,19 @@ def transform_stream(
 def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checkers: Dict[str, _ColumnChecker],
              schema: pa.Schema, write: Any, quarantine: Any, report: Dict[str, Any], rejects: Dict[str, int],
              rej_cols: Dict[str, int], null_counts: Dict[str, int], delim: str,
-             lineage_values: Optional[List[pa.Array]] = None) -> None:
+             lineage_values: Optional[List[pa.Array]] = None, problems: Any = ()) -> None:
     n = len(batch.lines)
     q_rows: List[List[Any]] = []
-    for line, text, nf in batch.ragged:
-        q_rows.append([line, "wrong_field_count", "", f"{nf} fields, header has {len(batch.columns)}", text])
-        rejects["wrong_field_count"] = rejects.get("wrong_field_count", 0) + 1
+    names = {j: name for name, j in positions.items()}
+    byte_rows, byte_ragged = _byte_problems(batch, problems, names)
+    for r, (line, text, nf) in enumerate(batch.ragged):
+        if r in byte_ragged:
+            reason, column, value = byte_ragged[r]
+            text = text.replace("\x00", "\ufffd")
+        else:
+            reason, column, value = "wrong_field_count", "", f"{nf} fields, header has {len(batch.columns)}"
+        q_rows.append([line, reason, column, value, text])
+        rejects[reason] = rejects.get(reason, 0) + 1
     report["rows_read"] += len(batch.ragged)
     report["rows_quarantined"] += len(batch.ragged)
     if n == 0:
@@ -679,6 +694,9 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
     for rule, chk, _t in checked:
         if chk is None:
             null_counts[rule.name] += n - nblank
+    if byte_rows:  # NUL, undecodable bytes, over-long lines: the row goes whatever its values
+        bad = pc.is_in(int64_array(range(n)), value_set=int64_array(sorted(byte_rows)))
+        any_fail = bad if any_fail is None else pc.or_(any_fail, bad)
     if any_fail is not None and blank is not None:
         any_fail = pc.and_(any_fail, pc.invert(blank))
     nfail = _count(any_fail) if any_fail is not None else 0
@@ -695,7 +713,15 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
         per_col = [(rule, pc.take(res.fail, idx).to_pylist(),
                     none if res.isnull is None else pc.take(res.isnull, idx).to_pylist(), res.values_at(idx))
                    for rule, res, _t in checked if res is not None and res.fail is not None]
+        rows_at = idx.to_pylist() if byte_rows else []
         for r in range(len(lines)):
+            if byte_rows and rows_at[r] in byte_rows:
+                reason, column, value = byte_rows[rows_at[r]]
+                raw = _csv_line([c[r] for c in raw_cols], delim).replace("\x00", "\ufffd")
+                rejects[reason] = rejects.get(reason, 0) + 1
+                rej_cols[column] = rej_cols.get(column, 0) + 1
+                q_rows.append([lines[r], reason, column, value, raw])
+                continue
             for rule, fails, nulls, vals in per_col:
                 if fails[r]:
                     reason = "missing_value" if nulls[r] else rule.reject_reason(vals[r])
@@ -722,6 +748,44 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
     if out.num_rows:
         write(out)
         report["rows_written"] += out.num_rows
+
+
+def _byte_problems(batch: Any, problems: Any, names: Dict[int, str]
+                   ) -> Tuple[Dict[int, Tuple[str, str, str]], Dict[int, Tuple[str, str, str]]]:
+    """Match the batch's NUL marks to the reader's byte problems, in file order.
+
+    Returns ``{row index: (reason, column, detail)}`` for regular records and the same keyed by
+    position in ``batch.ragged``. Costs nothing while the reader has recorded no problem (the
+    reader runs ahead, so a pending problem may belong to a later batch: this one is then scanned
+    and found clean).
+    """
+    if not problems:
+        return {}, {}
+    events: List[Tuple[int, int, int, int, int]] = []  # (line, ragged?, index, NULs, first column)
+    if len(batch.lines):
+        counts = [pc.count_substring(c, "\x00") for c in batch.columns]
+        total = counts[0]
+        for c in counts[1:]:
+            total = pc.add(total, c)
+        if pc.max(total).as_py():
+            idx = pc.indices_nonzero(total)
+            at = idx.to_pylist()
+            lines = pc.take(batch.lines, idx).to_pylist()
+            per = [pc.take(c, idx).to_pylist() for c in counts]
+            for k, i in enumerate(at):
+                first = next(j for j, col in enumerate(per) if col[k])
+                events.append((lines[k], 0, i, sum(col[k] for col in per), first))
+    for r, (line, text, _nf) in enumerate(batch.ragged):
+        if "\x00" in text:
+            events.append((line, 1, r, text.count("\x00"), -1))
+    rows: Dict[int, Tuple[str, str, str]] = {}
+    ragged: Dict[int, Tuple[str, str, str]] = {}
+    for _line, is_ragged, i, count, col in sorted(events):
+        got = [problems.popleft() for _ in range(count) if problems]
+        problem: ByteProblem = got[0] if got else ByteProblem("nul_byte", -1, "NUL byte")
+        column = names.get(col, f"#{col + 1}") if col >= 0 else ""
+        (ragged if is_ragged else rows)[i] = (problem.reason, column, problem.detail)
+    return rows, ragged
 
 
 def _timed(it: Any, cpu: Dict[str, float], stage: str) -> Any:

@@ -186,15 +186,17 @@ def test_utf8_bom(engine: str) -> None:
     assert r.rows[0]["country"] == "Côte d'Ivoire"
 
 
-def test_latin1_bytes_rejected_with_offset(engine: str) -> None:
-    data = lines(HEADER, row(1), row(2, country="Côte")).encode("latin-1")
-    exc = rejected(data, engine)
-    assert exc.reason == "not_decodable"
+def test_latin1_bytes_under_a_utf8_contract_quarantine_only_their_row(engine: str) -> None:
+    data = lines(HEADER, row(1), row(2, country="Côte"), row(3)).encode("latin-1")
+    r = run(data, engine, dict(SEED_CONTRACT, encoding="utf-8"))
     offset = data.index(b"\xf4")
-    assert f"byte offset {offset}" in str(exc) and "0xf4" in str(exc)
+    assert r.rejects() == [(3, "invalid_encoding", "country")]
+    assert f"byte offset {offset}" in r.quarantine[0]["value"] and "0xf4" in r.quarantine[0]["value"]
+    assert "C\ufffdte" in r.quarantine[0]["raw_record"]
+    assert [x["order_id"] for x in r.rows] == [1, 3]
     # declared in the contract: decoded, not rejected
     r = run(data, engine, dict(SEED_CONTRACT, encoding="latin-1"))
-    assert r.rows[1]["country"] == "Côte" and r.report["encoding"] == "latin-1"
+    assert r.rows[1]["country"] == "Côte" and r.report["encoding"] == "iso8859-1"
 
 
 def test_crlf_and_no_final_newline(engine: str) -> None:
