@@ -13,8 +13,12 @@ duplicate count are spilled to disk in hash partitions).
 
 Decisions
 ---------
-- Encoding: the contract's encoding only (UTF-8 with or without BOM by default). Bytes that do not
-  decode reject the file (``not_decodable``) with the byte offset; no silent latin-1 fallback.
+- Encoding: one of those the contract allows (``auto``: UTF-8, UTF-16 with BOM, Windows-1252; valid
+  UTF-8 wins, see ``csvread.SourceReader``). Bytes that do not decode, NUL bytes and lines over
+  ``max_line_bytes`` quarantine their record (``invalid_encoding`` with the byte offset, ``nul_byte``,
+  ``line_too_long``); the other records load. Never a silent latin-1 fallback.
+- Rules: per-column ``min``/``max`` and the contract's ``checks`` run on the typed columns, vectorised;
+  ``quarantine`` rules reject the row with the rule's name, ``warn`` rules count in ``warnings_by_rule``.
 - Decimals: more significant decimal places than the column's ``scale`` is a row reject
   (``too_many_decimal_places``); values are never rounded. Trailing zeros are fine.
 - Blank records (every field empty, e.g. empty lines) are not data rows: skipped and counted in
