@@ -32,6 +32,7 @@ import csv
 import gzip
 import io
 import re
+import sys
 import threading
 import time
 import weakref
@@ -712,9 +713,17 @@ def _iter_arrow(src: SourceReader, ncols: int, delimiter: str, first_line: int, 
         yield Batch([pa.array([], pa.string()) for _ in range(ncols)], pa.array([], pa.int64()), ragged)
 
 
+_NUL_STAND_IN = "\ufdd0"  # a Unicode noncharacter, not for interchange
+
+
 def _iter_python(src: SourceReader, ncols: int, delimiter: str, first_line: int, batch_rows: int) -> Iterator[Batch]:
     _raise_field_limit(src.max_line_bytes)
-    text = io.TextIOWrapper(src, encoding="utf-8", newline="")  # type: ignore[type-var]
+    text: Any = io.TextIOWrapper(src, encoding="utf-8", newline="")
+    # Before 3.11 the csv module refuses NUL ("line contains NUL"): stand it in as a noncharacter
+    # for the tokenizer and put it back in the fields, so NUL marks still reach the transform.
+    old_csv = sys.version_info < (3, 11)
+    if old_csv:
+        text = (line.replace("\x00", _NUL_STAND_IN) for line in text)
     reader = csv.reader(text, delimiter=delimiter, strict=True)
     cols: List[List[str]] = [[] for _ in range(ncols)]
     starts: List[int] = []
@@ -724,6 +733,8 @@ def _iter_python(src: SourceReader, ncols: int, delimiter: str, first_line: int,
         for rec in reader:
             start = first_line + prev
             prev = reader.line_num
+            if old_csv and any(_NUL_STAND_IN in v for v in rec):
+                rec = [v.replace(_NUL_STAND_IN, "\x00") for v in rec]
             if len(rec) == ncols:
                 for c, v in zip(cols, rec):  # noqa: B905 - Python 3.9
                     c.append(v)
