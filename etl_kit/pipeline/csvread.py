@@ -555,7 +555,11 @@ def read_header(src: SourceReader, declared: Optional[str]) -> Tuple[List[str], 
         for _ in range(header_bytes.count(b"\x00") - 1):
             src.problems.popleft()
         reason = "line_too_long" if first.reason == "line_too_long" else "not_decodable"
-        raise SourceProblem(f"the header line cannot be read: {first.detail}", reason)
+        hint = ""
+        if header_bytes.count(b"\x00") * 4 > len(header_bytes):
+            hint = ("; NUL in every other byte: the file looks like UTF-16 without a BOM, declare utf-16-le "
+                    "(or utf-16-be) in dataset_contract.encoding")
+        raise SourceProblem(f"the header line cannot be read: {first.detail}{hint}", reason)
     text = header_bytes.decode("utf-8")
     if not text.strip():
         raise SourceProblem("the file is empty (no header line)", "empty_file")

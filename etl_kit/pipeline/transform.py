@@ -468,7 +468,7 @@ def transform_stream(
     source_name: str,
     max_reject_ratio: float = 1.0,
     engine: str = "auto",
-    block_size: int = 4 << 20,
+    block_size: Optional[int] = None,
     lineage: Optional[Dict[str, str]] = None,
 ) -> Dict[str, Any]:
     """Validate a CSV byte stream against the contract; write valid rows as Parquet, bad rows to quarantine.
@@ -596,7 +596,9 @@ def transform_stream(
     # CPU seconds of each stage's own thread: where the time goes, in the report and the benchmark
     cpu: Dict[str, float] = {"parse": 0.0, "validate": 0.0, "write": 0.0, "keys": 0.0}
     bg = _BackgroundWriter(writer, keys, cc.primary_key, cpu)
-    batches = _Prefetch(iter_batches(src, ncols, delim, header_lines + 1, engine=engine, block_size=block_size),
+    # pyarrow needs a record within one block: blocks of at least twice the longest line allowed
+    block = block_size or max(4 << 20, 2 * cc.max_line_bytes)
+    batches = _Prefetch(iter_batches(src, ncols, delim, header_lines + 1, engine=engine, block_size=block),
                         cpu)
     try:
         try:
@@ -628,10 +630,18 @@ def transform_stream(
     ratio = quarantined / read
     report["reject_ratio"] = round(ratio, 6)
     if ratio > max_reject_ratio:
-        top = ", ".join(f"{k}={v}" for k, v in sorted(rejects.items(), key=lambda kv: -kv[1])[:5])
+        ranked = sorted(rejects.items(), key=lambda kv: -kv[1])
+        top = ", ".join(f"{k}={v}" for k, v in ranked[:5])
+        hint = ""
+        if ranked[0][0] == "invalid_encoding":
+            hint = (f"; most rows are not valid {src.encoding}: allow the file's real encoding in "
+                    "dataset_contract.encoding (auto detects UTF-8, UTF-16 with a BOM and Windows-1252)")
+        elif ranked[0][0] == "nul_byte":
+            hint = ("; NUL bytes in most rows: a UTF-16 file without a BOM? declare utf-16-le in "
+                    "dataset_contract.encoding")
         raise reject(
-            f"{quarantined} of {read} rows rejected ({ratio:.1%} > max_reject_ratio {max_reject_ratio:.1%}): {top}",
-            "too_many_rejects",
+            f"{quarantined} of {read} rows rejected ({ratio:.1%} > max_reject_ratio {max_reject_ratio:.1%}): "
+            f"{top}{hint}", "too_many_rejects",
         )
     report["state"] = "transformed"
     report["reason"] = ""

@@ -152,3 +152,16 @@ def engine(request: pytest.FixtureRequest) -> str:
     if request.param == "arrow" and not arrow_supports_handler():
         pytest.skip("pyarrow without invalid_row_handler")
     return str(request.param)
+
+
+def test_utf16_without_bom_and_a_wrong_encoding_say_what_to_declare(engine: str) -> None:
+    text = lines(HEADER, row(1), row(2))
+    exc = rejected(text.encode("utf-16-le"), engine, dict(SEED_CONTRACT, encoding="auto"))
+    assert exc.reason == "not_decodable" and "UTF-16 without a BOM" in str(exc) and "utf-16-le" in str(exc)
+    r = run(text.encode("utf-16-le"), engine, dict(SEED_CONTRACT, encoding="utf-16-le"))
+    assert [x["order_id"] for x in r.rows] == [1, 2]
+    # a Windows-1252 file under a UTF-8-only contract: too many invalid rows, and the message says why
+    data = lines(HEADER, row(1, country="Côte"), row(2, country="Curaçao"), row(3)).encode("cp1252")
+    exc = rejected(data, engine, dict(SEED_CONTRACT, encoding="utf-8"), max_reject_ratio=0.5)
+    assert exc.reason == "too_many_rejects" and "invalid_encoding=2" in str(exc) and "auto" in str(exc)
+    assert exc.report["rows_quarantined"] == 2 and exc.report["rows_read"] == 3
