@@ -165,3 +165,32 @@ def test_utf16_without_bom_and_a_wrong_encoding_say_what_to_declare(engine: str)
     exc = rejected(data, engine, dict(SEED_CONTRACT, encoding="utf-8"), max_reject_ratio=0.5)
     assert exc.reason == "too_many_rejects" and "invalid_encoding=2" in str(exc) and "auto" in str(exc)
     assert exc.report["rows_quarantined"] == 2 and exc.report["rows_read"] == 3
+
+
+def test_any_bytes_end_in_a_report_or_a_file_reject(engine: str) -> None:
+    """Mutated and random inputs: job 1 never raises anything but a file reject, and rows are conserved."""
+    import random
+
+    from etl_kit.exceptions import FileRejected
+
+    rnd = random.Random(11)
+    base = lines(HEADER, *[row(i, country=rnd.choice(["Chad", "Côte", '"A, B"'])) for i in range(1, 40)]).encode()
+    specials = [b"\x00", b"\xff", b"\xc3", b'"', b"\r", b"\n", b",", b"\xef\xbb\xbf", b"\x1f\x8b", b"\xe2\x82\xac"]
+    outcomes = set()
+    for case in range(150):
+        data = bytearray(base)
+        for _ in range(rnd.randint(1, 12)):
+            pos = rnd.randrange(len(data))
+            data[pos:pos + rnd.randint(0, 3)] = rnd.choice(specials)
+        if case % 10 == 0:
+            data = bytearray(rnd.randbytes(rnd.randint(0, 3000)))
+        contract = dict(SEED_CONTRACT, encoding=rnd.choice(["auto", "utf-8", ["utf-8", "cp1252"]]), max_line_bytes=1024)
+        try:
+            r = run(bytes(data), engine, contract)
+        except FileRejected as exc:
+            assert exc.report["state"] == "rejected" and exc.reason, exc
+            outcomes.add(exc.reason)
+        else:
+            assert "\x00" not in "".join(str(v) for x in r.rows for v in x.values())
+            outcomes.add("transformed")
+    assert "transformed" in outcomes and len(outcomes) >= 3, outcomes
