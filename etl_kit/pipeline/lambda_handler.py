@@ -14,9 +14,17 @@ Events: EventBridge "Object Created" (``detail.bucket.name``, ``detail.object.ke
 classic S3 notification (``Records[].s3``; keys URL-encoded with ``+`` for space). Only ``.csv`` /
 ``.csv.gz`` objects under INPUT_PREFIX act; zero-byte objects and folder markers are skipped.
 
-Dedupe: a claim object ``<STATE_PREFIX>claims/<sha256(bucket\\0key\\0version-or-etag)>.json`` is created
+Dedupe, with retries: each attempt at an object identity (bucket, key, version-or-etag) is a claim
+object ``<STATE_PREFIX>claims/<sha256(bucket\\0key\\0version-or-etag)>/<n>.json`` (n = 1, 2, ...) created
 with ``put_object(IfNoneMatch='*')`` (S3 conditional write; moto 5.2.5 enforces it with
-``PreconditionFailed``). A second delivery of the same object finds the claim and is skipped.
+``PreconditionFailed``), so of two deliveries racing for attempt n exactly one wins. A delivery that
+finds attempt n taken asks how that attempt ended (``glue:GetWorkflowRun``): still running or succeeded
+(or rejected for its content) -> skipped as ``duplicate``; ended unsuccessfully (a failed, timed-out or
+stopped node, run STOPPED/ERROR), or claimed but never started within CLAIM_LEASE_SECONDS (``900``, the
+longest a Lambda can run) -> it races for attempt n+1. A replay event (detail-type
+``Object Replay Requested`` / ``Object Replay Forced``, sent by ``etl-kit replay``) may also take over a
+rejected attempt or one whose run is no longer known, and with force a succeeded one. A claim written
+before attempts existed (``claims/<sha256>.json``) counts as attempt 0.
 If the workflow cannot be started the claim is deleted and the error re-raised, so that Lambda's
 async retry (or EventBridge) delivers the event again and the object is not lost.
 """
@@ -35,7 +43,8 @@ from urllib.parse import unquote_plus
 
 import boto3
 
-__all__ = ["handler", "parse_event", "should_process", "claim_key", "ObjectRef"]
+__all__ = ["handler", "parse_event", "should_process", "claim_key", "take_claim", "claim_verdict",
+           "run_verdict", "delivery_kind", "ObjectRef"]
 
 
 class ObjectRef(Dict[str, Any]):
@@ -103,10 +112,155 @@ def should_process(ref: Dict[str, Any], *, input_prefix: str = "input/", bucket:
     return True, ""
 
 
-def claim_key(bucket: str, key: str, version_or_etag: str, state_prefix: str = "_etl_kit/") -> str:
-    """The durable claim key for an object identity (bucket, key, version id or ETag)."""
+def claim_key(bucket: str, key: str, version_or_etag: str, state_prefix: str = "_etl_kit/",
+              attempt: Optional[int] = None) -> str:
+    """The durable claim key of attempt ``attempt`` at an object identity (bucket, key, version id or ETag).
+
+    Without ``attempt``: the single claim key used before attempts were numbered (read as attempt 0).
+    """
     h = hashlib.sha256(f"{bucket}\0{key}\0{version_or_etag}".encode("utf-8")).hexdigest()
-    return f"{state_prefix}claims/{h}.json"
+    if attempt is None:
+        return f"{state_prefix}claims/{h}.json"
+    return f"{state_prefix}claims/{h}/{int(attempt)}.json"
+
+
+# Replay events (``etl-kit replay``) are EventBridge-shaped "Object Created" events with one of these
+# detail-types; anything else is an ordinary delivery.
+REPLAY_DETAIL_TYPE = "Object Replay Requested"
+FORCED_REPLAY_DETAIL_TYPE = "Object Replay Forced"
+MAX_CLAIM_ATTEMPTS = 100
+_RUN_FAILURES = ("FailedActions", "TimeoutActions", "StoppedActions", "ErroredActions")
+# which ended attempts a delivery may take over, by kind of delivery
+_TAKE_OVER = {
+    "event": ("failed", "abandoned"),
+    "replay": ("failed", "abandoned", "rejected", "unknown"),
+    "force": ("failed", "abandoned", "rejected", "unknown", "succeeded"),
+}
+
+
+def delivery_kind(ref: Dict[str, Any]) -> str:
+    """``event`` (an ordinary delivery), ``replay`` or ``force`` (from ``etl-kit replay [--force]``)."""
+    name = str(ref.get("event_name") or "")
+    return {REPLAY_DETAIL_TYPE: "replay", FORCED_REPLAY_DETAIL_TYPE: "force"}.get(name, "event")
+
+
+def run_verdict(run: Optional[Dict[str, Any]]) -> str:
+    """How a workflow run ended, for the claim take-over.
+
+    Returns
+    -------
+    str
+        ``running`` (RUNNING/STOPPING), ``failed`` (STOPPED/ERROR, or COMPLETED with a failed, timed-out,
+        stopped or errored action), ``rejected`` (job 1 rejected the file for its content: the same bytes
+        would be rejected again), ``succeeded``, or ``unknown`` (no such run).
+    """
+    if not run:
+        return "unknown"
+    status = str(run.get("Status") or "")
+    if status in ("RUNNING", "STOPPING", ""):
+        return "running"
+    if status in ("STOPPED", "ERROR"):
+        return "failed"
+    if (run.get("WorkflowRunProperties") or {}).get("job1_state") == "rejected":
+        return "rejected"
+    stats = run.get("Statistics") or {}
+    if any(int(stats.get(k) or 0) for k in _RUN_FAILURES):
+        return "failed"
+    return "succeeded"
+
+
+def claim_verdict(claim: Dict[str, Any], glue: Any, workflow: str, *, lease_seconds: float,
+                  now: Optional[datetime] = None) -> str:
+    """How the attempt recorded in ``claim`` ended (see :func:`run_verdict`), plus ``starting`` (claimed,
+    no run id yet) and ``abandoned`` (claimed more than ``lease_seconds`` ago and never started)."""
+    run_id = str(claim.get("run_id") or "")
+    if not run_id:
+        try:
+            claimed = datetime.fromisoformat(str(claim.get("claimed_at") or ""))
+        except ValueError:
+            return "abandoned"  # not a claim this function wrote: nothing is running for it
+        if claimed.tzinfo is None:
+            claimed = claimed.replace(tzinfo=timezone.utc)
+        age = ((now or datetime.now(timezone.utc)) - claimed).total_seconds()
+        return "abandoned" if age > lease_seconds else "starting"
+    try:
+        run = glue.get_workflow_run(Name=str(claim.get("workflow") or workflow), RunId=run_id)["Run"]
+    except Exception as exc:
+        if _code(exc) == "EntityNotFoundException":
+            return "unknown"
+        raise  # throttled or refused: fail the invocation so the event is delivered again
+    return run_verdict(run)
+
+
+def _read_claim(s3: Any, bucket: str, ckey: str) -> Optional[Dict[str, Any]]:
+    """The claim's body, or None when there is no such claim."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=ckey)["Body"].read()
+    except Exception as exc:
+        # S3 answers 403 instead of 404 for a missing key unless s3:ListBucket applies to the request,
+        # and the function's ListBucket is conditioned on s3:prefix (absent from GetObject); it may read
+        # every claim, so a 403 here means the claim does not exist
+        if _code(exc) in ("404", "NoSuchKey", "NotFound", "403", "AccessDenied"):
+            return None
+        raise
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def take_claim(s3: Any, glue: Any, *, bucket: str, ident: Tuple[str, str, str], claim: Dict[str, Any],
+               kind: str = "event") -> Dict[str, Any]:
+    """Claim the next attempt at an object identity, or say which attempt holds it.
+
+    Parameters
+    ----------
+    ident
+        ``(key, version-or-etag, state_prefix)``.
+    claim
+        The claim body (``attempt`` and ``claim_key`` are added).
+    kind
+        :func:`delivery_kind` of the event: which ended attempts it may take over.
+
+    Returns
+    -------
+    dict
+        ``{won: True, claim_key, attempt}`` or ``{won: False, attempt, run_id, verdict}``.
+    """
+    key, ident_value, state_prefix = ident
+    workflow = _env("WORKFLOW_NAME")
+    lease = float(_env("CLAIM_LEASE_SECONDS", "900"))
+    allowed = _TAKE_OVER.get(kind, _TAKE_OVER["event"])
+    legacy = _read_claim(s3, bucket, claim_key(bucket, key, ident_value, state_prefix))
+    if legacy is not None:
+        verdict = claim_verdict(legacy, glue, workflow, lease_seconds=lease)
+        if verdict not in allowed:
+            return {"won": False, "attempt": 0, "run_id": str(legacy.get("run_id") or ""), "verdict": verdict}
+    attempt, vanished = 1, 0
+    while attempt <= MAX_CLAIM_ATTEMPTS:
+        ckey = claim_key(bucket, key, ident_value, state_prefix, attempt)
+        body = dict(claim, attempt=attempt, claim_key=ckey, workflow=workflow)
+        try:
+            s3.put_object(Bucket=bucket, Key=ckey, Body=json.dumps(body).encode("utf-8"), IfNoneMatch="*",
+                          ContentType="application/json")
+            claim.update(attempt=attempt, claim_key=ckey, workflow=workflow)
+            return {"won": True, "claim_key": ckey, "attempt": attempt}
+        except Exception as exc:
+            if _code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                raise
+        held = _read_claim(s3, bucket, ckey)
+        if held is None:  # released (its start failed) between our write and our read: race for it again
+            vanished += 1
+            if vanished > 5:
+                raise RuntimeError(f"claim {ckey} keeps appearing and vanishing; retry the event")
+            time.sleep(0.05 * vanished)
+            continue
+        verdict = claim_verdict(held, glue, workflow, lease_seconds=lease)
+        if verdict not in allowed:
+            return {"won": False, "attempt": attempt, "run_id": str(held.get("run_id") or ""), "verdict": verdict}
+        attempt += 1
+    return {"won": False, "attempt": attempt - 1, "run_id": "", "verdict": "too many attempts"}
 
 
 def _code(exc: BaseException) -> str:
@@ -188,23 +342,22 @@ def _process_one(ref: ObjectRef, *, s3: Any, glue: Any, sns: Any, context: Any) 
     version = str(head.get("VersionId") or ref.get("version_id") or "")
     if version == "null":
         version = ""
-    ckey = claim_key(bucket, key, version or etag, state_prefix)
+    kind = delivery_kind(ref)
     claim = {"bucket": bucket, "key": key, "etag": etag, "version_id": version, "run_id": "",
-             "claimed_at": datetime.now(timezone.utc).isoformat(), "event_time": ref.get("event_time", "")}
-    try:
-        s3.put_object(Bucket=bucket, Key=ckey, Body=json.dumps(claim).encode("utf-8"), IfNoneMatch="*",
-                      ContentType="application/json")
-    except Exception as exc:
-        if _code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-            raise
-        run_id = ""
-        with contextlib.suppress(Exception):
-            run_id = json.loads(s3.get_object(Bucket=bucket, Key=ckey)["Body"].read()).get("run_id", "")
-        return skipped("duplicate", run_id)
+             "claimed_at": datetime.now(timezone.utc).isoformat(), "event_time": ref.get("event_time", ""),
+             "delivery": kind}
+    taken = take_claim(s3, glue, bucket=bucket, ident=(key, version or etag, state_prefix), claim=claim, kind=kind)
+    if not taken["won"]:
+        if taken["verdict"] in ("running", "starting", "succeeded", "rejected"):
+            return skipped("duplicate", taken["run_id"])
+        return skipped(f"duplicate (attempt {taken['attempt']}: {taken['verdict']})", taken["run_id"])
+    ckey = taken["claim_key"]
+    result["attempt"] = taken["attempt"]
     props = {
         "source_bucket": bucket, "source_key": key, "source_etag": etag, "source_version_id": version,
         "source_size": str(head.get("ContentLength", ref.get("size") or "")),
         "event_time": str(ref.get("event_time") or ""), "claim_key": ckey,
+        "claim_attempt": str(taken["attempt"]), "delivery": kind,
     }
     attempts = int(_env("MAX_START_ATTEMPTS", "6"))
     base = float(_env("BACKOFF_BASE_SECONDS", "1"))

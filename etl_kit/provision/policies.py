@@ -276,6 +276,8 @@ def role_policies(settings: Settings, account: str) -> dict[str, dict[str, Any]]
             _workflow_run(a, ["glue:StartWorkflowRun", "glue:GetWorkflow"]),
             _stmt("ReadInput", ["s3:GetObject"], [a.s3(b, s.input_prefix + "*")]),
             _stmt("DedupeState", ["s3:GetObject", "s3:PutObject"], [a.s3(b, s.state_prefix + "*")]),
+            # a claim whose StartWorkflowRun failed is released so the retried event can take it
+            _stmt("ReleaseClaim", ["s3:DeleteObject"], [a.s3(b, s.state_prefix + "claims/*")]),
             _list_bucket(a, b, [s.input_prefix, s.state_prefix]),
             _stmt("Notify", ["sns:Publish"], [a.topic]),
             _stmt("OnFailureDestination", ["sqs:SendMessage"], [a.queue(a.lambda_dlq)]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 import boto3
@@ -65,6 +66,14 @@ class FakeGlue:
     def __init__(self, refuse: int = 0) -> None:
         self.calls: list[dict[str, Any]] = []
         self.refuse = refuse
+        self.runs: dict[str, dict[str, Any]] = {}  # run id -> what get_workflow_run answers (default RUNNING)
+
+    def get_workflow_run(self, *, Name: str, RunId: str, **kw: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        if RunId not in self.runs and not RunId.startswith("wr_"):
+            raise ClientError({"Error": {"Code": "EntityNotFoundException", "Message": "no run"}}, "GetWorkflowRun")
+        return {"Run": {"Name": Name, "WorkflowRunId": RunId, **self.runs.get(RunId, {"Status": "RUNNING"})}}
 
     def start_workflow_run(self, **kw: Any) -> dict[str, str]:
         from botocore.exceptions import ClientError
@@ -142,3 +151,112 @@ def test_handler_retries_concurrency_then_gives_up(s3: Any) -> None:
     new = put(s3, "input/b.csv", b"z")
     res = lh.handler(s3_event("input/b.csv", etag="0" * 32), None, s3=s3, glue=FakeGlue(), sns=sns)
     assert res["status"] == "skipped" and res["reason"].startswith("superseded") and new in res["reason"]
+
+
+def _failed(glue: FakeGlue, run_id: str) -> None:
+    glue.runs[run_id] = {"Status": "COMPLETED", "Statistics": {"TotalActions": 4, "SucceededActions": 3,
+                                                                "FailedActions": 1}}
+
+
+def replay_event(key: str, etag: str, *, force: bool = False) -> dict[str, Any]:
+    ev = eb_event(key, etag=etag)
+    ev["detail-type"] = lh.FORCED_REPLAY_DETAIL_TYPE if force else lh.REPLAY_DETAIL_TYPE
+    return ev
+
+
+@pytest.mark.parametrize(("run", "verdict"), [
+    ({"Status": "RUNNING"}, "running"),
+    ({"Status": "STOPPING"}, "running"),
+    ({"Status": "STOPPED"}, "failed"),
+    ({"Status": "ERROR"}, "failed"),
+    ({"Status": "COMPLETED", "Statistics": {"SucceededActions": 4}}, "succeeded"),
+    ({"Status": "COMPLETED", "Statistics": {"SucceededActions": 3, "TimeoutActions": 1}}, "failed"),
+    ({"Status": "COMPLETED", "Statistics": {"SucceededActions": 2, "StoppedActions": 1}}, "failed"),
+    ({"Status": "COMPLETED", "Statistics": {"FailedActions": 1},
+      "WorkflowRunProperties": {"job1_state": "rejected"}}, "rejected"),
+    (None, "unknown"),
+])
+def test_run_verdict(run: dict[str, Any] | None, verdict: str) -> None:
+    assert lh.run_verdict(run) == verdict
+
+
+def test_a_failed_run_is_retried_by_the_next_delivery_once(s3: Any) -> None:
+    etag = put(s3, "input/f.csv", b"a\n1\n")
+    glue, sns = FakeGlue(), FakeSns()
+    first = lh.handler(eb_event("input/f.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)
+    assert first["status"] == "started" and first["attempt"] == 1
+    # while attempt 1 runs, the same bytes again are a duplicate
+    assert lh.handler(eb_event("input/f.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)["reason"] == "duplicate"
+    _failed(glue, first["run_id"])
+    second = lh.handler(eb_event("input/f.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)
+    assert second["status"] == "started" and second["attempt"] == 2 and second["run_id"] != first["run_id"]
+    props = glue.calls[-1]["RunProperties"]
+    assert props["claim_attempt"] == "2" and props["claim_key"].endswith("/2.json")
+    # attempt 2 is running: a third delivery is a duplicate naming attempt 2's run
+    third = lh.handler(eb_event("input/f.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)
+    assert third["status"] == "skipped" and third["run_id"] == second["run_id"]
+    assert len(glue.calls) == 2
+    # both claims are kept: the history of attempts
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="bkt", Prefix="_etl_kit/claims/")["Contents"]]
+    assert sorted(k.rsplit("/", 1)[1] for k in keys) == ["1.json", "2.json"]
+
+
+def test_rejected_and_loaded_attempts_stay_duplicates_unless_replayed(s3: Any) -> None:
+    etag = put(s3, "input/r.csv", b"a\n1\n")
+    glue, sns = FakeGlue(), FakeSns()
+    run1 = lh.handler(eb_event("input/r.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)["run_id"]
+    glue.runs[run1] = {"Status": "COMPLETED", "Statistics": {"FailedActions": 1},
+                       "WorkflowRunProperties": {"job1_state": "rejected"}}
+    assert lh.handler(eb_event("input/r.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)["reason"] == "duplicate"
+    replayed = lh.handler(replay_event("input/r.csv", etag), None, s3=s3, glue=glue, sns=sns)
+    assert replayed["status"] == "started" and replayed["attempt"] == 2
+    assert glue.calls[-1]["RunProperties"]["delivery"] == "replay"
+    glue.runs[replayed["run_id"]] = {"Status": "COMPLETED", "Statistics": {"SucceededActions": 4}}
+    # a succeeded attempt: a duplicate for an event and for a replay; only a forced replay runs it again
+    assert lh.handler(eb_event("input/r.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)["status"] == "skipped"
+    assert lh.handler(replay_event("input/r.csv", etag), None, s3=s3, glue=glue, sns=sns)["status"] == "skipped"
+    forced = lh.handler(replay_event("input/r.csv", etag, force=True), None, s3=s3, glue=glue, sns=sns)
+    assert forced["status"] == "started" and forced["attempt"] == 3
+    assert len(glue.calls) == 3
+
+
+def test_a_claim_never_started_is_taken_over_after_its_lease(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    etag = put(s3, "input/l.csv", b"a\n1\n")
+    ck = lh.claim_key("bkt", "input/l.csv", etag, attempt=1)
+    # a Lambda that claimed, then died before StartWorkflowRun returned
+    s3.put_object(Bucket="bkt", Key=ck, Body=json.dumps({"run_id": "", "claimed_at": "2020-01-01T00:00:00+00:00"}))
+    glue = FakeGlue()
+    res = lh.handler(eb_event("input/l.csv", etag=etag), None, s3=s3, glue=glue, sns=FakeSns())
+    assert res["status"] == "started" and res["attempt"] == 2
+    # a fresh claim without a run id is a start in progress: a duplicate
+    etag2 = put(s3, "input/m.csv", b"a\n2\n")
+    from datetime import datetime
+
+    s3.put_object(Bucket="bkt", Key=lh.claim_key("bkt", "input/m.csv", etag2, attempt=1),
+                  Body=json.dumps({"run_id": "", "claimed_at": datetime.now(UTC).isoformat()}))
+    assert lh.handler(eb_event("input/m.csv", etag=etag2), None, s3=s3, glue=glue, sns=FakeSns())["status"] == "skipped"
+    assert len(glue.calls) == 1
+
+
+def test_a_claim_from_before_attempts_counts_as_attempt_zero(s3: Any) -> None:
+    etag = put(s3, "input/old.csv", b"a\n1\n")
+    legacy = lh.claim_key("bkt", "input/old.csv", etag)
+    s3.put_object(Bucket="bkt", Key=legacy, Body=json.dumps({"run_id": "wr_old", "claimed_at": "x"}))
+    glue = FakeGlue()
+    glue.runs["wr_old"] = {"Status": "COMPLETED", "Statistics": {"SucceededActions": 4}}
+    res = lh.handler(eb_event("input/old.csv", etag=etag), None, s3=s3, glue=glue, sns=FakeSns())
+    assert res["status"] == "skipped" and res["run_id"] == "wr_old"
+    _failed(glue, "wr_old")
+    res = lh.handler(eb_event("input/old.csv", etag=etag), None, s3=s3, glue=glue, sns=FakeSns())
+    assert res["status"] == "started" and res["attempt"] == 1
+
+
+def test_a_run_glue_no_longer_knows_is_retried_only_on_replay(s3: Any) -> None:
+    etag = put(s3, "input/u.csv", b"a\n1\n")
+    s3.put_object(Bucket="bkt", Key=lh.claim_key("bkt", "input/u.csv", etag, attempt=1),
+                  Body=json.dumps({"run_id": "gone_run", "claimed_at": "x"}))
+    glue = FakeGlue()
+    res = lh.handler(eb_event("input/u.csv", etag=etag), None, s3=s3, glue=glue, sns=FakeSns())
+    assert res["status"] == "skipped" and "unknown" in res["reason"]
+    res = lh.handler(replay_event("input/u.csv", etag), None, s3=s3, glue=glue, sns=FakeSns())
+    assert res["status"] == "started" and res["attempt"] == 2
