@@ -44,7 +44,7 @@ PERMISSION_SID = "etl-kit-start-rule"  # the direct invocation's permission (rem
 # maximum) then cover ~1,000 x 11 min = ~8 days on AWS, within the 14-day retention, before the redrive.
 MAX_RECEIVE_COUNT = 1000
 RETENTION_SECONDS = 14 * 24 * 3600  # SQS's maximum; the DLQ keeps the same (its clock starts at enqueue)
-BACKOFF_MAX_SECONDS = {"aws": 900, "local": 30}  # runs take minutes on AWS, seconds locally
+BACKOFF_MAX_SECONDS = {"aws": 900, "local": 60}  # runs take minutes on AWS, seconds locally
 # The event source mapping: 10 records per invocation gathered for up to 1 s, at most 2 concurrent
 # invocations (SQS's minimum): more would only race for the same few workflow run slots.
 MAPPING: dict[str, Any] = {
