@@ -80,10 +80,17 @@ def test_put_object_under_input_invokes_the_rule_target(boto) -> None:
     time.sleep(0.5)  # the object outside input/ must not have fired
     assert len(s3.list_objects_v2(Bucket="contract-lambda", Prefix="markers/")["Contents"]) == 1
     logs = boto("logs")
-    streams = logs.describe_log_streams(logGroupName="/aws/lambda/marker-fn")["logStreams"]
-    text = "\n".join(e["message"] for s in streams
-                     for e in logs.get_log_events(logGroupName="/aws/lambda/marker-fn",
-                                                  logStreamName=s["logStreamName"])["events"])
+
+    def log_text() -> str:  # the runtime writes the log when the invocation ends, after the marker
+        try:
+            streams = logs.describe_log_streams(logGroupName="/aws/lambda/marker-fn")["logStreams"]
+        except logs.exceptions.ResourceNotFoundException:
+            return ""
+        return "\n".join(e["message"] for s in streams
+                         for e in logs.get_log_events(logGroupName="/aws/lambda/marker-fn",
+                                                      logStreamName=s["logStreamName"])["events"])
+
+    text = _wait_for(lambda: "END RequestId" in log_text() and log_text())
     assert "marked input/sales 1.csv" in text and "START RequestId" in text
 
 
