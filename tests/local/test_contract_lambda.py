@@ -183,9 +183,10 @@ def test_sqs_mapping_deletes_successes_and_redrives_reported_failures(boto) -> N
     sqs, lam = boto("sqs"), boto("lambda")
     seen_url, _ = _queue(sqs, "esm-seen")
     dlq_url, dlq_arn = _queue(sqs, "esm-dlq")
-    url, arn = _queue(sqs, "esm-src", VisibilityTimeout="3",
+    # 10 s: a loaded machine must not time the function out (that fails the whole batch, redelivering it)
+    url, arn = _queue(sqs, "esm-src", VisibilityTimeout="10",
                       RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
-    _function(boto, "esm-fn", SQS_RECORDER, timeout=3, env={"SEEN": seen_url})
+    _function(boto, "esm-fn", SQS_RECORDER, timeout=10, env={"SEEN": seen_url})
     esm = lam.create_event_source_mapping(FunctionName="esm-fn", EventSourceArn=arn, BatchSize=10,
                                           MaximumBatchingWindowInSeconds=1, FunctionResponseTypes=[
                                               "ReportBatchItemFailures"], ScalingConfig={"MaximumConcurrency": 2})
@@ -210,7 +211,7 @@ def test_sqs_mapping_deletes_successes_and_redrives_reported_failures(boto) -> N
         counts = sorted(s["record"]["attributes"]["ApproximateReceiveCount"] for s in seen
                         if s["record"]["body"] == "fail-1")
         assert counts == ["1", "2"]
-        assert _count(sqs, url) == 0
+        _wait_for(lambda: _count(sqs, url) == 0)  # deleted once the invocation returned
     finally:
         lam.delete_event_source_mapping(UUID=esm["UUID"])
 
@@ -219,9 +220,9 @@ def test_sqs_mapping_function_error_fails_the_whole_batch_and_poison_reaches_the
     sqs, lam = boto("sqs"), boto("lambda")
     seen_url, _ = _queue(sqs, "esm-crash-seen")
     dlq_url, dlq_arn = _queue(sqs, "esm-crash-dlq")
-    url, arn = _queue(sqs, "esm-crash-src", VisibilityTimeout="3",
+    url, arn = _queue(sqs, "esm-crash-src", VisibilityTimeout="10",
                       RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
-    _function(boto, "esm-crash-fn", SQS_RECORDER, timeout=3, env={"SEEN": seen_url, "CRASH": "1"})
+    _function(boto, "esm-crash-fn", SQS_RECORDER, timeout=10, env={"SEEN": seen_url, "CRASH": "1"})
     sqs.send_message(QueueUrl=url, MessageBody="ok-but-the-function-crashes")
     sqs.send_message(QueueUrl=url, MessageBody="not an event {")
     esm = lam.create_event_source_mapping(FunctionName="esm-crash-fn", EventSourceArn=arn, BatchSize=10,
@@ -233,7 +234,7 @@ def test_sqs_mapping_function_error_fails_the_whole_batch_and_poison_reaches_the
         seen = _drain(sqs, seen_url, 4)  # both messages, each received maxReceiveCount (2) times
         assert sorted(s["record"]["body"] for s in seen) == ["not an event {"] * 2 + [
             "ok-but-the-function-crashes"] * 2
-        assert _count(sqs, url) == 0
+        _wait_for(lambda: _count(sqs, url) == 0)  # deleted once the invocation returned
     finally:
         lam.delete_event_source_mapping(UUID=esm["UUID"])
 
@@ -243,9 +244,9 @@ def test_sqs_mapping_disable_and_enable_take_effect_and_aws_refusals(boto, cloud
 
     sqs, lam = boto("sqs"), boto("lambda")
     seen_url, _ = _queue(sqs, "esm-toggle-seen")
-    url, arn = _queue(sqs, "esm-toggle-src", VisibilityTimeout="3")
-    _function(boto, "esm-toggle-fn", SQS_RECORDER, timeout=3, env={"SEEN": seen_url})
-    _, short_arn = _queue(sqs, "esm-short-visibility", VisibilityTimeout="2")
+    url, arn = _queue(sqs, "esm-toggle-src", VisibilityTimeout="10")
+    _function(boto, "esm-toggle-fn", SQS_RECORDER, timeout=10, env={"SEEN": seen_url})
+    _, short_arn = _queue(sqs, "esm-short-visibility", VisibilityTimeout="9")
     for kw, code, text in [
         ({"EventSourceArn": short_arn}, "InvalidParameterValueException", "less than Function timeout"),
         ({"EventSourceArn": arn, "BatchSize": 50}, "InvalidParameterValueException", "Maximum batch window"),
@@ -282,3 +283,47 @@ def test_sqs_mapping_disable_and_enable_take_effect_and_aws_refusals(boto, cloud
     finally:
         lam.delete_event_source_mapping(UUID=esm["UUID"])
     _wait_for(lambda: esm["UUID"] not in pollers())
+
+
+def test_sqs_mapping_honours_batch_size_and_maximum_concurrency(boto) -> None:
+    sqs, lam = boto("sqs"), boto("lambda")
+    seen_url, _ = _queue(sqs, "esm-conc-seen")
+    url, arn = _queue(sqs, "esm-conc-src", VisibilityTimeout="30")
+    source = ('import json, os, time, boto3\n'
+              'def handler(event, context):\n'
+              '    start = time.time(); time.sleep(1.5)\n'
+              '    boto3.client("sqs").send_message(QueueUrl=os.environ["SEEN"], MessageBody=json.dumps(\n'
+              '        {"n": len(event["Records"]), "start": start, "end": time.time()}))\n')
+    _function(boto, "esm-conc-fn", source, timeout=10, env={"SEEN": seen_url})
+    esm = lam.create_event_source_mapping(FunctionName="esm-conc-fn", EventSourceArn=arn, BatchSize=1,
+                                          ScalingConfig={"MaximumConcurrency": 2})
+    try:
+        for i in range(6):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+        calls = _drain(sqs, seen_url, 6, timeout=120)
+        assert [c["n"] for c in calls] == [1] * 6  # BatchSize 1: one record per invocation
+        overlap = max(sum(1 for o in calls if o["start"] < c["end"] and c["start"] < o["end"]) for c in calls)
+        assert overlap <= 2  # never more than MaximumConcurrency invocations at once
+        _wait_for(lambda: _count(sqs, url) == 0)  # deleted once the invocation returned
+    finally:
+        lam.delete_event_source_mapping(UUID=esm["UUID"])
+
+
+def test_a_rule_with_an_sqs_target_delivers_the_aws_shaped_event(boto) -> None:
+    s3, events, sqs = boto("s3"), boto("events"), boto("sqs")
+    s3.create_bucket(Bucket="contract-sqs-target")
+    s3.put_bucket_notification_configuration(Bucket="contract-sqs-target",
+                                             NotificationConfiguration={"EventBridgeConfiguration": {}})
+    url, arn = _queue(sqs, "rule-target-queue")
+    events.put_rule(Name="sqs-target-rule", EventPattern=json.dumps({
+        "source": ["aws.s3"], "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": ["contract-sqs-target"]}, "object": {"key": [{"prefix": "input/"}]}}}))
+    events.put_targets(Rule="sqs-target-rule", Targets=[{"Id": "q", "Arn": arn}])
+    etag = s3.put_object(Bucket="contract-sqs-target", Key="input/a b.csv", Body=b"a\n1\n")["ETag"].strip('"')
+    [event] = _drain(sqs, url, 1)
+    assert event["detail-type"] == "Object Created" and event["time"].endswith("Z")
+    obj = event["detail"]["object"]
+    assert obj["etag"] == etag and "eTag" not in obj and "version-id" not in obj  # unversioned bucket
+    assert obj["key"] in ("input/a+b.csv", "input/a b.csv") and obj["size"] == 4
+    events.remove_targets(Rule="sqs-target-rule", Ids=["q"])
+    events.delete_rule(Name="sqs-target-rule")
