@@ -284,7 +284,8 @@ def _set_visibility(sqs: Any, waits: List[Tuple[Dict[str, Any], int]]) -> None:
     """Make each waiting message reappear after its delay (ChangeMessageVisibilityBatch, 10 at a time)."""
     by_queue: Dict[str, List[Tuple[Dict[str, Any], int]]] = {}
     for rec, delay in waits:
-        by_queue.setdefault(str(rec.get("eventSourceARN") or ""), []).append((rec, delay))
+        if rec.get("receiptHandle"):  # without one only the queue's visibility timeout brings it back
+            by_queue.setdefault(str(rec.get("eventSourceARN") or ""), []).append((rec, delay))
     for arn, items in by_queue.items():
         parts = arn.split(":")
         if len(parts) < 6:
