@@ -171,6 +171,10 @@ def up(settings: Settings, *, timeout: float = 90.0, quiet: bool = True) -> dict
         if st.get("stale_pid"):
             pid_file.unlink(missing_ok=True)
             state_file.unlink(missing_ok=True)
+            # a killed daemon's threads can hold its socket for a moment after it shows as dead
+            deadline = time.monotonic() + 30
+            while _port_answers(settings.local_port) and time.monotonic() < deadline:
+                time.sleep(0.1)
         if _port_answers(settings.local_port):
             raise LocalCloudError(
                 f"port {settings.local_port} on 127.0.0.1 is in use by another program (not the etl-kit local "
