@@ -48,7 +48,9 @@ def free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on ``port`` (it sets SO_REUSEADDR: TIME_WAIT connections don't count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -165,6 +167,25 @@ class EmbeddedPostgres:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             subprocess.run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "20", "stop"],
                            capture_output=True, user=self.user, timeout=30)
+
+    def alive(self) -> bool:
+        """Whether the server process this object started still runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def restart(self, timeout: float = 30.0) -> PostgresInfo:
+        """Start the server again after it died: same data dir, same port (waits for the port to free up).
+
+        Raises
+        ------
+        LocalCloudError
+            The server does not come back (its log tail says why).
+        """
+        self.stop()
+        deadline = time.monotonic() + min(timeout, 10.0)
+        # the killed postmaster's backends notice its death and exit; until then they hold the port
+        while not _port_free(self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.start(timeout=timeout)
 
     def stop(self) -> None:
         """Stop the server (fast shutdown), killing it if it does not stop in time."""
