@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     state_dir = Path(args.state_dir).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    from etl_kit.localcloud.postgres import secure_state_dir
+
+    secure_state_dir(state_dir)  # 0700: data files, passwords and the server's socket live here
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     (state_dir / ERROR_FILE).unlink(missing_ok=True)
