@@ -351,11 +351,15 @@ def throwaway_cloud(base: Any) -> Iterator[Any]:
 
 
 def _pg_uri(settings: Any, database: str | None = None) -> str:
+    from urllib.parse import quote
+
     from etl_kit import localcloud
 
     info = localcloud.warehouse_info(settings)
     db = database or info.get("admin_db") or "postgres"
-    return f"postgresql://{info['user']}:{info['password']}@{info['host']}:{info['port']}/{db}"
+    # the bootstrap superuser logs in over the unix socket only
+    host = f"?host={quote(info['socket_dir'], safe='')}" if info.get("socket_dir") else ""
+    return f"postgresql://{info['user']}:{info['password']}@{'' if host else info['host']}:{info['port']}/{db}{host}"
 
 
 def _pg_database(settings: Any) -> str | None:
