@@ -41,7 +41,10 @@ def register(group: click.Group) -> None:
         from etl_kit.localcloud import up
 
         st = up(_settings(params, state_dir, port))
-        if st.get("already_running"):
+        if st.get("repaired"):
+            fixed = ", ".join(f"{name} {'restarted' if ok else 'NOT restarted'}" for name, ok in st["repaired"].items())
+            click.echo(f"local cloud at {st['endpoint']} (pid {st['pid']}) repaired: {fixed}")
+        elif st.get("already_running"):
             click.echo(f"local cloud already running at {st['endpoint']} (pid {st['pid']})")
         else:
             click.echo(f"local cloud ready at {st['endpoint']} (pid {st['pid']}, postgres {st.get('postgres')}, "
@@ -63,12 +66,19 @@ def register(group: click.Group) -> None:
     @click.option("--port", type=int, default=None)
     @click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
     def status_cmd(params: str | None, state_dir: str | None, port: int | None, as_json: bool) -> None:
-        """Show endpoint, pid, uptime, PostgreSQL address and each provider's health."""
+        """Show endpoint, pid, uptime, PostgreSQL address and each part's health.
+
+        Exits 3 when the local cloud is not running, 4 when it runs but a part is down (named).
+        """
         from etl_kit.localcloud import status
 
         st = status(_settings(params, state_dir, port))
         if as_json:
             click.echo(json.dumps(st, indent=2, default=str))
+            if st["running"] and st.get("down"):
+                raise SystemExit(4)
+            if not st["running"]:
+                raise SystemExit(3)
             return
         if not st["running"]:
             extra = f" (stale pid file for pid {st['stale_pid']}: `etl-kit local up` will replace it)" \
@@ -81,3 +91,6 @@ def register(group: click.Group) -> None:
             flag = "ok" if h.get("ok") else "FAILING"
             detail = ", ".join(f"{k}={v}" for k, v in h.items() if k != "ok")
             click.echo(f"provider  {name:<18} {flag}  {detail}")
+        if st.get("down"):
+            click.echo(f"DOWN: {', '.join(st['down'])} -- `etl-kit local up` repairs it", err=True)
+            raise SystemExit(4)

@@ -2,6 +2,11 @@
 
 Started by ``etl-kit local up`` (see :mod:`etl_kit.localcloud.manager`) as
 ``python -m etl_kit.localcloud.daemon --state-dir DIR --port PORT --region REGION``.
+
+Its state persists under the state dir (:mod:`etl_kit.localcloud.persistence`): it is restored
+before the first request is served and snapshotted while it serves and when it stops. A watchdog
+(:mod:`etl_kit.localcloud.supervisor`) restarts the embedded PostgreSQL when it dies;
+``POST /_etl_kit/repair`` (what ``etl-kit local up`` calls when a part is down) restarts it at once.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from typing import Any
 from etl_kit.config import LOCAL_ACCOUNT_ID
 from etl_kit.localcloud import motohooks
 from etl_kit.localcloud.context import CloudContext
-from etl_kit.localcloud.dispatcher import Dispatcher, Provider
+from etl_kit.localcloud.dispatcher import Dispatcher, Provider, WsgiApp
+from etl_kit.localcloud.persistence import GatedApp, Persister, PersistingApp, prepare_state_dir
 
-__all__ = ["PROVIDER_FACTORIES", "build_app", "main"]
+__all__ = ["PROVIDER_FACTORIES", "build_app", "main", "REPAIR_PATH"]
 
 log = logging.getLogger("etl_kit.localcloud")
 
@@ -36,6 +42,35 @@ PROVIDER_FACTORIES = (
 
 STATE_FILE = "daemon.json"
 ERROR_FILE = "daemon.error"
+REPAIR_PATH = "/_etl_kit/repair"
+
+
+class _StateHealth(Provider):
+    """The persister's figures in the health document (part ``state``)."""
+
+    def __init__(self, persister: Persister) -> None:
+        super().__init__(name="state")
+        self.persister = persister
+
+    def health(self) -> dict[str, Any]:
+        return self.persister.health()
+
+
+class FrontDoor:
+    """Outermost WSGI layer: ``POST /_etl_kit/repair`` restarts what is down, the rest passes on."""
+
+    def __init__(self, app: WsgiApp, dispatcher: Dispatcher) -> None:
+        self.app = app
+        self.dispatcher = dispatcher
+        self.repairers: list[Any] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == REPAIR_PATH and environ.get("REQUEST_METHOD") == "POST":
+            repaired = {r.name: bool(r.repair()) for r in self.repairers if not r.health().get("ok")}
+            body = json.dumps({"repaired": repaired, "health": self.dispatcher.health()}, default=str).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return self.app(environ, start_response)
 
 
 def _load_providers(ctx: CloudContext) -> list[Provider]:
@@ -48,19 +83,25 @@ def _load_providers(ctx: CloudContext) -> list[Provider]:
     return providers
 
 
-def build_app(ctx: CloudContext) -> tuple[Dispatcher, list[Provider]]:
-    """moto's WSGI app behind the dispatcher, with every provider and hook installed."""
+def build_app(ctx: CloudContext, state_root: Path) -> tuple[FrontDoor, list[Provider], Persister]:
+    """moto's WSGI app behind the dispatcher, with every provider and hook installed and state persisted.
+
+    ``state_root`` holds the snapshot and the S3 bodies; call ``persister.restore()`` before serving.
+    """
     problems = motohooks.check_contract()
     if problems:
         # Fail loudly: a moved internal would make the providers act, not emulate.
         raise RuntimeError("moto internals changed: " + "; ".join(problems))
     motohooks.install_s3_notification_fix()
     providers = _load_providers(ctx)
+    persister = Persister(state_root, providers)
     info = {"endpoint": ctx.endpoint, "region": ctx.region, "account_id": ctx.account_id, "pid": os.getpid(),
             "state_dir": str(ctx.state_dir)}
     if ctx.postgres is not None:
         info["postgres"] = f"{ctx.postgres.host}:{ctx.postgres.port}"
-    return Dispatcher(motohooks.make_moto_app(), providers, info=info), providers
+    dispatcher = Dispatcher(GatedApp(motohooks.make_moto_app(), persister.gate), [*providers, _StateHealth(persister)],
+                            info=info)
+    return FrontDoor(PersistingApp(dispatcher, persister), dispatcher), providers, persister
 
 
 def _warm_up() -> None:
@@ -72,6 +113,33 @@ def _warm_up() -> None:
         log.debug("warm-up failed: %s", exc)
 
 
+def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
+    tmp = state_dir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.chmod(0o600)  # holds the warehouse password
+    tmp.replace(state_dir / STATE_FILE)
+
+
+def _start_postgres(ctx: CloudContext, front: FrontDoor, state: dict[str, Any]) -> Any:
+    """Start the embedded PostgreSQL and its watchdog; returns (server, supervisor)."""
+    from etl_kit.localcloud.postgres import EmbeddedPostgres
+    from etl_kit.localcloud.supervisor import PostgresSupervisor
+
+    pg = EmbeddedPostgres(ctx.state_dir)
+    ctx.postgres = pg.start()
+    front.dispatcher.info["postgres"] = f"{ctx.postgres.host}:{ctx.postgres.port}"
+
+    def restarted(info: Any) -> None:  # a new port (the old one was taken) must reach daemon.json
+        front.dispatcher.info["postgres"] = f"{info.host}:{info.port}"
+        state["postgres"] = info.__dict__
+        _write_state(ctx.state_dir, state)
+
+    supervisor = PostgresSupervisor(ctx, pg, on_restart=restarted)
+    front.dispatcher.providers.append(supervisor)
+    front.repairers.append(supervisor)
+    return pg, supervisor
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="etl_kit.localcloud.daemon")
     parser.add_argument("--state-dir", required=True)
@@ -81,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     state_dir = Path(args.state_dir).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    from etl_kit.localcloud.postgres import secure_state_dir
+
+    secure_state_dir(state_dir)  # 0700 (0710 for a root-run server's group): data, passwords, the socket
+    state_root = prepare_state_dir(state_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     (state_dir / ERROR_FILE).unlink(missing_ok=True)
@@ -97,23 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     ctx = CloudContext(endpoint=endpoint, region=args.region, account_id=LOCAL_ACCOUNT_ID, state_dir=state_dir,
                        python=sys.executable)
     try:
-        app, providers = build_app(ctx)
+        app, providers, persister = build_app(ctx, state_root)
+        restored = persister.restore()
     except Exception as exc:
+        log.exception("could not build the local cloud")
         return fail(f"could not build the local cloud: {exc}")
+    log.info("state: %s", restored)
     try:
         server = make_server("127.0.0.1", args.port, app, threaded=True)
     except OSError as exc:
         return fail(f"port {args.port} on 127.0.0.1 is in use ({exc.strerror}); "
                     "stop the program using it or set local_port in params")
 
+    state: dict[str, Any] = {"pid": os.getpid(), "endpoint": endpoint, "port": args.port, "region": args.region,
+                             "started": time.time(), "postgres": None, "state_dir": str(state_dir)}
     pg = None
     if not args.no_postgres:
-        from etl_kit.localcloud.postgres import EmbeddedPostgres
-
         try:
-            pg = EmbeddedPostgres(state_dir)
-            ctx.postgres = pg.start()
-            app.info["postgres"] = f"{ctx.postgres.host}:{ctx.postgres.port}"
+            pg, supervisor = _start_postgres(ctx, app, state)
+            providers.append(supervisor)
         except Exception as exc:
             server.server_close()
             return fail(f"embedded PostgreSQL failed to start: {exc}")
@@ -132,31 +205,37 @@ def main(argv: list[str] | None = None) -> int:
         start = getattr(p, "start", None)
         if callable(start):
             start()
-    state = {"pid": os.getpid(), "endpoint": endpoint, "port": args.port, "region": args.region,
-             "started": time.time(), "postgres": ctx.postgres.__dict__ if ctx.postgres else None,
-             "state_dir": str(state_dir)}
-    tmp = state_dir / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state))
-    tmp.chmod(0o600)  # holds the warehouse password
-    tmp.replace(state_dir / STATE_FILE)
-    log.info("local cloud ready on %s (postgres %s)", endpoint, app.info.get("postgres"))
+    persister.start()
+    state["postgres"] = ctx.postgres.__dict__ if ctx.postgres else None
+    _write_state(state_dir, state)
+    log.info("local cloud ready on %s (postgres %s)", endpoint, app.dispatcher.info.get("postgres"))
     # the first COPY would otherwise pay for pyarrow's Parquet reader and compute kernels (~0.3 s)
     threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
-        log.info("local cloud stopping")
-        for p in providers:
-            try:
-                p.close()
-            except Exception:
-                log.exception("provider %s failed to close", p.name)
-        ctx.executor.shutdown(wait=False, cancel_futures=True)
-        if pg is not None:
-            pg.stop()
-        (state_dir / STATE_FILE).unlink(missing_ok=True)
-        log.info("local cloud stopped")
+        _shut_down(state_dir, persister, providers, ctx, pg)
     return 0
+
+
+def _shut_down(state_dir: Path, persister: Persister, providers: list[Provider], ctx: CloudContext,
+               pg: Any) -> None:
+    log.info("local cloud stopping")
+    try:
+        # before the providers stop their runs: what still runs is restored as interrupted, not as stopped
+        persister.close()
+    except Exception:
+        log.exception("the last state snapshot failed (the previous one stays)")
+    for p in providers:
+        try:
+            p.close()
+        except Exception:
+            log.exception("provider %s failed to close", p.name)
+    ctx.executor.shutdown(wait=False, cancel_futures=True)
+    if pg is not None:
+        pg.stop()
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    log.info("local cloud stopped")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from etl_kit.config import Settings
 from etl_kit.exceptions import LocalCloudError
 from etl_kit.localcloud.daemon import ERROR_FILE, STATE_FILE
 
-__all__ = ["up", "down", "status", "ensure_running", "health", "warehouse_info"]
+__all__ = ["up", "down", "status", "repair", "ensure_running", "health", "warehouse_info"]
 
 PID_FILE = "daemon.pid"
 LOG_FILE = "daemon.log"
@@ -37,6 +37,7 @@ def _paths(settings: Settings) -> tuple[Path, Path, Path]:
 def _lock(state_dir: Path) -> Iterator[None]:
     """Serialise up/down across processes (parallel test workers, notebooks)."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700 | (state_dir.stat().st_mode & 0o011))  # the state (and its secrets) is the owner's
     with open(state_dir / "daemon.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -96,9 +97,37 @@ def status(settings: Settings) -> dict[str, Any]:
     if h is None:
         return out
     _same_state_dir(settings, h)
+    parts = h.get("providers", {})
     out.update(running=True, pid=h.get("pid", pid), uptime_seconds=h.get("uptime_seconds"),
-               postgres=h.get("postgres"), providers=h.get("providers", {}), healthy=bool(h.get("ok")))
+               postgres=h.get("postgres"), providers=parts, healthy=bool(h.get("ok")),
+               down=sorted(name for name, part in parts.items() if not part.get("ok")))
     return out
+
+
+def repair(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
+    """Ask a running daemon to restart its failed parts; returns the status afterwards.
+
+    Raises
+    ------
+    LocalCloudError
+        A part is still down after the repair (with what the daemon reports about it).
+    """
+    from etl_kit.localcloud.daemon import REPAIR_PATH
+
+    req = urllib.request.Request(f"{settings.local_endpoint}{REPAIR_PATH}", data=b"{}", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            repaired = json.loads(resp.read()).get("repaired", {})
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise LocalCloudError(f"the local cloud at {settings.local_endpoint} did not answer the repair: {exc}; "
+                              "stop it with `etl-kit local down` and start it again") from exc
+    st = status(settings)
+    st["repaired"] = repaired
+    if st.get("down"):
+        details = "; ".join(f"{n}: {st['providers'][n]}" for n in st["down"])
+        raise LocalCloudError(f"the local cloud is running but still failing after a repair: {details}; "
+                              f"see {settings.state_dir / LOG_FILE}")
+    return st
 
 
 def _same_state_dir(settings: Settings, h: dict[str, Any]) -> None:
@@ -134,12 +163,18 @@ def up(settings: Settings, *, timeout: float = 90.0, quiet: bool = True) -> dict
     with _lock(state_dir):
         st = status(settings)
         if st["running"]:
+            if st.get("down"):
+                st = repair(settings)
             st["already_running"] = True
             _known_healthy.add(settings.local_endpoint)
             return st
         if st.get("stale_pid"):
             pid_file.unlink(missing_ok=True)
             state_file.unlink(missing_ok=True)
+            # a killed daemon's threads can hold its socket for a moment after it shows as dead
+            deadline = time.monotonic() + 30
+            while _port_answers(settings.local_port) and time.monotonic() < deadline:
+                time.sleep(0.1)
         if _port_answers(settings.local_port):
             raise LocalCloudError(
                 f"port {settings.local_port} on 127.0.0.1 is in use by another program (not the etl-kit local "

@@ -7,11 +7,12 @@ points the plain ``boto3.client(...)`` calls at the local cloud.
 Environment
 -----------
 WORKFLOW_NAME (required), BUCKET (optional: only objects of this bucket act), INPUT_PREFIX (``input/``),
-STATE_PREFIX (``_etl_kit/``), TOPIC_ARN (optional SNS topic), MAX_START_ATTEMPTS (``6``),
-BACKOFF_BASE_SECONDS (``1``), BACKOFF_MAX_SECONDS (``20``).
+STATE_PREFIX (``_etl_kit/``), TOPIC_ARN (optional SNS topic), BACKOFF_BASE_SECONDS (``2``),
+BACKOFF_MAX_SECONDS (``900``): the delay before a waiting SQS record is tried again.
 
-Events: EventBridge "Object Created" (``detail.bucket.name``, ``detail.object.key``...) and the
-classic S3 notification (``Records[].s3``; keys URL-encoded with ``+`` for space). Only ``.csv`` /
+Events: an SQS batch from the intake queue's event source mapping (each body an EventBridge event),
+or, directly, an EventBridge "Object Created" event (``detail.bucket.name``, ``detail.object.key``...)
+or a classic S3 notification (``Records[].s3``; keys URL-encoded with ``+`` for space). Only ``.csv`` /
 ``.csv.gz`` objects under INPUT_PREFIX act; zero-byte objects and folder markers are skipped.
 
 Dedupe, with retries: each attempt at an object identity (bucket, key, version-or-etag) is a claim
@@ -25,8 +26,14 @@ longest a Lambda can run) -> it races for attempt n+1. A replay event (detail-ty
 ``Object Replay Requested`` / ``Object Replay Forced``, sent by ``etl-kit replay``) may also take over a
 rejected attempt or one whose run is no longer known, and with force a succeeded one. A claim written
 before attempts existed (``claims/<sha256>.json``) counts as attempt 0.
-If the workflow cannot be started the claim is deleted and the error re-raised, so that Lambda's
-async retry (or EventBridge) delivers the event again and the object is not lost.
+If the workflow cannot be started the claim is deleted and the error re-raised.
+
+Waiting (SQS batches): ``StartWorkflowRun`` is tried once, never with a sleep. A record that cannot start
+now (``ConcurrentRunsExceededException``, throttling, a transient or unexpected error) is reported in
+``batchItemFailures`` and its message is made visible again after an exponential backoff with jitter
+on its ``ApproximateReceiveCount`` (``ChangeMessageVisibility``), so events wait in the queue until a run
+slot is free. A body that is not an event is retried at once, so the queue's redrive moves it to the DLQ
+after ``maxReceiveCount`` receives. Started, skipped and duplicate records are successes (deleted).
 """
 
 from __future__ import annotations
@@ -44,7 +51,15 @@ from urllib.parse import unquote_plus
 import boto3
 
 __all__ = ["handler", "parse_event", "should_process", "claim_key", "take_claim", "claim_verdict",
-           "run_verdict", "delivery_kind", "ObjectRef"]
+           "run_verdict", "delivery_kind", "ObjectRef", "backoff_seconds", "WAIT_CODES"]
+
+# Error codes meaning "not now": the record waits in the queue (logged, not notified).
+WAIT_CODES = frozenset({
+    "ConcurrentRunsExceededException", "ThrottlingException", "Throttling", "TooManyRequestsException",
+    "RequestLimitExceeded", "ServiceUnavailable", "ServiceUnavailableException", "InternalServiceException",
+    "InternalFailure", "InternalError", "OperationTimeoutException", "SlowDown", "RequestTimeout",
+})
+MAX_VISIBILITY_SECONDS = 43200  # SQS refuses a longer visibility timeout (12 hours)
 
 
 class ObjectRef(Dict[str, Any]):
@@ -273,16 +288,6 @@ def _log(**fields: Any) -> None:
     print(json.dumps(fields, default=str, sort_keys=True), flush=True)
 
 
-def _remaining_ms(context: Any) -> float:
-    fn = getattr(context, "get_remaining_time_in_millis", None)
-    if fn is None and isinstance(context, dict):
-        fn = context.get("get_remaining_time_in_millis")
-    try:
-        return float(fn()) if fn else 60_000.0
-    except Exception:
-        return 60_000.0
-
-
 def _notify(sns: Any, topic: str, subject: str, body: str) -> None:
     if not topic:
         return
@@ -359,33 +364,29 @@ def _process_one(ref: ObjectRef, *, s3: Any, glue: Any, sns: Any, context: Any) 
         "event_time": str(ref.get("event_time") or ""), "claim_key": ckey,
         "claim_attempt": str(taken["attempt"]), "delivery": kind,
     }
-    attempts = int(_env("MAX_START_ATTEMPTS", "6"))
-    base = float(_env("BACKOFF_BASE_SECONDS", "1"))
-    cap = float(_env("BACKOFF_MAX_SECONDS", "20"))
+    # One attempt, never a sleep: when no run slot is free the error goes up to the entry point, which (for
+    # an SQS record) makes the message reappear later, so the event waits in the queue, not in this function.
     run_id = ""
     last: Optional[BaseException] = None
-    for attempt in range(1, attempts + 1):
-        try:
-            run_id = glue.start_workflow_run(Name=workflow, RunProperties=props)["RunId"]
-            break
-        except Exception as exc:
-            last = exc
-            if _code(exc) != "ConcurrentRunsExceededException" or attempt == attempts:
-                break
-            delay = min(cap, base * (2 ** (attempt - 1))) * (0.5 + random.random() / 2)
-            if _remaining_ms(context) - delay * 1000 < 5000:
-                break
-            _log(decision="retry_start", attempt=attempt, delay=round(delay, 2), bucket=bucket, key=key)
-            time.sleep(delay)
+    try:
+        run_id = glue.start_workflow_run(Name=workflow, RunProperties=props)["RunId"]
+    except Exception as exc:
+        last = exc
     if not run_id:
         with contextlib.suppress(Exception):
             s3.delete_object(Bucket=bucket, Key=ckey)  # release the claim so the retry can act
         reason = f"{_code(last) or type(last).__name__}: {last}" if last else "no run id returned"
-        result.update(status="failed", reason=reason)
-        _log(decision="failed", **result)
-        _notify(sns, topic, f"etl-kit: FAILED to start {workflow}",
-                f"Could not start workflow {workflow} for s3://{bucket}/{key}: {reason}\n"
-                "The event will be retried.")
+        if last is not None and _code(last) in WAIT_CODES:
+            # Waiting for a free run slot is the normal state of a burst: logged, not notified.
+            result.update(status="waiting", reason=reason)
+            _log(decision="waiting", **result)
+        else:
+            result.update(status="failed", reason=reason)
+            _log(decision="failed", **result)
+            _notify(sns, topic, f"etl-kit: FAILED to start {workflow}",
+                    f"Could not start workflow {workflow} for s3://{bucket}/{key}: {reason}\n"
+                    "The event stays in the intake queue and is retried; after the queue's maxReceiveCount "
+                    "it moves to the intake DLQ (etl-kit replay --dlq).")
         raise last if last is not None else RuntimeError(reason)
     claim["run_id"] = run_id
     claim["started_at"] = datetime.now(timezone.utc).isoformat()
@@ -401,20 +402,119 @@ def _process_one(ref: ObjectRef, *, s3: Any, glue: Any, sns: Any, context: Any) 
     return result
 
 
+class _Poison(Exception):
+    """An SQS record whose body is not an event this function understands."""
+
+
+def backoff_seconds(receive_count: int) -> int:
+    """Seconds before a waiting record is tried again: exponential in its receive count, capped, jittered.
+
+    ``min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (receive_count - 1))`` times a random factor in
+    [0.5, 1) (so a burst does not come back at once), at least 1 and at most SQS's 12 hours.
+    """
+    base = float(_env("BACKOFF_BASE_SECONDS", "2"))
+    cap = float(_env("BACKOFF_MAX_SECONDS", "900"))
+    delay = min(cap, base * 2 ** min(max(int(receive_count), 1) - 1, 30)) * (0.5 + random.random() / 2)
+    return int(max(1, min(MAX_VISIBILITY_SECONDS, round(delay))))
+
+
+def _record_event(record: Dict[str, Any]) -> Dict[str, Any]:
+    try:
+        doc = json.loads(record.get("body") or "")
+    except (TypeError, ValueError):
+        raise _Poison("the message body is not JSON") from None
+    if not isinstance(doc, dict):
+        raise _Poison("the message body is not a JSON object")
+    return doc
+
+
+def _is_sqs_batch(event: Dict[str, Any]) -> bool:
+    recs = event.get("Records")
+    return bool(recs) and isinstance(recs, list) and all(
+        isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in recs)
+
+
+def _set_visibility(sqs: Any, waits: List[Tuple[Dict[str, Any], int]]) -> None:
+    """Make each waiting message reappear after its delay (ChangeMessageVisibilityBatch, 10 at a time)."""
+    by_queue: Dict[str, List[Tuple[Dict[str, Any], int]]] = {}
+    for rec, delay in waits:
+        if rec.get("receiptHandle"):  # without one only the queue's visibility timeout brings it back
+            by_queue.setdefault(str(rec.get("eventSourceARN") or ""), []).append((rec, delay))
+    for arn, items in by_queue.items():
+        parts = arn.split(":")
+        if len(parts) < 6:
+            continue
+        # The queue's URL from its ARN with the client's own endpoint (no sqs:GetQueueUrl needed).
+        url = f"{sqs.meta.endpoint_url.rstrip('/')}/{parts[4]}/{parts[5]}"
+        for i in range(0, len(items), 10):
+            entries = [{"Id": str(n), "ReceiptHandle": rec["receiptHandle"], "VisibilityTimeout": delay}
+                       for n, (rec, delay) in enumerate(items[i:i + 10])]
+            try:
+                r = sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+                failed = r.get("Failed") or []
+            except Exception as exc:  # the message still reappears after the queue's visibility timeout
+                failed = [{"Id": e["Id"], "Message": str(exc)} for e in entries]
+            for f in failed:
+                _log(decision="visibility_not_changed", queue=arn, error=f.get("Message", ""))
+
+
+def _handle_sqs(records: List[Dict[str, Any]], *, s3: Any, glue: Any, sns: Any, sqs: Any,
+                context: Any) -> Dict[str, Any]:
+    """Process an SQS batch; the records that must wait or failed come back as ``batchItemFailures``."""
+    waits: List[Tuple[Dict[str, Any], int]] = []
+    busy = ""  # once no run slot is free, the rest of the batch waits without asking again
+    for rec in records:
+        count = int((rec.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+        ids = {"message_id": rec.get("messageId"), "receive_count": count}
+        try:
+            event = _record_event(rec)
+            if event.get("Event") == "s3:TestEvent":
+                _log(decision="skipped", reason="s3:TestEvent", **ids)
+                continue
+            refs = parse_event(event)
+            if not refs:
+                raise _Poison("the message names no S3 object")
+            if busy:
+                waits.append((rec, backoff_seconds(count)))
+                _log(decision="waiting", reason=busy, **ids)
+                continue
+            for ref in refs:
+                _process_one(ref, s3=s3, glue=glue, sns=sns, context=context)
+        except _Poison as exc:
+            # Retried at once: it cannot get better, so it reaches the DLQ after maxReceiveCount receives.
+            waits.append((rec, 0))
+            _log(decision="poison", reason=str(exc), body=str(rec.get("body"))[:200], **ids)
+        except Exception as exc:
+            code = _code(exc)
+            if code == "ConcurrentRunsExceededException":
+                busy = f"{code}: {exc}"
+            elif code not in WAIT_CODES:
+                _log(decision="record_failed", error=f"{code or type(exc).__name__}: {exc}", **ids)
+            waits.append((rec, backoff_seconds(count)))
+    if waits:
+        _set_visibility(sqs, waits)
+    return {"batchItemFailures": [{"itemIdentifier": str(rec.get("messageId"))} for rec, _ in waits]}
+
+
 def handler(event: Dict[str, Any], context: Any = None, *, s3: Any = None, glue: Any = None,
-            sns: Any = None) -> Dict[str, Any]:
+            sns: Any = None, sqs: Any = None) -> Dict[str, Any]:
     """Lambda entry point.
 
     Returns
     -------
     dict
-        ``{status: started|skipped|failed, reason, run_id, bucket, key}`` (for several records,
-        the first such dict plus ``results`` with one per record).
+        For an SQS batch: ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`` (the records
+        that wait in the queue). For a direct event: ``{status: started|skipped, reason, run_id, bucket,
+        key}`` (for several records, the first such dict plus ``results`` with one per record); a
+        failure to start raises.
     """
     s3 = s3 or boto3.client("s3")
     glue = glue or boto3.client("glue")
     if sns is None and _env("TOPIC_ARN"):
         sns = boto3.client("sns")
+    if _is_sqs_batch(event):
+        return _handle_sqs(event["Records"], s3=s3, glue=glue, sns=sns, sqs=sqs or boto3.client("sqs"),
+                           context=context)
     refs = parse_event(event)
     if not refs:
         res = {"status": "skipped", "reason": "event names no S3 object", "run_id": "", "bucket": "", "key": ""}

@@ -23,8 +23,8 @@ One ``batch_execute_statement`` (one transaction) per object:
 Before that a parameterised ``SELECT`` on the ledger skips objects with a ``loaded`` attempt
 (idempotent; a ``failed`` attempt does not block the retry).
 Batch statements take no parameters, so values are embedded as escaped literals: single quotes and
-backslashes are doubled (Redshift treats backslash as an escape in literals; a PostgreSQL emulation
-should run with ``standard_conforming_strings = off`` to read them the same way). Identifiers are
+backslashes are doubled (Redshift treats backslash as an escape in literals; the local cloud hands such
+literals to PostgreSQL as ``E'...'``). Identifiers are
 validated (``[A-Za-z_][A-Za-z0-9_]*``) and double-quoted.
 
 Ledger states: ``loaded`` (here), ``failed`` (here, separate statement after a failed batch),

@@ -1,4 +1,4 @@
-"""The Lambda handler: event parsing, key decoding, filters, dedupe claims, retries (no network)."""
+"""The Lambda handler: event parsing, key decoding, filters, dedupe claims, SQS batches (in-process moto)."""
 
 from __future__ import annotations
 
@@ -132,20 +132,17 @@ def test_handler_skips_outside_input_and_missing(s3: Any) -> None:
     assert glue.calls == []
 
 
-def test_handler_retries_concurrency_then_gives_up(s3: Any) -> None:
-    etag = put(s3, "input/a.csv", b"x")
-    glue = FakeGlue(refuse=2)
-    assert lh.handler(s3_event("input/a.csv", etag=etag), None, s3=s3, glue=glue, sns=FakeSns())["status"] == "started"
-    assert len(glue.calls) == 3
-    etag = put(s3, "input/b.csv", b"y")
-    glue, sns = FakeGlue(refuse=100), FakeSns()
+def test_direct_event_that_cannot_start_raises_and_releases_the_claim(s3: Any) -> None:
     from botocore.exceptions import ClientError
 
-    with pytest.raises(ClientError):
+    etag = put(s3, "input/b.csv", b"y")
+    glue, sns = FakeGlue(refuse=1), FakeSns()
+    with pytest.raises(ClientError, match="ConcurrentRunsExceeded"):
         lh.handler(s3_event("input/b.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)
-    assert "FAILED" in sns.messages[-1]["Subject"]
+    assert len(glue.calls) == 1  # one attempt: the function never sleeps waiting for a slot
+    assert sns.messages == []  # waiting for a run slot is not a failure worth a notice
     # the claim was released: a redelivery can start the run
-    assert lh.handler(s3_event("input/b.csv", etag=etag), None, s3=s3, glue=FakeGlue(), sns=sns)["status"] == "started"
+    assert lh.handler(s3_event("input/b.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)["status"] == "started"
 
     # an event for a version that has since been overwritten is skipped: the newer version's event runs it
     new = put(s3, "input/b.csv", b"z")
@@ -260,3 +257,104 @@ def test_a_run_glue_no_longer_knows_is_retried_only_on_replay(s3: Any) -> None:
     assert res["status"] == "skipped" and "unknown" in res["reason"]
     res = lh.handler(replay_event("input/u.csv", etag), None, s3=s3, glue=glue, sns=FakeSns())
     assert res["status"] == "started" and res["attempt"] == 2
+
+
+class BusyGlue(FakeGlue):
+    """Starts ``free`` runs, then answers ConcurrentRunsExceeded (or ``error``) to every other call."""
+
+    def __init__(self, free: int, error: str = "ConcurrentRunsExceededException") -> None:
+        super().__init__()
+        self.free, self.error = free, error
+
+    def start_workflow_run(self, **kw: Any) -> dict[str, str]:
+        from botocore.exceptions import ClientError
+
+        self.calls.append(kw)
+        if len(self.calls) > self.free:
+            raise ClientError({"Error": {"Code": self.error, "Message": "no"}}, "StartWorkflowRun")
+        return {"RunId": f"wr_{len(self.calls)}"}
+
+
+@pytest.fixture
+def queue(s3: Any) -> Any:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="intake")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return sqs, url, arn
+
+
+def sqs_records(queue: Any, bodies: list[str]) -> list[dict[str, Any]]:
+    """Send ``bodies``, receive them (visible again at once) and build Lambda's SQS records, in order."""
+    sqs, url, arn = queue
+    ids = [sqs.send_message(QueueUrl=url, MessageBody=b)["MessageId"] for b in bodies]
+    got: dict[str, dict[str, Any]] = {}
+    while len(got) < len(ids):
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                     AttributeNames=["All"]).get("Messages", []):
+            got[m["MessageId"]] = m
+    return [{"messageId": i, "receiptHandle": got[i]["ReceiptHandle"], "body": got[i]["Body"],
+             "attributes": {"ApproximateReceiveCount": got[i]["Attributes"]["ApproximateReceiveCount"]},
+             "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1"}
+            for i in ids]
+
+
+def visible_bodies(queue: Any) -> list[str]:
+    sqs, url, _ = queue
+    out: list[str] = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not msgs:
+            return sorted(out)
+        out += [m["Body"] for m in msgs]
+
+
+def test_sqs_batch_reports_waiting_and_poison_records_and_delays_the_waiting(s3: Any, queue: Any) -> None:
+    sqs = queue[0]
+    e_a, e_b, e_c = (put(s3, f"input/{k}.csv", b"a,b\n1,2\n" + k.encode()) for k in "abc")
+    s3.put_object(Bucket="bkt", Key="input/notes.txt", Body=b"x")
+    bodies = [json.dumps(eb_event("input/a.csv", etag=e_a)), json.dumps(eb_event("input/a.csv", etag=e_a)),
+              json.dumps(eb_event("input/notes.txt")), "not an event {", json.dumps(eb_event("input/b.csv", etag=e_b)),
+              json.dumps(eb_event("input/c.csv", etag=e_c)), json.dumps({"Event": "s3:TestEvent"})]
+    records = sqs_records(queue, bodies)
+    glue, sns = BusyGlue(free=1), FakeSns()
+    res = lh.handler({"Records": records}, None, s3=s3, glue=glue, sns=sns, sqs=sqs)
+
+    failed = [f["itemIdentifier"] for f in res["batchItemFailures"]]
+    assert failed == [records[3]["messageId"], records[4]["messageId"], records[5]["messageId"]]
+    # a started, its duplicate skipped, b refused (no slot), c not even tried once no slot was free
+    assert [c["RunProperties"]["source_key"] for c in glue.calls] == ["input/a.csv", "input/b.csv"]
+    claims = [o["Key"] for o in s3.list_objects_v2(Bucket="bkt", Prefix="_etl_kit/claims/").get("Contents", [])]
+    assert claims == [lh.claim_key("bkt", "input/a.csv", e_a, attempt=1)]  # b's claim released, c never claimed
+    assert not [m for m in sns.messages if "FAILED" in m["Subject"]]
+    # successes stay for the event source mapping to delete; the poison comes back at once (towards the
+    # DLQ); the waiting ones are hidden for their backoff
+    assert visible_bodies(queue) == sorted(bodies[:4] + bodies[6:])
+
+
+def test_sqs_batch_unexpected_errors_fail_only_their_record(s3: Any, queue: Any) -> None:
+    e_a, e_b = (put(s3, f"input/{k}.csv", b"a,b\n1,2\n" + k.encode()) for k in "ab")
+    records = sqs_records(queue, [json.dumps(eb_event(f"input/{k}.csv", etag=e)) for k, e in (("a", e_a), ("b", e_b))])
+    glue, sns = BusyGlue(free=0, error="EntityNotFoundException"), FakeSns()
+    res = lh.handler({"Records": records}, None, s3=s3, glue=glue, sns=sns, sqs=queue[0])
+    assert [f["itemIdentifier"] for f in res["batchItemFailures"]] == [r["messageId"] for r in records]
+    assert len(glue.calls) == 2  # not a busy signal: every record is tried
+    assert [m["Subject"] for m in sns.messages] == ["etl-kit: FAILED to start wf"] * 2
+    assert "intake DLQ" in sns.messages[0]["Message"]
+    assert s3.list_objects_v2(Bucket="bkt", Prefix="_etl_kit/claims/").get("KeyCount", 0) == 0
+    # once the workflow exists again, the same records start their runs and are not reported
+    res = lh.handler({"Records": sqs_records(queue, [r["body"] for r in records])}, None, s3=s3, glue=FakeGlue(),
+                     sns=sns, sqs=queue[0])
+    assert res == {"batchItemFailures": []}
+
+
+def test_backoff_grows_with_the_receive_count_within_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKOFF_BASE_SECONDS", "2")
+    monkeypatch.setenv("BACKOFF_MAX_SECONDS", "900")
+    for count in range(1, 40):
+        top = min(900, 2 * 2 ** (count - 1))
+        for _ in range(20):
+            d = lh.backoff_seconds(count)
+            assert max(1, round(top / 2)) <= d <= top and isinstance(d, int)
+    monkeypatch.setenv("BACKOFF_MAX_SECONDS", "999999")
+    monkeypatch.setenv("BACKOFF_BASE_SECONDS", "100000")
+    assert lh.backoff_seconds(1) == lh.MAX_VISIBILITY_SECONDS == 43200  # SQS's ceiling for a visibility timeout

@@ -8,22 +8,32 @@ provider intercepts the operations that run things or report on runs and does th
 * :mod:`.workflow` -- executes workflow trigger graphs over the two.
 
 Everything else (Create*/Update*/Delete*, the catalog's own API) goes to moto unchanged. Run
-records live in memory for the daemon's lifetime, like moto's own state.
+records are part of the local cloud's snapshot (:mod:`etl_kit.localcloud.persistence`): after a
+restart the history is back, and runs that were in flight end FAILED (workflow runs ERROR) with
+the message ``interrupted: the local cloud stopped``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
+import threading
+from pathlib import Path
 from typing import Any
 
 from etl_kit.localcloud.context import CloudContext
 from etl_kit.localcloud.dispatcher import Provider
-from etl_kit.localcloud.glue.crawler import CrawlerRunner
-from etl_kit.localcloud.glue.jobs import JobRunner
+from etl_kit.localcloud.glue.common import state_version, utcnow
+from etl_kit.localcloud.glue.crawler import Crawl, CrawlerRunner
+from etl_kit.localcloud.glue.jobs import TERMINAL, JobRun, JobRunner
 from etl_kit.localcloud.glue.updates import DefinitionUpdates
 from etl_kit.localcloud.glue.workflow import WorkflowEngine
 
 __all__ = ["GlueProvider", "build"]
+
+log = logging.getLogger("etl_kit.localcloud.glue")
 
 
 class GlueProvider(Provider):
@@ -76,6 +86,81 @@ class GlueProvider(Provider):
     def close(self) -> None:
         self.jobs.close()
         self.crawlers.close()
+
+    # -- persistence (see etl_kit.localcloud.persistence) ------------------------------------------
+    def state_version(self) -> int:
+        return state_version()
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """The run history (job runs, crawls, workflow runs) as picklable records."""
+        with self.jobs._lock:
+            jobs = {name: list(runs) for name, runs in self.jobs.runs.items()}
+        with self.crawlers._lock:
+            crawls = {name: list(c) for name, c in self.crawlers.crawls.items()}
+        with self.workflows._lock:
+            workflows = {name: list(runs) for name, runs in self.workflows.runs.items()}
+        return {"job_runs": jobs, "crawls": crawls, "workflow_runs": workflows}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Take back the history; what was in flight when the daemon stopped ends as interrupted."""
+        from etl_kit.localcloud.persistence import INTERRUPTED
+
+        self._interrupted: list[JobRun | Crawl] = []
+        with self.jobs._lock:
+            for name, runs in state.get("job_runs", {}).items():
+                for run in runs:
+                    if run.state not in TERMINAL:
+                        _stop_orphan(run)
+                        run.set_state("FAILED", INTERRUPTED)
+                        self._interrupted.append(run)
+                    self.jobs.by_id[run.id] = run
+                self.jobs.runs[name] = list(runs)
+        with self.crawlers._lock:
+            for name, crawls in state.get("crawls", {}).items():
+                for crawl in crawls:
+                    if not crawl.finished:
+                        crawl.state, crawl.error, crawl.end = "FAILED", INTERRUPTED, utcnow()
+                        self._interrupted.append(crawl)
+                self.crawlers.crawls[name] = list(crawls)
+        with self.workflows._lock:
+            for name, runs in state.get("workflow_runs", {}).items():
+                for wr in runs:
+                    if wr.status in ("RUNNING", "STOPPING"):
+                        wr.actions = {k: (v or "FAILED") for k, v in wr.actions.items()}
+                        wr.status, wr.error_message, wr.completed_on = "ERROR", INTERRUPTED, utcnow()
+                        wr.starting = 0
+                    self.workflows.by_id[wr.id] = wr
+                self.workflows.runs[name] = list(runs)
+
+    def start(self) -> None:
+        """Announce the runs a restart interrupted, as Glue announces failed runs (rules -> SNS)."""
+        interrupted = getattr(self, "_interrupted", [])
+        if interrupted:
+            threading.Thread(target=self._announce, args=(interrupted,), name="glue-interrupted",
+                             daemon=True).start()
+
+    def _announce(self, interrupted: list[JobRun | Crawl]) -> None:
+        for item in interrupted:
+            try:
+                if isinstance(item, JobRun):
+                    self.jobs._emit(item)
+                else:
+                    self.crawlers._emit(item, "Failed")
+            except Exception:
+                log.exception("could not announce an interrupted run")
+
+
+def _stop_orphan(run: JobRun) -> None:
+    """Kill the script of ``run`` if the daemon that started it died and left it running."""
+    if not run.pid:
+        return
+    try:
+        cmdline = Path(f"/proc/{run.pid}/cmdline").read_bytes()
+    except OSError:
+        return
+    if run.id.encode() in cmdline.split(b"\0"):  # the same run, not a reused pid
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(run.pid, signal.SIGKILL)
 
 
 def build(ctx: CloudContext) -> list[Provider]:

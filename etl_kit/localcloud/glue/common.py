@@ -9,7 +9,23 @@ from typing import Any
 from etl_kit.localcloud.dispatcher import ServiceError
 
 __all__ = ["utcnow", "iso", "new_job_run_id", "new_workflow_run_id", "split_s3", "not_found", "invalid_input",
-           "moto_error_code", "page", "as_service_error"]
+           "moto_error_code", "page", "as_service_error", "Tracked", "state_version"]
+
+_changes = [0]  # bumped on every change of a run record: the persister snapshots when it moves
+
+
+def state_version() -> int:
+    """A number that changes whenever a job run, crawl or workflow run record changes."""
+    return _changes[0]
+
+
+class Tracked:
+    """Mixin for run records: setting any attribute counts as a change (see :func:`state_version`)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        _changes[0] += 1
+
 
 
 def utcnow() -> _dt.datetime:

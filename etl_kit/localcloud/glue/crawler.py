@@ -20,7 +20,7 @@ from typing import Any
 from etl_kit.localcloud.context import CloudContext
 from etl_kit.localcloud.dispatcher import ServiceError
 from etl_kit.localcloud.glue.catalog import CatalogWriter, Found, glob_to_regex, group_tables
-from etl_kit.localcloud.glue.common import iso, moto_error_code, not_found, page, split_s3, utcnow
+from etl_kit.localcloud.glue.common import Tracked, iso, moto_error_code, not_found, page, split_s3, utcnow
 from etl_kit.localcloud.glue.schema import CSV_SAMPLE_BYTES, S3RangeFile, infer_csv, infer_parquet
 
 __all__ = ["Crawl", "CrawlerRunner"]
@@ -32,7 +32,7 @@ _SMALL_PARQUET = 1024 * 1024  # smaller Parquet objects are fetched whole, large
 
 
 @dataclass
-class Crawl:
+class Crawl(Tracked):
     """One crawl of a crawler: ``ListCrawls`` shape plus what the workflow graph shows."""
 
     crawler: str

@@ -39,7 +39,15 @@ from typing import Any
 
 from etl_kit.localcloud.context import CloudContext
 from etl_kit.localcloud.dispatcher import ServiceError
-from etl_kit.localcloud.glue.common import moto_error_code, new_job_run_id, not_found, page, split_s3, utcnow
+from etl_kit.localcloud.glue.common import (
+    Tracked,
+    moto_error_code,
+    new_job_run_id,
+    not_found,
+    page,
+    split_s3,
+    utcnow,
+)
 
 __all__ = ["JobRun", "JobRunner", "error_from_stderr", "memory_limit_bytes", "BOOTSTRAP"]
 
@@ -123,7 +131,7 @@ def error_from_stderr(stderr: str, returncode: int) -> str:
 
 
 @dataclass
-class JobRun:
+class JobRun(Tracked):
     """One attempt of a job run: what ``GetJobRun`` shows."""
 
     id: str
@@ -146,6 +154,16 @@ class JobRun:
     execution_time: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     proc: subprocess.Popen[bytes] | None = None
+    pid: int | None = None  # of the script's process (in a snapshot: to stop it if the daemon died)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("proc", None)
+        state.pop("stop", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, stop=threading.Event(), proc=None)
 
     def set_state(self, state: str, error: str | None = None) -> None:
         self.state = state
@@ -470,6 +488,7 @@ class JobRunner:
                                     env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
             run.proc = proc
+            run.pid = proc.pid
             while True:
                 try:
                     proc.wait(timeout=0.1)

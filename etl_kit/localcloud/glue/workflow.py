@@ -24,6 +24,7 @@ from typing import Any
 from etl_kit.localcloud.context import CloudContext
 from etl_kit.localcloud.dispatcher import ServiceError
 from etl_kit.localcloud.glue.common import (
+    Tracked,
     as_service_error,
     moto_error_code,
     new_workflow_run_id,
@@ -40,7 +41,7 @@ log = logging.getLogger("etl_kit.localcloud.glue.workflow")
 
 
 @dataclass
-class WorkflowRun:
+class WorkflowRun(Tracked):
     """One workflow run and the state of its actions."""
 
     workflow: str
