@@ -260,6 +260,29 @@ def test_replay_dlq_moves_messages_back_and_they_are_processed(pipeline: Setting
         assert sorted(r["order_id"] for r in table_rows(pipeline, key)) == ids
         [att] = attempts_of(pipeline, key, etag, 1)
         assert att["state"] == "loaded" and att["rows_loaded"] == 5
+
+        # with the intake queue in place a replay goes through it: here a forced one of the loaded object
+        from etl_kit.replay import replay_object
+
+        res = replay_object(pipeline, key, force=True)
+        assert (res.outcome, res.via) == ("queued", f"sqs:{pipeline.intake_queue}")
+        if not consumed:
+            msgs = sqs.receive_message(QueueUrl=intake, MaxNumberOfMessages=10, WaitTimeSeconds=2)["Messages"]
+            assert len(msgs) == 1 and json.loads(msgs[0]["Body"])["detail-type"] == "Object Replay Forced"
+            res2 = json.loads(lam.invoke(FunctionName=pipeline.lambda_function, Payload=msgs[0]["Body"])["Payload"]
+                              .read())
+            assert res2["status"] == "started" and res2["attempt"] == 2, res2
+            sqs.delete_message(QueueUrl=intake, ReceiptHandle=msgs[0]["ReceiptHandle"])
+        _, forced = finished_runs(pipeline, key, etag, 2)
+        assert forced["WorkflowRunProperties"]["delivery"] == "force"
+        assert forced["Statistics"]["SucceededActions"] == 4
+        # job 2 loaded it again (forced) by replacing its rows: still each order id once
+        atts = attempts_of(pipeline, key, etag, 2)
+        assert [(a["state"], a["run_id"]) for a in atts] == [("loaded", run["WorkflowRunId"]),
+                                                             ("loaded", forced["WorkflowRunId"])]
+        assert atts[1]["message"].startswith("upserted from")
+        assert sorted(r["order_id"] for r in table_rows(pipeline, key)) == ids
+        assert {r["run_id"] for r in table_rows(pipeline, key)} == {forced["WorkflowRunId"]}
     finally:
         for q in made:
             sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=q)["QueueUrl"])
