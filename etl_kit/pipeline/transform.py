@@ -1312,6 +1312,7 @@ def run_properties_from_report(report: Dict[str, Any]) -> Dict[str, str]:
         "dq_rows_quarantined": str(report.get("rows_quarantined", 0)),
         "dq_duplicate_keys": str(report.get("duplicate_keys_in_file", 0)),
         "dq_rejects_by_reason": json.dumps(report.get("rejects_by_reason", {}), sort_keys=True),
+        "dq_warnings_by_rule": json.dumps(report.get("warnings_by_rule", {}), sort_keys=True),
         "dq_report_key": str(report.get("report_key", "")),
         "output_key": str(report.get("output_key", "")),
         "quarantine_key": str(report.get("quarantine_key", "")),
