@@ -490,6 +490,8 @@ def transform_stream(
         Reject the file (``too_many_rejects``) when quarantined / read rows exceed this.
     engine
         ``"auto"`` (pyarrow when it supports ragged-row capture), ``"arrow"`` or ``"python"``.
+    block_size
+        pyarrow's read block; default ``max(4 MiB, 2 x max_line_bytes)`` (a record must fit in a block).
     lineage
         ``{"source_key", "source_etag", "run_id"}``: written as three constant columns after
         ``source_line`` (see :func:`~etl_kit.pipeline.contract.parquet_schema`); the report then has
@@ -505,8 +507,10 @@ def transform_stream(
     Raises
     ------
     TransformRejected
-        (a ``FileRejected``) with ``reason`` in empty_file, no_data_rows, not_decodable, corrupt_gzip,
-        malformed_csv, missing_columns, duplicate_columns, too_many_rejects; ``.report`` has the counts.
+        (a ``FileRejected``) with ``reason`` in empty_file, no_data_rows, not_decodable, line_too_long,
+        corrupt_gzip, malformed_csv, missing_columns, duplicate_columns, too_many_rejects; ``.report``
+        has the counts. Byte problems of single records (``nul_byte``, ``invalid_encoding``,
+        ``line_too_long``) and the contract's rules are row rejects, never a file reject.
     """
     t0 = time.monotonic()
     cc = contract if isinstance(contract, CompiledContract) else compile_contract(contract)
