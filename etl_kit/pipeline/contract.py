@@ -3,14 +3,22 @@
 Runs inside Glue Python shell (Python 3.9) and Lambda: stdlib and pyarrow only, no pydantic,
 no ``etl_kit.config``. The dict has the shape of ``DatasetContract.model_dump()``::
 
-    {"columns": [{"name", "source", "type", "required", "formats", "precision", "scale"}, ...],
-     "primary_key": ["order_id"], "delimiter": None, "encoding": "utf-8", "null_values": [...]}
+    {"columns": [{"name", "source", "type", "required", "formats", "precision", "scale",
+                  "min", "max", "range_action"}, ...],
+     "primary_key": ["order_id"], "delimiter": None, "encoding": "auto" | "utf-8" | [...],
+     "null_values": [...], "max_line_bytes": 1048576,
+     "checks": [{"name", "expr", "tolerance", "action"}, ...]}
 
 Column types: ``string`` (stored as-is after trimming, at most :data:`MAX_STRING_BYTES` UTF-8
 bytes so the warehouse's ``VARCHAR(256)`` always takes it), ``integer`` (int64), ``decimal``
 (exact decimal128(precision, scale); more than ``scale`` significant decimal places is a
 reject, never a rounding: money must not be rounded silently), ``date`` (date32, Java-style
 formats ``yyyy yy MM M dd d`` with literal separators; ``yy`` means 20yy), ``double`` (float64).
+
+Rules (:class:`CheckRule`): a numeric column's ``min``/``max`` become the rules ``<name>_min`` /
+``<name>_max``; ``checks`` add cross-column rules. Each expression is parsed by a small
+recursive-descent parser into a tree of column names, numbers and ``+ - *`` (never ``eval``) and
+evaluated by the transform with pyarrow kernels.
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ class SourceReader(io.RawIOBase):
         self.saw_quote = False
         self.bom = False
         self.gzip = False
-        self._pending = b""  # bytes already produced but not yet returned
+        self._pieces: Any = collections.deque()  # buffers already produced but not yet returned
         self._eof = False
         self.allowed = resolve_encodings(encoding)
         self.encoding = self.allowed[0]  # final once decided (see _decide)
@@ -231,7 +231,7 @@ class SourceReader(io.RawIOBase):
         self.problem = SourceProblem(message, reason)
         return self.problem
 
-    def _produce(self, n: int) -> bytes:
+    def _produce(self, n: int) -> List[Any]:
         chunk = self._next_chunk(n)
         final = not chunk
         if self._first:
@@ -370,20 +370,26 @@ class SourceReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int = -1) -> Any:
+        """Up to ``size`` bytes (``bytes`` or a ``memoryview``); fewer than asked as soon as any are
+        ready (the line limiter holds back the current line), ``b""`` only at the end."""
+        pieces = self._pieces
         if size is None or size < 0:
-            parts = [self._pending]
-            self._pending = b""
             while not self._eof:
-                parts.append(self._produce(1 << 22))
-            return b"".join(parts)
-        while len(self._pending) < size and not self._eof:
-            self._pending += self._produce(max(size, 1 << 16))
-        if len(self._pending) <= size:
-            out, self._pending = self._pending, b""
-        else:
-            out, self._pending = self._pending[:size], self._pending[size:]
-        if self._max_live and out:
+                pieces.extend(self._produce(1 << 22))
+            whole = b"".join(pieces)
+            pieces.clear()
+            return whole
+        while not pieces and not self._eof:  # a long line may hold back a whole chunk
+            pieces.extend(self._produce(max(size, 1 << 16)))
+        if not pieces:
+            return b""
+        out: Any = pieces.popleft()
+        if len(out) > size:  # slices of a memoryview copy nothing
+            view = out if isinstance(out, memoryview) else memoryview(out)
+            out = view[:size]
+            pieces.appendleft(view[size:])
+        if self._max_live and len(out):
             return self._track(out)
         return out
 
@@ -394,7 +400,8 @@ class SourceReader(io.RawIOBase):
 
     def unread(self, data: bytes) -> None:
         """Push bytes back in front of the stream (used after reading the header)."""
-        self._pending = data + self._pending
+        if data:
+            self._pieces.appendleft(bytes(data))
 
 
 class _LineLimiter:
@@ -418,11 +425,12 @@ class _LineLimiter:
         self.parity = 0  # quote characters handed on so far, mod 2
         self.line_start_parity = 0
 
-    def feed(self, out: bytes, staged: List[Tuple[int, ByteProblem]], final: bool) -> bytes:
+    def feed(self, out: bytes, staged: List[Tuple[int, ByteProblem]], final: bool) -> List[Any]:
+        """The buffers to hand on for this chunk (``bytes`` or ``memoryview`` slices of ``out``, no copy)."""
         if self.max <= 0:
             self._push(staged, 0, len(out))
-            return out
-        res: List[bytes] = []
+            return [out] if out else []
+        res: List[Any] = []
         if self.skipping:
             k = out.find(b"\n")
             self.skip_len += len(out) if k < 0 else k
@@ -430,16 +438,32 @@ class _LineLimiter:
             if k < 0:
                 if final:
                     self._end_skip(res)
-                return b"".join(res)
+                return res
             self._end_skip(res)
             out, staged = out[k:], [(p - k, pr) for p, pr in staged if p >= k]
+        start = 0
         if self.partial:
-            shift = len(self.partial)
-            buf = self.partial + out
-            staged = self.partial_staged + [(p + shift, pr) for p, pr in staged]
-        else:
-            buf = out
-        n, pos, emit_from = len(buf), 0, 0
+            k = out.find(b"\n")
+            if k >= 0 and len(self.partial) + k <= self.max:
+                # the usual case: the held-back line ends early in this chunk; copy only that line
+                head = self.partial + out[:k + 1]
+                shift = len(self.partial)
+                self._emit(head, 0, len(head), self.partial_staged + [(p + shift, pr) for p, pr in staged if p <= k],
+                           res)
+                self.partial, self.partial_staged = b"", []
+                start = k + 1
+            else:  # rare: a long line or a chunk without a newline
+                shift = len(self.partial)
+                out = self.partial + out
+                staged = self.partial_staged + [(p + shift, pr) for p, pr in staged]
+                self.partial, self.partial_staged = b"", []
+        self._scan(out, start, staged, final, res)
+        return res
+
+    def _scan(self, buf: bytes, start: int, staged: List[Tuple[int, ByteProblem]], final: bool,
+              res: List[Any]) -> None:
+        """Hand on ``buf[start:]`` up to its last newline, dropping lines over the limit; hold back the rest."""
+        n, pos, emit_from = len(buf), start, start
         while n - pos > self.max:
             j = buf.rfind(b"\n", pos, pos + self.max + 1)
             if j >= 0:
@@ -452,10 +476,9 @@ class _LineLimiter:
             self.skipping, self.skip_len, self.skip_quotes = True, end - pos, buf.count(b'"', pos, end)
             self.line_start_parity = self.parity
             if k < 0:
-                self.partial, self.partial_staged = b"", []
                 if final:
                     self._end_skip(res)
-                return b"".join(res)
+                return
             self._end_skip(res)
             emit_from, pos = k, k + 1
         if final:
@@ -464,17 +487,16 @@ class _LineLimiter:
             nl = buf.rfind(b"\n", pos)
             cut = nl + 1 if nl >= 0 else pos
         self._emit(buf, emit_from, cut, staged, res)
-        self.partial = buf[cut:]
-        self.partial_staged = [(p - cut, pr) for p, pr in staged if p >= cut]
-        return res[0] if len(res) == 1 else b"".join(res)
+        if cut < n:
+            self.partial = buf[cut:]
+            self.partial_staged = [(p - cut, pr) for p, pr in staged if p >= cut]
 
-    def _emit(self, buf: bytes, a: int, b: int, staged: List[Tuple[int, ByteProblem]], res: List[bytes]) -> None:
+    def _emit(self, buf: bytes, a: int, b: int, staged: List[Tuple[int, ByteProblem]], res: List[Any]) -> None:
         if b <= a:
             return
-        piece = buf if a == 0 and b == len(buf) else buf[a:b]
-        res.append(piece)
+        res.append(buf if a == 0 and b == len(buf) else memoryview(buf)[a:b])
         if self.owner.saw_quote:
-            self.parity ^= piece.count(b'"') & 1
+            self.parity ^= buf.count(b'"', a, b) & 1
         self._push(staged, a, b)
 
     def _push(self, staged: List[Tuple[int, ByteProblem]], a: int, b: int) -> None:

@@ -490,6 +490,8 @@ def transform_stream(
         Reject the file (``too_many_rejects``) when quarantined / read rows exceed this.
     engine
         ``"auto"`` (pyarrow when it supports ragged-row capture), ``"arrow"`` or ``"python"``.
+    block_size
+        pyarrow's read block; default ``max(4 MiB, 2 x max_line_bytes)`` (a record must fit in a block).
     lineage
         ``{"source_key", "source_etag", "run_id"}``: written as three constant columns after
         ``source_line`` (see :func:`~etl_kit.pipeline.contract.parquet_schema`); the report then has
@@ -505,8 +507,10 @@ def transform_stream(
     Raises
     ------
     TransformRejected
-        (a ``FileRejected``) with ``reason`` in empty_file, no_data_rows, not_decodable, corrupt_gzip,
-        malformed_csv, missing_columns, duplicate_columns, too_many_rejects; ``.report`` has the counts.
+        (a ``FileRejected``) with ``reason`` in empty_file, no_data_rows, not_decodable, line_too_long,
+        corrupt_gzip, malformed_csv, missing_columns, duplicate_columns, too_many_rejects; ``.report``
+        has the counts. Byte problems of single records (``nul_byte``, ``invalid_encoding``,
+        ``line_too_long``) and the contract's rules are row rejects, never a file reject.
     """
     t0 = time.monotonic()
     cc = contract if isinstance(contract, CompiledContract) else compile_contract(contract)
@@ -733,38 +737,10 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
             warnings[rule.name] = warnings.get(rule.name, 0) + k
     if nfail:
         assert any_fail is not None
-        idx = pc.indices_nonzero(any_fail)
-        lines = pc.take(batch.lines, idx).to_pylist()
-        raw_cols = [pc.take(c, idx).to_pylist() for c in batch.columns]
-        none = [False] * len(idx)
-        per_col = [(rule, pc.take(res.fail, idx).to_pylist(),
-                    none if res.isnull is None else pc.take(res.isnull, idx).to_pylist(), res.values_at(idx))
-                   for rule, res, _t in checked if res is not None and res.fail is not None]
-        rows_at = idx.to_pylist() if byte_rows else []
-        rule_checks = [(rule, _take(f, idx), _take(lv, idx), _take(rv, idx))
-                       for rule, f, lv, rv in rule_results if rule.action == "quarantine"]
-        for r in range(len(lines)):
-            if byte_rows and rows_at[r] in byte_rows:
-                reason, column, value = byte_rows[rows_at[r]]
-                raw = _csv_line([c[r] for c in raw_cols], delim).replace("\x00", "\ufffd")
-                rejects[reason] = rejects.get(reason, 0) + 1
-                rej_cols[column] = rej_cols.get(column, 0) + 1
-                q_rows.append([lines[r], reason, column, value, raw])
-                continue
-            for rule, fails, nulls, vals in per_col:
-                if fails[r]:
-                    reason = "missing_value" if nulls[r] else rule.reject_reason(vals[r])
-                    value = vals[r]
-                    break
-            else:  # no column check failed: a quarantining rule did
-                reason, column, value = _rule_reject(rule_checks, r)
-                rejects[reason] = rejects.get(reason, 0) + 1
-                rej_cols[column] = rej_cols.get(column, 0) + 1
-                q_rows.append([lines[r], reason, column, value, _csv_line([c[r] for c in raw_cols], delim)])
-                continue
-            rejects[reason] = rejects.get(reason, 0) + 1
-            rej_cols[rule.name] = rej_cols.get(rule.name, 0) + 1
-            q_rows.append([lines[r], reason, rule.name, value, _csv_line([c[r] for c in raw_cols], delim)])
+        for q in _reject_rows(batch, pc.indices_nonzero(any_fail), checked, byte_rows, rule_results, delim):
+            rejects[q[1]] = rejects.get(q[1], 0) + 1
+            rej_cols[q[2]] = rej_cols.get(q[2], 0) + 1
+            q_rows.append(q)
     if q_rows:
         q_rows.sort(key=lambda r: r[0])  # ragged and invalid records interleaved in file order
         quarantine(q_rows)
@@ -781,6 +757,40 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
     if out.num_rows:
         write(out)
         report["rows_written"] += out.num_rows
+
+
+def _reject_rows(batch: Any, idx: pa.Array, checked: List[Tuple[ColumnRule, Optional[_Checked], pa.Array]],
+                 byte_rows: Dict[int, Tuple[str, str, str]], rule_results: List[Any], delim: str) -> List[List[Any]]:
+    """Quarantine rows ``[line, reason, column, value, raw_record]`` for the failing rows ``idx`` (slow path).
+
+    The first problem wins: bytes (NUL, encoding, line length), then the columns in contract order,
+    then the quarantining rules in order.
+    """
+    lines = pc.take(batch.lines, idx).to_pylist()
+    raw_cols = [pc.take(c, idx).to_pylist() for c in batch.columns]
+    none = [False] * len(idx)
+    per_col = [(rule, pc.take(res.fail, idx).to_pylist(),
+                none if res.isnull is None else pc.take(res.isnull, idx).to_pylist(), res.values_at(idx))
+               for rule, res, _t in checked if res is not None and res.fail is not None]
+    rows_at = idx.to_pylist() if byte_rows else []
+    rule_checks = [(rule, _take(f, idx), _take(lv, idx), _take(rv, idx))
+                   for rule, f, lv, rv in rule_results if rule.action == "quarantine"]
+    out: List[List[Any]] = []
+    for r in range(len(lines)):
+        raw = _csv_line([c[r] for c in raw_cols], delim)
+        if byte_rows and rows_at[r] in byte_rows:
+            reason, column, value = byte_rows[rows_at[r]]
+            raw = raw.replace("\x00", "\ufffd")
+        else:
+            for rule, fails, nulls, vals in per_col:
+                if fails[r]:
+                    reason = "missing_value" if nulls[r] else rule.reject_reason(vals[r])
+                    column, value = rule.name, vals[r]
+                    break
+            else:  # no column check failed: a quarantining rule did
+                reason, column, value = _rule_reject(rule_checks, r)
+        out.append([lines[r], reason, column, value, raw])
+    return out
 
 
 _EPS = 4 * 2.220446049250313e-16  # float64 rounding slack per unit of magnitude
@@ -1312,6 +1322,7 @@ def run_properties_from_report(report: Dict[str, Any]) -> Dict[str, str]:
         "dq_rows_quarantined": str(report.get("rows_quarantined", 0)),
         "dq_duplicate_keys": str(report.get("duplicate_keys_in_file", 0)),
         "dq_rejects_by_reason": json.dumps(report.get("rejects_by_reason", {}), sort_keys=True),
+        "dq_warnings_by_rule": json.dumps(report.get("warnings_by_rule", {}), sort_keys=True),
         "dq_report_key": str(report.get("report_key", "")),
         "output_key": str(report.get("output_key", "")),
         "quarantine_key": str(report.get("quarantine_key", "")),

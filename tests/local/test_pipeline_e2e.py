@@ -247,6 +247,23 @@ def test_hostile_bytes_quarantine_their_rows_and_the_rest_loads(pipeline: Settin
     assert "\x00" not in q and "nul_byte" in q and "not valid utf-8 at byte offset" in q
 
 
+def test_contract_rules_quarantine_inconsistent_money_and_the_rest_loads(pipeline: Settings, s3) -> None:
+    good = [row(i) for i in _ids(5_250_000, 3)]
+    off_by_a_dollar = row(5_250_010, **{"Total Revenue": "2058.00"})  # 10 x 205.70 = 2057.00
+    negative = row(5_250_011, units="-2")  # consistent money, but units below the contract's min 0
+    key = "input/rules/money.csv"
+    etag = put(s3, pipeline, key, csv_bytes([good[0], off_by_a_dollar, good[1], negative, good[2]]))
+    out = outcome(pipeline, pipeline.bucket_name(), key, etag)
+    assert out.state == "loaded", out
+    assert [r["order_id"] for r in table_rows(pipeline, key)] == _ids(5_250_000, 3)
+    led = ledger_rows(pipeline, pipeline.bucket_name(), key)[0]
+    assert (led["rows_read"], led["rows_loaded"], led["rows_quarantined"]) == (5, 3, 2)
+    props = out.run["WorkflowRunProperties"]
+    assert json.loads(props["dq_rejects_by_reason"]) == {"revenue_is_units_times_price": 1, "units_sold_min": 1}
+    q = s3.get_object(Bucket=pipeline.bucket_name(), Key=props["quarantine_key"])["Body"].read().decode()
+    assert "2058 vs 2057" in q
+
+
 def test_an_excel_windows_1252_export_loads_with_its_euro_signs(pipeline: Settings, s3) -> None:
     rows = [row(i, country="Curaçao", item="Cereal €" if i % 2 else "Snacks – “best”") for i in _ids(5_300_000, 6)]
     body = csv_bytes(rows, encoding="cp1252")

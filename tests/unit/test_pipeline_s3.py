@@ -59,6 +59,7 @@ def test_run_csv_to_parquet_on_moto(aws: Any) -> None:
     props = glue.get_workflow_run_properties(Name="wf", RunId=run_id)["RunProperties"]
     assert props["dq_rows_read"] == "3" and props["dq_rows_written"] == "2" and props["dq_rows_quarantined"] == "1"
     assert props["output_key"] == rep["output_key"] and props["job1_state"] == "transformed"
+    assert props["dq_warnings_by_rule"] == "{}" and report["warnings_by_rule"] == {}
 
     # a clean re-upload of the same key overwrites the output and removes the stale quarantine object
     clean = CSV.replace(b"2/30/2014", b"2/28/2014")
