@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
 
     state_dir = Path(args.state_dir).resolve()
     state_root = prepare_state_dir(state_dir)
+    for var in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_ARENA_MAX"):  # read by glibc at our start; not for children
+        os.environ.pop(var, None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     (state_dir / ERROR_FILE).unlink(missing_ok=True)

@@ -197,7 +197,7 @@ class Persister:
     """
 
     def __init__(self, root: Path, providers: Iterable[Any] = (), debounce: float = 0.25,
-                 poll: float = 0.5) -> None:
+                 poll: float = 0.5, stream_gets: bool = True) -> None:
         self.root = root
         self.blobs = root / "s3-blobs"
         self.path = root / SNAPSHOT
@@ -217,7 +217,7 @@ class Persister:
         self._snapshot_versions: dict[str, Any] = {}  # ... and as of the snapshot on disk
         self.stats: dict[str, Any] = {"snapshots": 0, "last_snapshot_seconds": 0.0, "last_snapshot_bytes": 0,
                                       "errors": 0, "restored_from": None}
-        motohooks.install_s3_blob_store(self.blobs)
+        motohooks.install_s3_blob_store(self.blobs, stream_gets=stream_gets)
 
     # -- restore ----------------------------------------------------------------------------------------
     def restore(self) -> dict[str, Any]:
@@ -336,6 +336,7 @@ class Persister:
             if dirty:
                 try:
                     self.snapshot()
+                    _release_memory()  # what the requests just snapshotted freed (cheap: milliseconds)
                 except Exception:
                     self.stats["errors"] += 1
                     log.exception("state snapshot failed (the previous one stays)")
@@ -363,6 +364,28 @@ class Persister:
                 "saved": pending == 0 and self._provider_versions() == self._snapshot_versions}
 
 
+_TRIM_AFTER_BYTES = 4 * 1024 * 1024
+
+
+def _content_length(environ: dict[str, Any]) -> int:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _release_memory() -> None:
+    """Hand the freed request buffers back to the system (glibc keeps them in its arenas otherwise)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def _target(environ: dict[str, Any]) -> str:
     return str(environ.get("HTTP_X_AMZ_TARGET", ""))
 
@@ -378,7 +401,8 @@ class GatedApp:
         if _target(environ) in _UNGATED_TARGETS:
             return self.app(environ, start_response)
         with self.gate.shared():
-            return list(self.app(environ, start_response))
+            # moto builds the whole response inside the call; iterating it afterwards only streams the body
+            return self.app(environ, start_response)
 
 
 class PersistingApp:
@@ -418,6 +442,8 @@ class PersistingApp:
             return start_response(st, headers, exc_info) if exc_info else start_response(st, headers)
 
         body = list(self.app(environ, recording_start_response))
+        if _content_length(environ) >= _TRIM_AFTER_BYTES:
+            _release_memory()
         generation = self.persister.mark()
         if durable and status and status[0][:1] == "2":
             self.persister.wait_durable(generation)
