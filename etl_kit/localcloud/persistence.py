@@ -58,7 +58,7 @@ from typing import Any
 
 from etl_kit.localcloud import motohooks
 
-__all__ = ["INTERRUPTED", "Gate", "Persister", "PersistingApp", "GatedApp", "prepare_state_dir"]
+__all__ = ["INTERRUPTED", "Gate", "Persister", "PersistingApp", "GatedApp", "prepare_state_dir", "write_atomically"]
 
 log = logging.getLogger("etl_kit.localcloud.persistence")
 
@@ -169,7 +169,8 @@ def dumps(obj: Any) -> bytes:
     return buf.getvalue()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (mode 0600): temporary file, fsync, rename, fsync of the directory."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -281,7 +282,7 @@ class Persister:
             data, names = self._pickle()
             versions = self._provider_versions()
         started = time.monotonic()
-        _write_atomically(self.path, data)
+        write_atomically(self.path, data)
         self.stats.update(snapshots=self.stats["snapshots"] + 1, last_snapshot_bytes=len(data),
                           last_snapshot_seconds=round(time.monotonic() - started, 4))
         with self._cond:

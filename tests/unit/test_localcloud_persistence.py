@@ -111,10 +111,10 @@ def test_s3_bodies_versions_multipart_and_queues_survive_a_restart(tmp_path: Pat
 
 
 def test_a_snapshot_is_replaced_atomically(tmp_path: Path) -> None:
-    from etl_kit.localcloud.persistence import _write_atomically
+    from etl_kit.localcloud.persistence import write_atomically
 
     target = tmp_path / "snapshot.pickle"
-    _write_atomically(target, b"first")
-    _write_atomically(target, b"second")
+    write_atomically(target, b"first")
+    write_atomically(target, b"second")
     assert target.read_bytes() == b"second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot.pickle"]  # no temporary left behind
