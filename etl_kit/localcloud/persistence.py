@@ -72,6 +72,9 @@ _DURABLE_TARGETS = ("AmazonSQS.SendMessage", "AmazonSQS.SendMessageBatch", "Amaz
                     "AmazonSQS.DeleteMessageBatch")
 # long polls must not hold the gate (a snapshot would wait for them): moto's own lock protects them
 _UNGATED_TARGETS = ("AmazonSQS.ReceiveMessage",)
+# changes not worth a snapshot: after a crash a received message is simply visible again (at-least-once)
+_UNTRACKED_TARGETS = ("AmazonSQS.ReceiveMessage", "AmazonSQS.ChangeMessageVisibility",
+                      "AmazonSQS.ChangeMessageVisibilityBatch")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -321,7 +324,8 @@ class Persister:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait(self.poll)
+                if not self._urgent:
+                    self._cond.wait(self.poll)
                 if self._stop:
                     return
             versions = self._provider_versions()
@@ -329,11 +333,13 @@ class Persister:
                 self._versions = versions
                 self.mark()
             with self._cond:
+                # wait out the debounce window unless someone waits for durability (or we stop)
+                while not (self._urgent or self._stop) and self._first_dirty is not None:
+                    left = self.debounce - (time.monotonic() - self._first_dirty)
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 dirty = self._marked > self._durable
-                due = self._urgent or (self._first_dirty is not None
-                                       and time.monotonic() - self._first_dirty >= self.debounce)
-            if dirty and not due:
-                time.sleep(max(0.0, self.debounce - (time.monotonic() - (self._first_dirty or 0))))
             if dirty:
                 try:
                     self.snapshot()
@@ -425,7 +431,7 @@ class PersistingApp:
         target = _target(environ)
         if target:
             op = target.split(".", 1)[-1]
-            if op.startswith(_READ_PREFIXES):
+            if op.startswith(_READ_PREFIXES) or target in _UNTRACKED_TARGETS:
                 return False, False
             return True, target in _DURABLE_TARGETS
         if path in ("", "/"):
