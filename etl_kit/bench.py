@@ -11,7 +11,9 @@ What one run does (see ``docs/benchmarks.md``):
 4. **load**: job 2 (``etl_kit.pipeline.loader.run_load``, Data API ``COPY ... FORMAT AS PARQUET`` +
    MERGE) against a raw ADBC binary-COPY ingest of the same Parquet into the same embedded PostgreSQL;
 5. **e2e**: the whole pipeline provisioned into a throwaway local cloud, ``put_object`` into ``input/``,
-   time until the ledger row exists.
+   time until the ledger row exists;
+6. **intake**: a burst of :data:`BURST_N` uploads at once through the durable intake
+   (:func:`etl_kit.burst.run_burst`): runs started, ledger rows, states, queue and DLQ depth (counts).
 
 Parts whose code has not landed yet are reported as skipped, with the reason. Results go to
 ``OUT/bench.json`` and ``OUT/bench.md``. Nothing here asserts on time: the targets are evaluated
@@ -40,7 +42,8 @@ import click
 
 __all__ = ["register", "run_bench", "TARGETS", "PARTS"]
 
-PARTS = ("transform", "memory", "load", "e2e")
+PARTS = ("transform", "memory", "load", "e2e", "intake")
+BURST_N = 1_000
 DEFAULT_SIZES = (1_000_000, 5_000_000)
 DEFAULT_MEMORY_SIZES = (1_000_000, 5_000_000, 20_000_000)
 QUICK_SIZES = (20_000,)
@@ -348,11 +351,15 @@ def throwaway_cloud(base: Any) -> Iterator[Any]:
 
 
 def _pg_uri(settings: Any, database: str | None = None) -> str:
+    from urllib.parse import quote
+
     from etl_kit import localcloud
 
     info = localcloud.warehouse_info(settings)
     db = database or info.get("admin_db") or "postgres"
-    return f"postgresql://{info['user']}:{info['password']}@{info['host']}:{info['port']}/{db}"
+    # the bootstrap superuser logs in over the unix socket only
+    host = f"?host={quote(info['socket_dir'], safe='')}" if info.get("socket_dir") else ""
+    return f"postgresql://{info['user']}:{info['password']}@{'' if host else info['host']}:{info['port']}/{db}{host}"
 
 
 def _pg_database(settings: Any) -> str | None:
@@ -431,6 +438,20 @@ def _call_run_load(loader: Any, settings: Any, *, bucket: str, key: str, source_
         workflow_name="bench", source_bucket=bucket, source_key=source_key, source_etag=uuid.uuid4().hex,
         report=report, rsd=client("redshift-data", settings),
     )
+
+
+def intake_part(settings: Any, n: int = BURST_N) -> dict[str, Any]:
+    """A burst of ``n`` uploads through the durable intake, in a throwaway local cloud; counts only."""
+    from etl_kit.burst import run_burst
+
+    try:
+        with throwaway_cloud(settings) as cloud:
+            why = provision(cloud)
+            if why:
+                return {"uploads": 0, "skipped": why}
+            return run_burst(cloud, n).as_dict()
+    except Exception as exc:
+        return {"uploads": 0, "skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
 
 
 def provision(settings: Any) -> str:
@@ -845,6 +866,14 @@ def render_markdown(doc: dict[str, Any]) -> str:
         for r in doc["e2e"]:
             lines.append(f"| {_fmt(r['rows'])} | {_fmt(r.get('seconds'), 2)} | {r.get('state') or ''} "
                          f"| {r.get('skipped', '')} |")
+    burst = doc.get("intake") or {}
+    if burst.get("uploads"):
+        lines += ["", f"## Durable intake: a burst of {burst['uploads']:,} uploads", "",
+                  "| runs started | ledger rows | states | left in queue | in DLQ | waits | seconds |",
+                  "|---:|---:|---|---:|---:|---:|---:|",
+                  f"| {burst['runs_started']:,} | {burst['ledger_rows']:,} | {burst['states']} "
+                  f"| {burst['intake_messages']} | {burst['dlq_messages']} | {burst['waiting_decisions']:,} "
+                  f"| {_fmt(burst['seconds'], 1)} |"]
     if doc.get("skipped"):
         lines += ["", "## Skipped", ""] + [f"- {s}" for s in doc["skipped"]]
     if doc.get("notes"):
@@ -876,7 +905,8 @@ def run_bench(*, sizes: list[int], memory_sizes: list[int], parts: list[str], ou
     doc: dict[str, Any] = {"started_at": _now(), "machine": machine_facts(), "config": {
         "sizes": sizes, "memory_sizes": memory_sizes, "parts": parts, "repeat": repeat, "e2e_sizes": e2e_sizes,
         "contract_columns": [c["name"] for c in contract["columns"]]},
-        "datasets": {}, "transform": [], "memory": [], "ratios": {}, "load": [], "e2e": [], "skipped": [], "notes": []}
+        "datasets": {}, "transform": [], "memory": [], "ratios": {}, "load": [], "e2e": [], "skipped": [], "notes": [],
+        "intake": {}}
 
     # the plan: which engine runs on which size
     plan: list[tuple[int, str, bool]] = []  # (rows, engine, timed-for-transform)
@@ -895,7 +925,8 @@ def run_bench(*, sizes: list[int], memory_sizes: list[int], parts: list[str], ou
     need_csv = set(all_sizes) | (set(e2e_sizes) if "e2e" in parts else set())
     n_load = 2 * len(sizes) if "load" in parts else 0
     n_e2e = len(e2e_sizes) if "e2e" in parts else 0
-    total = len(need_csv) + len(plan) + n_load + n_e2e + (1 if ("load" in parts or "e2e" in parts) else 0)
+    total = len(need_csv) + len(plan) + n_load + n_e2e + (1 if ("load" in parts or "e2e" in parts) else 0) + (
+        1 if "intake" in parts else 0)
     bar = tqdm(total=total, desc="bench", unit="step", disable=not progress, dynamic_ncols=True)
     try:
         for rows in sorted(need_csv):
@@ -941,6 +972,12 @@ def run_bench(*, sizes: list[int], memory_sizes: list[int], parts: list[str], ou
                     doc["load"].append({"method": "adbc+loader", "rows": rows, "skipped": why})
                 for rows in e2e_sizes if "e2e" in parts else []:
                     doc["e2e"].append({"rows": rows, "skipped": why})
+        if "intake" in parts:
+            bar.set_postfix_str(f"intake burst of {BURST_N}")
+            doc["intake"] = intake_part(settings)
+            bar.update(1)
+            if doc["intake"].get("skipped"):
+                doc["skipped"].append(f"intake burst: {doc['intake']['skipped']}")
         for r in doc["load"] + doc["e2e"]:
             if r.get("skipped"):
                 doc["skipped"].append(f"{r.get('method', 'e2e')} {_human(r['rows'])}: {r['skipped']}")

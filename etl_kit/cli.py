@@ -32,6 +32,35 @@ for _mod in _COMMAND_MODULES:
             raise
 
 
+@cli.command("replay")
+@click.argument("target", required=False)
+@click.option("--params", "params", default="params/local.yaml", show_default=True,
+              type=click.Path(exists=True, dir_okay=False), help="params file")
+@click.option("--failed", "failed", is_flag=True, help="replay every object whose newest attempt failed")
+@click.option("--dlq", "dlq", is_flag=True, help="move the intake DLQ's messages back to the intake queue")
+@click.option("--force", "force", is_flag=True, help="also replay an object that is loaded (rows are replaced)")
+def replay_cmd(target: str | None, params: str, failed: bool, dlq: bool, force: bool) -> None:
+    """Run an object again exactly once: TARGET (a source key or s3:// URI), --failed or --dlq."""
+    from etl_kit import replay
+    from etl_kit.config import load_settings
+
+    if sum(bool(x) for x in (target, failed, dlq)) != 1:
+        raise click.UsageError("give exactly one of TARGET, --failed or --dlq")
+    settings = load_settings(params)
+    if dlq:
+        moved = replay.replay_dlq(settings)
+        click.echo(f"moved {moved['moved']} message(s) from {settings.intake_dlq} to {settings.intake_queue}; "
+                   f"{moved['dlq_left']} left in the DLQ")
+        return
+    results = replay.replay_failed(settings) if failed else [replay.replay_object(settings, target or "", force=force)]
+    for r in results:
+        run = f" run {r.run_id}" if r.run_id else ""
+        detail = f" - {r.detail}" if r.detail else ""
+        click.echo(f"{r.outcome}: s3://{r.bucket}/{r.key} (ETag {r.etag}){run}{detail}")
+    if failed:
+        click.echo(f"{len(results)} object(s) whose newest attempt failed")
+
+
 def main() -> None:
     """Entry point: run the CLI, turning the kit's errors into one clear line and exit code 1."""
     try:

@@ -7,6 +7,7 @@ buckets) take ``name_suffix``, a template that may use ``{account_id}`` and ``{r
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,12 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from etl_kit.exceptions import ConfigError
 
-__all__ = ["Settings", "ColumnSpec", "DatasetContract", "load_settings", "DEFAULT_CONTRACT", "SEED_CONTRACT",
+__all__ = ["Settings", "ColumnSpec", "CheckSpec", "DatasetContract", "load_settings", "DEFAULT_CONTRACT",
+           "SEED_CONTRACT",
            "LOCAL_ACCOUNT_ID"]
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's fixed account id
 
 ColumnType = Literal["string", "integer", "decimal", "date", "double"]
+CheckAction = Literal["quarantine", "warn"]
 
 
 class ColumnSpec(BaseModel):
@@ -35,6 +38,9 @@ class ColumnSpec(BaseModel):
     formats: list[str] = Field(default_factory=list, description="date formats, e.g. M/d/yyyy")
     precision: int = 18
     scale: int = 2
+    min: Decimal | None = Field(None, description="numeric columns: smallest allowed value (rule <name>_min)")
+    max: Decimal | None = Field(None, description="numeric columns: largest allowed value (rule <name>_max)")
+    range_action: CheckAction = Field("quarantine", description="what a min/max violation does to the row")
 
     @field_validator("name")
     @classmethod
@@ -42,6 +48,21 @@ class ColumnSpec(BaseModel):
         if not v.replace("_", "").isalnum() or v != v.lower():
             raise ValueError(f"column name {v!r} must be lower snake_case")
         return v
+
+
+class CheckSpec(BaseModel):
+    """A cross-column rule: ``expr`` compares sums/products of numeric columns, within ``tolerance``.
+
+    ``expr`` is parsed by :func:`etl_kit.pipeline.contract.parse_check_expression` (column names,
+    numbers, ``+ - *``, parentheses and one of ``= != < <= > >=``), never evaluated as Python.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="lower snake_case; the quarantine reason or the warnings_by_rule key")
+    expr: str = Field(description="e.g. total_revenue = units_sold * unit_price")
+    tolerance: Decimal = Field(Decimal(0), ge=0, description="allowed absolute difference, e.g. 0.01")
+    action: CheckAction = "quarantine"
 
 
 class DatasetContract(BaseModel):
@@ -52,8 +73,11 @@ class DatasetContract(BaseModel):
     columns: list[ColumnSpec]
     primary_key: list[str] = Field(default_factory=lambda: ["order_id"])
     delimiter: str | None = Field(default=None, description="None = detect among , ; tab |")
-    encoding: str = "utf-8"
+    encoding: str | list[str] = Field(
+        "auto", description="one codec name, a list to detect among, or auto (UTF-8, UTF-16 with BOM, cp1252)")
     null_values: list[str] = Field(default_factory=lambda: ["", "NULL", "null", "NA", "N/A", "n/a", "None", "-"])
+    max_line_bytes: int = Field(1 << 20, ge=1024, description="a longer physical line is a row reject")
+    checks: list[CheckSpec] = Field(default_factory=list, description="cross-column rules, in order")
 
     @model_validator(mode="after")
     def _pk_in_columns(self) -> DatasetContract:
@@ -65,6 +89,16 @@ class DatasetContract(BaseModel):
                 raise ValueError(f"primary key {pk!r} is not a contract column")
             if not next(c for c in self.columns if c.name == pk).required:
                 raise ValueError(f"primary key {pk!r} must be required")
+        from etl_kit.pipeline.contract import compile_contract
+        from etl_kit.pipeline.csvread import SourceProblem, resolve_encodings
+
+        try:  # the rules and encodings exactly as job 1 will compile them
+            resolve_encodings(self.encoding)
+            compile_contract(self.model_dump(mode="json"))
+        except SourceProblem as exc:
+            raise ValueError(f"dataset_contract.encoding: {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"dataset_contract: {exc}") from exc
         return self
 
     def column(self, name: str) -> ColumnSpec:
@@ -90,11 +124,21 @@ SEED_CONTRACT: dict[str, Any] = {
 }
 
 
-# The kit's default: the seed's columns plus Region (optional), so the analysis can group by region.
+# The kit's default: the seed's columns plus Region (optional), so the analysis can group by region;
+# units, prices, revenue and cost are never negative; the money adds up to the cent (as in the public
+# data set and the kit's generator). The sources hold no unit cost, so cost is only checked through profit.
+_NON_NEGATIVE = ("units_sold", "unit_price", "total_revenue", "total_cost")
 DEFAULT_CONTRACT: dict[str, Any] = {
     **SEED_CONTRACT,
+    "encoding": "auto",
     "columns": [{"name": "region", "source": "Region", "type": "string", "required": False},
-                *SEED_CONTRACT["columns"]],
+                *[dict(c, min=0) if c["name"] in _NON_NEGATIVE else c for c in SEED_CONTRACT["columns"]]],
+    "checks": [
+        {"name": "revenue_is_units_times_price", "expr": "total_revenue = units_sold * unit_price",
+         "tolerance": "0.01", "action": "quarantine"},
+        {"name": "profit_is_revenue_minus_cost", "expr": "total_profit = total_revenue - total_cost",
+         "tolerance": "0.01", "action": "quarantine"},
+    ],
 }
 
 

@@ -372,6 +372,19 @@ def failed_logs(run: dict[str, Any], settings: Settings) -> str:
     return "\n\n".join(f"--- {n.name} ({n.state}): {n.error}\n{log_tail(n, settings)}" for n in failed)
 
 
+def replay_failed(settings: Settings) -> pd.DataFrame:
+    """Replay every object whose newest ledger attempt failed (exactly once each); a table of what happened.
+
+    Empty when nothing failed. Rejected objects are not replayed here (the same bytes would be rejected
+    again): ``etl-kit replay KEY`` runs one on request.
+    """
+    from etl_kit import replay
+
+    df = replay.results_frame(replay.replay_failed(settings, progress="ipykernel" in sys.modules))
+    record(settings, "replayed", len(df))
+    return df
+
+
 # -- 04 validate --------------------------------------------------------------------------
 def validate(settings: Settings) -> pd.DataFrame:
     """Run the validation checks for the last upload; a pass/fail table (also recorded)."""

@@ -93,10 +93,15 @@ def run_checks(settings: Settings, upload: dict[str, Any]) -> pd.DataFrame:
     _check(rows, "rows in table = rows written - in-file duplicates", n_table == written - dup_rows,
            written - dup_rows, n_table)
 
-    led = query(f'select * from {ledger} where "bucket" = {_lit(bucket)} and "key" = {src} '
-                f"and \"etag\" = {_lit(upload['etag'])}", settings)
-    _check(rows, "one ledger row, state loaded", len(led) == 1 and str(led.iloc[0]["state"]) == "loaded",
-           "1 x loaded", f"{len(led)} row(s) {list(led['state']) if len(led) else ''}")
+    # one row per attempt; the object's state is its newest attempt's, and it loaded exactly once
+    attempts = query(f'select * from {ledger} where "bucket" = {_lit(bucket)} and "key" = {src} '
+                     f"and \"etag\" = {_lit(upload['etag'])} order by \"attempt\" desc, \"finished_at\" desc",
+                     settings)
+    led = attempts[attempts["state"] == "loaded"] if len(attempts) else attempts
+    newest = str(attempts.iloc[0]["state"]) if len(attempts) else "none"
+    _check(rows, "newest ledger attempt loaded, loaded exactly once", newest == "loaded" and len(led) == 1,
+           "newest loaded, 1 x loaded",
+           f"{len(attempts)} attempt(s) {list(attempts['state']) if len(attempts) else ''}")
     if len(led) == 1:
         lr = led.iloc[0]
         _check(rows, "ledger counts = job report", (int(lr["rows_read"]), int(lr["rows_quarantined"])) ==

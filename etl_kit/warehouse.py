@@ -147,24 +147,13 @@ def table_exists(table: str, settings: Settings, session: boto3.Session | None =
 
 
 def connect(settings: Settings, session: boto3.Session | None = None) -> Any:
-    """A direct DB-API connection: psycopg to the embedded PostgreSQL (local) or redshift-connector (aws).
+    """A direct DB-API connection as the namespace's admin user: psycopg (local) or redshift-connector (aws).
 
-    On ``aws`` the credentials come from the namespace's Secrets Manager secret, never from params.
+    The credentials come from the namespace's Secrets Manager secret on both targets, never from params
+    (locally the admin is an ordinary PostgreSQL role, as Redshift's admin cannot reach the host either).
     """
-    if settings.target == "local":
-        import psycopg
-
-        from etl_kit.localcloud import warehouse_info
-
-        info = warehouse_info(settings)
-        return psycopg.connect(host=info["host"], port=info["port"], user=info["user"], password=info["password"],
-                               dbname=settings.redshift_database, autocommit=True)
     import json
 
-    try:
-        import redshift_connector
-    except ImportError as exc:
-        raise WarehouseError("a direct connection on aws needs redshift-connector: pip install 'etl-kit[aws]'") from exc
     rs = client("redshift-serverless", settings, session)
     with aws_errors("get workgroup", settings.redshift_workgroup):
         wg = rs.get_workgroup(workgroupName=settings.redshift_workgroup)["workgroup"]
@@ -177,5 +166,14 @@ def connect(settings: Settings, session: boto3.Session | None = None) -> Any:
         secret = json.loads(client("secretsmanager", settings, session).get_secret_value(SecretId=secret_arn)
                             ["SecretString"])
     ep = wg["endpoint"]
+    if settings.target == "local":
+        import psycopg
+
+        return psycopg.connect(host=ep["address"], port=int(ep["port"]), user=secret["username"],
+                               password=secret["password"], dbname=settings.redshift_database, autocommit=True)
+    try:
+        import redshift_connector
+    except ImportError as exc:
+        raise WarehouseError("a direct connection on aws needs redshift-connector: pip install 'etl-kit[aws]'") from exc
     return redshift_connector.connect(host=ep["address"], port=int(ep["port"]), database=settings.redshift_database,
                                       user=secret["username"], password=secret["password"])

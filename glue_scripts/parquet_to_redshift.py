@@ -56,6 +56,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         redshift_role_arn=args["redshift_role_arn"], run_id=run_id, workflow_name=workflow,
         source_bucket=source_bucket, source_key=get("source_key"), source_etag=get("source_etag"),
         source_version_id=props.get("source_version_id", ""), report=report, secret_arn=args.get("secret_arn"),
+        # etl-kit replay --force: load again although loaded (the upsert replaces the rows, never duplicates)
+        force=props.get("delivery") == "force",
     )
     print(json.dumps(result, default=str))
     return 0

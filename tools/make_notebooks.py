@@ -39,12 +39,15 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
         ("The workflow run the Lambda started", "nb.started_run(settings)"),
     ]),
     "03_monitor_workflow": ("Monitor the workflow", "Follow the run until it ends: the graph with each node's state "
-                            "and duration, the SNS notifications, and the log tail of a failed node.", [
+                            "and duration, the SNS notifications, the log tail of a failed node, and a replay of "
+                            "the objects whose load failed.", [
         ("Follow the run", "run = nb.follow_run(settings)"),
         ("Nodes", "nb.node_table(run)"),
         ("Graph", "nb.graph_picture(run)"),
         ("Notifications (SNS -> SQS)", "nb.notifications(settings)"),
         ("Logs of failed nodes", "print(nb.failed_logs(run, settings))"),
+        ("Replay what failed (each object whose newest ledger attempt failed, exactly once)",
+         "nb.replay_failed(settings)"),
     ]),
     "04_validate_redshift": ("Validate the load in Redshift", "Reconcile the warehouse with the job's report, "
                              "the ledger and the source file. Raises on any failure, so a papermill run goes red.", [

@@ -27,10 +27,13 @@ class PostgresInfo:
     password: str
     admin_db: str = "postgres"
     bin_dir: str = ""
+    socket_dir: str = ""  # the superuser logs in over this unix socket only (TCP refuses it)
 
     def dsn(self, database: str | None = None) -> str:
+        """The superuser's connection string: over the unix socket when there is one."""
         db = database or self.admin_db
-        return f"host={self.host} port={self.port} user={self.user} password={self.password} dbname={db}"
+        host = self.socket_dir or self.host
+        return f"host={host} port={self.port} user={self.user} password={self.password} dbname={db}"
 
 
 @dataclass

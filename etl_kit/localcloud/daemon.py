@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     state_dir = Path(args.state_dir).resolve()
+    from etl_kit.localcloud.postgres import secure_state_dir
+
+    secure_state_dir(state_dir)  # 0700 (0710 for a root-run server's group): data, passwords, the socket
     state_root = prepare_state_dir(state_dir)
     for var in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_ARENA_MAX"):  # read by glibc at our start; not for children
         os.environ.pop(var, None)

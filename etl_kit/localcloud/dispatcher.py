@@ -18,9 +18,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["ServiceError", "Provider", "RestRoute", "Dispatcher", "json_default"]
+__all__ = ["ServiceError", "Provider", "RestRoute", "Dispatcher", "json_default", "INTERNAL_MESSAGE"]
 
 log = logging.getLogger("etl_kit.localcloud")
+
+# What AWS says for an error of its own; the details go to the daemon log, never to the caller.
+INTERNAL_MESSAGE = ("The request processing has failed because of an unknown error, exception or failure "
+                    "(local cloud: see daemon.log in the state dir).")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -92,10 +96,17 @@ class Dispatcher:
         self.moto_app = moto_app
         self.providers = providers
         self.info = info or {}
+        from etl_kit.localcloud.validation import service_model
+
         self._json_ops: dict[tuple[str, str], Provider] = {}
+        self._models: dict[str, Any] = {}  # target prefix -> the AWS service model its requests are checked with
         for p in providers:
             for op in p.operations:
                 self._json_ops[(p.target_prefix, op)] = p
+            if p.target_prefix and p.operations:
+                model = service_model(p.name, p.target_prefix)
+                if model is not None:
+                    self._models[p.target_prefix] = model
         self.started = _dt.datetime.now(_dt.UTC)
         self.requests = 0
         self._lock = threading.Lock()
@@ -155,6 +166,10 @@ class Dispatcher:
             provider = self._json_ops.get((prefix, op))
             if provider is not None:
                 return self._json_call(provider, op, environ, start_response)
+            model = self._models.get(prefix)
+            if model is not None and op not in model.operation_names:
+                return self._json_error(start_response, 400, "UnknownOperationException",
+                                        f"Unknown operation {op} for service {prefix}.")
         for p in self.providers:
             for route in p.rest_routes:
                 if route.method == method:
@@ -163,21 +178,35 @@ class Dispatcher:
                         return self._rest_call(route, m, environ, start_response)
         return self.moto_app(environ, start_response)
 
+    def _json_error(self, start_response: Any, status: int, code: str, message: str) -> list[bytes]:
+        payload = json.dumps({"__type": code, "message": message, "Message": message}).encode()
+        return self._respond(start_response, status, {"Content-Type": "application/x-amz-json-1.1",
+                                                      "x-amzn-ErrorType": code}, payload)
+
     def _json_call(self, provider: Provider, op: str, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        from etl_kit.localcloud.validation import RequestError, check_request
+
         ctype = {"Content-Type": "application/x-amz-json-1.1"}
         try:
             raw = self._read_body(environ)
-            body = json.loads(raw or b"{}")
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:  # also bytes that are not UTF-8
+                raise RequestError("SerializationException", "The request body is not valid JSON.") from None
+            model = self._models.get(provider.target_prefix)
+            if model is not None:
+                check_request(model, op, body)
+            elif not isinstance(body, dict):
+                raise RequestError("SerializationException", "The request body must be a JSON object.")
             result = provider.operations[op](body)
             return self._respond(start_response, 200, ctype, json.dumps(result, default=json_default).encode())
+        except RequestError as err:
+            return self._json_error(start_response, 400, err.code, err.message)
         except ServiceError as err:
-            payload = json.dumps({"__type": err.code, "message": err.message, "Message": err.message}).encode()
-            return self._respond(start_response, err.status, {**ctype, "x-amzn-ErrorType": err.code}, payload)
-        except Exception as exc:  # the daemon keeps serving whatever a provider does
+            return self._json_error(start_response, err.status, err.code, err.message)
+        except Exception:  # the daemon keeps serving whatever a provider does; details only in its log
             log.error("provider %s failed on %s: %s", provider.name, op, traceback.format_exc())
-            text = json.dumps({"__type": "InternalServiceException", "message": f"{type(exc).__name__}: {exc}"})
-            return self._respond(start_response, 500, {**ctype, "x-amzn-ErrorType": "InternalServiceException"},
-                                 text.encode())
+            return self._json_error(start_response, 500, "InternalFailure", INTERNAL_MESSAGE)
 
     def _rest_call(self, route: RestRoute, m: re.Match[str], environ: dict[str, Any],
                    start_response: Any) -> list[bytes]:
@@ -192,8 +221,8 @@ class Dispatcher:
             payload = json.dumps({"Type": "User", "Message": err.message, "message": err.message}).encode()
             return self._respond(start_response, err.status,
                                  {"Content-Type": "application/json", "x-amzn-ErrorType": err.code}, payload)
-        except Exception as exc:
+        except Exception:
             log.error("REST provider failed on %s: %s", route.pattern.pattern, traceback.format_exc())
-            payload = json.dumps({"Type": "Service", "Message": f"{type(exc).__name__}: {exc}"}).encode()
+            payload = json.dumps({"Type": "Service", "Message": INTERNAL_MESSAGE, "message": INTERNAL_MESSAGE}).encode()
             return self._respond(start_response, 500,
                                  {"Content-Type": "application/json", "x-amzn-ErrorType": "ServiceException"}, payload)

@@ -7,6 +7,14 @@ endpoint, like a Lambda runtime. Output goes to CloudWatch Logs ``/aws/lambda/<n
 Asynchronous invocations (``InvocationType=Event`` and EventBridge targets) are retried
 ``MaximumRetryAttempts`` times (default 2, as Lambda does) and then sent to the
 function's on-failure destination; the retry delays are seconds here instead of minutes.
+
+SQS event source mappings run for real (:class:`SqsMappings`): a poller per enabled mapping receives
+from the queue through the SQS API, invokes the function with an SQS event of Lambda's shape and
+honours ``BatchSize``, ``MaximumBatchingWindowInSeconds``, ``ScalingConfig.MaximumConcurrency`` and
+``FunctionResponseTypes: ["ReportBatchItemFailures"]``: successes are deleted, failed items stay until
+their visibility timeout, a function error fails the whole batch. The queue's redrive policy (applied
+by moto on receive) moves messages received ``maxReceiveCount`` times to the DLQ. Mappings created,
+updated, disabled or deleted through the API take effect within a second.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import time
 import uuid
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -31,7 +40,7 @@ from etl_kit.localcloud import motohooks
 from etl_kit.localcloud.context import CloudContext
 from etl_kit.localcloud.dispatcher import Provider, RestRoute, ServiceError
 
-__all__ = ["LambdaProvider", "build", "BOOTSTRAP"]
+__all__ = ["LambdaProvider", "SqsMappings", "build", "BOOTSTRAP"]
 
 log = logging.getLogger("etl_kit.localcloud.lambda")
 
@@ -78,22 +87,34 @@ class LambdaProvider(Provider):
         self.code_root.mkdir(parents=True, exist_ok=True)
         self._slots = threading.BoundedSemaphore(max_parallel)
         self._lock = threading.Lock()
-        self.stats = {"invocations": 0, "errors": 0, "timeouts": 0, "async_pending": 0}
+        self.stats = {"invocations": 0, "errors": 0, "timeouts": 0, "async_pending": 0, "sqs_batches": 0,
+                      "sqs_deleted": 0, "sqs_item_failures": 0, "sqs_batch_failures": 0}
         self._procs: set[subprocess.Popen[bytes]] = set()
         # Async invocations wait and retry (seconds at a time): they get their own pool, so a burst of
         # uploads can never starve the workflow engine's short tasks on the shared executor.
         self._async_pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="lambda-async")
+        self._mappings = SqsMappings(self)
         self.rest_routes = [
             RestRoute("POST", re.compile(r"/2015-03-31/functions/(?P<name>[^/]+)/invocations"), self._rest_invoke),
         ]
 
     def start(self) -> None:
-        motohooks.install_event_target_hook({"lambda": self._on_event_target, "sns": self._on_sns_target})
+        motohooks.install_event_target_hook({"lambda": self._on_event_target, "sns": self._on_sns_target,
+                                             "sqs": self._on_sqs_target})
+        motohooks.install_event_source_mapping_guard()
+        self._mappings.start()
 
     def health(self) -> dict[str, Any]:
-        return {"ok": True, **self.stats}
+        return {"ok": True, **self.stats, "sqs_pollers": self._mappings.active()}
+
+    def count(self, **deltas: int) -> None:
+        """Add to the provider's counters (thread-safe)."""
+        with self._lock:
+            for k, v in deltas.items():
+                self.stats[k] = self.stats.get(k, 0) + v
 
     def close(self) -> None:
+        self._mappings.close()
         self._async_pool.shutdown(wait=False, cancel_futures=True)
         for p in list(self._procs):
             if p.poll() is None:
@@ -285,9 +306,208 @@ class LambdaProvider(Provider):
     def _on_event_target(self, target: dict[str, Any], payload: Any, account_id: str, region: str) -> None:
         self.invoke_async(target["Arn"], payload)
 
+    def _on_sqs_target(self, target: dict[str, Any], payload: Any, account_id: str, region: str) -> None:
+        body = payload if isinstance(payload, str) else json.dumps(payload)
+        group = (target.get("SqsParameters") or {}).get("MessageGroupId")
+        motohooks.sqs_send(account_id, region, target["Arn"], body, group)
+
     def _on_sns_target(self, target: dict[str, Any], payload: Any, account_id: str, region: str) -> None:
         message = payload if isinstance(payload, str) else json.dumps(payload)
         motohooks.sns_publish(account_id, region, target["Arn"], message)
+
+
+@dataclass(frozen=True)
+class _Mapping:
+    """What a poller needs from an enabled SQS event source mapping (a change restarts the poller)."""
+
+    uuid: str
+    function_arn: str
+    queue_arn: str
+    batch_size: int
+    window: float
+    concurrency: int
+    report_failures: bool
+
+
+# Lambda's default SQS concurrency starts at five pollers; locally that is also the ceiling without a
+# ScalingConfig (the provider runs at most ``max_parallel`` functions at once anyway).
+DEFAULT_POLLERS = 5
+MAX_BATCH_BYTES = 6 * 1024 * 1024 - 256 * 1024  # Lambda's 6 MB payload, less one message of headroom
+
+
+class SqsMappings:
+    """Pollers for the enabled SQS event source mappings, reconciled with the Lambda API every second."""
+
+    def __init__(self, provider: LambdaProvider, interval: float = 1.0) -> None:
+        self.provider = provider
+        self.interval = interval
+        self._stop = threading.Event()
+        self._pollers: dict[str, _Poller] = {}
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="sqs-mappings", daemon=True)
+            self._thread.start()
+
+    def active(self) -> list[str]:
+        """The UUIDs of the mappings being polled."""
+        return sorted(self._pollers)
+
+    def close(self) -> None:
+        self._stop.set()
+        for poller in list(self._pollers.values()):
+            poller.stop()
+        self._pollers.clear()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.reconcile()
+            except Exception as exc:  # the server may not answer yet while the daemon starts
+                log.debug("event source mappings not read: %s", exc)
+
+    def _wanted(self) -> dict[str, _Mapping]:
+        lam = self.provider.ctx.client("lambda")
+        out: dict[str, _Mapping] = {}
+        marker = ""
+        while True:
+            page = lam.list_event_source_mappings(**({"Marker": marker} if marker else {}))
+            for m in page.get("EventSourceMappings", []):
+                arn = str(m.get("EventSourceArn", ""))
+                if m.get("State") != "Enabled" or arn.split(":")[2:3] != ["sqs"]:
+                    continue
+                concurrency = (m.get("ScalingConfig") or {}).get("MaximumConcurrency") or DEFAULT_POLLERS
+                out[m["UUID"]] = _Mapping(
+                    uuid=m["UUID"], function_arn=m["FunctionArn"], queue_arn=arn, batch_size=int(m.get("BatchSize")
+                                                                                                  or 10),
+                    window=float(m.get("MaximumBatchingWindowInSeconds") or 0), concurrency=int(concurrency),
+                    report_failures="ReportBatchItemFailures" in (m.get("FunctionResponseTypes") or []))
+            marker = page.get("NextMarker") or ""
+            if not marker:
+                return out
+
+    def reconcile(self) -> None:
+        """Start pollers for new or changed mappings, stop those of deleted, disabled or changed ones."""
+        wanted = self._wanted()
+        for key, poller in list(self._pollers.items()):
+            if wanted.get(key) != poller.mapping:
+                poller.stop()
+                del self._pollers[key]
+        for key, mapping in wanted.items():
+            if key not in self._pollers and not self._stop.is_set():
+                self._pollers[key] = _Poller(self.provider, mapping)
+
+
+class _Poller:
+    """``MaximumConcurrency`` workers, each receiving a batch, invoking the function and deleting successes."""
+
+    def __init__(self, provider: LambdaProvider, mapping: _Mapping) -> None:
+        self.provider = provider
+        self.mapping = mapping
+        self._stop = threading.Event()
+        for i in range(mapping.concurrency):
+            threading.Thread(target=self._worker, name=f"sqs-poller-{mapping.uuid[:8]}-{i}", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _worker(self) -> None:
+        sqs = self.provider.ctx.client("sqs")
+        parts = self.mapping.queue_arn.split(":")
+        url = ""
+        while not self._stop.is_set():
+            try:
+                if not url:
+                    url = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+                batch = self._collect(sqs, url)
+                if batch and not self._stop.is_set():
+                    self._deliver(sqs, url, batch)
+                elif batch:  # stopped mid-receive: give the messages back at once
+                    sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                        for i, m in enumerate(batch[:10])])
+            except Exception as exc:  # queue deleted, function missing, daemon stopping: try again later
+                log.debug("poller %s: %s", self.mapping.uuid, exc)
+                url = ""
+                self._stop.wait(1.0)
+
+    def _receive(self, sqs: Any, url: str, n: int, wait: int) -> list[dict[str, Any]]:
+        r = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=max(1, min(10, n)), WaitTimeSeconds=wait,
+                                AttributeNames=["All"], MessageAttributeNames=["All"])
+        return list(r.get("Messages", []))
+
+    def _collect(self, sqs: Any, url: str) -> list[dict[str, Any]]:
+        """One batch: up to BatchSize messages, gathered for at most the batching window."""
+        size = self.mapping.batch_size
+        batch = self._receive(sqs, url, size, 1)
+        if not batch:
+            return []
+        deadline = time.monotonic() + self.mapping.window
+        while len(batch) < size and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or sum(len(m.get("Body", "")) for m in batch) >= MAX_BATCH_BYTES:
+                break
+            batch += self._receive(sqs, url, size - len(batch), 1 if left >= 1 else 0)
+        return batch
+
+    def _record(self, m: dict[str, Any]) -> dict[str, Any]:
+        import base64
+
+        attrs = {k: v for k, v in (m.get("Attributes") or {}).items()
+                 if k in ("ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp",
+                          "MessageGroupId", "MessageDeduplicationId", "SequenceNumber", "AWSTraceHeader")}
+        mattrs = {}
+        for name, v in (m.get("MessageAttributes") or {}).items():
+            binary = v.get("BinaryValue")
+            mattrs[name] = {"stringValue": v.get("StringValue"),
+                            "binaryValue": base64.b64encode(binary).decode() if binary is not None else None,
+                            "stringListValues": [], "binaryListValues": [], "dataType": v.get("DataType")}
+        rec = {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m.get("Body", ""),
+               "attributes": attrs, "messageAttributes": mattrs, "md5OfBody": m.get("MD5OfBody", ""),
+               "eventSource": "aws:sqs", "eventSourceARN": self.mapping.queue_arn,
+               "awsRegion": self.mapping.queue_arn.split(":")[3]}
+        if m.get("MD5OfMessageAttributes"):
+            rec["md5OfMessageAttributes"] = m["MD5OfMessageAttributes"]
+        return rec
+
+    def failed_ids(self, res: dict[str, Any], ids: set[str]) -> set[str] | None:
+        """The message ids to keep, or ``None`` when the whole batch failed (Lambda's rules)."""
+        if not res.get("ok"):
+            return None
+        if not self.mapping.report_failures:
+            return set()
+        result = res.get("result")
+        if result is None or result == [] or result == {}:
+            return set()
+        if not isinstance(result, dict):
+            return None  # not a valid batch response
+        items = result.get("batchItemFailures")
+        if items is None:
+            return set()
+        if not isinstance(items, list):
+            return None
+        keep: set[str] = set()
+        for item in items:
+            ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+            if not isinstance(ident, str) or ident not in ids:
+                return None  # empty, null, misnamed or unknown identifier: the batch failed
+            keep.add(ident)
+        return keep
+
+    def _deliver(self, sqs: Any, url: str, batch: list[dict[str, Any]]) -> None:
+        res = self.provider.run(self.mapping.function_arn, {"Records": [self._record(m) for m in batch]})
+        keep = self.failed_ids(res, {m["MessageId"] for m in batch})
+        if keep is None:  # every message reappears after its visibility timeout
+            self.provider.count(sqs_batches=1, sqs_batch_failures=1)
+            log.info("function %s failed a batch of %d from %s: %s", self.mapping.function_arn, len(batch),
+                     self.mapping.queue_arn, res.get("errorMessage") or res.get("result"))
+            return
+        done = [m for m in batch if m["MessageId"] not in keep]
+        for i in range(0, len(done), 10):
+            sqs.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i:i + 10])])
+        self.provider.count(sqs_batches=1, sqs_deleted=len(done), sqs_item_failures=len(keep))
 
 
 def build(ctx: CloudContext) -> list[Provider]:

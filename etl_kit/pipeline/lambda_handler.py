@@ -7,18 +7,33 @@ points the plain ``boto3.client(...)`` calls at the local cloud.
 Environment
 -----------
 WORKFLOW_NAME (required), BUCKET (optional: only objects of this bucket act), INPUT_PREFIX (``input/``),
-STATE_PREFIX (``_etl_kit/``), TOPIC_ARN (optional SNS topic), MAX_START_ATTEMPTS (``6``),
-BACKOFF_BASE_SECONDS (``1``), BACKOFF_MAX_SECONDS (``20``).
+STATE_PREFIX (``_etl_kit/``), TOPIC_ARN (optional SNS topic), BACKOFF_BASE_SECONDS (``2``),
+BACKOFF_MAX_SECONDS (``900``): the delay before a waiting SQS record is tried again.
 
-Events: EventBridge "Object Created" (``detail.bucket.name``, ``detail.object.key``...) and the
-classic S3 notification (``Records[].s3``; keys URL-encoded with ``+`` for space). Only ``.csv`` /
+Events: an SQS batch from the intake queue's event source mapping (each body an EventBridge event),
+or, directly, an EventBridge "Object Created" event (``detail.bucket.name``, ``detail.object.key``...)
+or a classic S3 notification (``Records[].s3``; keys URL-encoded with ``+`` for space). Only ``.csv`` /
 ``.csv.gz`` objects under INPUT_PREFIX act; zero-byte objects and folder markers are skipped.
 
-Dedupe: a claim object ``<STATE_PREFIX>claims/<sha256(bucket\\0key\\0version-or-etag)>.json`` is created
+Dedupe, with retries: each attempt at an object identity (bucket, key, version-or-etag) is a claim
+object ``<STATE_PREFIX>claims/<sha256(bucket\\0key\\0version-or-etag)>/<n>.json`` (n = 1, 2, ...) created
 with ``put_object(IfNoneMatch='*')`` (S3 conditional write; moto 5.2.5 enforces it with
-``PreconditionFailed``). A second delivery of the same object finds the claim and is skipped.
-If the workflow cannot be started the claim is deleted and the error re-raised, so that Lambda's
-async retry (or EventBridge) delivers the event again and the object is not lost.
+``PreconditionFailed``), so of two deliveries racing for attempt n exactly one wins. A delivery that
+finds attempt n taken asks how that attempt ended (``glue:GetWorkflowRun``): still running or succeeded
+(or rejected for its content) -> skipped as ``duplicate``; ended unsuccessfully (a failed, timed-out or
+stopped node, run STOPPED/ERROR), or claimed but never started within CLAIM_LEASE_SECONDS (``900``, the
+longest a Lambda can run) -> it races for attempt n+1. A replay event (detail-type
+``Object Replay Requested`` / ``Object Replay Forced``, sent by ``etl-kit replay``) may also take over a
+rejected attempt or one whose run is no longer known, and with force a succeeded one. A claim written
+before attempts existed (``claims/<sha256>.json``) counts as attempt 0.
+If the workflow cannot be started the claim is deleted and the error re-raised.
+
+Waiting (SQS batches): ``StartWorkflowRun`` is tried once, never with a sleep. A record that cannot start
+now (``ConcurrentRunsExceededException``, throttling, a transient or unexpected error) is reported in
+``batchItemFailures`` and its message is made visible again after an exponential backoff with jitter
+on its ``ApproximateReceiveCount`` (``ChangeMessageVisibility``), so events wait in the queue until a run
+slot is free. A body that is not an event is retried at once, so the queue's redrive moves it to the DLQ
+after ``maxReceiveCount`` receives. Started, skipped and duplicate records are successes (deleted).
 """
 
 from __future__ import annotations
@@ -35,7 +50,16 @@ from urllib.parse import unquote_plus
 
 import boto3
 
-__all__ = ["handler", "parse_event", "should_process", "claim_key", "ObjectRef"]
+__all__ = ["handler", "parse_event", "should_process", "claim_key", "take_claim", "claim_verdict",
+           "run_verdict", "delivery_kind", "ObjectRef", "backoff_seconds", "WAIT_CODES"]
+
+# Error codes meaning "not now": the record waits in the queue (logged, not notified).
+WAIT_CODES = frozenset({
+    "ConcurrentRunsExceededException", "ThrottlingException", "Throttling", "TooManyRequestsException",
+    "RequestLimitExceeded", "ServiceUnavailable", "ServiceUnavailableException", "InternalServiceException",
+    "InternalFailure", "InternalError", "OperationTimeoutException", "SlowDown", "RequestTimeout",
+})
+MAX_VISIBILITY_SECONDS = 43200  # SQS refuses a longer visibility timeout (12 hours)
 
 
 class ObjectRef(Dict[str, Any]):
@@ -103,10 +127,155 @@ def should_process(ref: Dict[str, Any], *, input_prefix: str = "input/", bucket:
     return True, ""
 
 
-def claim_key(bucket: str, key: str, version_or_etag: str, state_prefix: str = "_etl_kit/") -> str:
-    """The durable claim key for an object identity (bucket, key, version id or ETag)."""
+def claim_key(bucket: str, key: str, version_or_etag: str, state_prefix: str = "_etl_kit/",
+              attempt: Optional[int] = None) -> str:
+    """The durable claim key of attempt ``attempt`` at an object identity (bucket, key, version id or ETag).
+
+    Without ``attempt``: the single claim key used before attempts were numbered (read as attempt 0).
+    """
     h = hashlib.sha256(f"{bucket}\0{key}\0{version_or_etag}".encode("utf-8")).hexdigest()
-    return f"{state_prefix}claims/{h}.json"
+    if attempt is None:
+        return f"{state_prefix}claims/{h}.json"
+    return f"{state_prefix}claims/{h}/{int(attempt)}.json"
+
+
+# Replay events (``etl-kit replay``) are EventBridge-shaped "Object Created" events with one of these
+# detail-types; anything else is an ordinary delivery.
+REPLAY_DETAIL_TYPE = "Object Replay Requested"
+FORCED_REPLAY_DETAIL_TYPE = "Object Replay Forced"
+MAX_CLAIM_ATTEMPTS = 100
+_RUN_FAILURES = ("FailedActions", "TimeoutActions", "StoppedActions", "ErroredActions")
+# which ended attempts a delivery may take over, by kind of delivery
+_TAKE_OVER = {
+    "event": ("failed", "abandoned"),
+    "replay": ("failed", "abandoned", "rejected", "unknown"),
+    "force": ("failed", "abandoned", "rejected", "unknown", "succeeded"),
+}
+
+
+def delivery_kind(ref: Dict[str, Any]) -> str:
+    """``event`` (an ordinary delivery), ``replay`` or ``force`` (from ``etl-kit replay [--force]``)."""
+    name = str(ref.get("event_name") or "")
+    return {REPLAY_DETAIL_TYPE: "replay", FORCED_REPLAY_DETAIL_TYPE: "force"}.get(name, "event")
+
+
+def run_verdict(run: Optional[Dict[str, Any]]) -> str:
+    """How a workflow run ended, for the claim take-over.
+
+    Returns
+    -------
+    str
+        ``running`` (RUNNING/STOPPING), ``failed`` (STOPPED/ERROR, or COMPLETED with a failed, timed-out,
+        stopped or errored action), ``rejected`` (job 1 rejected the file for its content: the same bytes
+        would be rejected again), ``succeeded``, or ``unknown`` (no such run).
+    """
+    if not run:
+        return "unknown"
+    status = str(run.get("Status") or "")
+    if status in ("RUNNING", "STOPPING", ""):
+        return "running"
+    if status in ("STOPPED", "ERROR"):
+        return "failed"
+    if (run.get("WorkflowRunProperties") or {}).get("job1_state") == "rejected":
+        return "rejected"
+    stats = run.get("Statistics") or {}
+    if any(int(stats.get(k) or 0) for k in _RUN_FAILURES):
+        return "failed"
+    return "succeeded"
+
+
+def claim_verdict(claim: Dict[str, Any], glue: Any, workflow: str, *, lease_seconds: float,
+                  now: Optional[datetime] = None) -> str:
+    """How the attempt recorded in ``claim`` ended (see :func:`run_verdict`), plus ``starting`` (claimed,
+    no run id yet) and ``abandoned`` (claimed more than ``lease_seconds`` ago and never started)."""
+    run_id = str(claim.get("run_id") or "")
+    if not run_id:
+        try:
+            claimed = datetime.fromisoformat(str(claim.get("claimed_at") or ""))
+        except ValueError:
+            return "abandoned"  # not a claim this function wrote: nothing is running for it
+        if claimed.tzinfo is None:
+            claimed = claimed.replace(tzinfo=timezone.utc)
+        age = ((now or datetime.now(timezone.utc)) - claimed).total_seconds()
+        return "abandoned" if age > lease_seconds else "starting"
+    try:
+        run = glue.get_workflow_run(Name=str(claim.get("workflow") or workflow), RunId=run_id)["Run"]
+    except Exception as exc:
+        if _code(exc) == "EntityNotFoundException":
+            return "unknown"
+        raise  # throttled or refused: fail the invocation so the event is delivered again
+    return run_verdict(run)
+
+
+def _read_claim(s3: Any, bucket: str, ckey: str) -> Optional[Dict[str, Any]]:
+    """The claim's body, or None when there is no such claim."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=ckey)["Body"].read()
+    except Exception as exc:
+        # S3 answers 403 instead of 404 for a missing key unless s3:ListBucket applies to the request,
+        # and the function's ListBucket is conditioned on s3:prefix (absent from GetObject); it may read
+        # every claim, so a 403 here means the claim does not exist
+        if _code(exc) in ("404", "NoSuchKey", "NotFound", "403", "AccessDenied"):
+            return None
+        raise
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def take_claim(s3: Any, glue: Any, *, bucket: str, ident: Tuple[str, str, str], claim: Dict[str, Any],
+               kind: str = "event") -> Dict[str, Any]:
+    """Claim the next attempt at an object identity, or say which attempt holds it.
+
+    Parameters
+    ----------
+    ident
+        ``(key, version-or-etag, state_prefix)``.
+    claim
+        The claim body (``attempt`` and ``claim_key`` are added).
+    kind
+        :func:`delivery_kind` of the event: which ended attempts it may take over.
+
+    Returns
+    -------
+    dict
+        ``{won: True, claim_key, attempt}`` or ``{won: False, attempt, run_id, verdict}``.
+    """
+    key, ident_value, state_prefix = ident
+    workflow = _env("WORKFLOW_NAME")
+    lease = float(_env("CLAIM_LEASE_SECONDS", "900"))
+    allowed = _TAKE_OVER.get(kind, _TAKE_OVER["event"])
+    legacy = _read_claim(s3, bucket, claim_key(bucket, key, ident_value, state_prefix))
+    if legacy is not None:
+        verdict = claim_verdict(legacy, glue, workflow, lease_seconds=lease)
+        if verdict not in allowed:
+            return {"won": False, "attempt": 0, "run_id": str(legacy.get("run_id") or ""), "verdict": verdict}
+    attempt, vanished = 1, 0
+    while attempt <= MAX_CLAIM_ATTEMPTS:
+        ckey = claim_key(bucket, key, ident_value, state_prefix, attempt)
+        body = dict(claim, attempt=attempt, claim_key=ckey, workflow=workflow)
+        try:
+            s3.put_object(Bucket=bucket, Key=ckey, Body=json.dumps(body).encode("utf-8"), IfNoneMatch="*",
+                          ContentType="application/json")
+            claim.update(attempt=attempt, claim_key=ckey, workflow=workflow)
+            return {"won": True, "claim_key": ckey, "attempt": attempt}
+        except Exception as exc:
+            if _code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                raise
+        held = _read_claim(s3, bucket, ckey)
+        if held is None:  # released (its start failed) between our write and our read: race for it again
+            vanished += 1
+            if vanished > 5:
+                raise RuntimeError(f"claim {ckey} keeps appearing and vanishing; retry the event")
+            time.sleep(0.05 * vanished)
+            continue
+        verdict = claim_verdict(held, glue, workflow, lease_seconds=lease)
+        if verdict not in allowed:
+            return {"won": False, "attempt": attempt, "run_id": str(held.get("run_id") or ""), "verdict": verdict}
+        attempt += 1
+    return {"won": False, "attempt": attempt - 1, "run_id": "", "verdict": "too many attempts"}
 
 
 def _code(exc: BaseException) -> str:
@@ -117,16 +286,6 @@ def _code(exc: BaseException) -> str:
 def _log(**fields: Any) -> None:
     fields.setdefault("ts", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     print(json.dumps(fields, default=str, sort_keys=True), flush=True)
-
-
-def _remaining_ms(context: Any) -> float:
-    fn = getattr(context, "get_remaining_time_in_millis", None)
-    if fn is None and isinstance(context, dict):
-        fn = context.get("get_remaining_time_in_millis")
-    try:
-        return float(fn()) if fn else 60_000.0
-    except Exception:
-        return 60_000.0
 
 
 def _notify(sns: Any, topic: str, subject: str, body: str) -> None:
@@ -188,51 +347,46 @@ def _process_one(ref: ObjectRef, *, s3: Any, glue: Any, sns: Any, context: Any) 
     version = str(head.get("VersionId") or ref.get("version_id") or "")
     if version == "null":
         version = ""
-    ckey = claim_key(bucket, key, version or etag, state_prefix)
+    kind = delivery_kind(ref)
     claim = {"bucket": bucket, "key": key, "etag": etag, "version_id": version, "run_id": "",
-             "claimed_at": datetime.now(timezone.utc).isoformat(), "event_time": ref.get("event_time", "")}
-    try:
-        s3.put_object(Bucket=bucket, Key=ckey, Body=json.dumps(claim).encode("utf-8"), IfNoneMatch="*",
-                      ContentType="application/json")
-    except Exception as exc:
-        if _code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-            raise
-        run_id = ""
-        with contextlib.suppress(Exception):
-            run_id = json.loads(s3.get_object(Bucket=bucket, Key=ckey)["Body"].read()).get("run_id", "")
-        return skipped("duplicate", run_id)
+             "claimed_at": datetime.now(timezone.utc).isoformat(), "event_time": ref.get("event_time", ""),
+             "delivery": kind}
+    taken = take_claim(s3, glue, bucket=bucket, ident=(key, version or etag, state_prefix), claim=claim, kind=kind)
+    if not taken["won"]:
+        if taken["verdict"] in ("running", "starting", "succeeded", "rejected"):
+            return skipped("duplicate", taken["run_id"])
+        return skipped(f"duplicate (attempt {taken['attempt']}: {taken['verdict']})", taken["run_id"])
+    ckey = taken["claim_key"]
+    result["attempt"] = taken["attempt"]
     props = {
         "source_bucket": bucket, "source_key": key, "source_etag": etag, "source_version_id": version,
         "source_size": str(head.get("ContentLength", ref.get("size") or "")),
         "event_time": str(ref.get("event_time") or ""), "claim_key": ckey,
+        "claim_attempt": str(taken["attempt"]), "delivery": kind,
     }
-    attempts = int(_env("MAX_START_ATTEMPTS", "6"))
-    base = float(_env("BACKOFF_BASE_SECONDS", "1"))
-    cap = float(_env("BACKOFF_MAX_SECONDS", "20"))
+    # One attempt, never a sleep: when no run slot is free the error goes up to the entry point, which (for
+    # an SQS record) makes the message reappear later, so the event waits in the queue, not in this function.
     run_id = ""
     last: Optional[BaseException] = None
-    for attempt in range(1, attempts + 1):
-        try:
-            run_id = glue.start_workflow_run(Name=workflow, RunProperties=props)["RunId"]
-            break
-        except Exception as exc:
-            last = exc
-            if _code(exc) != "ConcurrentRunsExceededException" or attempt == attempts:
-                break
-            delay = min(cap, base * (2 ** (attempt - 1))) * (0.5 + random.random() / 2)
-            if _remaining_ms(context) - delay * 1000 < 5000:
-                break
-            _log(decision="retry_start", attempt=attempt, delay=round(delay, 2), bucket=bucket, key=key)
-            time.sleep(delay)
+    try:
+        run_id = glue.start_workflow_run(Name=workflow, RunProperties=props)["RunId"]
+    except Exception as exc:
+        last = exc
     if not run_id:
         with contextlib.suppress(Exception):
             s3.delete_object(Bucket=bucket, Key=ckey)  # release the claim so the retry can act
         reason = f"{_code(last) or type(last).__name__}: {last}" if last else "no run id returned"
-        result.update(status="failed", reason=reason)
-        _log(decision="failed", **result)
-        _notify(sns, topic, f"etl-kit: FAILED to start {workflow}",
-                f"Could not start workflow {workflow} for s3://{bucket}/{key}: {reason}\n"
-                "The event will be retried.")
+        if last is not None and _code(last) in WAIT_CODES:
+            # Waiting for a free run slot is the normal state of a burst: logged, not notified.
+            result.update(status="waiting", reason=reason)
+            _log(decision="waiting", **result)
+        else:
+            result.update(status="failed", reason=reason)
+            _log(decision="failed", **result)
+            _notify(sns, topic, f"etl-kit: FAILED to start {workflow}",
+                    f"Could not start workflow {workflow} for s3://{bucket}/{key}: {reason}\n"
+                    "The event stays in the intake queue and is retried; after the queue's maxReceiveCount "
+                    "it moves to the intake DLQ (etl-kit replay --dlq).")
         raise last if last is not None else RuntimeError(reason)
     claim["run_id"] = run_id
     claim["started_at"] = datetime.now(timezone.utc).isoformat()
@@ -248,20 +402,119 @@ def _process_one(ref: ObjectRef, *, s3: Any, glue: Any, sns: Any, context: Any) 
     return result
 
 
+class _Poison(Exception):
+    """An SQS record whose body is not an event this function understands."""
+
+
+def backoff_seconds(receive_count: int) -> int:
+    """Seconds before a waiting record is tried again: exponential in its receive count, capped, jittered.
+
+    ``min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (receive_count - 1))`` times a random factor in
+    [0.5, 1) (so a burst does not come back at once), at least 1 and at most SQS's 12 hours.
+    """
+    base = float(_env("BACKOFF_BASE_SECONDS", "2"))
+    cap = float(_env("BACKOFF_MAX_SECONDS", "900"))
+    delay = min(cap, base * 2 ** min(max(int(receive_count), 1) - 1, 30)) * (0.5 + random.random() / 2)
+    return int(max(1, min(MAX_VISIBILITY_SECONDS, round(delay))))
+
+
+def _record_event(record: Dict[str, Any]) -> Dict[str, Any]:
+    try:
+        doc = json.loads(record.get("body") or "")
+    except (TypeError, ValueError):
+        raise _Poison("the message body is not JSON") from None
+    if not isinstance(doc, dict):
+        raise _Poison("the message body is not a JSON object")
+    return doc
+
+
+def _is_sqs_batch(event: Dict[str, Any]) -> bool:
+    recs = event.get("Records")
+    return bool(recs) and isinstance(recs, list) and all(
+        isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in recs)
+
+
+def _set_visibility(sqs: Any, waits: List[Tuple[Dict[str, Any], int]]) -> None:
+    """Make each waiting message reappear after its delay (ChangeMessageVisibilityBatch, 10 at a time)."""
+    by_queue: Dict[str, List[Tuple[Dict[str, Any], int]]] = {}
+    for rec, delay in waits:
+        if rec.get("receiptHandle"):  # without one only the queue's visibility timeout brings it back
+            by_queue.setdefault(str(rec.get("eventSourceARN") or ""), []).append((rec, delay))
+    for arn, items in by_queue.items():
+        parts = arn.split(":")
+        if len(parts) < 6:
+            continue
+        # The queue's URL from its ARN with the client's own endpoint (no sqs:GetQueueUrl needed).
+        url = f"{sqs.meta.endpoint_url.rstrip('/')}/{parts[4]}/{parts[5]}"
+        for i in range(0, len(items), 10):
+            entries = [{"Id": str(n), "ReceiptHandle": rec["receiptHandle"], "VisibilityTimeout": delay}
+                       for n, (rec, delay) in enumerate(items[i:i + 10])]
+            try:
+                r = sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+                failed = r.get("Failed") or []
+            except Exception as exc:  # the message still reappears after the queue's visibility timeout
+                failed = [{"Id": e["Id"], "Message": str(exc)} for e in entries]
+            for f in failed:
+                _log(decision="visibility_not_changed", queue=arn, error=f.get("Message", ""))
+
+
+def _handle_sqs(records: List[Dict[str, Any]], *, s3: Any, glue: Any, sns: Any, sqs: Any,
+                context: Any) -> Dict[str, Any]:
+    """Process an SQS batch; the records that must wait or failed come back as ``batchItemFailures``."""
+    waits: List[Tuple[Dict[str, Any], int]] = []
+    busy = ""  # once no run slot is free, the rest of the batch waits without asking again
+    for rec in records:
+        count = int((rec.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+        ids = {"message_id": rec.get("messageId"), "receive_count": count}
+        try:
+            event = _record_event(rec)
+            if event.get("Event") == "s3:TestEvent":
+                _log(decision="skipped", reason="s3:TestEvent", **ids)
+                continue
+            refs = parse_event(event)
+            if not refs:
+                raise _Poison("the message names no S3 object")
+            if busy:
+                waits.append((rec, backoff_seconds(count)))
+                _log(decision="waiting", reason=busy, **ids)
+                continue
+            for ref in refs:
+                _process_one(ref, s3=s3, glue=glue, sns=sns, context=context)
+        except _Poison as exc:
+            # Retried at once: it cannot get better, so it reaches the DLQ after maxReceiveCount receives.
+            waits.append((rec, 0))
+            _log(decision="poison", reason=str(exc), body=str(rec.get("body"))[:200], **ids)
+        except Exception as exc:
+            code = _code(exc)
+            if code == "ConcurrentRunsExceededException":
+                busy = f"{code}: {exc}"
+            elif code not in WAIT_CODES:
+                _log(decision="record_failed", error=f"{code or type(exc).__name__}: {exc}", **ids)
+            waits.append((rec, backoff_seconds(count)))
+    if waits:
+        _set_visibility(sqs, waits)
+    return {"batchItemFailures": [{"itemIdentifier": str(rec.get("messageId"))} for rec, _ in waits]}
+
+
 def handler(event: Dict[str, Any], context: Any = None, *, s3: Any = None, glue: Any = None,
-            sns: Any = None) -> Dict[str, Any]:
+            sns: Any = None, sqs: Any = None) -> Dict[str, Any]:
     """Lambda entry point.
 
     Returns
     -------
     dict
-        ``{status: started|skipped|failed, reason, run_id, bucket, key}`` (for several records,
-        the first such dict plus ``results`` with one per record).
+        For an SQS batch: ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`` (the records
+        that wait in the queue). For a direct event: ``{status: started|skipped, reason, run_id, bucket,
+        key}`` (for several records, the first such dict plus ``results`` with one per record); a
+        failure to start raises.
     """
     s3 = s3 or boto3.client("s3")
     glue = glue or boto3.client("glue")
     if sns is None and _env("TOPIC_ARN"):
         sns = boto3.client("sns")
+    if _is_sqs_batch(event):
+        return _handle_sqs(event["Records"], s3=s3, glue=glue, sns=sns, sqs=sqs or boto3.client("sqs"),
+                           context=context)
     refs = parse_event(event)
     if not refs:
         res = {"status": "skipped", "reason": "event names no S3 object", "run_id": "", "bucket": "", "key": ""}

@@ -16,18 +16,23 @@ One ``batch_execute_statement`` (one transaction) per object:
    the primary key, then ``INSERT INTO`` target ``SELECT ... FROM`` staging (``UPSERT = "merge"``
    gives the equivalent ``MERGE INTO``): existing keys are replaced, new ones inserted, re-loads are
    harmless and, across files, the later load wins
-7. ledger: ``DELETE`` then ``INSERT ... SELECT COUNT(*) FROM staging`` with state ``loaded``
+7. ledger: ``DELETE`` then ``INSERT ... SELECT COUNT(*) FROM staging`` with state ``loaded`` (the row of
+   this attempt: one row per (bucket, key, etag, run_id); earlier attempts are kept)
 8. ``DROP TABLE`` staging
 
-Before that a parameterised ``SELECT`` on the ledger skips objects already loaded (idempotent).
+Before that a parameterised ``SELECT`` on the ledger skips objects with a ``loaded`` attempt
+(idempotent; a ``failed`` attempt does not block the retry).
 Batch statements take no parameters, so values are embedded as escaped literals: single quotes and
-backslashes are doubled (Redshift treats backslash as an escape in literals; a PostgreSQL emulation
-should run with ``standard_conforming_strings = off`` to read them the same way). Identifiers are
+backslashes are doubled (Redshift treats backslash as an escape in literals; the local cloud hands such
+literals to PostgreSQL as ``E'...'``). Identifiers are
 validated (``[A-Za-z_][A-Za-z0-9_]*``) and double-quoted.
 
 Ledger states: ``loaded`` (here), ``failed`` (here, separate statement after a failed batch),
 ``rejected`` (job 1's script calls :func:`record_ledger` when the file was rejected, since the
-workflow does not run job 2 after a failed job 1).
+workflow does not run job 2 after a failed job 1). The ledger keeps every attempt: one row per
+(bucket, key, etag, run_id), numbered by ``attempt`` (1, 2, ... per object identity); the object's
+state is its newest attempt's. A ledger table from before attempts (primary key bucket, key, etag)
+is migrated in place the first time it is used (:func:`ensure_ledger_layout`).
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ __all__ = [
     "ledger_statements",
     "run_load",
     "record_ledger",
+    "ensure_ledger_layout",
+    "ledger_migration",
     "execute_batch",
 ]
 
@@ -69,8 +76,10 @@ LEDGER_COLUMNS = [
     ("version_id", "VARCHAR(1024)"), ("run_id", "VARCHAR(256)"), ("workflow_name", "VARCHAR(256)"),
     ("rows_read", "BIGINT"), ("rows_written", "BIGINT"), ("rows_quarantined", "BIGINT"), ("rows_loaded", "BIGINT"),
     ("state", "VARCHAR(32) NOT NULL"), ("reason", "VARCHAR(64)"), ("message", "VARCHAR(65535)"),
-    ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
+    ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"), ("attempt", "INTEGER"),
 ]
+# one ledger row per attempt; "attempt" last, so that a migrated table has the columns in the same order
+LEDGER_KEY = ("bucket", "key", "etag", "run_id")
 STAGING = "etl_kit_staging"
 # How staging is applied to the target: "delete_insert" (default; measured faster on the local cloud at
 # 1M rows: 7.5-8.0 s vs 10.0 s for MERGE when every key exists, equal when none does) or "merge".
@@ -210,10 +219,31 @@ def target_ddl(schema: str, table: str, contract: Dict[str, Any]) -> str:
 
 
 def ledger_ddl(schema: str, ledger_table: str) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for the load ledger (primary key bucket, key, etag)."""
-    parts = [f"{quote_ident(n)} {t}" for n, t in LEDGER_COLUMNS]
-    parts.append('PRIMARY KEY ("bucket", "key", "etag")')
+    """``CREATE TABLE IF NOT EXISTS`` for the load ledger (primary key bucket, key, etag, run_id)."""
+    parts = [f"{quote_ident(n)} {t}" + (" NOT NULL" if n == "run_id" else "") for n, t in LEDGER_COLUMNS]
+    parts.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in LEDGER_KEY)})")
     return f"CREATE TABLE IF NOT EXISTS {_qualified(schema, ledger_table)} ({', '.join(parts)})"
+
+
+def ledger_migration(schema: str, ledger_table: str, columns: Sequence[str], pk_name: Optional[str]) -> List[str]:
+    """The statements that bring an existing ledger table with ``columns`` to :data:`LEDGER_COLUMNS`.
+
+    A table from before attempts has the primary key (bucket, key, etag), which would refuse a second
+    attempt's row where keys are enforced: it is dropped (``pk_name``, from
+    ``information_schema.table_constraints``), the missing columns are added (Redshift has no
+    ``ADD COLUMN IF NOT EXISTS``: the caller looked them up) and the old rows become attempt 1.
+    The migrated table keeps no primary key (Redshift's is informational; the writes key on
+    :data:`LEDGER_KEY`).
+    """
+    q = _qualified(schema, ledger_table)
+    have = {c.lower() for c in columns}
+    stmts: List[str] = []
+    if pk_name and "attempt" not in have:
+        stmts.append(f"ALTER TABLE {q} DROP CONSTRAINT {quote_ident(pk_name)}")
+    stmts += [f"ALTER TABLE {q} ADD COLUMN {quote_ident(n)} {t}" for n, t in LEDGER_COLUMNS if n not in have]
+    if "attempt" not in have:
+        stmts.append(f'UPDATE {q} SET "attempt" = 1 WHERE "attempt" IS NULL')
+    return stmts
 
 
 def staging_ddl(contract: Dict[str, Any], lineage: bool = False) -> str:
@@ -230,14 +260,20 @@ def ledger_statements(schema: str, ledger_table: str, *, bucket: str, key: str, 
                       rows_written: Any = None, rows_quarantined: Any = None, rows_loaded_sql: str = "NULL",
                       reason: str = "", message: str = "", started_at: Optional[str] = None,
                       finished_at: Optional[str] = None) -> List[str]:
-    """``DELETE`` + ``INSERT`` of the ledger row for (bucket, key, etag); ``rows_loaded_sql`` is SQL."""
+    """``DELETE`` + ``INSERT`` of this attempt's ledger row, keyed (bucket, key, etag, run_id).
+
+    Other attempts' rows are kept; the attempt number is one more than the highest of the object's
+    other attempts. ``rows_loaded_sql`` is SQL.
+    """
     q = _qualified(schema, ledger_table)
-    where = f'"bucket" = {quote_literal(bucket)} AND "key" = {quote_literal(key)} AND "etag" = {quote_literal(etag)}'
+    obj = f'"bucket" = {quote_literal(bucket)} AND "key" = {quote_literal(key)} AND "etag" = {quote_literal(etag)}'
+    where = f'{obj} AND "run_id" = {quote_literal(run_id)}'
+    attempt = f'(SELECT COALESCE(MAX("attempt"), 0) + 1 FROM {q} WHERE {obj} AND "run_id" <> {quote_literal(run_id)})'
     values = [
         quote_literal(bucket), quote_literal(key), quote_literal(etag), quote_literal(version_id),
         quote_literal(run_id), quote_literal(workflow_name), _int_or_null(rows_read), _int_or_null(rows_written),
         _int_or_null(rows_quarantined), rows_loaded_sql, quote_literal(state), quote_literal(reason[:64]),
-        quote_literal(message[:60000]), _ts(started_at), _ts(finished_at or _now()),
+        quote_literal(message[:60000]), _ts(started_at), _ts(finished_at or _now()), attempt,
     ]
     cols = ", ".join(quote_ident(n) for n, _ in LEDGER_COLUMNS)
     return [f"DELETE FROM {q} WHERE {where}", f"INSERT INTO {q} ({cols}) SELECT {', '.join(values)}"]
@@ -457,14 +493,47 @@ def _load_error_detail(rsd: Any, uri: str, **target: Any) -> str:
     return "; ".join(f"line {r[0]} column {r[1]}: {r[2]} {r[3]}" for r in rows)
 
 
+def ensure_ledger_layout(rsd: Any, *, schema: str, ledger_table: str, workgroup: str, database: str,
+                         secret_arn: Optional[str] = None) -> List[str]:
+    """Migrate an existing ledger table from before attempts in place; return the statements run.
+
+    Nothing happens when the table does not exist (the load's ``CREATE TABLE IF NOT EXISTS`` makes
+    it) or already has every column. Two jobs migrating at once: the loser's batch fails, the
+    columns are looked up again and the migration counts as done when they are there.
+    """
+    target: Dict[str, Any] = {"workgroup": workgroup, "database": database, "secret_arn": secret_arn}
+    where = [{"name": "s", "value": schema}, {"name": "t", "value": ledger_table}]
+
+    def columns() -> List[str]:
+        rows = _query(rsd, "SELECT column_name FROM information_schema.columns WHERE table_schema = :s "
+                      "AND table_name = :t", where, **target)
+        return [str(r[0]).lower() for r in rows]
+
+    have = columns()
+    if not have or all(n in have for n, _ in LEDGER_COLUMNS):
+        return []
+    pk = _query(rsd, "SELECT constraint_name FROM information_schema.table_constraints WHERE table_schema = :s "
+                "AND table_name = :t AND constraint_type = 'PRIMARY KEY'", where, **target)
+    stmts = ledger_migration(schema, ledger_table, have, str(pk[0][0]) if pk else None)
+    try:
+        execute_batch(rsd, stmts, name=f"etl-kit-ledger-migrate-{ledger_table}", **target)
+    except WarehouseError:
+        if not all(n in columns() for n, _ in LEDGER_COLUMNS):
+            raise
+    print(json.dumps({"decision": "ledger_migrated", "table": f"{schema}.{ledger_table}", "statements": stmts}),
+          flush=True)
+    return stmts
+
+
 def record_ledger(*, workgroup: str, database: str, schema: str, ledger_table: str, bucket: str, key: str,
                   etag: str, state: str, version_id: str = "", run_id: str = "", workflow_name: str = "",
                   report: Optional[Dict[str, Any]] = None, reason: str = "", message: str = "",
                   started_at: Optional[str] = None, rsd: Any = None, secret_arn: Optional[str] = None) -> None:
-    """Write (replace) the ledger row for an object: state ``rejected``, ``failed`` or ``skipped``.
+    """Record this attempt's ledger row for an object: state ``rejected``, ``failed`` or ``skipped``.
 
-    Job 1's script calls this on a file rejection when it was given ``--workgroup``; job 2 calls it
-    after a failed load.
+    One row per (bucket, key, etag, run_id): a second call for the same run replaces its row; other
+    attempts are kept. Job 1's script calls this on a file rejection when it was given
+    ``--workgroup``; job 2 calls it after a failed load.
     """
     import boto3
 
@@ -476,8 +545,39 @@ def record_ledger(*, workgroup: str, database: str, schema: str, ledger_table: s
         rows_quarantined=report.get("rows_quarantined"), rows_loaded_sql="0", reason=reason, message=message,
         started_at=started_at,
     )]
-    execute_batch(rsd, stmts, workgroup=workgroup, database=database, secret_arn=secret_arn,
-                  name=f"etl-kit-ledger-{state}")
+    target: Dict[str, Any] = {"workgroup": workgroup, "database": database, "secret_arn": secret_arn}
+    try:
+        execute_batch(rsd, stmts, name=f"etl-kit-ledger-{state}", **target)
+    except WarehouseError:
+        # a ledger table from before attempts: migrate it, then write the row once more
+        if not ensure_ledger_layout(rsd, schema=schema, ledger_table=ledger_table, **target):
+            raise
+        execute_batch(rsd, stmts, name=f"etl-kit-ledger-{state}", **target)
+
+
+def loaded_attempt(rsd: Any, *, schema: str, ledger_table: str, bucket: str, key: str, etag: str, workgroup: str,
+                   database: str, secret_arn: Optional[str] = None) -> Optional[str]:
+    """The run id of the object's ``loaded`` attempt, or None (no ledger table, or never loaded).
+
+    Only loaded attempts count: a failed or rejected one does not block a retry. A ledger table from
+    before attempts is migrated first.
+    """
+    target: Dict[str, Any] = {"workgroup": workgroup, "database": database, "secret_arn": secret_arn}
+    sql = (f'SELECT "state", "run_id" FROM {_qualified(schema, ledger_table)} '
+           'WHERE "bucket" = :b AND "key" = :k AND "etag" = :e AND "state" = \'loaded\' '
+           'ORDER BY "attempt" DESC LIMIT 1')
+    params = [{"name": "b", "value": bucket}, {"name": "k", "value": key}, {"name": "e", "value": etag}]
+    try:
+        rows = _query(rsd, sql, params, **target)
+    except WarehouseError:
+        try:
+            migrated = ensure_ledger_layout(rsd, schema=schema, ledger_table=ledger_table, **target)
+        except WarehouseError:
+            migrated = []
+        rows = _query(rsd, sql, params, **target) if migrated else []  # else: no ledger table yet
+    if rows and rows[0][0] == "loaded":
+        return str(rows[0][1] or "")
+    return None
 
 
 def run_load(
@@ -501,6 +601,7 @@ def run_load(
     rsd: Any = None,
     secret_arn: Optional[str] = None,
     timeout: float = 1800.0,
+    force: bool = False,
 ) -> Dict[str, Any]:
     """Load one job-1 Parquet object into the target table in one transaction and record it in the ledger.
 
@@ -512,6 +613,9 @@ def run_load(
         The source object's identity (ledger key: bucket, key, etag).
     report
         Job 1's counts (``rows_read``, ``rows_written``, ``rows_quarantined``; from the ``dq_*`` run properties).
+    force
+        Load even when the ledger has a ``loaded`` attempt for the object (``etl-kit replay --force``): the
+        upsert replaces the object's rows, so they are still never duplicated.
 
     Returns
     -------
@@ -531,15 +635,10 @@ def run_load(
     started = _now()
     base: Dict[str, Any] = {"bucket": source_bucket, "key": source_key, "etag": source_etag, "run_id": run_id,
             "output_key": output_key, "table": f"{schema}.{table}"}
-    try:
-        rows = _query(rsd, f'SELECT "state", "run_id" FROM {_qualified(schema, ledger_table)} '
-                      'WHERE "bucket" = :b AND "key" = :k AND "etag" = :e',
-                      [{"name": "b", "value": source_bucket}, {"name": "k", "value": source_key},
-                       {"name": "e", "value": source_etag}], **target)
-    except WarehouseError:
-        rows = []  # no ledger table yet
-    if rows and rows[0][0] == "loaded":
-        skipped = dict(base, state="skipped", reason=f"already loaded by run {rows[0][1]}")
+    loaded_by = loaded_attempt(rsd, schema=schema, ledger_table=ledger_table, bucket=source_bucket, key=source_key,
+                               etag=source_etag, **target)
+    if loaded_by is not None and not force:
+        skipped = dict(base, state="skipped", reason=f"already loaded by run {loaded_by}")
         print(json.dumps(dict(skipped, decision="skipped")), flush=True)
         return skipped
     plan = append_plan(contract, report)

@@ -13,8 +13,12 @@ duplicate count are spilled to disk in hash partitions).
 
 Decisions
 ---------
-- Encoding: the contract's encoding only (UTF-8 with or without BOM by default). Bytes that do not
-  decode reject the file (``not_decodable``) with the byte offset; no silent latin-1 fallback.
+- Encoding: one of those the contract allows (``auto``: UTF-8, UTF-16 with BOM, Windows-1252; valid
+  UTF-8 wins, see ``csvread.SourceReader``). Bytes that do not decode, NUL bytes and lines over
+  ``max_line_bytes`` quarantine their record (``invalid_encoding`` with the byte offset, ``nul_byte``,
+  ``line_too_long``); the other records load. Never a silent latin-1 fallback.
+- Rules: per-column ``min``/``max`` and the contract's ``checks`` run on the typed columns, vectorised;
+  ``quarantine`` rules reject the row with the rule's name, ``warn`` rules count in ``warnings_by_rule``.
 - Decimals: more significant decimal places than the column's ``scale`` is a row reject
   (``too_many_decimal_places``); values are never rounded. Trailing zeros are fine.
 - Blank records (every field empty, e.g. empty lines) are not data rows: skipped and counted in
@@ -43,6 +47,7 @@ import shutil
 import tempfile
 import threading
 import time
+import unicodedata
 from datetime import datetime, timezone
 from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
@@ -60,13 +65,20 @@ from etl_kit.pipeline.contract import (
     compile_contract,
     parquet_schema,
 )
-from etl_kit.pipeline.csvread import SourceProblem, SourceReader, int64_array, iter_batches, read_header
+from etl_kit.pipeline.csvread import (
+    ByteProblem,
+    SourceProblem,
+    SourceReader,
+    int64_array,
+    iter_batches,
+    read_header,
+)
 
 __all__ = [
     "TransformRejected",
     "transform_stream",
     "run_csv_to_parquet",
-    "object_stem",
+    "source_id",
     "output_keys",
     "QUARANTINE_COLUMNS",
 ]
@@ -456,7 +468,7 @@ def transform_stream(
     source_name: str,
     max_reject_ratio: float = 1.0,
     engine: str = "auto",
-    block_size: int = 4 << 20,
+    block_size: Optional[int] = None,
     lineage: Optional[Dict[str, str]] = None,
 ) -> Dict[str, Any]:
     """Validate a CSV byte stream against the contract; write valid rows as Parquet, bad rows to quarantine.
@@ -506,6 +518,7 @@ def transform_stream(
         "blank_rows_skipped": 0,
         "rejects_by_reason": {},
         "rejects_by_column": {},
+        "warnings_by_rule": {},
         "null_counts": {c.name: 0 for c in cc.columns},
         "header": [],
         "extra_columns": [],
@@ -532,7 +545,7 @@ def transform_stream(
         return TransformRejected(f"{source_name}: {message}", reason=reason, report=report, key=source_name)
 
     try:
-        src = SourceReader(raw, cc.encoding)
+        src = SourceReader(raw, cc.encoding, cc.max_line_bytes)
         header, delim, header_lines = read_header(src, cc.delimiter)
     except SourceProblem as exc:
         raise reject(str(exc), exc.reason) from exc
@@ -583,14 +596,16 @@ def transform_stream(
     # CPU seconds of each stage's own thread: where the time goes, in the report and the benchmark
     cpu: Dict[str, float] = {"parse": 0.0, "validate": 0.0, "write": 0.0, "keys": 0.0}
     bg = _BackgroundWriter(writer, keys, cc.primary_key, cpu)
-    batches = _Prefetch(iter_batches(src, ncols, delim, header_lines + 1, engine=engine, block_size=block_size),
+    # pyarrow needs a record within one block: blocks of at least twice the longest line allowed
+    block = block_size or max(4 << 20, 2 * cc.max_line_bytes)
+    batches = _Prefetch(iter_batches(src, ncols, delim, header_lines + 1, engine=engine, block_size=block),
                         cpu)
     try:
         try:
             for batch in batches:
                 c0 = time.thread_time()
                 _process(batch, cc, positions, checkers, schema, bg.write, quarantine, report, rejects, rej_cols,
-                         null_counts, delim, lineage_values)
+                         null_counts, delim, lineage_values, src.problems)
                 cpu["validate"] += time.thread_time() - c0
         except SourceProblem as exc:
             raise reject(str(exc), exc.reason) from exc
@@ -599,7 +614,8 @@ def transform_stream(
         bg.close()
         writer.close()
 
-    report.update(bom=src.bom, gzip=src.gzip, bytes_read=src.bytes_read, bytes_decompressed=src.bytes_decoded)
+    report.update(bom=src.bom, gzip=src.gzip, bytes_read=src.bytes_read, bytes_decompressed=src.bytes_decoded,
+                  encoding=src.encoding, encoding_detected=src.detected)
     c0 = time.thread_time()
     report["duplicate_keys_in_file"], report["duplicate_rows_in_file"] = keys.result()
     cpu["keys"] += time.thread_time() - c0
@@ -614,10 +630,18 @@ def transform_stream(
     ratio = quarantined / read
     report["reject_ratio"] = round(ratio, 6)
     if ratio > max_reject_ratio:
-        top = ", ".join(f"{k}={v}" for k, v in sorted(rejects.items(), key=lambda kv: -kv[1])[:5])
+        ranked = sorted(rejects.items(), key=lambda kv: -kv[1])
+        top = ", ".join(f"{k}={v}" for k, v in ranked[:5])
+        hint = ""
+        if ranked[0][0] == "invalid_encoding":
+            hint = (f"; most rows are not valid {src.encoding}: allow the file's real encoding in "
+                    "dataset_contract.encoding (auto detects UTF-8, UTF-16 with a BOM and Windows-1252)")
+        elif ranked[0][0] == "nul_byte":
+            hint = ("; NUL bytes in most rows: a UTF-16 file without a BOM? declare utf-16-le in "
+                    "dataset_contract.encoding")
         raise reject(
-            f"{quarantined} of {read} rows rejected ({ratio:.1%} > max_reject_ratio {max_reject_ratio:.1%}): {top}",
-            "too_many_rejects",
+            f"{quarantined} of {read} rows rejected ({ratio:.1%} > max_reject_ratio {max_reject_ratio:.1%}): "
+            f"{top}{hint}", "too_many_rejects",
         )
     report["state"] = "transformed"
     report["reason"] = ""
@@ -628,12 +652,19 @@ def transform_stream(
 def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checkers: Dict[str, _ColumnChecker],
              schema: pa.Schema, write: Any, quarantine: Any, report: Dict[str, Any], rejects: Dict[str, int],
              rej_cols: Dict[str, int], null_counts: Dict[str, int], delim: str,
-             lineage_values: Optional[List[pa.Array]] = None) -> None:
+             lineage_values: Optional[List[pa.Array]] = None, problems: Any = ()) -> None:
     n = len(batch.lines)
     q_rows: List[List[Any]] = []
-    for line, text, nf in batch.ragged:
-        q_rows.append([line, "wrong_field_count", "", f"{nf} fields, header has {len(batch.columns)}", text])
-        rejects["wrong_field_count"] = rejects.get("wrong_field_count", 0) + 1
+    names = {j: name for name, j in positions.items()}
+    byte_rows, byte_ragged = _byte_problems(batch, problems, names)
+    for r, (line, text, nf) in enumerate(batch.ragged):
+        if r in byte_ragged:
+            reason, column, value = byte_ragged[r]
+            text = text.replace("\x00", "\ufffd")
+        else:
+            reason, column, value = "wrong_field_count", "", f"{nf} fields, header has {len(batch.columns)}"
+        q_rows.append([line, reason, column, value, text])
+        rejects[reason] = rejects.get(reason, 0) + 1
     report["rows_read"] += len(batch.ragged)
     report["rows_quarantined"] += len(batch.ragged)
     if n == 0:
@@ -678,6 +709,16 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
     for rule, chk, _t in checked:
         if chk is None:
             null_counts[rule.name] += n - nblank
+    if byte_rows:  # NUL, undecodable bytes, over-long lines: the row goes whatever its values
+        bad = pc.is_in(int64_array(range(n)), value_set=int64_array(sorted(byte_rows)))
+        any_fail = bad if any_fail is None else pc.or_(any_fail, bad)
+    rule_results = _eval_checks(cc.checks, {rule.name: t for rule, _c, t in checked})
+    warn: List[Tuple[Any, pa.Array]] = []
+    for rule, fails, _l, _r in rule_results:
+        if rule.action == "quarantine":
+            any_fail = fails if any_fail is None else pc.or_(any_fail, fails)
+        else:
+            warn.append((rule, fails))
     if any_fail is not None and blank is not None:
         any_fail = pc.and_(any_fail, pc.invert(blank))
     nfail = _count(any_fail) if any_fail is not None else 0
@@ -685,6 +726,11 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
     if nfail or nblank:
         drop = any_fail if blank is None else (blank if any_fail is None else pc.or_(any_fail, blank))
         keep = pc.invert(drop)
+    warnings: Dict[str, int] = report["warnings_by_rule"]
+    for rule, fails in warn:  # counted over the rows that are written
+        k = _count(fails if keep is None else pc.and_(fails, keep))
+        if k:
+            warnings[rule.name] = warnings.get(rule.name, 0) + k
     if nfail:
         assert any_fail is not None
         idx = pc.indices_nonzero(any_fail)
@@ -694,14 +740,28 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
         per_col = [(rule, pc.take(res.fail, idx).to_pylist(),
                     none if res.isnull is None else pc.take(res.isnull, idx).to_pylist(), res.values_at(idx))
                    for rule, res, _t in checked if res is not None and res.fail is not None]
+        rows_at = idx.to_pylist() if byte_rows else []
+        rule_checks = [(rule, _take(f, idx), _take(lv, idx), _take(rv, idx))
+                       for rule, f, lv, rv in rule_results if rule.action == "quarantine"]
         for r in range(len(lines)):
+            if byte_rows and rows_at[r] in byte_rows:
+                reason, column, value = byte_rows[rows_at[r]]
+                raw = _csv_line([c[r] for c in raw_cols], delim).replace("\x00", "\ufffd")
+                rejects[reason] = rejects.get(reason, 0) + 1
+                rej_cols[column] = rej_cols.get(column, 0) + 1
+                q_rows.append([lines[r], reason, column, value, raw])
+                continue
             for rule, fails, nulls, vals in per_col:
                 if fails[r]:
                     reason = "missing_value" if nulls[r] else rule.reject_reason(vals[r])
                     value = vals[r]
                     break
-            else:  # pragma: no cover - any_fail guarantees a failing column
-                rule, reason, value = cc.columns[0], "unknown", ""
+            else:  # no column check failed: a quarantining rule did
+                reason, column, value = _rule_reject(rule_checks, r)
+                rejects[reason] = rejects.get(reason, 0) + 1
+                rej_cols[column] = rej_cols.get(column, 0) + 1
+                q_rows.append([lines[r], reason, column, value, _csv_line([c[r] for c in raw_cols], delim)])
+                continue
             rejects[reason] = rejects.get(reason, 0) + 1
             rej_cols[rule.name] = rej_cols.get(rule.name, 0) + 1
             q_rows.append([lines[r], reason, rule.name, value, _csv_line([c[r] for c in raw_cols], delim)])
@@ -721,6 +781,125 @@ def _process(batch: Any, cc: CompiledContract, positions: Dict[str, int], checke
     if out.num_rows:
         write(out)
         report["rows_written"] += out.num_rows
+
+
+_EPS = 4 * 2.220446049250313e-16  # float64 rounding slack per unit of magnitude
+
+
+def _f64(value: float) -> Any:
+    return pa.Array.from_buffers(pa.float64(), 1, [None, pa.py_buffer(array.array("d", [value]))])[0]
+
+
+_F0 = _f64(0.0)
+_FEPS = _f64(_EPS)
+
+
+def _eval_checks(rules: List[Any], typed: Dict[str, pa.Array]) -> List[Tuple[Any, pa.Array, pa.Array, pa.Array]]:
+    """Evaluate the contract's rules on a batch's typed columns: ``(rule, fails, left, right)`` each.
+
+    Vectorised in float64 (pyarrow's decimal arithmetic overflows its precision on ``a * b - c``);
+    the comparison allows the rule's tolerance plus a rounding slack of a few ulps of the operands'
+    magnitude, far below a cent for amounts under 10^13. A row with a null operand is not checked.
+    """
+    if not rules:
+        return []
+    cols: Dict[str, pa.Array] = {}
+
+    def ev(node: Any) -> Any:
+        kind = node[0]
+        if kind == "col":
+            if node[1] not in cols:
+                cols[node[1]] = pc.cast(typed[node[1]], pa.float64())
+            return cols[node[1]]
+        if kind == "num":
+            return _f64(node[1])
+        if kind == "neg":
+            return pc.negate(ev(node[1]))
+        return {"+": pc.add, "-": pc.subtract, "*": pc.multiply}[kind](ev(node[1]), ev(node[2]))
+
+    out = []
+    for rule in rules:
+        left, right = ev(rule.left), ev(rule.right)
+        diff = pc.subtract(left, right)
+        tol = _f64(rule.tolerance)
+        slack = pc.add(tol, pc.multiply(pc.add(pc.abs(left), pc.abs(right)), _FEPS))
+        ok = _compare(rule.op, diff, tol, slack)
+        fails = pc.and_kleene(pc.invert(ok), pc.is_valid(ok))  # a null operand: not checked
+        out.append((rule, fails, left, right))
+    return out
+
+
+def _compare(op: str, diff: Any, tol: Any, slack: Any) -> Any:
+    """``left op right`` as a test on ``diff = left - right`` (``=``/``<=``/``>=`` allow ``slack``)."""
+    if op == "=":
+        return pc.less_equal(pc.abs(diff), slack)
+    if op == "!=":
+        return pc.greater(pc.abs(diff), slack)
+    if op == "<":
+        return pc.less(diff, tol)
+    if op == "<=":
+        return pc.less_equal(diff, slack)
+    if op == ">":
+        return pc.greater(diff, pc.negate(tol))
+    return pc.greater_equal(diff, pc.negate(slack))
+
+
+def _rule_reject(rule_checks: List[Tuple[Any, List[Any], List[Any], List[Any]]], r: int) -> Tuple[str, str, str]:
+    """(reason, column, value) for a row that only a quarantining rule failed (slow path)."""
+    for rule, fails, left, right in rule_checks:
+        if fails[r]:
+            tol = f" within {rule.tolerance:g}" if rule.tolerance else ""
+            return (rule.name, rule.columns[0],
+                    f"{rule.expression}{tol} is false: {_num(left[r])} vs {_num(right[r])}")
+    return "unknown", "", ""  # pragma: no cover - any_fail guarantees a failing rule
+
+
+def _take(values: Any, idx: pa.Array) -> List[Any]:
+    if isinstance(values, pa.Scalar):  # a constant side of a rule
+        return [values.as_py()] * len(idx)
+    return list(pc.take(values, idx).to_pylist())
+
+
+def _num(v: Any) -> str:
+    return "null" if v is None else f"{v:.10g}"
+
+
+def _byte_problems(batch: Any, problems: Any, names: Dict[int, str]
+                   ) -> Tuple[Dict[int, Tuple[str, str, str]], Dict[int, Tuple[str, str, str]]]:
+    """Match the batch's NUL marks to the reader's byte problems, in file order.
+
+    Returns ``{row index: (reason, column, detail)}`` for regular records and the same keyed by
+    position in ``batch.ragged``. Costs nothing while the reader has recorded no problem (the
+    reader runs ahead, so a pending problem may belong to a later batch: this one is then scanned
+    and found clean).
+    """
+    if not problems:
+        return {}, {}
+    events: List[Tuple[int, int, int, int, int]] = []  # (line, ragged?, index, NULs, first column)
+    if len(batch.lines):
+        counts = [pc.count_substring(c, "\x00") for c in batch.columns]
+        total = counts[0]
+        for c in counts[1:]:
+            total = pc.add(total, c)
+        if pc.max(total).as_py():
+            idx = pc.indices_nonzero(total)
+            at = idx.to_pylist()
+            lines = pc.take(batch.lines, idx).to_pylist()
+            per = [pc.take(c, idx).to_pylist() for c in counts]
+            for k, i in enumerate(at):
+                first = next(j for j, col in enumerate(per) if col[k])
+                events.append((lines[k], 0, i, sum(col[k] for col in per), first))
+    for r, (line, text, _nf) in enumerate(batch.ragged):
+        if "\x00" in text:
+            events.append((line, 1, r, text.count("\x00"), -1))
+    rows: Dict[int, Tuple[str, str, str]] = {}
+    ragged: Dict[int, Tuple[str, str, str]] = {}
+    for _line, is_ragged, i, count, col in sorted(events):
+        got = [problems.popleft() for _ in range(count) if problems]
+        problem: ByteProblem = got[0] if got else ByteProblem("nul_byte", -1, "NUL byte")
+        column = names.get(col, f"#{col + 1}") if col >= 0 else ""
+        (ragged if is_ragged else rows)[i] = (problem.reason, column, problem.detail)
+    return rows, ragged
 
 
 def _timed(it: Any, cpu: Dict[str, float], stage: str) -> Any:
@@ -876,35 +1055,68 @@ def _key_array(rb: pa.RecordBatch, pk: List[str]) -> pa.Array:
 # ---------------------------------------------------------------------------------------------
 # S3 wrapper
 # ---------------------------------------------------------------------------------------------
-_SAFE = re.compile(r"[^A-Za-z0-9._=/-]")
-_EXT = re.compile(r"\.csv(\.gz)?$", re.IGNORECASE)
+S3_MAX_KEY_BYTES = 1024
+_VERBATIM_SEGMENT = re.compile(r"[a-z0-9][a-z0-9._=-]*")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
+_HASHED = re.compile(r"-[0-9a-f]{16}$")
+_HASH_LEN = 17  # "-" + 16 hex digits
+# suffixes job 1 puts after the id (the longest decides how long an id may be)
+_OUTPUT_SUFFIX, _QUARANTINE_SUFFIX = "/part-0000.parquet", ".quarantine.csv"
+_REJECTED_SUFFIX, _REPORT_SUFFIX = ".rejected", ".report.json"
 
 
-def object_stem(key: str, input_prefix: str = "input/") -> str:
-    """The deterministic, S3-safe stem for a source key.
+def source_id(key: str, input_prefix: str = "input/", max_len: int = 900) -> str:
+    """The deterministic, S3-safe, injective id of a source key, used in every key job 1 writes.
 
-    The key relative to ``input_prefix`` with ``.csv``/``.csv.gz`` stripped; characters outside
-    ``[A-Za-z0-9._=/-]`` become ``_`` and, when anything had to change, a short hash of the original
-    key is appended so that two different keys never share a stem.
+    The key relative to ``input_prefix`` with its extension (``x.csv``, ``x.csv.gz`` and ``x.CSV``
+    are three ids). It is used verbatim when every ``/``-separated segment is ``[a-z0-9._=-]``
+    starting with a letter or digit (so no empty, ``.``/``..`` or hidden ``_``/``.`` segments that
+    Glue's crawlers and Athena skip). Otherwise (uppercase, spaces, quotes, backslashes, unicode,
+    dot segments, a key outside ``input_prefix``, longer than ``max_len``, or already ending like a
+    hashed id) characters outside ``[A-Za-z0-9._=-]`` become ``_``, a segment starting with ``_`` or
+    ``.`` gets an ``x`` in front, empty segments go, the text is cut to fit ``max_len`` and ``-`` plus
+    16 hex digits of the full key's SHA-256 is appended.
+
+    Injective: verbatim ids never end in ``-<16 hex>``, hashed ids differ by their hash. Also distinct
+    ignoring case (verbatim ids have no uppercase letters), which keeps case twins such as ``x.csv``
+    and ``x.CSV`` apart in case-insensitive tools too.
     """
-    rel = key[len(input_prefix):] if input_prefix and key.startswith(input_prefix) else key
-    rel = _EXT.sub("", rel)
-    safe = "/".join(p for p in _SAFE.sub("_", rel).split("/") if p not in ("", ".", ".."))
-    if safe != rel or not safe:
-        safe = f"{safe or 'object'}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:8]}"
-    return safe
+    under = not input_prefix or key.startswith(input_prefix)
+    rel = key[len(input_prefix):] if input_prefix and under else key
+    if (under and len(rel) <= max_len and not _HASHED.search(rel)
+            and all(_VERBATIM_SEGMENT.fullmatch(seg) for seg in rel.split("/"))):
+        return rel
+    segments = []
+    for seg in rel.split("/"):
+        # accents go (é -> e) so the id stays readable; other characters outside the safe set become _
+        seg = "".join(ch for ch in unicodedata.normalize("NFKD", seg) if not unicodedata.combining(ch))
+        seg = _UNSAFE.sub("_", seg)
+        if seg:
+            segments.append("x" + seg if seg[0] in "._" else seg)
+    readable = "/".join(segments)[:max(max_len - _HASH_LEN, 1)].rstrip("/") or "object"
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{readable}-{digest}"
 
 
 def output_keys(key: str, *, input_prefix: str = "input/", output_prefix: str = "output/",
                 quarantine_prefix: str = "quarantine/", reports_prefix: str = "reports/") -> Dict[str, str]:
-    """The deterministic output, quarantine, rejected-copy and report keys for a source key."""
-    stem = object_stem(key, input_prefix)
+    """The deterministic output, quarantine, rejected-copy and report keys for a source key.
+
+    Each is a function of the full source key (see :func:`source_id`), and stays within S3's
+    1024-byte key limit whatever the source key's length.
+    """
     gz = ".csv.gz" if key.lower().endswith(".gz") else ".csv"
+    # the longest key derived from the id decides how long the id may be
+    longest = max(len(output_prefix.encode("utf-8")) + len(_OUTPUT_SUFFIX),
+                  len(quarantine_prefix.encode("utf-8")) + max(len(_QUARANTINE_SUFFIX), len(_REJECTED_SUFFIX) + 7),
+                  len(reports_prefix.encode("utf-8")) + len(_REPORT_SUFFIX))
+    sid = source_id(key, input_prefix, max_len=S3_MAX_KEY_BYTES - longest)
     return {
-        "output_key": f"{output_prefix}{stem}/part-0000.parquet",
-        "quarantine_key": f"{quarantine_prefix}{stem}.quarantine.csv",
-        "rejected_copy_key": f"{quarantine_prefix}{stem}.rejected{gz}",
-        "report_key": f"{reports_prefix}{stem}.report.json",
+        "source_id": sid,
+        "output_key": f"{output_prefix}{sid}{_OUTPUT_SUFFIX}",
+        "quarantine_key": f"{quarantine_prefix}{sid}{_QUARANTINE_SUFFIX}",
+        "rejected_copy_key": f"{quarantine_prefix}{sid}{_REJECTED_SUFFIX}{gz}",
+        "report_key": f"{reports_prefix}{sid}{_REPORT_SUFFIX}",
     }
 
 
@@ -940,7 +1152,7 @@ def run_csv_to_parquet(
     Output goes to deterministic keys (see :func:`output_keys`), so re-running a source overwrites.
     Nothing half-written is visible: results are built in local temp files and uploaded only after
     success. On file rejection the previous output and row quarantine for the key are deleted, the
-    source is copied to ``quarantine/<stem>.rejected.csv[.gz]`` and the report is written with state
+    source is copied to ``quarantine/<source id>.rejected.csv[.gz]`` and the report is written with state
     ``rejected``. When ``workflow_name`` and ``run_id`` are given the summary is put into the
     workflow run properties (string values).
 
@@ -959,6 +1171,10 @@ def run_csv_to_parquet(
     ------
     FileRejected
         The object was rejected (``TransformRejected``) or changed (``source_changed``).
+    Exception
+        Anything unexpected (S3 errors, bugs) is re-raised after a report with state ``failed`` and
+        reason ``<exception type>: <message>`` was written to ``report_key`` and the run properties
+        (as far as S3 and Glue still answer), so the object's state is never left unrecorded.
     """
     import boto3
 
@@ -968,6 +1184,32 @@ def run_csv_to_parquet(
     keys = output_keys(key, input_prefix=input_prefix, output_prefix=output_prefix,
                        quarantine_prefix=quarantine_prefix, reports_prefix=reports_prefix)
     started = _now()
+    try:
+        return _run(bucket, key, contract, keys, started, max_reject_ratio=max_reject_ratio, run_id=run_id,
+                    workflow_name=workflow_name, source_etag=source_etag, source_version_id=source_version_id,
+                    s3=s3, glue=glue, engine=engine)
+    except FileRejected:
+        raise
+    except Exception as exc:
+        rep = failure_report(exc, bucket=bucket, key=key, etag=source_etag or "", run_id=run_id or "",
+                             workflow_name=workflow_name or "", started_at=started)
+        rep.update(keys, output_key="", quarantine_key="")
+        with contextlib.suppress(Exception):  # S3 may be what failed; the exception itself is the story
+            _put_json(s3, bucket, keys["report_key"], rep)
+        with contextlib.suppress(Exception):
+            _put_props(glue, workflow_name, run_id, rep)
+        raise
+
+
+def failure_report(exc: BaseException, **meta: Any) -> Dict[str, Any]:
+    """The report of a job 1 run that failed unexpectedly: state ``failed``, reason ``Type: message``."""
+    text = f"{type(exc).__name__}: {exc}"
+    return {"state": "failed", "reason": text[:200], "message": text[:4000], "finished_at": _now(), **meta}
+
+
+def _run(bucket: str, key: str, contract: Any, keys: Dict[str, str], started: str, *, max_reject_ratio: float,
+         run_id: Optional[str], workflow_name: Optional[str], source_etag: Optional[str],
+         source_version_id: Optional[str], s3: Any, glue: Any, engine: str) -> Dict[str, Any]:
     get_args: Dict[str, Any] = {"Bucket": bucket, "Key": key}
     if source_etag:
         get_args["IfMatch"] = source_etag if source_etag.startswith('"') else f'"{source_etag}"'

@@ -1,7 +1,8 @@
 """Step ``events``: the EventBridge rules and their targets.
 
 ``start-lambda-rule`` sends S3 "Object Created" events for ``input/`` of the project bucket to
-the Lambda (retry policy plus an SQS dead-letter queue). The four notification rules send
+the intake queue (retry policy; events EventBridge cannot deliver go to the intake DLQ), from which
+the Lambda consumes them (step ``lambda``). The four notification rules send
 Glue crawler/job state changes to the SNS topic through input transformers that produce a
 readable sentence (resource, state, time, error message).
 """
@@ -14,8 +15,9 @@ import boto3
 
 from etl_kit.config import Settings
 from etl_kit.provision.base import Change, Ctx, Resource, const, or_none, run_delete, run_describe, run_ensure, run_plan
-from etl_kit.provision.policies import dumps, queue_policy
-from etl_kit.provision.sns import queue_resources
+from etl_kit.provision.lambda_ import remove_legacy
+from etl_kit.provision.policies import dumps
+from etl_kit.provision.sns import queue_url
 
 __all__ = ["STEP", "plan", "ensure", "describe", "delete", "rule_specs", "JOB_STATES", "CRAWLER_STATES"]
 
@@ -59,10 +61,10 @@ def rule_specs(ctx: Ctx) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]
         "detail": {"bucket": {"name": [a.bucket]}, "object": {"key": [{"prefix": s.input_prefix}]}},
     }
     start_target = {
-        "Id": "start-lambda",
-        "Arn": a.function,
+        "Id": "intake-queue",
+        "Arn": a.queue(s.intake_queue),
         "RetryPolicy": RETRY_POLICY,
-        "DeadLetterConfig": {"Arn": a.queue(a.rule_dlq)},
+        "DeadLetterConfig": {"Arn": a.queue(s.intake_dlq)},
     }
 
     def crawler(name: str) -> dict[str, Any]:
@@ -75,7 +77,7 @@ def rule_specs(ctx: Ctx) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]
 
     topic = a.topic
     return {
-        s.start_rule: (start_pattern, [start_target], f"S3 Object Created in {s.input_prefix} -> Lambda"),
+        s.start_rule: (start_pattern, [start_target], f"S3 Object Created in {s.input_prefix} -> intake queue"),
         s.crawler01_rule: (crawler(s.csv_crawler), [_crawler_target(topic)], f"{s.csv_crawler} state -> SNS"),
         s.job01_rule: (job(s.csv_job), [_job_target(topic)], f"{s.csv_job} state -> SNS"),
         s.crawler02_rule: (crawler(s.parquet_crawler), [_crawler_target(topic)], f"{s.parquet_crawler} state -> SNS"),
@@ -89,8 +91,7 @@ _TARGET_KEYS = ("Id", "Arn", "RetryPolicy", "DeadLetterConfig", "InputTransforme
 def _resources(ctx: Ctx) -> list[Resource]:
     ev = ctx.client("events")
     a = ctx.arns
-    out = queue_resources(ctx, a.rule_dlq, queue_policy(a.queue(a.rule_dlq), "events.amazonaws.com",
-                                                        [a.rule(ctx.settings.start_rule)]))
+    out: list[Resource] = []
     for name, (pattern, targets, description) in rule_specs(ctx).items():
 
         def read(name: str = name) -> dict[str, Any] | None:
@@ -134,14 +135,29 @@ def _resources(ctx: Ctx) -> list[Resource]:
     return out
 
 
+def _legacy(ctx: Ctx) -> list[Resource]:
+    """The start rule's own DLQ of the direct-invocation layout (its target now uses the intake DLQ)."""
+    name = ctx.arns.rule_dlq
+
+    def delete() -> None:
+        url = queue_url(ctx, name)
+        if url:
+            ctx.client("sqs").delete_queue(QueueUrl=url)
+
+    return [Resource("sqs-queue", name, lambda: {} if queue_url(ctx, name) else None, dict, lambda: None,
+                     lambda d: None, delete, arn=ctx.arns.queue(name))]
+
+
 def plan(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
     """What :func:`ensure` would change."""
-    return run_plan(STEP, _resources(Ctx(settings, session)))
+    ctx = Ctx(settings, session)
+    return run_plan(STEP, _resources(ctx)) + remove_legacy(STEP, _legacy(ctx), apply=False)
 
 
 def ensure(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
-    """Create or correct the rules, their targets and the start rule's DLQ."""
-    return run_ensure(STEP, _resources(Ctx(settings, session)))
+    """Create or correct the rules and their targets; remove the former start-rule DLQ."""
+    ctx = Ctx(settings, session)
+    return run_ensure(STEP, _resources(ctx)) + remove_legacy(STEP, _legacy(ctx), apply=True)
 
 
 def describe(settings: Settings, session: boto3.Session | None = None) -> dict[str, Any]:
@@ -150,5 +166,6 @@ def describe(settings: Settings, session: boto3.Session | None = None) -> dict[s
 
 
 def delete(settings: Settings, session: boto3.Session | None = None, *, keep_data: bool = False) -> list[Change]:
-    """Remove targets, delete the rules and the DLQ."""
-    return run_delete(STEP, _resources(Ctx(settings, session)), keep_data=keep_data)
+    """Remove targets and delete the rules (and a former start-rule DLQ)."""
+    ctx = Ctx(settings, session)
+    return run_delete(STEP, _resources(ctx), keep_data=keep_data) + remove_legacy(STEP, _legacy(ctx), apply=True)

@@ -80,10 +80,12 @@ class Arns:
 
     @property
     def lambda_dlq(self) -> str:
+        """The on-failure queue of the direct invocation that the intake queue replaced (removed on apply)."""
         return f"{self.settings.lambda_function}-dlq"
 
     @property
     def rule_dlq(self) -> str:
+        """The start rule's former DLQ (removed on apply; the rule's target now uses the intake DLQ)."""
         return f"{self.settings.start_rule}-dlq"
 
     @property
@@ -276,9 +278,13 @@ def role_policies(settings: Settings, account: str) -> dict[str, dict[str, Any]]
             _workflow_run(a, ["glue:StartWorkflowRun", "glue:GetWorkflow"]),
             _stmt("ReadInput", ["s3:GetObject"], [a.s3(b, s.input_prefix + "*")]),
             _stmt("DedupeState", ["s3:GetObject", "s3:PutObject"], [a.s3(b, s.state_prefix + "*")]),
+            # a claim whose StartWorkflowRun failed is released so the retried event can take it
+            _stmt("ReleaseClaim", ["s3:DeleteObject"], [a.s3(b, s.state_prefix + "claims/*")]),
             _list_bucket(a, b, [s.input_prefix, s.state_prefix]),
             _stmt("Notify", ["sns:Publish"], [a.topic]),
-            _stmt("OnFailureDestination", ["sqs:SendMessage"], [a.queue(a.lambda_dlq)]),
+            # The intake queue's event source mapping runs as this role (and the handler delays waiting records).
+            _stmt("ConsumeIntake", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                                    "sqs:ChangeMessageVisibility"], [a.queue(s.intake_queue)]),
             _logs(a, [a.lambda_log_group]),
             *_kms(a, encrypt=True),
         ),
@@ -351,9 +357,9 @@ def role_policies(settings: Settings, account: str) -> dict[str, dict[str, Any]]
             *_kms(a, encrypt=False),
         ),
         "events": _doc(
-            # Kept for seed parity: the kit's Lambda/SNS targets authorise through resource policies
-            # (Lambda permission, topic policy); this role serves targets that need a role.
-            _stmt("InvokeStart", ["lambda:InvokeFunction"], [a.function]),
+            # Kept for seed parity: the kit's SQS/SNS targets authorise through resource policies
+            # (queue policy, topic policy); this role serves targets that need a role.
+            _stmt("SendIntake", ["sqs:SendMessage"], [a.queue(s.intake_queue), a.queue(s.intake_dlq)]),
             _stmt("PublishNotifications", ["sns:Publish"], [a.topic]),
         ),
     }
@@ -442,8 +448,8 @@ def all_documents(settings: Settings, account: str) -> dict[str, tuple[str, dict
     out["notifications-queue"] = (
         "resource", queue_policy(a.queue(settings.notification_queue), "sns.amazonaws.com", [a.topic])
     )
-    out["rule-dlq"] = ("resource", queue_policy(a.queue(a.rule_dlq), "events.amazonaws.com",
-                                                [a.rule(settings.start_rule)]))
+    for key, queue in (("intake-queue", settings.intake_queue), ("intake-dlq", settings.intake_dlq)):
+        out[key] = ("resource", queue_policy(a.queue(queue), "events.amazonaws.com", [a.rule(settings.start_rule)]))
     return out
 
 

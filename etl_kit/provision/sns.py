@@ -29,11 +29,12 @@ def queue_url(ctx: Ctx, name: str) -> str | None:
     return None if r is None else str(r["QueueUrl"])
 
 
-def queue_resources(ctx: Ctx, name: str, policy: dict[str, Any] | None) -> list[Resource]:
-    """An SQS queue (server-side encrypted) and, when given, its access policy."""
+def queue_resources(ctx: Ctx, name: str, policy: dict[str, Any] | None,
+                    attributes: dict[str, str] | None = None) -> list[Resource]:
+    """An SQS queue (server-side encrypted) with ``attributes`` and, when given, its access policy."""
     sqs = ctx.client("sqs")
     arn = ctx.arns.queue(name)
-    want = dict(_QUEUE_ATTRS)
+    want = {**_QUEUE_ATTRS, **(attributes or {})}
     if policy is not None:
         want["Policy"] = dumps(policy)
 

@@ -119,7 +119,9 @@ def outcome(settings: Settings, bucket: str, key: str, etag: str, *, timeout: fl
             final = follow(runs[0]["WorkflowRunId"], settings, timeout=deadline - time.monotonic(), progress=False)
             final = client("glue", settings).get_workflow_run(Name=settings.workflow, RunId=final["WorkflowRunId"],
                                                               IncludeGraph=True)["Run"]
-            led = [r for r in ledger_rows(settings, bucket, key) if r["etag"] == etag]
+            # one ledger row per attempt: the row of the run followed here
+            led = [r for r in ledger_rows(settings, bucket, key)
+                   if r["etag"] == etag and r["run_id"] == final["WorkflowRunId"]]
             state = led[0]["state"] if led else "failed"
             return Outcome(state, led[0].get("reason", "") if led else "", final, led[0] if led else {},
                            lambda_lines(settings, key))

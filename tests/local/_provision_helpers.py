@@ -11,6 +11,7 @@ NAME_KEYS = (
     "job02_rule", "workflow", "glue_database", "csv_crawler", "parquet_crawler", "csv_job", "load_job",
     "glue_connection", "lambda_role", "crawler_role", "csv_job_role", "load_job_role", "redshift_role",
     "events_role", "redshift_namespace", "redshift_workgroup", "sns_topic", "notification_queue",
+    "intake_queue", "intake_dlq",
 )
 
 def unique(cloud: Settings, tag: str, **overrides: Any) -> Settings:

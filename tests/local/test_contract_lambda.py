@@ -80,10 +80,17 @@ def test_put_object_under_input_invokes_the_rule_target(boto) -> None:
     time.sleep(0.5)  # the object outside input/ must not have fired
     assert len(s3.list_objects_v2(Bucket="contract-lambda", Prefix="markers/")["Contents"]) == 1
     logs = boto("logs")
-    streams = logs.describe_log_streams(logGroupName="/aws/lambda/marker-fn")["logStreams"]
-    text = "\n".join(e["message"] for s in streams
-                     for e in logs.get_log_events(logGroupName="/aws/lambda/marker-fn",
-                                                  logStreamName=s["logStreamName"])["events"])
+
+    def log_text() -> str:  # the runtime writes the log when the invocation ends, after the marker
+        try:
+            streams = logs.describe_log_streams(logGroupName="/aws/lambda/marker-fn")["logStreams"]
+        except logs.exceptions.ResourceNotFoundException:
+            return ""
+        return "\n".join(e["message"] for s in streams
+                         for e in logs.get_log_events(logGroupName="/aws/lambda/marker-fn",
+                                                      logStreamName=s["logStreamName"])["events"])
+
+    text = _wait_for(lambda: "END RequestId" in log_text() and log_text())
     assert "marked input/sales 1.csv" in text and "START RequestId" in text
 
 
@@ -131,3 +138,192 @@ def test_async_failures_are_retried_then_sent_to_the_on_failure_destination(boto
     attempts = sqs.get_queue_attributes(QueueUrl=attempts_url,
                                         AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
     assert attempts["ApproximateNumberOfMessages"] == "2"
+
+
+# -- SQS event source mappings -------------------------------------------------------------------------------
+
+SQS_RECORDER = '''
+import json, os, boto3
+def handler(event, context):
+    sqs = boto3.client("sqs")
+    failures = []
+    for rec in event["Records"]:
+        sqs.send_message(QueueUrl=os.environ["SEEN"], MessageBody=json.dumps({"record": rec}))
+        if rec["body"].startswith("fail"):
+            failures.append({"itemIdentifier": rec["messageId"]})
+    if os.environ.get("CRASH") == "1":
+        raise RuntimeError("whole batch fails")
+    return {"batchItemFailures": failures}
+'''
+
+
+def _queue(sqs, name: str, **attrs: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def _drain(sqs, url: str, n: int, timeout: float = 60.0) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    got: list[dict] = []  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            got.append(json.loads(m["Body"]) if m["Body"].startswith("{") else {"body": m["Body"]})
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    assert len(got) >= n, f"{len(got)} of {n} messages arrived"
+    return got
+
+
+def _count(sqs, url: str) -> int:  # type: ignore[no-untyped-def]
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                "ApproximateNumberOfMessagesNotVisible"])
+    return sum(int(v) for v in a["Attributes"].values())
+
+
+def test_sqs_mapping_deletes_successes_and_redrives_reported_failures(boto) -> None:
+    sqs, lam = boto("sqs"), boto("lambda")
+    seen_url, _ = _queue(sqs, "esm-seen")
+    dlq_url, dlq_arn = _queue(sqs, "esm-dlq")
+    # 10 s: a loaded machine must not time the function out (that fails the whole batch, redelivering it)
+    url, arn = _queue(sqs, "esm-src", VisibilityTimeout="10",
+                      RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
+    _function(boto, "esm-fn", SQS_RECORDER, timeout=10, env={"SEEN": seen_url})
+    esm = lam.create_event_source_mapping(FunctionName="esm-fn", EventSourceArn=arn, BatchSize=10,
+                                          MaximumBatchingWindowInSeconds=1, FunctionResponseTypes=[
+                                              "ReportBatchItemFailures"], ScalingConfig={"MaximumConcurrency": 2})
+    assert esm["State"] == "Enabled" and esm["ScalingConfig"] == {"MaximumConcurrency": 2}
+    try:
+        # sent after the mapping exists: moto's own consumer (a Docker invoke on send_message) must not act
+        for i in range(5):
+            sqs.send_message(QueueUrl=url, MessageBody=f"ok-{i}",
+                             MessageAttributes={"kind": {"DataType": "String", "StringValue": "test"}})
+        sqs.send_message(QueueUrl=url, MessageBody="fail-1")
+        # the failed message is delivered twice (maxReceiveCount), then the redrive moves it to the DLQ
+        [dead] = _drain(sqs, dlq_url, 1)
+        assert dead == {"body": "fail-1"}
+        seen = _drain(sqs, seen_url, 7)
+        bodies = sorted(s["record"]["body"] for s in seen)
+        assert bodies == ["fail-1", "fail-1", "ok-0", "ok-1", "ok-2", "ok-3", "ok-4"]  # successes exactly once
+        rec = next(s["record"] for s in seen if s["record"]["body"] == "ok-0")
+        assert rec["eventSource"] == "aws:sqs" and rec["eventSourceARN"] == arn and rec["awsRegion"] == "us-east-1"
+        assert rec["messageId"] and rec["receiptHandle"] and rec["md5OfBody"]
+        assert rec["attributes"]["ApproximateReceiveCount"] == "1" and rec["attributes"]["SentTimestamp"]
+        assert rec["messageAttributes"]["kind"]["stringValue"] == "test"
+        counts = sorted(s["record"]["attributes"]["ApproximateReceiveCount"] for s in seen
+                        if s["record"]["body"] == "fail-1")
+        assert counts == ["1", "2"]
+        _wait_for(lambda: _count(sqs, url) == 0)  # deleted once the invocation returned
+    finally:
+        lam.delete_event_source_mapping(UUID=esm["UUID"])
+
+
+def test_sqs_mapping_function_error_fails_the_whole_batch_and_poison_reaches_the_dlq(boto) -> None:
+    sqs, lam = boto("sqs"), boto("lambda")
+    seen_url, _ = _queue(sqs, "esm-crash-seen")
+    dlq_url, dlq_arn = _queue(sqs, "esm-crash-dlq")
+    url, arn = _queue(sqs, "esm-crash-src", VisibilityTimeout="10",
+                      RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
+    _function(boto, "esm-crash-fn", SQS_RECORDER, timeout=10, env={"SEEN": seen_url, "CRASH": "1"})
+    sqs.send_message(QueueUrl=url, MessageBody="ok-but-the-function-crashes")
+    sqs.send_message(QueueUrl=url, MessageBody="not an event {")
+    esm = lam.create_event_source_mapping(FunctionName="esm-crash-fn", EventSourceArn=arn, BatchSize=10,
+                                          MaximumBatchingWindowInSeconds=1,
+                                          FunctionResponseTypes=["ReportBatchItemFailures"])
+    try:
+        dead = _drain(sqs, dlq_url, 2)
+        assert sorted(d["body"] for d in dead) == ["not an event {", "ok-but-the-function-crashes"]
+        seen = _drain(sqs, seen_url, 4)  # both messages, each received maxReceiveCount (2) times
+        assert sorted(s["record"]["body"] for s in seen) == ["not an event {"] * 2 + [
+            "ok-but-the-function-crashes"] * 2
+        _wait_for(lambda: _count(sqs, url) == 0)  # deleted once the invocation returned
+    finally:
+        lam.delete_event_source_mapping(UUID=esm["UUID"])
+
+
+def test_sqs_mapping_disable_and_enable_take_effect_and_aws_refusals(boto, cloud) -> None:
+    from etl_kit.localcloud.manager import health
+
+    sqs, lam = boto("sqs"), boto("lambda")
+    seen_url, _ = _queue(sqs, "esm-toggle-seen")
+    url, arn = _queue(sqs, "esm-toggle-src", VisibilityTimeout="10")
+    _function(boto, "esm-toggle-fn", SQS_RECORDER, timeout=10, env={"SEEN": seen_url})
+    _, short_arn = _queue(sqs, "esm-short-visibility", VisibilityTimeout="9")
+    for kw, code, text in [
+        ({"EventSourceArn": short_arn}, "InvalidParameterValueException", "less than Function timeout"),
+        ({"EventSourceArn": arn, "BatchSize": 50}, "InvalidParameterValueException", "Maximum batch window"),
+        ({"EventSourceArn": arn, "ScalingConfig": {"MaximumConcurrency": 1001}}, "ValidationException", "2 and 1000"),
+    ]:
+        with pytest.raises(ClientError) as exc:
+            lam.create_event_source_mapping(FunctionName="esm-toggle-fn", **kw)
+        assert exc.value.response["Error"]["Code"] == code and text in str(exc.value)
+    assert lam.list_event_source_mappings(FunctionName="esm-toggle-fn")["EventSourceMappings"] == []
+
+    esm = lam.create_event_source_mapping(FunctionName="esm-toggle-fn", EventSourceArn=arn)
+    try:
+        with pytest.raises(ClientError) as exc:
+            lam.create_event_source_mapping(FunctionName="esm-toggle-fn", EventSourceArn=arn)
+        assert exc.value.response["Error"]["Code"] == "ResourceConflictException" and esm["UUID"] in str(exc.value)
+
+        def pollers() -> list[str]:
+            return list((health(cloud.local_endpoint) or {}).get("providers", {}).get("lambda", {})
+                        .get("sqs_pollers", []))
+
+        _wait_for(lambda: esm["UUID"] in pollers())
+        lam.update_event_source_mapping(UUID=esm["UUID"], Enabled=False)
+        _wait_for(lambda: esm["UUID"] not in pollers())
+        sqs.send_message(QueueUrl=url, MessageBody="while-disabled")
+        # nobody else consumes a disabled mapping's queue (moto's own Docker invoke included): we receive it first
+        [m] = _wait_for(lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1,
+                                                    AttributeNames=["All"]).get("Messages"))
+        assert m["Body"] == "while-disabled" and m["Attributes"]["ApproximateReceiveCount"] == "1"
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+        lam.update_event_source_mapping(UUID=esm["UUID"], Enabled=True)
+        [seen] = _drain(sqs, seen_url, 1)
+        assert seen["record"]["body"] == "while-disabled"
+        assert seen["record"]["attributes"]["ApproximateReceiveCount"] == "2"
+    finally:
+        lam.delete_event_source_mapping(UUID=esm["UUID"])
+    _wait_for(lambda: esm["UUID"] not in pollers())
+
+
+def test_sqs_mapping_honours_batch_size_and_maximum_concurrency(boto) -> None:
+    sqs, lam = boto("sqs"), boto("lambda")
+    seen_url, _ = _queue(sqs, "esm-conc-seen")
+    url, arn = _queue(sqs, "esm-conc-src", VisibilityTimeout="30")
+    source = ('import json, os, time, boto3\n'
+              'def handler(event, context):\n'
+              '    start = time.time(); time.sleep(1.5)\n'
+              '    boto3.client("sqs").send_message(QueueUrl=os.environ["SEEN"], MessageBody=json.dumps(\n'
+              '        {"n": len(event["Records"]), "start": start, "end": time.time()}))\n')
+    _function(boto, "esm-conc-fn", source, timeout=10, env={"SEEN": seen_url})
+    esm = lam.create_event_source_mapping(FunctionName="esm-conc-fn", EventSourceArn=arn, BatchSize=1,
+                                          ScalingConfig={"MaximumConcurrency": 2})
+    try:
+        for i in range(6):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+        calls = _drain(sqs, seen_url, 6, timeout=120)
+        assert [c["n"] for c in calls] == [1] * 6  # BatchSize 1: one record per invocation
+        overlap = max(sum(1 for o in calls if o["start"] < c["end"] and c["start"] < o["end"]) for c in calls)
+        assert overlap <= 2  # never more than MaximumConcurrency invocations at once
+        _wait_for(lambda: _count(sqs, url) == 0)  # deleted once the invocation returned
+    finally:
+        lam.delete_event_source_mapping(UUID=esm["UUID"])
+
+
+def test_a_rule_with_an_sqs_target_delivers_the_aws_shaped_event(boto) -> None:
+    s3, events, sqs = boto("s3"), boto("events"), boto("sqs")
+    s3.create_bucket(Bucket="contract-sqs-target")
+    s3.put_bucket_notification_configuration(Bucket="contract-sqs-target",
+                                             NotificationConfiguration={"EventBridgeConfiguration": {}})
+    url, arn = _queue(sqs, "rule-target-queue")
+    events.put_rule(Name="sqs-target-rule", EventPattern=json.dumps({
+        "source": ["aws.s3"], "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": ["contract-sqs-target"]}, "object": {"key": [{"prefix": "input/"}]}}}))
+    events.put_targets(Rule="sqs-target-rule", Targets=[{"Id": "q", "Arn": arn}])
+    etag = s3.put_object(Bucket="contract-sqs-target", Key="input/a b.csv", Body=b"a\n1\n")["ETag"].strip('"')
+    [event] = _drain(sqs, url, 1)
+    assert event["detail-type"] == "Object Created" and event["time"].endswith("Z")
+    obj = event["detail"]["object"]
+    assert obj["etag"] == etag and "eTag" not in obj and "version-id" not in obj  # unversioned bucket
+    assert obj["key"] in ("input/a+b.csv", "input/a b.csv") and obj["size"] == 4
+    events.remove_targets(Rule="sqs-target-rule", Ids=["q"])
+    events.delete_rule(Name="sqs-target-rule")

@@ -66,7 +66,7 @@ def warehouse(cloud: Settings) -> Any:
     s3 = client("s3", cloud)
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=cloud.bucket_name())
-    with psycopg.connect(host=info["host"], port=info["port"], user=info["user"], password=info["password"],
+    with psycopg.connect(host=info["socket_dir"], port=info["port"], user=info["user"], password=info["password"],
                          dbname=info.get("admin_db") or "postgres") as conn:
         yield conn
         conn.rollback()

@@ -51,8 +51,10 @@ def test_up_status_down_lifecycle(tmp_path: Path) -> None:
         import psycopg
 
         info = json.loads((tmp_path / "daemon.json").read_text())["postgres"]
-        with psycopg.connect(host=pg_host, port=int(pg_port), user=info["user"], password=info["password"],
-                             dbname="postgres") as conn:
+        assert pg_host == "127.0.0.1"
+        # the bootstrap superuser logs in over the state dir's unix socket only
+        with psycopg.connect(host=info["socket_dir"], port=int(pg_port), user=info["user"],
+                             password=info["password"], dbname="postgres") as conn:
             assert conn.execute("select 1").fetchone() == (1,)
         text = kit("status", state=tmp_path, port=port).stdout
         assert "uptime" in text and "provider  lambda" in text

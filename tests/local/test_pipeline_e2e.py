@@ -144,7 +144,7 @@ def test_same_object_again_or_a_duplicate_event_adds_no_rows_and_no_run(pipeline
     ("missing_col.csv", csv_bytes([r[:6] + r[7:] for r in [row(3_000_001)]],
                                   header=HEADER[:6] + HEADER[7:]), "missing_columns"),
     ("dup_header.csv", csv_bytes([[*row(3000002), "x"]], header=[*HEADER, "order id"]), "duplicate_columns"),
-    ("latin1.csv", csv_bytes([row(3_000_003, country="Côte d'Ivoire")], encoding="latin-1"), "not_decodable"),
+    ("one_5mb_line.csv", b"x" * (5 << 20), "line_too_long"),
     ("corrupt.csv.gz", b"\x1f\x8b\x08\x00garbage-not-deflate", "corrupt_gzip"),
     ("all_bad.csv", csv_bytes([row(3_000_010 + i, units="many") for i in range(5)]), "too_many_rejects"),
 ])
@@ -191,6 +191,99 @@ def test_keys_with_spaces_plus_and_unicode_load(pipeline: Settings, s3, key: str
     out = outcome(pipeline, pipeline.bucket_name(), key, etag)
     assert out.state == "loaded", out
     assert [r["order_id"] for r in table_rows(pipeline, key)] == _ids(base, 3)
+
+
+def test_keys_differing_only_by_extension_or_its_case_each_load_all_their_rows(pipeline: Settings, s3) -> None:
+    """x.csv, x.csv.gz and x.CSV uploaded at once: three outputs, three ledger rows, every row of each."""
+    bucket = pipeline.bucket_name()
+    bodies = {
+        "input/twins/x.csv": ([row(i) for i in _ids(5_100_000, 4)], [row(5_100_090, units="ten")], False),
+        "input/twins/x.csv.gz": ([row(i) for i in _ids(5_100_100, 3)], [row(5_100_190, order_date="2/30/2014")],
+                                 True),
+        "input/twins/x.CSV": ([row(i) for i in _ids(5_100_200, 5)], [], False),
+    }
+    etags = {key: put(s3, pipeline, key, csv_bytes(good + bad, gzip=gz)) for key, (good, bad, gz) in bodies.items()}
+    outputs = set()
+    for key, (good, bad, _gz) in bodies.items():
+        out = outcome(pipeline, bucket, key, etags[key])
+        assert out.state == "loaded", (key, out)
+        led = [r for r in ledger_rows(pipeline, bucket, key) if r["etag"] == etags[key]]
+        assert len(led) == 1 and led[0]["state"] == "loaded"
+        assert (led[0]["rows_read"], led[0]["rows_loaded"], led[0]["rows_quarantined"]) == (
+            len(good) + len(bad), len(good), len(bad))
+        assert [r["order_id"] for r in table_rows(pipeline, key)] == [int(r[HEADER.index("Order ID")]) for r in good]
+        props = out.run["WorkflowRunProperties"]
+        outputs.add(props["output_key"])
+        report = json.loads(s3.get_object(Bucket=bucket, Key=props["dq_report_key"])["Body"].read())
+        assert report["key"] == key and report["rows_read"] == report["rows_written"] + report["rows_quarantined"]
+        if bad:  # each file's quarantine is its own
+            q = s3.get_object(Bucket=bucket, Key=props["quarantine_key"])["Body"].read().decode()
+            assert q.count("\n") == 1 + len(bad) and bad[0][HEADER.index("Order ID")] in q
+    assert len(outputs) == 3
+
+
+def test_hostile_bytes_quarantine_their_rows_and_the_rest_loads(pipeline: Settings, s3) -> None:
+    """NUL, bytes not in the file's encoding and a 5 MB line without a newline: row rejects, not file failures."""
+    bucket = pipeline.bucket_name()
+    good = [row(i, country="Côte d'Ivoire" if i % 10 == 0 else "Chad") for i in _ids(5_200_000, 96)]
+    skip = len(csv_bytes([]))  # the header line
+
+    body = csv_bytes(good[:50])
+    body += csv_bytes([row(5_200_900, country="Ch\x00ad")])[skip:]  # a NUL byte in one row
+    body += csv_bytes([row(5_200_901, country="ChXd")])[skip:].replace(b"ChXd", b"Ch\xffd")  # not UTF-8
+    body += csv_bytes(good[50:])[skip:]
+    body += csv_bytes([row(5_200_902)])[skip:-2] + b"z" * (5 << 20)  # no newline, 5 MB
+    key = "input/hostile/bytes.csv"
+    etag = put(s3, pipeline, key, body)
+    out = outcome(pipeline, bucket, key, etag, timeout=180)
+    assert out.state == "loaded", out
+    led = ledger_rows(pipeline, bucket, key)[0]
+    assert (led["rows_read"], led["rows_loaded"], led["rows_quarantined"]) == (99, 96, 3)
+    assert [r["order_id"] for r in table_rows(pipeline, key)] == _ids(5_200_000, 96)
+    assert table_rows(pipeline, key)[0]["country"] == "Côte d'Ivoire"
+    props = out.run["WorkflowRunProperties"]
+    assert json.loads(props["dq_rejects_by_reason"]) == {"nul_byte": 1, "invalid_encoding": 1, "line_too_long": 1}
+    q = s3.get_object(Bucket=bucket, Key=props["quarantine_key"])["Body"].read().decode()
+    assert "\x00" not in q and "nul_byte" in q and "not valid utf-8 at byte offset" in q
+
+
+def test_an_excel_windows_1252_export_loads_with_its_euro_signs(pipeline: Settings, s3) -> None:
+    rows = [row(i, country="Curaçao", item="Cereal €" if i % 2 else "Snacks – “best”") for i in _ids(5_300_000, 6)]
+    body = csv_bytes(rows, encoding="cp1252")
+    assert b"\x80" in body  # the euro sign in Windows-1252
+    key = "input/excel/export.csv"
+    out = outcome(pipeline, pipeline.bucket_name(), key, put(s3, pipeline, key, body))
+    assert out.state == "loaded", out
+    got = table_rows(pipeline, key)
+    assert [r["item_type"] for r in got] == ["Snacks – “best”", "Cereal €"] * 3 and got[0]["country"] == "Curaçao"
+
+
+def test_an_unexpected_job1_error_still_records_a_failed_state(pipeline: Settings, s3, boto) -> None:
+    """A job 1 run that breaks (here: a contract the job cannot compile) FAILs with the real message and
+    leaves a ledger row ``failed`` and a report, so the object is never without a terminal state."""
+    bucket = pipeline.bucket_name()
+    key = "failing/x.csv"  # outside input/: no event, the job is started by hand
+    etag = put(s3, pipeline, key, csv_bytes([row(5_400_000)]))
+    glue = boto("glue")
+    broken = json.dumps({"columns": [{"name": "a", "type": "no_such_type"}]})
+    run_id = glue.start_job_run(JobName=pipeline.csv_job, Arguments={
+        "--source_bucket": bucket, "--source_key": key, "--source_etag": etag,
+        "--dataset_contract": broken})["JobRunId"]
+    deadline = time.monotonic() + 120
+    while True:
+        jr = glue.get_job_run(JobName=pipeline.csv_job, RunId=run_id)["JobRun"]
+        if jr["JobRunState"] not in ("STARTING", "RUNNING", "WAITING", "STOPPING"):
+            break
+        assert time.monotonic() < deadline, jr
+        time.sleep(0.3)
+    assert jr["JobRunState"] == "FAILED" and "ValueError" in jr["ErrorMessage"] and "no_such_type" in jr[
+        "ErrorMessage"]
+    led = [r for r in ledger_rows(pipeline, bucket, key) if r["state"] == "failed"]
+    assert led and led[0]["reason"].startswith("ValueError") and led[0]["etag"] == etag
+    from etl_kit.pipeline.transform import output_keys
+
+    report = json.loads(s3.get_object(Bucket=bucket, Key=output_keys(key)["report_key"])["Body"].read())
+    assert report["state"] == "failed" and "no_such_type" in report["message"]
 
 
 def test_messy_but_valid_csv_loads_every_good_row(pipeline: Settings, s3) -> None:

@@ -79,13 +79,33 @@ def _assert_configuration(s: Settings) -> None:
     assert cfg["Timeout"] == s.lambda_timeout_seconds and cfg["Handler"] == "lambda_handler.handler"
     assert cfg["Runtime"] == "python3.12"
     assert set(cfg["Environment"]["Variables"]) == {"WORKFLOW_NAME", "BUCKET", "INPUT_PREFIX", "STATE_PREFIX",
-                                                    "TOPIC_ARN"}
-    inv = lam.get_function_event_invoke_config(FunctionName=s.lambda_function)
-    assert inv["MaximumRetryAttempts"] == 2
-    assert inv["DestinationConfig"]["OnFailure"]["Destination"].endswith(f"{s.lambda_function}-dlq")
-    pol = json.loads(lam.get_policy(FunctionName=s.lambda_function)["Policy"])
-    assert any(st["Principal"] in ({"Service": "events.amazonaws.com"}, "events.amazonaws.com")
-               for st in pol["Statement"])
+                                                    "TOPIC_ARN", "BACKOFF_BASE_SECONDS", "BACKOFF_MAX_SECONDS"}
+    # the durable intake: rule -> queue -> mapping -> function; no direct invocation left
+    sqs = client("sqs", s)
+    qurl = sqs.get_queue_url(QueueName=s.intake_queue)["QueueUrl"]
+    qattrs = sqs.get_queue_attributes(QueueUrl=qurl, AttributeNames=["All"])["Attributes"]
+    assert int(qattrs["VisibilityTimeout"]) == 6 * s.lambda_timeout_seconds
+    redrive = json.loads(qattrs["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"].endswith(f":{s.intake_dlq}") and int(redrive["maxReceiveCount"]) == 1000
+    qpol = json.loads(qattrs["Policy"])["Statement"]
+    assert [(st["Principal"], st["Action"], st["Condition"]["ArnEquals"]["aws:SourceArn"]) for st in qpol] == [
+        ({"Service": "events.amazonaws.com"}, "sqs:SendMessage",
+         [f"arn:aws:events:{s.region}:{acct}:rule/{s.start_rule}"])]
+    [esm] = lam.list_event_source_mappings(FunctionName=s.lambda_function)["EventSourceMappings"]
+    assert esm["EventSourceArn"] == qattrs["QueueArn"] and esm["State"] == "Enabled"
+    assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert esm["ScalingConfig"]["MaximumConcurrency"] >= 2
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError):
+        lam.get_function_event_invoke_config(FunctionName=s.lambda_function)
+    with pytest.raises(ClientError):
+        sqs.get_queue_url(QueueName=f"{s.lambda_function}-dlq")
+    policy = client("iam", s).get_role_policy(RoleName=s.lambda_role, PolicyName="etl-kit-least-privilege")
+    consume = next(st for st in policy["PolicyDocument"]["Statement"] if st["Sid"] == "ConsumeIntake")
+    assert sorted(consume["Action"]) == ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+                                         "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    assert consume["Resource"] in (qattrs["QueueArn"], [qattrs["QueueArn"]])
 
     glue = client("glue", s)
     crawler = glue.get_crawler(Name=s.csv_crawler)["Crawler"]
@@ -118,8 +138,9 @@ def _assert_configuration(s: Settings) -> None:
     ev = client("events", s)
     pattern = json.loads(ev.describe_rule(Name=s.start_rule)["EventPattern"])
     assert pattern["detail"]["object"]["key"] == [{"prefix": s.input_prefix}]
-    target = ev.list_targets_by_rule(Rule=s.start_rule)["Targets"][0]
-    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 4 and "DeadLetterConfig" in target
+    [target] = ev.list_targets_by_rule(Rule=s.start_rule)["Targets"]
+    assert target["Arn"] == qattrs["QueueArn"] and target["RetryPolicy"]["MaximumRetryAttempts"] == 4
+    assert target["DeadLetterConfig"]["Arn"].endswith(f":{s.intake_dlq}")
     jt = ev.list_targets_by_rule(Rule=s.job01_rule)["Targets"][0]
     assert "<state>" in jt["InputTransformer"]["InputTemplate"]
 
@@ -169,6 +190,15 @@ def test_drift_is_corrected_and_reported(settings: Settings) -> None:
     client("logs", settings).put_retention_policy(logGroupName=f"/aws/lambda/{settings.lambda_function}",
                                                   retentionInDays=1)
     client("glue", settings).update_workflow(Name=settings.workflow, MaxConcurrentRuns=1)
+    lam = client("lambda", settings)
+    [esm] = lam.list_event_source_mappings(FunctionName=settings.lambda_function)["EventSourceMappings"]
+    lam.update_event_source_mapping(UUID=esm["UUID"], Enabled=False, BatchSize=3)
+    sqs = client("sqs", settings)
+    qurl = sqs.get_queue_url(QueueName=settings.intake_queue)["QueueUrl"]
+    dlq = sqs.get_queue_attributes(QueueUrl=sqs.get_queue_url(QueueName=settings.intake_dlq)["QueueUrl"],
+                                   AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=qurl, Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": dlq, "maxReceiveCount": 2})})
 
     plan = {(c.resource_type, c.name): c for c in plan_all(settings) if c.action != "no-change"}
     assert plan[("lambda-function", settings.lambda_function)].diffs["Timeout"] == {"actual": 7, "desired": 60}
@@ -176,6 +206,9 @@ def test_drift_is_corrected_and_reported(settings: Settings) -> None:
     assert "EventPattern" in plan[("events-rule", settings.job01_rule)].diffs
     assert "retentionInDays" in plan[("log-group", f"/aws/lambda/{settings.lambda_function}")].diffs
     assert "MaxConcurrentRuns" in plan[("glue-workflow", settings.workflow)].diffs
+    mapping = plan[("lambda-event-source-mapping", f"{settings.intake_queue} -> {settings.lambda_function}")]
+    assert set(mapping.diffs) == {"State", "BatchSize"}
+    assert "RedrivePolicy" in plan[("sqs-queue", settings.intake_queue)].diffs
 
     fixed = {(c.resource_type, c.name) for c in apply_all(settings, progress=False)
              if c.action in ("update", "create")}
@@ -183,8 +216,32 @@ def test_drift_is_corrected_and_reported(settings: Settings) -> None:
     assert ("events-rule", settings.job01_rule) in fixed
     assert client("lambda", settings).get_function_configuration(FunctionName=settings.lambda_function)[
         "Timeout"] == 60
+    [esm] = lam.list_event_source_mappings(FunctionName=settings.lambda_function)["EventSourceMappings"]
+    assert (esm["State"], esm["BatchSize"]) == ("Enabled", 10)
+    assert json.loads(sqs.get_queue_attributes(QueueUrl=qurl, AttributeNames=["RedrivePolicy"])["Attributes"][
+        "RedrivePolicy"])["maxReceiveCount"] == 1000
     final = _actions(apply_all(settings, progress=False))
     assert set(final) <= {"no-change", "skip"}, final.get("update")
+
+
+def test_apply_removes_the_direct_invocation_layout(settings: Settings) -> None:
+    """A pipeline provisioned before the intake queue: its DLQs, invoke config and permission go on apply."""
+    apply_all(settings, progress=False)
+    lam, sqs = client("lambda", settings), client("sqs", settings)
+    old_dlq = sqs.create_queue(QueueName=f"{settings.lambda_function}-dlq")["QueueUrl"]
+    sqs.create_queue(QueueName=f"{settings.start_rule}-dlq")
+    lam.put_function_event_invoke_config(FunctionName=settings.lambda_function, MaximumRetryAttempts=2,
+                                         DestinationConfig={"OnFailure": {"Destination": sqs.get_queue_attributes(
+                                             QueueUrl=old_dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]}})
+    lam.add_permission(FunctionName=settings.lambda_function, StatementId="etl-kit-start-rule",
+                       Action="lambda:InvokeFunction", Principal="events.amazonaws.com")
+    legacy = {("lambda-event-invoke-config", settings.lambda_function),
+              ("lambda-permission", f"{settings.lambda_function}/etl-kit-start-rule"),
+              ("sqs-queue", f"{settings.lambda_function}-dlq"), ("sqs-queue", f"{settings.start_rule}-dlq")}
+    assert {(c.resource_type, c.name) for c in plan_all(settings) if c.action == "delete"} == legacy
+    assert {(c.resource_type, c.name) for c in apply_all(settings, progress=False) if c.action == "delete"} == legacy
+    _assert_configuration(settings)
+    assert set(_actions(apply_all(settings, progress=False))) <= {"no-change", "skip"}
 
 
 @pytest.mark.parametrize("step", STEP_NAMES)

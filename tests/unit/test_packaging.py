@@ -27,7 +27,7 @@ def test_console_script_and_markers_are_declared() -> None:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert data["project"]["scripts"]["etl-kit"] == "etl_kit.cli:main"
     markers = {m.split(":")[0] for m in data["tool"]["pytest"]["ini_options"]["markers"]}
-    assert markers == {"unit", "local", "notebooks", "aws"}
+    assert markers == {"unit", "local", "notebooks", "aws", "slow"}
     env = dict(e.split("=", 1) for e in data["tool"]["pytest"]["ini_options"]["env"])
     assert env["AWS_ACCESS_KEY_ID"] == "testing"
 

@@ -53,7 +53,7 @@ def test_csv_to_parquet_main_with_workflow(monkeypatch: pytest.MonkeyPatch, caps
                 json.dumps(DEFAULT_CONTRACT), "--JOB_ID", "x"]
         assert mod.main(argv) == 0
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        assert out["rows_written"] == 1 and out["output_key"] == "output/a/part-0000.parquet"
+        assert out["rows_written"] == 1 and out["output_key"] == "output/a.csv/part-0000.parquet"
         props = glue.get_workflow_run_properties(Name="wf", RunId=run_id)["RunProperties"]
         assert props["job1_state"] == "transformed"
         s3.put_object(Bucket="bkt", Key="input/b.csv", Body=b"just,a,header\n")
@@ -62,3 +62,22 @@ def test_csv_to_parquet_main_with_workflow(monkeypatch: pytest.MonkeyPatch, caps
                       json.dumps(DEFAULT_CONTRACT)])
         assert str(ei.value).startswith("REJECTED s3://bkt/input/b.csv: missing_columns")
     assert "etl_kit" in sys.modules
+
+
+def test_csv_to_parquet_unexpected_error_writes_a_failed_report_and_reraises(monkeypatch: pytest.MonkeyPatch,
+                                                                             capsys: Any) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    mod = load("csv_to_parquet")
+    broken = json.dumps({"columns": [{"name": "a", "type": "no_such_type"}]})
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="bkt")
+        s3.put_object(Bucket="bkt", Key="input/a.csv", Body=b"a\n1\n")
+        with pytest.raises(ValueError, match="no_such_type"):
+            mod.main(["s", "--source_bucket", "bkt", "--source_key", "input/a.csv", "--dataset_contract", broken,
+                      "--workgroup", "wgx", "--database", "dev", "--ledger_table", "etl_load_ledger"])
+        report = json.loads(s3.get_object(Bucket="bkt", Key="reports/a.csv.report.json")["Body"].read())
+        assert report["state"] == "failed" and report["reason"].startswith("ValueError: ")
+        assert report["key"] == "input/a.csv" and "no_such_type" in report["message"]
+    # the ledger row was attempted with state failed (moto has no Data API batches: the footnote says so)
+    assert "could not record the ledger row (failed)" in capsys.readouterr().err

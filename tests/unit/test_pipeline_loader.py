@@ -38,7 +38,7 @@ def test_statement_shape() -> None:
     assert 'PRIMARY KEY ("order_id")' in s[0] and s[0].endswith('DISTKEY("order_id") SORTKEY("order_date")')
     assert s[0].split(" (", 1)[1].split(", PRIMARY")[0].endswith(
         '"source_line" BIGINT, "source_key" VARCHAR(1024), "source_etag" VARCHAR(256), "run_id" VARCHAR(256)')
-    assert 'PRIMARY KEY ("bucket", "key", "etag")' in s[1] and '"message" VARCHAR(65535)' in s[1]
+    assert 'PRIMARY KEY ("bucket", "key", "etag", "run_id")' in s[1] and '"message" VARCHAR(65535)' in s[1]
     assert s[3].startswith("CREATE TEMP TABLE etl_kit_staging (") and s[3].endswith('"source_line" BIGINT)')
     assert s[4] == ("COPY etl_kit_staging FROM 's3://bkt/output/o''brien/part-0000.parquet' "
                     "IAM_ROLE 'arn:aws:iam::1:role/r' FORMAT AS PARQUET")
@@ -244,3 +244,44 @@ def test_a_tripped_guard_loads_through_staging_and_other_failures_do_not_retry()
                         redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
                         source_key="input/a.csv", source_etag="e", rsd=rsd, report=APPEND_REPORT)
     assert len(rsd.batches) == 2 and "'failed'" in rsd.batches[1][-1]
+
+
+def test_the_ledger_keeps_one_row_per_attempt() -> None:
+    delete, insert = loader.ledger_statements("public", "l", bucket="b", key="input/a.csv", etag="e", state="failed",
+                                              run_id="wr_2")
+    assert delete == ('DELETE FROM "public"."l" WHERE "bucket" = \'b\' AND "key" = \'input/a.csv\' AND "etag" = \'e\' '
+                      'AND "run_id" = \'wr_2\'')
+    # the attempt number: one more than the object's other attempts
+    assert insert.endswith('(SELECT COALESCE(MAX("attempt"), 0) + 1 FROM "public"."l" WHERE "bucket" = \'b\' AND '
+                           '"key" = \'input/a.csv\' AND "etag" = \'e\' AND "run_id" <> \'wr_2\')')
+    assert '"run_id" VARCHAR(256) NOT NULL' in loader.ledger_ddl("public", "l")
+
+
+def test_an_old_ledger_table_is_migrated_in_place() -> None:
+    old = [n for n, _ in loader.LEDGER_COLUMNS if n != "attempt"]
+    assert loader.ledger_migration("public", "l", old, "l_pkey") == [
+        'ALTER TABLE "public"."l" DROP CONSTRAINT "l_pkey"',
+        'ALTER TABLE "public"."l" ADD COLUMN "attempt" INTEGER',
+        'UPDATE "public"."l" SET "attempt" = 1 WHERE "attempt" IS NULL']
+    assert loader.ledger_migration("public", "l", [n for n, _ in loader.LEDGER_COLUMNS], "l_pkey") == []
+
+
+class LoadedRsd(FakeRsd):
+    """The ledger says loaded; the target's layout look-up finds no table."""
+
+    def get_statement_result(self, **kw: Any) -> dict[str, Any]:
+        if "etl_load_ledger" in self.queries[-1] or '"l"' in self.queries[-1]:
+            return {"Records": [[{"stringValue": "loaded"}, {"stringValue": "wr_0"}]]}
+        return {"Records": []}
+
+
+def test_a_forced_load_runs_despite_a_loaded_attempt() -> None:
+    rsd = LoadedRsd()
+    assert load(rsd)["state"] == "skipped" and rsd.batches == []
+    res = loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
+                          contract=SEED_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
+                          redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
+                          source_key="input/a.csv", source_etag="e", rsd=rsd, force=True)
+    assert res["state"] == "loaded" and len(rsd.batches) == 1
+    lookups = [q for q in rsd.queries if q.startswith('SELECT "state"')]
+    assert lookups and all("\"state\" = 'loaded'" in q for q in lookups)  # only loaded attempts block

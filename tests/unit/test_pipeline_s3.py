@@ -46,9 +46,9 @@ def test_run_csv_to_parquet_on_moto(aws: Any) -> None:
     etag = s3.put_object(Bucket="bkt", Key="input/2024/sales.csv", Body=CSV)["ETag"].strip('"')
     rep = run_csv_to_parquet(bucket="bkt", key="input/2024/sales.csv", contract=DEFAULT_CONTRACT, run_id=run_id,
                              workflow_name="wf", source_etag=etag, s3=s3, glue=glue)
-    assert rep["output_key"] == "output/2024/sales/part-0000.parquet"
-    assert rep["quarantine_key"] == "quarantine/2024/sales.quarantine.csv"
-    assert rep["report_key"] == "reports/2024/sales.report.json"
+    assert rep["output_key"] == "output/2024/sales.csv/part-0000.parquet"
+    assert rep["quarantine_key"] == "quarantine/2024/sales.csv.quarantine.csv"
+    assert rep["report_key"] == "reports/2024/sales.csv.report.json"
     table = pq.read_table(io.BytesIO(_get(s3, rep["output_key"])))
     assert table.column("order_id").to_pylist() == [1, 3] and table.column("source_line").to_pylist() == [2, 4]
     q = _get(s3, rep["quarantine_key"]).decode()
@@ -67,7 +67,7 @@ def test_run_csv_to_parquet_on_moto(aws: Any) -> None:
                               source_etag=etag2, s3=s3)
     assert rep2["output_key"] == rep["output_key"] and rep2["quarantine_key"] == "" and rep2["gzip"] is True
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="bkt")["Contents"]}
-    assert "quarantine/2024/sales.quarantine.csv" not in keys
+    assert "quarantine/2024/sales.csv.quarantine.csv" not in keys
 
 
 def test_rejection_and_source_changed(aws: Any) -> None:
@@ -82,8 +82,8 @@ def test_rejection_and_source_changed(aws: Any) -> None:
                            run_id=run_id, workflow_name="wf", s3=s3, glue=glue)
     assert ei.value.reason == "missing_columns" and ei.value.key == "input/x.csv"
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="bkt")["Contents"]}
-    assert "output/x/part-0000.parquet" not in keys and "quarantine/x.rejected.csv" in keys
-    report = json.loads(_get(s3, "reports/x.report.json"))
+    assert "output/x.csv/part-0000.parquet" not in keys and "quarantine/x.csv.rejected.csv" in keys
+    report = json.loads(_get(s3, "reports/x.csv.report.json"))
     assert report["state"] == "rejected" and report["reason"] == "missing_columns"
     props = glue.get_workflow_run_properties(Name="wf", RunId=run_id)["RunProperties"]
     assert props["job1_state"] == "rejected" and props["job1_reason"] == "missing_columns"

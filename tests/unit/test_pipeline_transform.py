@@ -16,7 +16,7 @@ from etl_kit.config import SEED_CONTRACT
 from etl_kit.exceptions import FileRejected
 from etl_kit.pipeline.contract import normalise_header
 from etl_kit.pipeline.csvread import arrow_supports_handler
-from etl_kit.pipeline.transform import TransformRejected, object_stem, output_keys, transform_stream
+from etl_kit.pipeline.transform import TransformRejected, output_keys, source_id, transform_stream
 
 pytestmark = pytest.mark.unit
 
@@ -186,15 +186,17 @@ def test_utf8_bom(engine: str) -> None:
     assert r.rows[0]["country"] == "Côte d'Ivoire"
 
 
-def test_latin1_bytes_rejected_with_offset(engine: str) -> None:
-    data = lines(HEADER, row(1), row(2, country="Côte")).encode("latin-1")
-    exc = rejected(data, engine)
-    assert exc.reason == "not_decodable"
+def test_latin1_bytes_under_a_utf8_contract_quarantine_only_their_row(engine: str) -> None:
+    data = lines(HEADER, row(1), row(2, country="Côte"), row(3)).encode("latin-1")
+    r = run(data, engine, dict(SEED_CONTRACT, encoding="utf-8"))
     offset = data.index(b"\xf4")
-    assert f"byte offset {offset}" in str(exc) and "0xf4" in str(exc)
+    assert r.rejects() == [(3, "invalid_encoding", "country")]
+    assert f"byte offset {offset}" in r.quarantine[0]["value"] and "0xf4" in r.quarantine[0]["value"]
+    assert "C\ufffdte" in r.quarantine[0]["raw_record"]
+    assert [x["order_id"] for x in r.rows] == [1, 3]
     # declared in the contract: decoded, not rejected
     r = run(data, engine, dict(SEED_CONTRACT, encoding="latin-1"))
-    assert r.rows[1]["country"] == "Côte" and r.report["encoding"] == "latin-1"
+    assert r.rows[1]["country"] == "Côte" and r.report["encoding"] == "iso8859-1"
 
 
 def test_crlf_and_no_final_newline(engine: str) -> None:
@@ -362,13 +364,46 @@ def test_malformed_unterminated_quote(engine: str) -> None:
 
 def test_output_keys_deterministic() -> None:
     k = output_keys("input/2024/sales records.CSV.gz")
-    assert k["output_key"].startswith("output/2024/sales_records-") and k["output_key"].endswith("/part-0000.parquet")
+    assert k["output_key"].startswith("output/2024/sales_records.CSV.gz-") and k["output_key"].endswith(
+        "/part-0000.parquet")
     assert k == output_keys("input/2024/sales records.CSV.gz")
-    assert object_stem("input/a/b.csv") == "a/b"
-    assert object_stem("input/a_b.csv") != object_stem("input/a b.csv")
-    assert output_keys("input/x.csv")["quarantine_key"] == "quarantine/x.quarantine.csv"
-    assert output_keys("input/x.csv")["report_key"] == "reports/x.report.json"
-    assert ".." not in object_stem("input/../../etc/passwd.csv")
+    assert source_id("input/a/b.csv") == "a/b.csv"
+    assert source_id("input/a_b.csv") != source_id("input/a b.csv")
+    assert output_keys("input/x.csv")["quarantine_key"] == "quarantine/x.csv.quarantine.csv"
+    assert output_keys("input/x.csv")["report_key"] == "reports/x.csv.report.json"
+    assert output_keys("input/x.csv.gz")["rejected_copy_key"] == "quarantine/x.csv.gz.rejected.csv.gz"
+    assert ".." not in source_id("input/../../etc/passwd.csv").split("/")
+    assert source_id("input/Ventes Été.csv").startswith("Ventes_Ete.csv-")
+
+
+TWINS = ["input/x.csv", "input/x.csv.gz", "input/x.CSV", "input/X.csv", "input/x.Csv.GZ", "x.csv", "input//x.csv",
+         "input/./x.csv", "input/x.csv/", "input/x .csv", "input/x_.csv", "input/o'brien.csv", "input/o\\'brien.csv",
+         "input/o\\brien.csv", "input/o_brien.csv", "input/ünï.csv", "input/uni.csv", "input/日本.csv",
+         "input/中国.csv", "input/../x.csv", "input/__/x.csv", "input/_x.csv", "input/.x.csv",
+         "input/a/b.csv", "input/a_b.csv",
+         "input/x.csv-0123456789abcdef", "input/" + "a" * 1100 + ".csv", "input/" + "a" * 1100 + ".CSV",
+         "input/" + "é" * 700 + "1.csv", "input/" + "é" * 700 + "2.csv", "input/" + "/" * 900 + "x.csv"]
+
+
+def test_twin_keys_map_to_distinct_keys_within_s3_limits() -> None:
+    """Keys that differ only in extension, case, escaping or far beyond S3's limit never share an output."""
+    seen: dict[str, str] = {}
+    for key in TWINS:
+        k = output_keys(key)
+        assert k == output_keys(key)  # deterministic
+        for kind, derived in k.items():
+            if kind == "source_id":
+                continue
+            assert len(derived.encode("utf-8")) <= 1024, (key[:30], kind, len(derived))
+            assert derived.isascii() and "\\" not in derived and "'" not in derived and " " not in derived
+            assert "//" not in derived and not any(seg in (".", "..") for seg in derived.split("/"))
+            folded = derived.lower()  # distinct even for case-insensitive tools
+            assert folded not in seen, (key[:40], seen.get(folded, "")[:40], derived[:60])
+            seen[folded] = key
+    assert len(seen) == 4 * len(TWINS)
+    # very long prefixes still fit
+    long = output_keys("input/" + "b" * 1000 + ".csv", output_prefix="o" * 300 + "/", reports_prefix="r" * 400 + "/")
+    assert all(len(v.encode()) <= 1024 for v in long.values())
 
 
 # ---------------------------------------------------------------------------------------------

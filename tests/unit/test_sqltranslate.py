@@ -7,8 +7,8 @@ import pytest
 from etl_kit.localcloud.redshift.copy import redshift_format_to_strptime
 from etl_kit.localcloud.redshift.sqltranslate import (
     TranslationError,
-    bind_parameters,
     parse_copy,
+    placeholders,
     split_statements,
     tokenize,
     translate,
@@ -143,17 +143,35 @@ def test_merge_remove_duplicates_rejects_subquery_source() -> None:
 
 
 # -- parameters ------------------------------------------------------------------------
-def test_bind_parameters() -> None:
-    sql = bind_parameters("select * from t where id = :id and n = :name and s = ':id' and c::int = 1",
-                          {"id": "5", "name": "O'Brien"})
-    assert sql == "select * from t where id = '5' and n = 'O''Brien' and s = ':id' and c::int = 1"
+def test_placeholders_become_driver_placeholders_outside_literals_and_comments() -> None:
+    query, names = placeholders("select * from t where id = :id and n = :name and s = ':id' and c::int = 1 "
+                                "and \"x:y\" = 'a%' /* :c */ -- :d\n and m = :id")
+    assert query == ("select * from t where id = %(id)s and n = %(name)s and s = ':id' and c::int = 1 "
+                     "and \"x:y\" = 'a%%' /* :c */ -- :d\n and m = %(id)s")
+    assert names == ["id", "name"]
 
 
-def test_bind_parameters_missing_and_unused() -> None:
-    with pytest.raises(TranslationError, match="'x' is not specified"):
-        bind_parameters("select :x", {})
-    with pytest.raises(TranslationError, match="'y' is not used"):
-        bind_parameters("select :x", {"x": "1", "y": "2"})
+def test_a_placeholder_inside_a_backslash_escaped_literal_stays_text() -> None:
+    # Redshift reads \' as a quote inside a literal: ':k' here is part of the string, not a placeholder.
+    query, names = placeholders("select 'it\\'s :k' as s, :v as v")
+    assert names == ["v"] and ":k" in query
+
+
+@pytest.mark.parametrize("literal", ["'a\\\\b'", "'it\\'s'", "'x\\'; drop table t; --'"])
+def test_backslash_literals_reach_postgresql_as_escape_strings(literal: str) -> None:
+    out = translate(f"insert into t values ({literal})")
+    assert len(out) == 1 and out[0].sql == f"insert into t values (E{literal})"
+
+
+def test_split_follows_redshift_backslash_escapes() -> None:
+    # one statement: the ; and the DROP are inside the literal ('x\'; ...' is one string on Redshift)
+    assert split_statements("insert into t values ('x\\'; drop table t; --')") == [
+        "insert into t values ('x\\'; drop table t; --')"]
+
+
+def test_copy_source_with_escaped_backslash_and_quote() -> None:
+    cmd = parse_copy("COPY t FROM 's3://b/a\\\\b''c\\'d.parquet' FORMAT AS PARQUET")
+    assert cmd.source == "s3://b/a\\b'c'd.parquet"
 
 
 # -- COPY ------------------------------------------------------------------------------

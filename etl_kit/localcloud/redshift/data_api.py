@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import re
 import threading
 import time
 import uuid
@@ -32,6 +33,12 @@ log = logging.getLogger("etl_kit.localcloud.redshift")
 RETENTION_SECONDS = 24 * 3600
 PAGE_ROWS = 5000
 PAGE_BYTES = 64 * 1024 * 1024
+# The Data API's quotas (Redshift Management Guide, "Quotas for the Amazon Redshift Data API")
+MAX_SQL_BYTES = 100 * 1024  # a query string
+MAX_BATCH_SQLS = 40  # Sqls of one BatchExecuteStatement
+MAX_RESULT_BYTES = 100 * 1024 * 1024  # a result set the database returns
+_FETCH_ROWS = 10_000
+_PARAM_NAME = re.compile(r"[0-9A-Za-z_]+")
 _DONE = ("FINISHED", "FAILED", "ABORTED")
 
 
@@ -55,6 +62,7 @@ class Sub:
     result_size: int = 0
     rows: list[tuple[Any, ...]] | None = None
     columns: list[dict[str, Any]] = field(default_factory=list)
+    too_large: bool = False  # the result set passed MAX_RESULT_BYTES: counted, not kept
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -84,6 +92,8 @@ class Statement:
     request: dict[str, Any]
     database: str
     created: float
+    params: dict[str, str] = field(default_factory=dict)
+    login: tuple[str, str] | None = None  # who the statement runs as (user, password)
     status: str = "SUBMITTED"
     error: str | None = None
     updated: float = 0.0
@@ -106,6 +116,7 @@ class DataApiProvider(Provider):
         self.lock = threading.Lock()
         self.statements: dict[str, Statement] = {}
         self._type_names: dict[int, str] = {}
+        self._iam_login: tuple[str, str] | None = None
         self.operations = {
             "ExecuteStatement": self.execute_statement,
             "BatchExecuteStatement": self.batch_execute_statement,
@@ -137,7 +148,7 @@ class DataApiProvider(Provider):
                                "running": counts.get("STARTED", 0) + counts.get("PICKED", 0),
                                "finished": counts.get("FINISHED", 0), "failed": counts.get("FAILED", 0)}
         try:
-            with self._connect(None, self.ctx.postgres.admin_db if self.ctx.postgres else "postgres") as conn:
+            with self._setup_connection() as conn:
                 conn.execute("SELECT 1")
             out["postgres"] = "reachable"
         except Exception as exc:
@@ -163,8 +174,8 @@ class DataApiProvider(Provider):
         except (ValueError, KeyError, TypeError):
             raise _validation("The secret must be a JSON object with username and password.") from None
 
-    def _target(self, body: dict[str, Any]) -> str:
-        """Database the statement runs on (validates WorkgroupName / ClusterIdentifier)."""
+    def _target(self, body: dict[str, Any]) -> tuple[str, tuple[str, str] | None]:
+        """(database, the namespace admin's login or None): validates WorkgroupName / ClusterIdentifier."""
         wg, cluster = body.get("WorkgroupName"), body.get("ClusterIdentifier")
         if not wg and not cluster:
             raise _validation("Either ClusterIdentifier or WorkgroupName needs to be specified.")
@@ -175,21 +186,60 @@ class DataApiProvider(Provider):
                 _, ns = self.store.workgroup_database(wg)
             except KeyError:
                 raise _validation(f"Redshift endpoint doesn't exist in this region. (workgroup '{wg}')") from None
-            return str(body.get("Database") or ns["dbName"])
+            pw = self.store.passwords.get(ns["namespaceName"])
+            admin = (str(ns["adminUsername"]), str(pw)) if ns.get("adminUsername") and pw else None
+            return str(body.get("Database") or ns["dbName"]), admin
         try:
             clusters = self.ctx.moto_client("redshift").describe_clusters(ClusterIdentifier=cluster)["Clusters"]
         except Exception:
             raise _validation(f"Redshift endpoint doesn't exist in this region. (cluster '{cluster}')") from None
-        return str(body.get("Database") or clusters[0].get("DBName") or "dev")
+        return str(body.get("Database") or clusters[0].get("DBName") or "dev"), None
 
-    def _connect(self, creds: tuple[str, str] | None, database: str) -> Any:
+    def _login(self, body: dict[str, Any]) -> tuple[str, tuple[str, str]]:
+        """(database, (user, password)) a request runs as; never a PostgreSQL superuser.
+
+        A ``SecretArn`` names the user. Without one, AWS maps the caller's IAM identity to a
+        database user; locally that is the namespace's admin user (so the kit's objects have
+        one owner), or ``IAMR:local-data-api`` for a namespace without an admin user.
+        """
+        database, admin = self._target(body)
+        creds = self._credentials(body.get("SecretArn"))
+        return database, creds or admin or self._iam_user()
+
+    def _iam_user(self) -> tuple[str, str]:
+        """The ordinary login role standing for an IAM identity (created once per daemon, fresh password)."""
+        import secrets
+
+        from psycopg import sql
+
+        with self.lock:
+            if self._iam_login is None:
+                user, pw = "IAMR:local-data-api", secrets.token_urlsafe(24)
+                with self._setup_connection() as conn:
+                    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+                    conn.execute(sql.SQL(("ALTER" if exists else "CREATE") + " ROLE {} WITH LOGIN NOSUPERUSER "
+                                         "NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}").format(
+                                             sql.Identifier(user), sql.Literal(pw)))
+                self._iam_login = (user, pw)
+            return self._iam_login
+
+    def _setup_connection(self) -> Any:
+        """The daemon's own superuser connection, over the unix socket only (setup, health)."""
+        import psycopg
+
+        pg = self.ctx.postgres
+        if pg is None:
+            raise RuntimeError("the local warehouse (PostgreSQL) is not running")
+        return psycopg.connect(pg.dsn(), connect_timeout=10, autocommit=True, application_name="etl-kit-setup")
+
+    def _connect(self, login: tuple[str, str], database: str) -> Any:
         import psycopg
         from psycopg.types.string import TextLoader
 
         pg = self.ctx.postgres
         if pg is None:
             raise RuntimeError("the local warehouse (PostgreSQL) is not running")
-        user, password = creds or (pg.user, pg.password)
+        user, password = login
         conn = psycopg.connect(host=pg.host, port=pg.port, user=user, password=password, dbname=database,
                                connect_timeout=10, application_name="redshift-data")
         for t in ("json", "jsonb"):  # SUPER values come back as their JSON text, like Redshift
@@ -204,28 +254,17 @@ class DataApiProvider(Provider):
                 del self.statements[sid]
 
     def _submit(self, body: dict[str, Any], sqls: list[str], batch: bool) -> dict[str, Any]:
-        from etl_kit.localcloud.redshift.sqltranslate import TranslationError, bind_parameters
-
         self._expire()
-        database = self._target(body)
-        self._credentials(body.get("SecretArn"))  # fail fast on an unknown secret, as AWS does
-        params = body.get("Parameters")
-        if params:
-            if batch:
-                raise _validation("Parameters are not supported with BatchExecuteStatement.")
-            bound = {}
-            for p in params:
-                if "name" not in p or "value" not in p:
-                    raise _validation("Each parameter needs a name and a value.")
-                bound[str(p["name"])] = str(p["value"])
-            try:
-                sqls = [bind_parameters(sqls[0], bound)]
-            except TranslationError as exc:
-                raise _validation(str(exc)) from None
+        for q in sqls:
+            if len(q.encode()) > MAX_SQL_BYTES:
+                raise _validation("Cannot process query string larger than 100kB")
+        params = _parameters(body.get("Parameters"), sqls)
+        database, login = self._login(body)  # fails fast on an unknown secret, as AWS does
         now = time.time()
         sid = str(uuid.uuid4())
         subs = [Sub(id=f"{sid}:{i + 1}" if batch else sid, query=q, created=now) for i, q in enumerate(sqls)]
-        st = Statement(id=sid, subs=subs, batch=batch, request=body, database=database, created=now, updated=now)
+        st = Statement(id=sid, subs=subs, batch=batch, request=body, database=database, created=now, updated=now,
+                       params=params, login=login)
         with self.lock:
             self.statements[sid] = st
         self.pool.submit(self._run, st)
@@ -245,8 +284,9 @@ class DataApiProvider(Provider):
         sqls = body.get("Sqls")
         if not isinstance(sqls, list) or not sqls or not all(isinstance(s, str) and s.strip() for s in sqls):
             raise _validation("Sqls must hold 1 to 40 non-empty SQL statements.")
-        if len(sqls) > 40:
-            raise _validation("Sqls must hold 1 to 40 non-empty SQL statements.")
+        if len(sqls) > MAX_BATCH_SQLS:
+            raise _validation(f"1 validation error detected: Value at 'sqls' failed to satisfy constraint: Member "
+                              f"must have length less than or equal to {MAX_BATCH_SQLS}")
         return self._submit(body, list(sqls), batch=True)
 
     # -- execution ---------------------------------------------------------------------
@@ -282,8 +322,8 @@ class DataApiProvider(Provider):
                 return
             self._set(st, "PICKED")
         try:
-            creds = self._credentials(st.request.get("SecretArn"))
-            conn = self._connect(creds, st.database)
+            assert st.login is not None
+            conn = self._connect(st.login, st.database)
         except psycopg.Error as exc:
             self._fail(st, None, f"ERROR: {_pg_message(exc)}")
             return
@@ -300,9 +340,9 @@ class DataApiProvider(Provider):
                 self._set(st, "STARTED")
             conn.execute("SET TIME ZONE 'UTC'")
             conn.execute("SET datestyle = 'ISO, MDY'")
-            # Redshift treats a backslash in a string literal as an escape (the loader doubles them).
-            conn.execute("SET standard_conforming_strings = off")
-            conn.execute("SET escape_string_warning = off")
+            # Literals with Redshift's backslash escapes reach PostgreSQL as E'...' (sqltranslate); values of
+            # Parameters are bound server-side, never spliced into the text.
+            conn.execute("SET standard_conforming_strings = on")
             conn.commit()
             autocommit = self._needs_autocommit(st)
             conn.autocommit = autocommit
@@ -310,7 +350,7 @@ class DataApiProvider(Provider):
                 current = sub
                 sub.started = sub.updated = time.time()
                 sub.status = "STARTED"
-                self._run_sub(conn, sub)
+                self._run_sub(conn, sub, st.params)
                 sub.ended = sub.updated = time.time()
                 sub.status = "FINISHED"
             if not autocommit:
@@ -326,10 +366,10 @@ class DataApiProvider(Provider):
         except (CopyError, TranslationError) as exc:
             self._rollback(conn)
             self._fail(st, current, f"ERROR: {exc}")
-        except Exception as exc:  # never lose a statement in a pending state
+        except Exception:  # never lose a statement in a pending state
             log.exception("statement %s failed unexpectedly", st.id)
             self._rollback(conn)
-            self._fail(st, current, f"ERROR: internal error of the local cloud: {type(exc).__name__}: {exc}")
+            self._fail(st, current, "ERROR: internal error of the local cloud (the traceback is in daemon.log)")
         finally:
             st.conn = None
             with contextlib.suppress(Exception):
@@ -348,9 +388,9 @@ class DataApiProvider(Provider):
         head = " ".join(parts[0].upper().split()[:2])
         return head in ("CREATE DATABASE", "DROP DATABASE", "ALTER SYSTEM") or head.startswith("VACUUM")
 
-    def _run_sub(self, conn: Any, sub: Sub) -> None:
+    def _run_sub(self, conn: Any, sub: Sub, params: dict[str, str]) -> None:
         from etl_kit.localcloud.redshift.copy import run_copy
-        from etl_kit.localcloud.redshift.sqltranslate import split_statements, translate
+        from etl_kit.localcloud.redshift.sqltranslate import placeholders, split_statements, translate
 
         for raw in split_statements(sub.query):
             for tr in translate(raw):
@@ -362,14 +402,32 @@ class DataApiProvider(Provider):
                     sub.rows, sub.result_rows = None, 0
                     continue
                 with conn.cursor() as cur:
-                    cur.execute(tr.sql.encode(), prepare=False)
+                    if params:
+                        query, names = placeholders(tr.sql)
+                        cur.execute(query.encode(), {n: params[n] for n in names}, prepare=False)
+                    else:
+                        cur.execute(tr.sql.encode(), prepare=False)
                     if cur.description is not None:
-                        rows = cur.fetchall()
                         sub.columns = column_metadata(conn, cur, self._types(conn))
-                        sub.rows, sub.result_rows, sub.result_size = rows, len(rows), estimate_size(rows)
+                        self._fetch(cur, sub)
                     else:
                         sub.rows, sub.result_rows = None, max(cur.rowcount, 0)
                         sub.result_size = 0
+
+    @staticmethod
+    def _fetch(cur: Any, sub: Sub) -> None:
+        """Keep the result rows up to MAX_RESULT_BYTES; past it only count them (GetStatementResult refuses)."""
+        rows: list[tuple[Any, ...]] = []
+        count = size = 0
+        sub.too_large = False
+        while batch := cur.fetchmany(_FETCH_ROWS):
+            count += len(batch)
+            size += estimate_size(batch)
+            if size > MAX_RESULT_BYTES:
+                sub.too_large, rows = True, []
+            if not sub.too_large:
+                rows.extend(batch)
+        sub.rows, sub.result_rows, sub.result_size = rows, count, size
 
     def _types(self, conn: Any) -> dict[int, str]:
         if not self._type_names:
@@ -469,6 +527,9 @@ class DataApiProvider(Provider):
         if st.status != "FINISHED" or sub.rows is None:
             raise ServiceError("ResourceNotFoundException",
                                "Query does not have result. Please check query status with DescribeStatement.")
+        if sub.too_large:
+            raise _validation(f"Database response exceeded size limit: the result set of {sub.result_size} bytes is "
+                              "over the Data API's 100 MB; select fewer rows or columns (LIMIT) and run it again.")
         start = 0
         token = body.get("NextToken")
         if token:
@@ -559,15 +620,55 @@ class DataApiProvider(Provider):
         def op(body: dict[str, Any]) -> dict[str, Any]:
             import psycopg
 
-            database = self._target(body)
+            database, login = self._login(body)
             database = str(body.get("ConnectedDatabase") or database)
             try:
-                with self._connect(self._credentials(body.get("SecretArn")), database) as conn:
+                with self._connect(login, database) as conn:
                     result: dict[str, Any] = fn(conn, body)
                     return result
             except psycopg.Error as exc:
                 raise ServiceError("DatabaseConnectionException", f"ERROR: {_pg_message(exc)}", 500) from None
         return op
+
+
+def _parameters(params: Any, sqls: list[str]) -> dict[str, str]:
+    """Validate ExecuteStatement's ``Parameters`` against the SQL's ``:name`` placeholders, as AWS does.
+
+    Each parameter is ``{"name": [0-9a-zA-Z_]+, "value": non-empty string}`` (Redshift converts the
+    text to the type the statement needs); every placeholder needs a parameter and every parameter a
+    placeholder (in some statement of a batch).
+    """
+    from etl_kit.localcloud.redshift.sqltranslate import TranslationError, placeholders
+
+    if params is None:
+        return {}
+    if not isinstance(params, list) or not params:
+        raise _validation("Parameters must be a list of at least one {name, value} parameter.")
+    out: dict[str, str] = {}
+    for p in params:
+        if not isinstance(p, dict) or set(p) - {"name", "value"}:
+            raise _validation("Each parameter is an object with only a name and a value.")
+        name, value = p.get("name"), p.get("value")
+        if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
+            raise _validation(f"Parameter name {name!r} must match the pattern [0-9a-zA-Z_]+.")
+        if not isinstance(value, str) or not value:
+            raise _validation(f"The value of parameter '{name}' must be a non-empty string.")
+        if name in out:
+            raise _validation(f"Parameter '{name}' is specified more than once.")
+        out[name] = value
+    used: list[str] = []
+    try:
+        for sql in sqls:  # a batch's statements share the parameters
+            used += [n for n in placeholders(sql)[1] if n not in used]
+    except TranslationError as exc:
+        raise _validation(str(exc)) from None
+    for name in used:
+        if name not in out:
+            raise _validation(f"Parameter '{name}' is not specified in the request")
+    unused = [n for n in out if n not in used]
+    if unused:
+        raise _validation(f"Parameter '{unused[0]}' is not used in the SQL statement")
+    return out
 
 
 def _pg_message(exc: Exception) -> str:

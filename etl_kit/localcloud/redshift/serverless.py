@@ -62,6 +62,20 @@ def _page(items: list[Any], body: dict[str, Any], key: str, limit: int = 100) ->
     return out
 
 
+# Tables, views and schemas that an earlier etl-kit created as the superuser (oid 10) pass to the admin.
+_UPGRADE_OWNERS = """DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT nspname AS s FROM pg_namespace WHERE nspowner = 10
+             AND nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND nspname NOT LIKE 'pg\\_%' LOOP
+    EXECUTE format('ALTER SCHEMA %I OWNER TO %I', r.s, {user});
+  END LOOP;
+  FOR r IN SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relowner = 10 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' LOOP
+    EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', r.s, r.t, {user});
+  END LOOP;
+END $$"""
+
+
 class ServerlessStore:
     """Namespaces, workgroups and tags persisted as JSON; thread-safe."""
 
@@ -155,6 +169,7 @@ class ServerlessProvider(Provider):
                 pw = self.store.passwords.get(name)
                 if ns.get("adminUsername") and pw:
                     self._ensure_role(ns["adminUsername"], pw)
+                    self._grant_database(ns["dbName"], ns["adminUsername"])
                     if ns.get("adminPasswordSecretArn"):
                         ns["adminPasswordSecretArn"] = self._ensure_secret(ns, pw)
             except Exception:
@@ -186,9 +201,34 @@ class ServerlessProvider(Provider):
         with self._pg() as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
             verb = "ALTER" if exists else "CREATE"
-            # The namespace admin is a superuser of its namespace, as on Redshift.
-            conn.execute(sql.SQL(verb + " ROLE {} WITH LOGIN SUPERUSER PASSWORD {}").format(
-                sql.Identifier(user), sql.Literal(password)))
+            # Redshift's admin user may create databases and users and owns its database, but a PostgreSQL
+            # superuser could read the host's files and run programs (COPY ... PROGRAM, pg_read_file):
+            # the admin is an ordinary role that owns the namespace's database.
+            conn.execute(sql.SQL(verb + " ROLE {} WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE NOREPLICATION "
+                                 "NOBYPASSRLS PASSWORD {}").format(sql.Identifier(user), sql.Literal(password)))
+
+    def _grant_database(self, db: str, user: str) -> None:
+        """Make ``user`` the owner of ``db`` (or a member of its owner) and let every user create in ``public``.
+
+        Redshift lets any user create tables in ``public``; PostgreSQL 15+ does not by default.
+        Objects an older etl-kit made as the superuser pass to the admin, who could not use them otherwise.
+        """
+        import psycopg
+        from psycopg import sql
+
+        assert self.ctx.postgres is not None
+        with self._pg() as conn:
+            owner = conn.execute("SELECT pg_get_userbyid(datdba), (SELECT rolsuper FROM pg_roles WHERE oid = datdba) "
+                                 "FROM pg_database WHERE datname = %s", (db,)).fetchone()
+            if owner is None:
+                return
+            if owner[1]:
+                conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(db), sql.Identifier(user)))
+            elif owner[0] != user:  # namespaces sharing a database share its owner's rights
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner[0]), sql.Identifier(user)))
+        with psycopg.connect(self.ctx.postgres.dsn(db), autocommit=True, connect_timeout=5) as conn:
+            conn.execute("GRANT USAGE, CREATE ON SCHEMA public TO PUBLIC")
+            conn.execute(sql.SQL(_UPGRADE_OWNERS).format(user=sql.Literal(user)))
 
     # PostgreSQL roles are cluster-wide while Redshift users belong to one namespace: namespaces that name
     # the same admin user share one login role, so they must share its password (and their secrets follow).
@@ -314,6 +354,7 @@ class ServerlessProvider(Provider):
             if user:
                 pw = password or self._shared_password(user)
                 self._ensure_role(user, pw)
+                self._grant_database(db, user)
                 self.store.passwords[name] = pw
                 self._sync_shared_user(user, pw, except_namespace=name)
                 if managed:
@@ -352,6 +393,7 @@ class ServerlessProvider(Provider):
                 user = body.get("adminUsername") or ns.get("adminUsername") or "admin"
                 pw = password or (secrets.token_urlsafe(18) + "Aa1")
                 self._ensure_role(user, pw)
+                self._grant_database(ns["dbName"], user)
                 ns["adminUsername"] = user
                 self.store.passwords[ns["namespaceName"]] = pw
                 self._sync_shared_user(user, pw, except_namespace=ns["namespaceName"])
@@ -500,7 +542,7 @@ class ServerlessProvider(Provider):
         expires = _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=seconds)
         with self._pg() as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
-            conn.execute(sql.SQL(("ALTER" if exists else "CREATE") + " ROLE {} WITH LOGIN SUPERUSER PASSWORD {} "
+            conn.execute(sql.SQL(("ALTER" if exists else "CREATE") + " ROLE {} WITH LOGIN NOSUPERUSER PASSWORD {} "
                                  "VALID UNTIL {}").format(sql.Identifier(user), sql.Literal(pw),
                                                           sql.Literal(expires.isoformat())))
         return {"dbUser": user, "dbPassword": pw, "expiration": expires,

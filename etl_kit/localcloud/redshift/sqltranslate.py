@@ -5,6 +5,12 @@ quoted identifiers, dollar-quoted bodies or comments. It handles what a pipeline
 sends (DDL with distribution/sort clauses, Redshift types and functions, ``COPY``
 from S3, ``MERGE ... REMOVE DUPLICATES``); anything it does not know is passed to
 PostgreSQL unchanged, so PostgreSQL's own error text reaches the caller.
+
+String literals follow Redshift: a backslash escapes the next character inside
+``'...'`` (``'it\\'s'``; Redshift's QUOTE_LITERAL doubles backslashes). PostgreSQL
+runs with ``standard_conforming_strings = on``, so every literal holding a backslash
+is handed over as an ``E'...'`` escape string: the tokenizer and the server agree on
+where each literal ends, whatever it holds.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ __all__ = [
     "Token",
     "TranslationError",
     "Translated",
-    "bind_parameters",
+    "placeholders",
     "parse_copy",
     "split_statements",
     "tokenize",
@@ -81,7 +87,7 @@ def tokenize(sql: str) -> list[Token]:
             if c in "eE":
                 i += 1
             q = sql[i]
-            backslash = c in "eE"
+            backslash = q == "'"  # Redshift: a backslash escapes in every string literal
             j = i + 1
             while True:
                 if j >= n:
@@ -140,27 +146,34 @@ def split_statements(sql: str) -> list[str]:
     return [_text(p) for p in parts if any(t.kind not in ("space", "comment") for t in p)]
 
 
-def bind_parameters(sql: str, params: dict[str, str]) -> str:
-    """Replace ``:name`` placeholders by string literals, as the Data API binds its text parameters.
+_PARAM_NAME = re.compile(r"[0-9A-Za-z_]+")
 
-    PostgreSQL infers a literal's type from its context just as Redshift casts the
-    parameter values, so ``WHERE id = :id`` with ``id="5"`` compares integers.
+
+def placeholders(sql: str) -> tuple[str, list[str]]:
+    """Turn the Data API's ``:name`` placeholders into psycopg's ``%(name)s``; return (query, names used).
+
+    Only ``:name`` tokens outside string literals, quoted identifiers, dollar quotes and
+    comments are placeholders (``'a:b'``, ``x::int`` and ``/* :c */`` stay text). Every
+    other ``%`` is doubled, as psycopg reads ``%`` in the whole query text. The values
+    are then bound server-side by the driver: they never become SQL.
     """
     out: list[str] = []
-    used: set[str] = set()
+    names: list[str] = []
     for t in tokenize(sql):
         if t.kind == "param":
             name = t.text[1:]
-            if name not in params:
-                raise TranslationError(f"Parameter '{name}' is not specified in the request")
-            used.add(name)
-            out.append("'" + params[name].replace("'", "''") + "'")
+            if name not in names:
+                names.append(name)
+            out.append(f"%({name})s")
         else:
-            out.append(t.text)
-    unused = sorted(set(params) - used)
-    if unused:
-        raise TranslationError(f"Parameter '{unused[0]}' is not used in the SQL statement")
-    return "".join(out)
+            out.append(t.text.replace("%", "%%"))
+    return "".join(out), names
+
+
+def _escape_strings(tokens: list[Token]) -> list[Token]:
+    """Plain ``'...'`` literals holding a backslash become ``E'...'`` (Redshift reads backslash escapes)."""
+    return [Token("string", "E" + t.text) if t.kind == "string" and t.text[0] == "'" and "\\" in t.text else t
+            for t in tokens]
 
 
 # --------------------------------------------------------------------------- COPY
@@ -187,7 +200,8 @@ _FORMATS = {"PARQUET", "CSV", "ORC", "JSON", "AVRO", "FIXEDWIDTH", "SHAPEFILE", 
 def _unquote(tok: Token) -> str:
     if tok.kind == "string":
         body = tok.text[1:-1] if tok.text[0] == "'" else tok.text[2:-1]
-        return body.replace("''", "'")
+        # '' and \' are a quote, \\ a backslash; other escapes keep their text (COPY reads '\t', '\N' itself)
+        return re.sub(r"''|\\\\|\\'", lambda m: "\\" if m.group() == "\\\\" else "'", body)
     if tok.kind == "ident":
         return tok.text[1:-1].replace('""', '"')
     return tok.text
@@ -338,7 +352,7 @@ def translate(stmt: str) -> list[Translated]:
     Returns a list because ``MERGE ... REMOVE DUPLICATES`` becomes DELETE + INSERT;
     a COPY from S3 comes back parsed (``copy``), a maintenance no-op as ``sql=None``.
     """
-    tokens = tokenize(stmt)
+    tokens = _escape_strings(tokenize(stmt))
     sig = _sig(tokens)
     if not sig:
         return []

@@ -1,0 +1,86 @@
+"""Notifications stay deliverable whatever the error text: a job-2 failure whose message holds quotes,
+backslashes and non-ASCII reaches SNS (and the notebooks' SQS queue) with the whole text."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from etl_kit.config import Settings
+from etl_kit.localcloud.motohooks import _transform
+from tests.local._pipeline_helpers import csv_bytes, ledger_rows, outcome, row
+
+pytestmark = pytest.mark.local
+
+TEMPLATE = '"Glue job <name> run <run> finished in state <state> at <time>. Message: <error>"'
+PATHS = {"name": "$.detail.jobName", "state": "$.detail.state", "time": "$.time", "run": "$.detail.jobRunId",
+         "error": "$.detail.message"}
+
+
+@pytest.mark.parametrize("error", ['He said "no"', "C:\\temp\\x", "a\\\"b", "line one\nline two\ttab",
+                                   "ünïcødé ✓ 日本 \u2028", "<error> <b>", "{\"json\": [1]}", "\\u0041"])
+def test_input_transformer_keeps_any_error_text(error: str) -> None:
+    """EventBridge inserts a string variable into a string template unescaped: the message is the text."""
+    event = {"time": "2026-01-01T00:00:00Z", "detail": {"jobName": "j2", "state": "FAILED", "jobRunId": "jr_1",
+                                                        "message": error}}
+    out = _transform({"InputTransformer": {"InputPathsMap": PATHS, "InputTemplate": TEMPLATE}}, event)
+    assert out == f"Glue job j2 run jr_1 finished in state FAILED at 2026-01-01T00:00:00Z. Message: {error}"
+
+
+def test_input_transformer_json_template_quotes_strings_and_keeps_objects() -> None:
+    event = {"time": "t", "detail": {"state": "FAILED", "n": 3, "obj": {"a": "b"}}}
+    template = '{"state": <s>, "text": "is <s> with <o>", "n": <n>, "obj": <o>, "gone": "<nope>"}'
+    out = _transform({"InputTransformer": {"InputPathsMap": {"s": "$.detail.state", "n": "$.detail.n",
+                                                             "o": "$.detail.obj", "nope": "$.detail.nope"},
+                                           "InputTemplate": template}}, event)
+    assert out == {"state": "FAILED", "text": "is FAILED with {a:b}", "n": 3, "obj": {"a": "b"}, "gone": "<nope>"}
+
+
+@pytest.fixture(scope="module")
+def pipeline(cloud: Settings) -> Settings:
+    from etl_kit.provision import apply_all
+
+    apply_all(cloud, progress=False)
+    return cloud
+
+
+def test_job2_failure_with_quotes_in_its_error_reaches_the_notification_queue(pipeline: Settings, boto) -> None:
+    """Job 2 fails on a target table of another layout whose column names hold '"', '\\' and unicode: its
+    error names them."""
+    from etl_kit.warehouse import execute
+
+    s, t = pipeline.redshift_schema, pipeline.redshift_table
+    keep = f"{t}_keep_{uuid.uuid4().hex[:6]}"
+    sqs = boto("sqs")
+    qurl = sqs.get_queue_url(QueueName=pipeline.notification_queue)["QueueUrl"]
+    execute([f"ALTER TABLE {s}.{t} RENAME TO {keep}",
+             f'CREATE TABLE {s}.{t} ("say ""no""" int, "c:\\temp" int, "ünï ✓" int)'], pipeline)
+    try:
+        sqs.purge_queue(QueueUrl=qurl)
+        key = f"input/notify-{uuid.uuid4().hex[:8]}.csv"
+        etag = boto("s3").put_object(Bucket=pipeline.bucket_name(), Key=key,
+                                     Body=csv_bytes([row(7_700_001)]))["ETag"].strip('"')
+        out = outcome(pipeline, pipeline.bucket_name(), key, etag)
+        assert out.state == "failed"
+        assert [r["state"] for r in ledger_rows(pipeline, pipeline.bucket_name(), key)] == ["failed"]
+        runs = boto("glue").get_job_runs(JobName=pipeline.load_job)["JobRuns"]
+        run = next(r for r in runs if r.get("Arguments", {}).get("--source_key", key) == key
+                   and r["JobRunState"] == "FAILED" and 'say "no"' in r.get("ErrorMessage", ""))
+        error = run["ErrorMessage"]
+        assert 'say "no"' in error and "c:\\temp" in error and "ünï ✓" in error
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while not found and time.monotonic() < deadline:
+            for m in sqs.receive_message(QueueUrl=qurl, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages",
+                                                                                                        []):
+                body = json.loads(m["Body"])
+                if pipeline.load_job in body["Message"] and "FAILED" in body["Message"]:
+                    found.append(body)
+        assert found, "job 2's FAILED notification never arrived"
+        assert run["Id"] in found[0]["Message"] and error in found[0]["Message"]
+    finally:
+        execute([f"DROP TABLE IF EXISTS {s}.{t}", f"ALTER TABLE {s}.{keep} RENAME TO {t}"], pipeline)
