@@ -431,11 +431,13 @@ class PersistingApp:
         target = _target(environ)
         if target:
             op = target.split(".", 1)[-1]
-            if op.startswith(_READ_PREFIXES) or target in _UNTRACKED_TARGETS:
-                return False, False
+            if op.startswith(_READ_PREFIXES) or target in _UNTRACKED_TARGETS or target.startswith("RedshiftData."):
+                return False, False  # (the Data API's statements live in memory, as documented)
             return True, target in _DURABLE_TARGETS
         if path in ("", "/"):
             return True, False  # query protocol (IAM, SNS...): the action is in the body
+        if path.endswith("/invocations"):
+            return False, False  # Lambda Invoke: the function's own requests record what it changes
         return True, True  # REST: S3 objects and buckets, Lambda functions...
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -118,3 +118,29 @@ def test_a_snapshot_is_replaced_atomically(tmp_path: Path) -> None:
     write_atomically(target, b"second")
     assert target.read_bytes() == b"second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot.pickle"]  # no temporary left behind
+
+
+@pytest.mark.parametrize(("method", "path", "target", "expected"), [
+    ("GET", "/bucket/key", "", (False, False)),
+    ("HEAD", "/bucket/key", "", (False, False)),
+    ("PUT", "/bucket/key", "", (True, True)),  # an S3 write is answered once durable
+    ("DELETE", "/bucket/key", "", (True, True)),
+    ("POST", "/2015-03-31/functions", "", (True, True)),  # CreateFunction
+    ("POST", "/2015-03-31/functions/f/invocations", "", (False, False)),
+    ("POST", "/", "AmazonSQS.SendMessage", (True, True)),
+    ("POST", "/", "AmazonSQS.DeleteMessage", (True, True)),
+    ("POST", "/", "AmazonSQS.ReceiveMessage", (False, False)),
+    ("POST", "/", "AWSGlue.CreateTable", (True, False)),  # control plane: debounced
+    ("POST", "/", "AWSGlue.GetTables", (False, False)),
+    ("POST", "/", "RedshiftData.ExecuteStatement", (False, False)),
+    ("POST", "/", "", (True, False)),  # query protocol (IAM, SNS): the action is in the body
+    ("GET", "/_etl_kit/health", "", (False, False)),
+])
+def test_which_requests_change_state_and_which_wait_for_the_disk(method: str, path: str, target: str,
+                                                                 expected: tuple[bool, bool]) -> None:
+    from etl_kit.localcloud.persistence import PersistingApp
+
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path}
+    if target:
+        environ["HTTP_X_AMZ_TARGET"] = target
+    assert PersistingApp._classify(environ) == expected
