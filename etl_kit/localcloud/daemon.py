@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
 
     secure_state_dir(state_dir)  # 0700 (0710 for a root-run server's group): data, passwords, the socket
     state_root = prepare_state_dir(state_dir)
+    for var in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_ARENA_MAX"):  # read by glibc at our start; not for children
+        os.environ.pop(var, None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     (state_dir / ERROR_FILE).unlink(missing_ok=True)

@@ -24,6 +24,10 @@ from etl_kit.localcloud.daemon import ERROR_FILE, STATE_FILE
 __all__ = ["up", "down", "status", "repair", "ensure_running", "health", "warehouse_info"]
 
 PID_FILE = "daemon.pid"
+# glibc keeps freed request bodies (many MB each, from many threads) in its arenas unless large blocks are
+# mmapped: a fixed threshold stops it raising the threshold after the first large free, so the daemon's
+# memory returns to the system after a big upload (the daemon drops these again for its children)
+DAEMON_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1024 * 1024), "MALLOC_ARENA_MAX": "4"}
 LOG_FILE = "daemon.log"
 _known_healthy: set[str] = set()
 
@@ -188,7 +192,7 @@ def up(settings: Settings, *, timeout: float = 90.0, quiet: bool = True) -> dict
                 [sys.executable, "-m", "etl_kit.localcloud.daemon", "--state-dir", str(state_dir),
                  "--port", str(settings.local_port), "--region", settings.region],
                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                cwd=str(state_dir),
+                cwd=str(state_dir), env={**DAEMON_MALLOC_ENV, **os.environ},
             )
         pid_file.write_text(str(proc.pid))
         deadline = started + timeout

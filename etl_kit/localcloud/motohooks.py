@@ -125,6 +125,14 @@ def _persistence_contract() -> list[str]:
         problems.append(f"FakeKey uses its buffer in a new way: {uses}")
     if list(inspect.signature(FakeMultipart.complete).parameters) != ["self", "body"]:
         problems.append("FakeMultipart.complete signature changed")
+    from moto.s3.responses import S3Response
+
+    get_src = inspect.getsource(inspect.unwrap(S3Response.get_object))
+    if get_src.count("key.value") != 2 or "return 200, response_headers, key.value" not in get_src:
+        problems.append("S3Response.get_object no longer returns key.value as the body")
+    range_src = inspect.getsource(S3Response._handle_range_header)
+    if "len(response_content)" not in range_src or "response_content[begin : end + 1]" not in range_src:
+        problems.append("S3Response._handle_range_header no longer slices the body")
     if "multipart.complete(body)" not in inspect.getsource(S3Backend.complete_multipart_upload):
         problems.append("S3Backend.complete_multipart_upload no longer calls multipart.complete(body)")
     for attr in ("checksum_algorithm", "checksum_type", "part_count", "addPart", "build"):
@@ -553,6 +561,72 @@ class _Blob:
                 _dead_blobs.add(self.name)
 
 
+LAZY_BODY_BYTES = 1024 * 1024  # GET bodies from this size on stream from their file
+
+
+class LazyBody:
+    """A GET response's body read from the object's file in chunks; ``len()`` and slicing work like bytes.
+
+    moto's range handling takes ``len(body)`` and ``body[a:b]``; the WSGI server iterates it.
+    The file is opened when moto builds the response, so a later delete cannot pull it away.
+    """
+
+    def __init__(self, fh: Any, start: int, stop: int) -> None:
+        self.fh = fh
+        self.start = start
+        self.stop = stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __bool__(self) -> bool:
+        return self.stop > self.start
+
+    def __getitem__(self, item: slice) -> LazyBody:
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            raise TypeError("LazyBody supports plain slices only")
+        lo, hi, _ = item.indices(len(self))
+        return LazyBody(self.fh, self.start + lo, self.start + max(lo, hi))
+
+    def __iter__(self) -> Any:
+        pos = self.start
+        try:
+            while pos < self.stop:
+                self.fh.seek(pos)
+                block = self.fh.read(min(1024 * 1024, self.stop - pos))
+                if not block:
+                    break
+                pos += len(block)
+                yield block
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _get_value(key: Any) -> Any:
+    buf = key._value_buffer
+    if getattr(_local, "lazy", False) and isinstance(buf, _Blob) and key.contentsize >= LAZY_BODY_BYTES:
+        return LazyBody(open(buf.path, "rb"), 0, key.contentsize)
+    with key.lock:
+        buf.seek(0)
+        return buf.read()
+
+
+def _streaming_get_object(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_object(self: Any) -> Any:
+        _local.lazy = True
+        try:
+            return original(self)
+        finally:
+            _local.lazy = False
+
+    get_object._etl_kit = True  # type: ignore[attr-defined]
+    get_object.__wrapped__ = original  # type: ignore[attr-defined]
+    return get_object
+
+
 def _new_blob_name() -> str:
     import uuid
 
@@ -727,21 +801,27 @@ class _RunningChecksum:
         return base64.b64encode(raw).decode()
 
 
-def install_s3_blob_store(blob_dir: Any) -> None:
+def install_s3_blob_store(blob_dir: Any, stream_gets: bool = True) -> None:
     """Keep every S3 object body (and upload part) as a file under ``blob_dir`` instead of in memory.
 
     Pickling a key (a snapshot) then records only its file's name; a completed multipart upload is
-    assembled on disk (moto 5.2.5 builds it in memory, three times over).
+    assembled on disk (moto 5.2.5 builds it in memory, three times over). With ``stream_gets`` (moto's
+    server; not its in-process mock, which wants bytes) a GET of a large object streams from its file.
     """
     global _blob_dir
+    import inspect
+
     from moto.s3.models import FakeKey, FakeMultipart, S3Backend
+    from moto.s3.responses import S3Response
 
     blob_dir.mkdir(parents=True, exist_ok=True)
     _blob_dir = blob_dir
     if getattr(FakeKey, "_etl_kit_blobs", False):
         return
-    getter = FakeKey.value.fget  # type: ignore[attr-defined]
-    FakeKey.value = property(getter, _set_value)  # type: ignore[method-assign,assignment]
+    FakeKey.value = property(_get_value, _set_value)  # type: ignore[method-assign,assignment]
+    if stream_gets:
+        S3Response.get_object = _streaming_get_object(  # type: ignore[method-assign]
+            inspect.unwrap(S3Response.get_object))
     FakeKey.__getstate__ = _key_getstate  # type: ignore[method-assign,assignment]
     FakeKey.__setstate__ = _key_setstate  # type: ignore[method-assign,assignment]
     FakeMultipart.complete = _complete_multipart  # type: ignore[method-assign,assignment]

@@ -58,7 +58,7 @@ from typing import Any
 
 from etl_kit.localcloud import motohooks
 
-__all__ = ["INTERRUPTED", "Gate", "Persister", "PersistingApp", "GatedApp", "prepare_state_dir"]
+__all__ = ["INTERRUPTED", "Gate", "Persister", "PersistingApp", "GatedApp", "prepare_state_dir", "write_atomically"]
 
 log = logging.getLogger("etl_kit.localcloud.persistence")
 
@@ -72,6 +72,9 @@ _DURABLE_TARGETS = ("AmazonSQS.SendMessage", "AmazonSQS.SendMessageBatch", "Amaz
                     "AmazonSQS.DeleteMessageBatch")
 # long polls must not hold the gate (a snapshot would wait for them): moto's own lock protects them
 _UNGATED_TARGETS = ("AmazonSQS.ReceiveMessage",)
+# changes not worth a snapshot: after a crash a received message is simply visible again (at-least-once)
+_UNTRACKED_TARGETS = ("AmazonSQS.ReceiveMessage", "AmazonSQS.ChangeMessageVisibility",
+                      "AmazonSQS.ChangeMessageVisibilityBatch")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -169,7 +172,8 @@ def dumps(obj: Any) -> bytes:
     return buf.getvalue()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (mode 0600): temporary file, fsync, rename, fsync of the directory."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -197,7 +201,7 @@ class Persister:
     """
 
     def __init__(self, root: Path, providers: Iterable[Any] = (), debounce: float = 0.25,
-                 poll: float = 0.5) -> None:
+                 poll: float = 0.5, stream_gets: bool = True) -> None:
         self.root = root
         self.blobs = root / "s3-blobs"
         self.path = root / SNAPSHOT
@@ -217,7 +221,7 @@ class Persister:
         self._snapshot_versions: dict[str, Any] = {}  # ... and as of the snapshot on disk
         self.stats: dict[str, Any] = {"snapshots": 0, "last_snapshot_seconds": 0.0, "last_snapshot_bytes": 0,
                                       "errors": 0, "restored_from": None}
-        motohooks.install_s3_blob_store(self.blobs)
+        motohooks.install_s3_blob_store(self.blobs, stream_gets=stream_gets)
 
     # -- restore ----------------------------------------------------------------------------------------
     def restore(self) -> dict[str, Any]:
@@ -281,7 +285,7 @@ class Persister:
             data, names = self._pickle()
             versions = self._provider_versions()
         started = time.monotonic()
-        _write_atomically(self.path, data)
+        write_atomically(self.path, data)
         self.stats.update(snapshots=self.stats["snapshots"] + 1, last_snapshot_bytes=len(data),
                           last_snapshot_seconds=round(time.monotonic() - started, 4))
         with self._cond:
@@ -320,7 +324,8 @@ class Persister:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait(self.poll)
+                if not self._urgent:
+                    self._cond.wait(self.poll)
                 if self._stop:
                     return
             versions = self._provider_versions()
@@ -328,14 +333,17 @@ class Persister:
                 self._versions = versions
                 self.mark()
             with self._cond:
+                # wait out the debounce window unless someone waits for durability (or we stop)
+                while not (self._urgent or self._stop) and self._first_dirty is not None:
+                    left = self.debounce - (time.monotonic() - self._first_dirty)
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 dirty = self._marked > self._durable
-                due = self._urgent or (self._first_dirty is not None
-                                       and time.monotonic() - self._first_dirty >= self.debounce)
-            if dirty and not due:
-                time.sleep(max(0.0, self.debounce - (time.monotonic() - (self._first_dirty or 0))))
             if dirty:
                 try:
                     self.snapshot()
+                    _release_memory()  # what the requests just snapshotted freed (cheap: milliseconds)
                 except Exception:
                     self.stats["errors"] += 1
                     log.exception("state snapshot failed (the previous one stays)")
@@ -363,6 +371,28 @@ class Persister:
                 "saved": pending == 0 and self._provider_versions() == self._snapshot_versions}
 
 
+_TRIM_AFTER_BYTES = 4 * 1024 * 1024
+
+
+def _content_length(environ: dict[str, Any]) -> int:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _release_memory() -> None:
+    """Hand the freed request buffers back to the system (glibc keeps them in its arenas otherwise)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def _target(environ: dict[str, Any]) -> str:
     return str(environ.get("HTTP_X_AMZ_TARGET", ""))
 
@@ -378,7 +408,8 @@ class GatedApp:
         if _target(environ) in _UNGATED_TARGETS:
             return self.app(environ, start_response)
         with self.gate.shared():
-            return list(self.app(environ, start_response))
+            # moto builds the whole response inside the call; iterating it afterwards only streams the body
+            return self.app(environ, start_response)
 
 
 class PersistingApp:
@@ -400,11 +431,13 @@ class PersistingApp:
         target = _target(environ)
         if target:
             op = target.split(".", 1)[-1]
-            if op.startswith(_READ_PREFIXES):
-                return False, False
+            if op.startswith(_READ_PREFIXES) or target in _UNTRACKED_TARGETS or target.startswith("RedshiftData."):
+                return False, False  # (the Data API's statements live in memory, as documented)
             return True, target in _DURABLE_TARGETS
         if path in ("", "/"):
             return True, False  # query protocol (IAM, SNS...): the action is in the body
+        if path.endswith("/invocations"):
+            return False, False  # Lambda Invoke: the function's own requests record what it changes
         return True, True  # REST: S3 objects and buckets, Lambda functions...
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -418,6 +451,8 @@ class PersistingApp:
             return start_response(st, headers, exc_info) if exc_info else start_response(st, headers)
 
         body = list(self.app(environ, recording_start_response))
+        if _content_length(environ) >= _TRIM_AFTER_BYTES:
+            _release_memory()
         generation = self.persister.mark()
         if durable and status and status[0][:1] == "2":
             self.persister.wait_durable(generation)

@@ -1,7 +1,8 @@
 """Provider: ``redshift-serverless`` namespaces and workgroups (moto has no backend for it).
 
 Records have AWS's response shapes and are kept as JSON under ``<state_dir>/redshift``
-so they survive a daemon restart. A namespace's ``dbName`` is a real database in the
+(written atomically and fsynced on every change) so they survive a restart or a crash
+of the daemon. A namespace's ``dbName`` is a real database in the
 embedded PostgreSQL and its admin user a real login role; with ``manageAdminPassword``
 the credentials live in a Secrets Manager secret (in moto) named by
 ``adminPasswordSecretArn``. A workgroup's endpoint *is* the embedded PostgreSQL.
@@ -96,12 +97,13 @@ class ServerlessStore:
             self.passwords = data.get("passwords", {})
 
     def save(self) -> None:
+        """Write the records atomically and durably (a crash leaves the old file or the new one)."""
+        from etl_kit.localcloud.persistence import write_atomically
+
         with self.lock:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"namespaces": self.namespaces, "workgroups": self.workgroups,
-                                       "tags": self.tags, "passwords": self.passwords}, indent=1))
-            tmp.chmod(0o600)  # holds admin passwords, like the warehouse's own password file
-            tmp.replace(self.path)
+            data = json.dumps({"namespaces": self.namespaces, "workgroups": self.workgroups,
+                               "tags": self.tags, "passwords": self.passwords}, indent=1)
+            write_atomically(self.path, data.encode())  # 0600: holds admin passwords
 
     def workgroup_database(self, workgroup: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(workgroup, namespace) records of ``workgroup``; KeyError if unknown."""
