@@ -200,7 +200,7 @@ class Persister:
     triggers a snapshot).
     """
 
-    def __init__(self, root: Path, providers: Iterable[Any] = (), debounce: float = 0.25,
+    def __init__(self, root: Path, providers: Iterable[Any] = (), debounce: float = 1.0,
                  poll: float = 0.5, stream_gets: bool = True) -> None:
         self.root = root
         self.blobs = root / "s3-blobs"
