@@ -132,3 +132,8 @@ def outcome(settings: Settings, bucket: str, key: str, etag: str, *, timeout: fl
             return Outcome("skipped", str(skipped[-1].get("reason", "")), lambda_results=lines)
         time.sleep(0.2)
     raise AssertionError(f"no terminal state for s3://{bucket}/{key} within {timeout:.0f}s")
+
+
+def put(s3: Any, settings: Settings, key: str, body: bytes) -> str:
+    """Put ``body`` at ``key`` of the project bucket; returns the ETag without quotes."""
+    return str(s3.put_object(Bucket=settings.bucket_name(), Key=key, Body=body)["ETag"].strip('"'))

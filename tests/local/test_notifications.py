@@ -40,14 +40,6 @@ def test_input_transformer_json_template_quotes_strings_and_keeps_objects() -> N
     assert out == {"state": "FAILED", "text": "is FAILED with {a:b}", "n": 3, "obj": {"a": "b"}, "gone": "<nope>"}
 
 
-@pytest.fixture(scope="module")
-def pipeline(cloud: Settings) -> Settings:
-    from etl_kit.provision import apply_all
-
-    apply_all(cloud, progress=False)
-    return cloud
-
-
 def test_job2_failure_with_quotes_in_its_error_reaches_the_notification_queue(pipeline: Settings, boto) -> None:
     """Job 2 fails on a target table of another layout whose column names hold '"', '\\' and unicode: its
     error names them."""

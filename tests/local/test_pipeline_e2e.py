@@ -20,30 +20,13 @@ from tests.local._pipeline_helpers import (
     lambda_lines,
     ledger_rows,
     outcome,
+    put,
     row,
     runs_for,
     table_rows,
 )
 
 pytestmark = pytest.mark.local
-
-
-@pytest.fixture(scope="module")
-def pipeline(cloud: Settings) -> Settings:
-    from etl_kit.provision import apply_all
-
-    apply_all(cloud, progress=False)
-    return cloud
-
-
-@pytest.fixture
-def s3(pipeline: Settings, boto):  # type: ignore[no-untyped-def]
-    return boto("s3")
-
-
-def put(s3, settings: Settings, key: str, body: bytes) -> str:  # type: ignore[no-untyped-def]
-    bucket = settings.bucket_name()
-    return str(s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"'))
 
 
 def _ids(base: int, n: int) -> list[int]:

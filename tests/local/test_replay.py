@@ -20,28 +20,11 @@ from typing import Any
 import pytest
 
 from etl_kit.config import Settings
-from tests.local._pipeline_helpers import csv_bytes, lambda_lines, ledger_rows, row, runs_for, table_rows
+from tests.local._pipeline_helpers import csv_bytes, lambda_lines, ledger_rows, put, row, runs_for, table_rows
 
 pytestmark = pytest.mark.local
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def pipeline(cloud: Settings) -> Settings:
-    from etl_kit.provision import apply_all
-
-    apply_all(cloud, progress=False)
-    return cloud
-
-
-@pytest.fixture
-def s3(pipeline: Settings, boto):  # type: ignore[no-untyped-def]
-    return boto("s3")
-
-
-def put(s3, settings: Settings, key: str, body: bytes) -> str:  # type: ignore[no-untyped-def]
-    return str(s3.put_object(Bucket=settings.bucket_name(), Key=key, Body=body)["ETag"].strip('"'))
 
 
 @contextmanager
