@@ -31,6 +31,32 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         localcloud.down(settings)
 
 
+def private_cloud(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Settings]:
+    """A local cloud of a test module's own (defaults, free port, fresh state dir), stopped afterwards.
+
+    For modules whose tests change the warehouse or the daemon in ways the session's ``cloud`` must not see.
+    """
+    from etl_kit import localcloud
+
+    settings = load_settings(None, local_state_dir=str(tmp_path_factory.mktemp(name)), local_port=free_port())
+    localcloud.up(settings)
+    try:
+        yield settings
+    finally:
+        localcloud.down(settings)
+
+
+def client_factory(settings: Settings):  # type: ignore[no-untyped-def]
+    """``make(service)``: a plain boto3 client against ``settings``' local cloud, with the pinned fake keys."""
+    import boto3
+
+    def make(service: str):  # type: ignore[no-untyped-def]
+        return boto3.client(service, endpoint_url=settings.local_endpoint, region_name=settings.region,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def endpoint(cloud: Settings) -> str:
     return cloud.local_endpoint
@@ -39,13 +65,7 @@ def endpoint(cloud: Settings) -> str:
 @pytest.fixture
 def boto(cloud: Settings):  # type: ignore[no-untyped-def]
     """``boto(service)``: a plain boto3 client against the session's local cloud."""
-    import boto3
-
-    def make(service: str):  # type: ignore[no-untyped-def]
-        return boto3.client(service, endpoint_url=cloud.local_endpoint, region_name=cloud.region,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
-
-    return make
+    return client_factory(cloud)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

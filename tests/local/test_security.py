@@ -14,13 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from etl_kit.localcloud.postgres import free_port
 from etl_kit.pipeline import loader
+from tests.conftest import client_factory, private_cloud
 
 pytestmark = pytest.mark.local
 
@@ -40,23 +39,12 @@ HOSTILE_KEYS = [
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from etl_kit import localcloud
-    from etl_kit.config import load_settings
-
-    settings = load_settings(None, local_state_dir=str(tmp_path_factory.mktemp("sec-cloud")), local_port=free_port())
-    localcloud.up(settings)
-    try:
-        yield settings
-    finally:
-        localcloud.down(settings)
+    yield from private_cloud(tmp_path_factory, "sec-cloud")
 
 
 @pytest.fixture(scope="module")
 def aws(cloud: Any) -> Callable[[str], Any]:
-    def make(service: str) -> Any:
-        return boto3.client(service, endpoint_url=cloud.local_endpoint, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
-    return make
+    return client_factory(cloud)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
