@@ -3,12 +3,12 @@
 What one run does (see ``docs/benchmarks.md``):
 
 1. generates Sales Records CSVs (:func:`etl_kit.datagen.generate_sales_csv`, cached under ``OUT/data``);
-2. **transform**: job 1 (:func:`etl_kit.pipeline.transform.transform_stream`) against a pandas C-engine
+2. **transform**: job 1 (:func:`etl_runtime.transform.transform_stream`) against a pandas C-engine
    path (what awswrangler does), a polars lazy ``scan_csv -> sink_parquet`` and the pyarrow parse-only
    ceiling, every engine in a fresh subprocess (:mod:`etl_kit.bench_refs`) so that its peak RSS
    (the child's ``VmHWM``) is its own; every engine's outputs are checked to hold the same rows;
 3. **memory**: job 1's peak RSS at each ``--memory-sizes`` (and the references' for context);
-4. **load**: job 2 (``etl_kit.pipeline.loader.run_load``, Data API ``COPY ... FORMAT AS PARQUET`` +
+4. **load**: job 2 (``etl_runtime.loader.run_load``, Data API ``COPY ... FORMAT AS PARQUET`` +
    MERGE) against a raw ADBC binary-COPY ingest of the same Parquet into the same embedded PostgreSQL;
 5. **e2e**: the whole pipeline provisioned into a throwaway local cloud, ``put_object`` into ``input/``,
    time until the ledger row exists;
@@ -337,7 +337,7 @@ def parity(runs: list[dict[str, Any]]) -> None:
 @contextlib.contextmanager
 def throwaway_cloud(base: Any) -> Iterator[Any]:
     """A local cloud in a temporary state dir on a free port; stopped and removed afterwards."""
-    from etl_kit import localcloud
+    import etl_localcloud as localcloud
 
     state = tempfile.mkdtemp(prefix="etlkit-bench-cloud-")
     settings = base.model_copy(update={"local_state_dir": state, "local_port": _free_port(), "target": "local"})
@@ -353,7 +353,7 @@ def throwaway_cloud(base: Any) -> Iterator[Any]:
 def _pg_uri(settings: Any, database: str | None = None) -> str:
     from urllib.parse import quote
 
-    from etl_kit import localcloud
+    import etl_localcloud as localcloud
 
     info = localcloud.warehouse_info(settings)
     db = database or info.get("admin_db") or "postgres"
@@ -397,13 +397,13 @@ def adbc_ingest(settings: Any, parquet: str, rows: int, database: str | None) ->
 
 
 def _loader_module() -> tuple[Any, str]:
-    """(etl_kit.pipeline.loader, "") or (None, why it is not available)."""
+    """(etl_runtime.loader, "") or (None, why it is not available)."""
     try:
-        from etl_kit.pipeline import loader  # type: ignore[attr-defined,unused-ignore]
+        from etl_runtime import loader  # type: ignore[attr-defined,unused-ignore]
     except ImportError as exc:
-        return None, f"etl_kit.pipeline.loader is not importable yet ({exc})"
+        return None, f"etl_runtime.loader is not importable yet ({exc})"
     if not hasattr(loader, "run_load"):
-        return None, "etl_kit.pipeline.loader has no run_load yet"
+        return None, "etl_runtime.loader has no run_load yet"
     return loader, ""
 
 
@@ -412,7 +412,7 @@ def _job1_report(parquet: str, key_column: str) -> dict[str, Any]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from etl_kit.pipeline.contract import LINEAGE_COLUMNS
+    from etl_runtime.contract import LINEAGE_COLUMNS
 
     keys = pq.read_table(parquet, columns=[key_column]).column(0)
     counts = pc.value_counts(keys).field("counts")
@@ -426,7 +426,7 @@ def _job1_report(parquet: str, key_column: str) -> dict[str, Any]:
 
 def _call_run_load(loader: Any, settings: Any, *, bucket: str, key: str, source_key: str, rows: int,
                    run_id: str, report: dict[str, Any], table: str | None = None) -> Any:
-    """Call job 2's entry point the way ``glue_scripts/parquet_to_redshift.py`` does."""
+    """Call job 2's entry point the way ``etl_runtime/entrypoints/parquet_to_redshift.py`` does."""
     from etl_kit.clients import client
     from etl_kit.config import LOCAL_ACCOUNT_ID
 

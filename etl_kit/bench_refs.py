@@ -5,7 +5,7 @@ valid rows as Parquet (contract columns + ``source_line``, snappy) and rejected 
 at least ``source_line, reason, column`` (the first failing column in contract order). The parent
 (:mod:`etl_kit.bench`) then checks that every engine wrote the same rows.
 
-- ``job1``: job 1 itself, :func:`etl_kit.pipeline.transform.transform_stream`.
+- ``job1``: job 1 itself, :func:`etl_runtime.transform.transform_stream`.
 - ``pandas``: what awswrangler does: ``pandas.read_csv`` (C engine, ``usecols``, all text) then
   ``to_numeric``/``to_datetime(format=...)`` plus validation masks, then ``to_parquet`` (pyarrow).
 - ``polars``: ``scan_csv`` (all text) -> the rules as expressions -> ``sink_parquet`` and
@@ -76,7 +76,7 @@ def date_strptime(pattern: str) -> str:
 
 def _columns(contract: dict[str, Any], csv_path: str) -> tuple[Any, list[tuple[Any, str]]]:
     """The compiled contract and (rule, header name in this file) for each contract column."""
-    from etl_kit.pipeline.contract import compile_contract
+    from etl_runtime.contract import compile_contract
 
     cc = compile_contract(contract)
     with open(csv_path, encoding="utf-8-sig", newline="") as fh:
@@ -91,7 +91,7 @@ def _columns(contract: dict[str, Any], csv_path: str) -> tuple[Any, list[tuple[A
 # engines
 # ---------------------------------------------------------------------------------------------
 def _job1(spec: dict[str, Any]) -> dict[str, Any]:
-    from etl_kit.pipeline.transform import transform_stream
+    from etl_runtime.transform import transform_stream
 
     with open(spec["csv"], "rb") as raw, open(spec["quarantine"], "wb") as q:
         report = transform_stream(raw, spec["contract"], spec["parquet"], q, source_name=spec["csv"],
@@ -277,10 +277,10 @@ def run_engine(spec: dict[str, Any]) -> dict[str, Any]:
     if engine not in funcs:
         raise SystemExit(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
     # import the engine's libraries before the clock starts (what a warm Glue job has done too)
-    mods = {"job1": ["etl_kit.pipeline.transform"], "polars": ["polars", "etl_kit.pipeline.contract"],
-            "pandas": ["pandas", "pyarrow.parquet", "etl_kit.pipeline.contract"],
-            "arrow_parse": ["pyarrow.csv", "etl_kit.pipeline.contract"],
-            "arrow_parse_1t": ["pyarrow.csv", "etl_kit.pipeline.contract"]}[engine]
+    mods = {"job1": ["etl_runtime.transform"], "polars": ["polars", "etl_runtime.contract"],
+            "pandas": ["pandas", "pyarrow.parquet", "etl_runtime.contract"],
+            "arrow_parse": ["pyarrow.csv", "etl_runtime.contract"],
+            "arrow_parse_1t": ["pyarrow.csv", "etl_runtime.contract"]}[engine]
     for m in mods:
         __import__(m)
     base = _maxrss_mb()

@@ -63,7 +63,7 @@ def client(
     )
     if settings.target == "local":
         if ensure_local:
-            from etl_kit.localcloud import ensure_running
+            from etl_localcloud import ensure_running
 
             ensure_running(settings)
         key: tuple[Any, ...] = ("local", service, settings.local_endpoint, settings.region, read_timeout)

@@ -53,7 +53,7 @@ class ColumnSpec(BaseModel):
 class CheckSpec(BaseModel):
     """A cross-column rule: ``expr`` compares sums/products of numeric columns, within ``tolerance``.
 
-    ``expr`` is parsed by :func:`etl_kit.pipeline.contract.parse_check_expression` (column names,
+    ``expr`` is parsed by :func:`etl_runtime.contract.parse_check_expression` (column names,
     numbers, ``+ - *``, parentheses and one of ``= != < <= > >=``), never evaluated as Python.
     """
 
@@ -89,8 +89,8 @@ class DatasetContract(BaseModel):
                 raise ValueError(f"primary key {pk!r} is not a contract column")
             if not next(c for c in self.columns if c.name == pk).required:
                 raise ValueError(f"primary key {pk!r} must be required")
-        from etl_kit.pipeline.contract import compile_contract
-        from etl_kit.pipeline.csvread import SourceProblem, resolve_encodings
+        from etl_runtime.contract import compile_contract
+        from etl_runtime.csvread import SourceProblem, resolve_encodings
 
         try:  # the rules and encodings exactly as job 1 will compile them
             resolve_encodings(self.encoding)

@@ -25,7 +25,7 @@ HEADER = [
     "Region", "Country", "Item Type", "Sales Channel", "Order Priority", "Order Date", "Order ID", "Ship Date",
     "Units Sold", "Unit Price", "Unit Cost", "Total Revenue", "Total Cost", "Total Profit",
 ]
-# reason codes as job 1 reports them (etl_kit.pipeline.transform)
+# reason codes as job 1 reports them (etl_runtime.transform)
 BAD_REASONS = ("missing_value", "not_an_integer", "invalid_date", "not_a_decimal")
 
 _COUNTRIES = [

@@ -12,6 +12,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from etl_runtime.errors import EtlKitError, FileRejected, PipelineError, WarehouseError
+
 __all__ = [
     "EtlKitError",
     "ConfigError",
@@ -29,10 +31,6 @@ __all__ = [
     "translate",
     "aws_errors",
 ]
-
-
-class EtlKitError(Exception):
-    """Base class of every error the kit raises."""
 
 
 class ConfigError(EtlKitError, ValueError):
@@ -68,22 +66,7 @@ class LocalCloudError(EtlKitError):
     """The local cloud daemon could not be started, reached or stopped."""
 
 
-class PipelineError(EtlKitError):
-    """A pipeline step (Lambda, job 1, job 2) failed."""
 
-
-class FileRejected(PipelineError):
-    """A source object cannot be processed at all; ``reason`` is a short machine code."""
-
-    def __init__(self, message: str, *, reason: str, bucket: str = "", key: str = "") -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.bucket = bucket
-        self.key = key
-
-
-class WarehouseError(EtlKitError):
-    """A statement in the warehouse failed; the message holds the database's own text."""
 
 
 class WaitTimeout(EtlKitError):

@@ -109,7 +109,7 @@ def setup(settings: Settings) -> pd.DataFrame:
     """Target, identity, region and endpoint; starts the local cloud when the target is local."""
     info: dict[str, Any] = {"target": settings.target, "region": settings.region}
     if settings.target == "local":
-        from etl_kit.localcloud import up
+        from etl_localcloud import up
 
         st = up(settings)
         info.update(endpoint=st["endpoint"], warehouse=st.get("postgres"),

@@ -3,7 +3,7 @@
 A replay does not start a workflow run itself: it hands the Lambda an EventBridge-shaped "Object
 Created" event for the object with the detail-type ``Object Replay Requested`` (``Object Replay
 Forced`` with ``force``), so it goes through the same claim take-over as any delivery (see
-:mod:`etl_kit.pipeline.lambda_handler`): of two replays racing for the object, one starts a run and
+:mod:`etl_runtime.lambda_handler`): of two replays racing for the object, one starts a run and
 the other is skipped as a duplicate; a replay may take over a failed, rejected or abandoned attempt,
 never a running one, and a succeeded one only when forced.
 
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from etl_kit.clients import client
 from etl_kit.config import Settings
 from etl_kit.exceptions import PipelineError, ResourceNotFound, WarehouseError
-from etl_kit.pipeline.lambda_handler import FORCED_REPLAY_DETAIL_TYPE, REPLAY_DETAIL_TYPE
+from etl_runtime.lambda_handler import FORCED_REPLAY_DETAIL_TYPE, REPLAY_DETAIL_TYPE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -222,7 +222,7 @@ def failed_identities(runs: list[dict[str, Any]], newest: list[Attempt]) -> list
     list of Attempt
         One per identity, the ledger's row where there is one (``state = failed``).
     """
-    from etl_kit.pipeline.lambda_handler import run_verdict
+    from etl_runtime.lambda_handler import run_verdict
 
     ledger = {(a.bucket, a.key, a.etag): a for a in newest}
     latest: dict[tuple[str, str, str], dict[str, Any]] = {}

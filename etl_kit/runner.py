@@ -151,7 +151,7 @@ def register(group: click.Group) -> None:
         """The main job: start the local cloud, provision, load data, monitor, validate, analyse; print a summary."""
         settings = load_settings(params)
         if settings.target == "local":
-            from etl_kit.localcloud import up
+            from etl_localcloud import up
 
             st = up(settings)
             click.echo(f"local cloud at {st['endpoint']} (postgres {st.get('postgres')})")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from etl_kit.config import Settings, load_settings
-from etl_kit.localcloud.postgres import free_port
+from etl_localcloud.postgres import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
     Yields the Settings that point at it; torn down at the end of the session.
     """
-    from etl_kit import localcloud
+    import etl_localcloud as localcloud
 
     state = tmp_path_factory.mktemp("cloud")
     settings = load_settings(ROOT / "params" / "local.yaml", local_state_dir=str(state), local_port=free_port())
@@ -36,7 +36,7 @@ def private_cloud(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterat
 
     For modules whose tests change the warehouse or the daemon in ways the session's ``cloud`` must not see.
     """
-    from etl_kit import localcloud
+    import etl_localcloud as localcloud
 
     settings = load_settings(None, local_state_dir=str(tmp_path_factory.mktemp(name)), local_port=free_port())
     localcloud.up(settings)

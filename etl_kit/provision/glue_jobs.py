@@ -2,7 +2,7 @@
 
 Job 1 (``csv_job``) validates one CSV into Parquet; job 2 (``load_job``) loads it into Redshift
 through the Data API and is attached to the Glue connection (see docs/provisioning.md).
-Both import the kit's pipeline code from ``etl_kit_pipeline.zip`` (``--extra-py-files``).
+Both import the kit's pipeline code from ``etl_runtime.zip`` (``--extra-py-files``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import io
 import zipfile
 from pathlib import Path
 
+import etl_runtime
 from etl_kit.exceptions import ConfigError
 
 __all__ = [
@@ -26,10 +27,11 @@ __all__ = [
     "sha256_b64",
 ]
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # .../etl_kit
-SCRIPTS_DIR = PACKAGE_ROOT.parent / "glue_scripts"
-LAMBDA_SOURCE = PACKAGE_ROOT / "pipeline" / "lambda_handler.py"
-PIPELINE_ZIP_NAME = "etl_kit_pipeline.zip"
+# The runtime package is found where Python imports it from, so a wheel install works as a checkout does.
+PACKAGE_ROOT = Path(etl_runtime.__file__).resolve().parent  # .../etl_runtime
+SCRIPTS_DIR = PACKAGE_ROOT / "entrypoints"
+LAMBDA_SOURCE = PACKAGE_ROOT / "lambda_handler.py"
+PIPELINE_ZIP_NAME = "etl_runtime.zip"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -55,25 +57,26 @@ def lambda_zip(source: Path | None = None) -> bytes:
 
 
 def pipeline_zip(root: Path | None = None) -> bytes:
-    """``etl_kit_pipeline.zip``: ``etl_kit/__init__.py``, ``etl_kit/exceptions.py`` and ``etl_kit/pipeline/**.py``.
+    """``etl_runtime.zip``: the whole runtime package (``etl_runtime/**.py``), nothing else of the kit.
 
-    Glue jobs get it through ``--extra-py-files`` so the scripts can ``import etl_kit.pipeline``.
+    Glue jobs get it through ``--extra-py-files`` so the entry points can ``import etl_runtime``.
     """
     pkg = root or PACKAGE_ROOT
-    files = [(f"etl_kit/{n}", (pkg / n).read_bytes()) for n in ("__init__.py", "exceptions.py")]
-    for p in sorted((pkg / "pipeline").rglob("*.py")):
-        if "__pycache__" in p.parts:
-            continue
-        files.append((f"etl_kit/{p.relative_to(pkg).as_posix()}", p.read_bytes()))
+    files = [
+        (f"etl_runtime/{p.relative_to(pkg).as_posix()}", p.read_bytes())
+        for p in sorted(pkg.rglob("*.py"))
+        if "__pycache__" not in p.parts
+    ]
     return reproducible_zip(files)
 
 
 def glue_scripts(directory: Path | None = None) -> dict[str, bytes]:
-    """The Glue job entry points (``glue_scripts/*.py``) by file name."""
+    """The Glue job entry points (``etl_runtime/entrypoints/*.py``) by file name."""
     d = directory or SCRIPTS_DIR
-    if not d.is_dir():
-        return {}
-    return {p.name: p.read_bytes() for p in sorted(d.glob("*.py"))}
+    scripts = {p.name: p.read_bytes() for p in sorted(d.glob("*.py")) if p.name != "__init__.py"}
+    if not scripts:
+        raise ConfigError(f"no Glue entry points in {d}; the etl_runtime package is incomplete (reinstall etl-kit)")
+    return scripts
 
 
 def sha256_b64(data: bytes) -> str:

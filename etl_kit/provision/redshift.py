@@ -86,7 +86,7 @@ def _role_arns(roles: list[Any]) -> list[str]:
 
 def table_ddl(settings: Settings) -> list[str]:
     """CREATE statements for the target and ledger tables: job 2's own DDL, so both always agree."""
-    from etl_kit.pipeline.loader import ledger_ddl, target_ddl
+    from etl_runtime.loader import ledger_ddl, target_ddl
 
     contract = settings.dataset_contract.model_dump(mode="json")
     schema = settings.redshift_schema

@@ -23,7 +23,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from etl_kit.localcloud.postgres import free_port
+from etl_localcloud.postgres import free_port
 
 pytestmark = pytest.mark.local
 
@@ -34,7 +34,7 @@ ROLE = "arn:aws:iam::123456789012:role/glue-role"
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     from etl_kit.config import load_settings
-    from etl_kit.localcloud import down, up
+    from etl_localcloud import down, up
 
     old = os.environ.get("ETL_KIT_GLUE_TIMEOUT_MINUTE_SECONDS")
     os.environ["ETL_KIT_GLUE_TIMEOUT_MINUTE_SECONDS"] = "2"  # read by the daemon at start

@@ -240,7 +240,7 @@ def test_sqs_mapping_function_error_fails_the_whole_batch_and_poison_reaches_the
 
 
 def test_sqs_mapping_disable_and_enable_take_effect_and_aws_refusals(boto, cloud) -> None:
-    from etl_kit.localcloud.manager import health
+    from etl_localcloud.manager import health
 
     sqs, lam = boto("sqs"), boto("lambda")
     seen_url, _ = _queue(sqs, "esm-toggle-seen")

@@ -15,12 +15,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from etl_kit import localcloud
+import etl_localcloud as localcloud
 from etl_kit.clients import client
 from etl_kit.config import Settings
-from etl_kit.localcloud.redshift import copy as localcopy
-from etl_kit.localcloud.redshift import pgbinary
-from etl_kit.localcloud.redshift.sqltranslate import parse_copy
+from etl_localcloud.redshift import copy as localcopy
+from etl_localcloud.redshift import pgbinary
+from etl_localcloud.redshift.sqltranslate import parse_copy
 
 pytestmark = pytest.mark.local
 

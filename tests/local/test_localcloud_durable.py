@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from etl_kit import localcloud
+import etl_localcloud as localcloud
 from etl_kit.clients import client
 from etl_kit.config import Settings, load_settings
 from tests.conftest import ROOT, free_port

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etl_kit.localcloud import motohooks
+from etl_localcloud import motohooks
 
 pytestmark = pytest.mark.unit
 

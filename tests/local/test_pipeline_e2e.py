@@ -280,7 +280,7 @@ def test_an_unexpected_job1_error_still_records_a_failed_state(pipeline: Setting
         "ErrorMessage"]
     led = [r for r in ledger_rows(pipeline, bucket, key) if r["state"] == "failed"]
     assert led and led[0]["reason"].startswith("ValueError") and led[0]["etag"] == etag
-    from etl_kit.pipeline.transform import output_keys
+    from etl_runtime.transform import output_keys
 
     report = json.loads(s3.get_object(Bucket=bucket, Key=output_keys(key)["report_key"])["Body"].read())
     assert report["state"] == "failed" and "no_such_type" in report["message"]
@@ -379,9 +379,9 @@ def test_a_target_table_with_other_columns_fails_naming_the_table_and_the_fix(pi
     from etl_kit.clients import client
     from etl_kit.config import LOCAL_ACCOUNT_ID
     from etl_kit.exceptions import WarehouseError
-    from etl_kit.pipeline import loader
-    from etl_kit.pipeline.transform import transform_stream
     from etl_kit.warehouse import execute, query
+    from etl_runtime import loader
+    from etl_runtime.transform import transform_stream
 
     schema, table = pipeline.redshift_schema, "old_layout_sales"
     contract = pipeline.dataset_contract.model_dump(mode="json")

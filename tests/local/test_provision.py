@@ -62,7 +62,7 @@ def _assert_configuration(s: Settings) -> None:
     pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert all(pab.values())
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s.assets_bucket_name(acct)).get("Contents", [])]
-    assert f"{s.scripts_prefix}etl_kit_pipeline.zip" in keys
+    assert f"{s.scripts_prefix}etl_runtime.zip" in keys
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # no prefix markers
 
     iam = client("iam", s)
@@ -115,7 +115,7 @@ def _assert_configuration(s: Settings) -> None:
     assert job1["Command"]["Name"] == "pythonshell" and job1["MaxCapacity"] == 0.0625
     assert job1["Command"]["ScriptLocation"].endswith("/scripts/csv_to_parquet.py")
     assert json.loads(job1["DefaultArguments"]["--dataset_contract"])["primary_key"] == ["order_id"]
-    assert job1["DefaultArguments"]["--extra-py-files"].endswith("etl_kit_pipeline.zip")
+    assert job1["DefaultArguments"]["--extra-py-files"].endswith("etl_runtime.zip")
     assert job1["SecurityConfiguration"] == f"{s.workflow}-security"
     job2 = glue.get_job(JobName=s.load_job)["Job"]
     assert job2["Connections"]["Connections"] == [s.glue_connection]

@@ -274,8 +274,8 @@ def test_replay_dlq_moves_messages_back_and_they_are_processed(pipeline: Setting
 def test_a_ledger_from_before_attempts_is_migrated_in_place(pipeline: Settings) -> None:
     """The old layout (primary key bucket, key, etag) takes a second attempt's row after the migration."""
     from etl_kit.clients import client
-    from etl_kit.pipeline import loader
     from etl_kit.warehouse import execute, query
+    from etl_runtime import loader
 
     schema, table = pipeline.redshift_schema, "old_ledger_layout"
     old_cols = [f'"{n}" {t}' for n, t in loader.LEDGER_COLUMNS if n != "attempt"]

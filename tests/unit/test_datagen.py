@@ -13,7 +13,7 @@ import pytest
 
 from etl_kit.config import DEFAULT_CONTRACT
 from etl_kit.datagen import HEADER, generate_sales_csv
-from etl_kit.pipeline.transform import transform_stream
+from etl_runtime.transform import transform_stream
 
 pytestmark = pytest.mark.unit
 

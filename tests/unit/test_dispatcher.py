@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from etl_kit.localcloud.dispatcher import Dispatcher, Provider, RestRoute, ServiceError
+from etl_localcloud.dispatcher import Dispatcher, Provider, RestRoute, ServiceError
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +52,7 @@ def _call(app: Dispatcher, path: str, body: bytes, target: str = "") -> tuple[st
 
 def test_an_unexpected_provider_error_is_a_500_internal_failure_without_internals(
         caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="etl_kit.localcloud"):
+    with caplog.at_level(logging.ERROR, logger="etl_localcloud"):
         status, headers, body = _call(_app(), "/", json.dumps({"Id": "x"}).encode(), "RedshiftData.DescribeStatement")
     assert status.startswith("500") and headers["x-amzn-ErrorType"] == "InternalFailure"
     assert body["__type"] == "InternalFailure" and "secret_internal_detail" not in json.dumps(body)
@@ -61,7 +61,7 @@ def test_an_unexpected_provider_error_is_a_500_internal_failure_without_internal
 
 
 def test_a_rest_provider_error_is_a_500_service_exception_without_internals(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="etl_kit.localcloud"):
+    with caplog.at_level(logging.ERROR, logger="etl_localcloud"):
         status, headers, body = _call(_app(), "/boom", b"{}")
     assert status.startswith("500") and headers["x-amzn-ErrorType"] == "ServiceException"
     assert "secret_internal_detail" not in json.dumps(body) and "ZeroDivisionError" not in json.dumps(body)

@@ -22,7 +22,7 @@ from pathlib import Path
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
 import boto3
 from moto import mock_aws
-from etl_kit.localcloud.persistence import Persister
+from etl_localcloud.persistence import Persister
 root = Path(sys.argv[1])
 out = {}
 """
@@ -111,7 +111,7 @@ def test_s3_bodies_versions_multipart_and_queues_survive_a_restart(tmp_path: Pat
 
 
 def test_a_snapshot_is_replaced_atomically(tmp_path: Path) -> None:
-    from etl_kit.localcloud.persistence import write_atomically
+    from etl_localcloud.persistence import write_atomically
 
     target = tmp_path / "snapshot.pickle"
     write_atomically(target, b"first")
@@ -138,7 +138,7 @@ def test_a_snapshot_is_replaced_atomically(tmp_path: Path) -> None:
 ])
 def test_which_requests_change_state_and_which_wait_for_the_disk(method: str, path: str, target: str,
                                                                  expected: tuple[bool, bool]) -> None:
-    from etl_kit.localcloud.persistence import PersistingApp
+    from etl_localcloud.persistence import PersistingApp
 
     environ = {"REQUEST_METHOD": method, "PATH_INFO": path}
     if target:

@@ -147,7 +147,7 @@ def test_over_long_line_inside_a_quoted_field_rejects_the_file(engine: str) -> N
 
 @pytest.fixture(params=["arrow", "python"])
 def engine(request: pytest.FixtureRequest) -> str:
-    from etl_kit.pipeline.csvread import arrow_supports_handler
+    from etl_runtime.csvread import arrow_supports_handler
 
     if request.param == "arrow" and not arrow_supports_handler():
         pytest.skip("pyarrow without invalid_row_handler")

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from etl_kit.pipeline import lambda_handler as lh
+from etl_runtime import lambda_handler as lh
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from etl_kit.config import DEFAULT_CONTRACT, SEED_CONTRACT, DatasetContract
-from etl_kit.pipeline.contract import compile_contract, parse_check_expression
+from etl_runtime.contract import compile_contract, parse_check_expression
 from tests.unit.test_pipeline_transform import HEADER, lines, row, run
 
 pytestmark = pytest.mark.unit
@@ -110,7 +110,7 @@ def test_rules_are_validated_against_the_contract() -> None:
 
 @pytest.fixture(params=["arrow", "python"])
 def engine(request: pytest.FixtureRequest) -> str:
-    from etl_kit.pipeline.csvread import arrow_supports_handler
+    from etl_runtime.csvread import arrow_supports_handler
 
     if request.param == "arrow" and not arrow_supports_handler():
         pytest.skip("pyarrow without invalid_row_handler")

@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from etl_kit.config import DEFAULT_CONTRACT
 from etl_kit.exceptions import FileRejected
-from etl_kit.pipeline.transform import run_csv_to_parquet
+from etl_runtime.transform import run_csv_to_parquet
 
 pytestmark = pytest.mark.unit
 

@@ -14,9 +14,9 @@ import pytest
 
 from etl_kit.config import SEED_CONTRACT
 from etl_kit.exceptions import FileRejected
-from etl_kit.pipeline.contract import normalise_header
-from etl_kit.pipeline.csvread import arrow_supports_handler
-from etl_kit.pipeline.transform import TransformRejected, output_keys, source_id, transform_stream
+from etl_runtime.contract import normalise_header
+from etl_runtime.csvread import arrow_supports_handler
+from etl_runtime.transform import TransformRejected, output_keys, source_id, transform_stream
 
 pytestmark = pytest.mark.unit
 
@@ -416,7 +416,7 @@ def test_key_counter_spilled_matches_in_memory(kind: str) -> None:
 
     import pyarrow as pa
 
-    from etl_kit.pipeline.transform import _KeyCounter
+    from etl_runtime.transform import _KeyCounter
 
     rnd = random.Random(7)
     if kind == "string":
@@ -450,7 +450,7 @@ def test_source_reader_bounds_live_buffers() -> None:
     import gc
     import threading
 
-    from etl_kit.pipeline.csvread import SourceReader
+    from etl_runtime.csvread import SourceReader
 
     src = SourceReader(io.BytesIO(b"x" * 1000))
     src.bound_buffers(2, wait=0.2)
@@ -483,7 +483,7 @@ def test_transform_does_not_import_pandas() -> None:
 
     code = (
         "import io, sys\n"
-        "from etl_kit.pipeline.transform import transform_stream\n"
+        "from etl_runtime.transform import transform_stream\n"
         f"SEED_CONTRACT = {dict(SEED_CONTRACT)!r}\n"
         f"body = {(HEADER + chr(10) + row(1) + chr(10) + row(1, odate='2/30/2010') + chr(10)).encode()!r}\n"
         "r = transform_stream(io.BytesIO(body), SEED_CONTRACT, io.BytesIO(), io.BytesIO(), source_name='t')\n"
@@ -503,7 +503,7 @@ def test_fast_paths_agree_with_the_reference_check(engine: str, monkeypatch: pyt
     """
     import random
 
-    from etl_kit.pipeline import transform as tr
+    from etl_runtime import transform as tr
 
     rnd = random.Random(5)
     odd_numbers = ["+12", "-3", "007", "1e3", "0x10", " 42 ", "", "NULL", "n/a", "12.3.4", "1.234", "1.230", ".5",

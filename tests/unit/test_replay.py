@@ -6,8 +6,8 @@ import pytest
 
 from etl_kit.config import load_settings
 from etl_kit.exceptions import PipelineError
-from etl_kit.pipeline import lambda_handler as lh
 from etl_kit.replay import parse_target, replay_event
+from etl_runtime import lambda_handler as lh
 
 pytestmark = pytest.mark.unit
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from etl_kit.localcloud.redshift.copy import redshift_format_to_strptime
-from etl_kit.localcloud.redshift.sqltranslate import (
+from etl_localcloud.redshift.copy import redshift_format_to_strptime
+from etl_localcloud.redshift.sqltranslate import (
     TranslationError,
     parse_copy,
     placeholders,

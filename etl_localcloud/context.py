@@ -1,0 +1,124 @@
+"""What every local-cloud provider is given: names, the warehouse, and clients to the cloud itself."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PostgresInfo", "CloudContext"]
+
+
+def _mark_direct(request: Any, **_: Any) -> None:
+    """Tell the dispatcher to hand this request straight to moto."""
+    request.headers["X-Etl-Kit-Direct"] = "1"
+
+
+@dataclass(frozen=True)
+class PostgresInfo:
+    """Where the embedded PostgreSQL listens and who may log in."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    admin_db: str = "postgres"
+    bin_dir: str = ""
+    socket_dir: str = ""  # the superuser logs in over this unix socket only (TCP refuses it)
+
+    def dsn(self, database: str | None = None) -> str:
+        """The superuser's connection string: over the unix socket when there is one."""
+        db = database or self.admin_db
+        host = self.socket_dir or self.host
+        return f"host={host} port={self.port} user={self.user} password={self.password} dbname={db}"
+
+
+@dataclass
+class CloudContext:
+    """Shared by the providers of one daemon.
+
+    Providers read and write moto's state through ordinary boto3 clients pointed at
+    the daemon's own endpoint (``ctx.client("glue")``), and reach moto internals only
+    through :mod:`etl_localcloud.motohooks`.
+    """
+
+    endpoint: str
+    region: str
+    account_id: str
+    state_dir: Path
+    postgres: PostgresInfo | None = None
+    python: str = ""  # interpreter for Lambda code and Glue Python shell scripts
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=32,
+                                                                                     thread_name_prefix="provider"))
+    _clients: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` against this local cloud (cached, thread-safe)."""
+        return self._client(service, direct=False)
+
+    def moto_client(self, service: str) -> Any:
+        """A boto3 client that talks to moto directly, bypassing every provider.
+
+        Providers use it to read and write the records moto keeps (a job's definition, a
+        crawler's record) without re-entering their own handlers.
+        """
+        return self._client(service, direct=True)
+
+    def _client(self, service: str, *, direct: bool) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        from etl_kit.clients import LOCAL_CREDENTIALS
+
+        key = f"{'direct:' if direct else ''}{service}"
+        with self._lock:
+            if key not in self._clients:
+                c = boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS).client(
+                    service, endpoint_url=self.endpoint,
+                    config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50))
+                if direct:
+                    c.meta.events.register("before-send.*.*", _mark_direct)
+                self._clients[key] = c
+            return self._clients[key]
+
+    def child_env(self) -> dict[str, str]:
+        """Environment for a subprocess (Lambda code, Glue script) so that its boto3 calls reach this cloud."""
+        import os
+
+        from etl_kit.clients import LOCAL_CREDENTIALS
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ETL_KIT_"))}
+        env.update({
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "PYTHONUNBUFFERED": "1",
+        })
+        return env
+
+    def emit_event(self, source: str, detail_type: str, detail: dict[str, Any],
+                   resources: list[str] | None = None) -> None:
+        """Put an AWS service event on the default bus (rules on it fire)."""
+        from etl_localcloud import motohooks
+
+        motohooks.put_event(self.account_id, self.region, source, detail_type, detail, resources)
+
+    def put_logs(self, group: str, stream: str, lines: list[str]) -> None:
+        """Append lines to a CloudWatch Logs stream, creating group and stream as needed."""
+        import time
+
+        logs = self.client("logs")
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=group)
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        now = int(time.time() * 1000)
+        events = [{"timestamp": now, "message": line or " "} for line in lines] or [{"timestamp": now, "message": " "}]
+        for i in range(0, len(events), 5000):
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[i:i + 5000])

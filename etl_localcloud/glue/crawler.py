@@ -1,0 +1,367 @@
+"""Glue crawlers that crawl: list the S3 targets, classify, group into tables, write the catalog.
+
+moto keeps the crawler records (``CreateCrawler``, ``GetCrawler``...); this module owns the crawls.
+``GetCrawler``/``GetCrawlers``/``BatchGetCrawlers`` return moto's record with ``State``,
+``LastCrawl`` and ``CrawlElapsedTime`` from the crawls here. A crawl started by a workflow while
+the crawler is busy waits for the running crawl to end instead of failing (see the docs'
+fidelity table); ``StartCrawler`` on a busy crawler raises ``CrawlerRunningException`` as on AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from etl_localcloud.context import CloudContext
+from etl_localcloud.dispatcher import ServiceError
+from etl_localcloud.glue.catalog import CatalogWriter, Found, glob_to_regex, group_tables
+from etl_localcloud.glue.common import Tracked, iso, moto_error_code, not_found, page, split_s3, utcnow
+from etl_localcloud.glue.schema import CSV_SAMPLE_BYTES, S3RangeFile, infer_csv, infer_parquet
+
+__all__ = ["Crawl", "CrawlerRunner"]
+
+log = logging.getLogger("etl_localcloud.glue.crawler")
+
+LOG_GROUP = "/aws-glue/crawlers"
+_SMALL_PARQUET = 1024 * 1024  # smaller Parquet objects are fetched whole, larger ones by footer ranges
+
+
+@dataclass
+class Crawl(Tracked):
+    """One crawl of a crawler: ``ListCrawls`` shape plus what the workflow graph shows."""
+
+    crawler: str
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    state: str = "RUNNING"  # RUNNING | COMPLETED | FAILED | STOPPED (ListCrawls vocabulary)
+    start: Any = field(default_factory=utcnow)
+    end: Any = None
+    error: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    workflow: tuple[str, str] | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def status(self) -> str:
+        """``LastCrawl.Status`` / workflow crawl state: SUCCEEDED | FAILED | CANCELLED | RUNNING."""
+        return {"COMPLETED": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "CANCELLED"}.get(self.state, "RUNNING")
+
+    @property
+    def finished(self) -> bool:
+        return self.state != "RUNNING"
+
+    def seconds(self) -> float:
+        return ((self.end or utcnow()) - self.start).total_seconds()
+
+    def as_crawl(self) -> dict[str, Any]:
+        """``ListCrawls`` entry."""
+        d: dict[str, Any] = {"CrawlId": self.id, "State": self.state, "StartTime": self.start,
+                             "LogGroup": LOG_GROUP, "LogStream": self.crawler, "MessagePrefix": self.id,
+                             "DPUHour": round(self.seconds() / 3600, 6),
+                             "Summary": json.dumps(self._summary())}
+        if self.end:
+            d["EndTime"] = self.end
+        if self.error:
+            d["ErrorMessage"] = self.error
+        return d
+
+    def _summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, (kind, action) in {"tablesCreated": ("TABLE", "ADD"), "tablesUpdated": ("TABLE", "UPDATE"),
+                                    "tablesDeleted": ("TABLE", "DELETE"),
+                                    "partitionsCreated": ("PARTITION", "ADD")}.items():
+            if self.counts.get(key):
+                out.setdefault(kind, {})[action] = {"Count": self.counts[key]}
+        return out
+
+    def as_node_crawl(self) -> dict[str, Any]:
+        """``CrawlerNodeDetails.Crawls`` entry of a workflow graph."""
+        d: dict[str, Any] = {"State": self.status, "StartedOn": self.start, "LogGroup": LOG_GROUP,
+                             "LogStream": self.crawler}
+        if self.end:
+            d["CompletedOn"] = self.end
+        if self.error:
+            d["ErrorMessage"] = self.error
+        return d
+
+
+class CrawlerRunner:
+    """Runs crawls in background threads; ``on_final`` callbacks get every finished crawl."""
+
+    def __init__(self, ctx: CloudContext, max_parallel: int = 4) -> None:
+        self.ctx = ctx
+        self._lock = threading.RLock()
+        self._slots = threading.BoundedSemaphore(max_parallel)
+        self._busy: dict[str, threading.Lock] = {}  # one crawl at a time per crawler
+        self.crawls: dict[str, list[Crawl]] = {}
+        self.on_final: list[Callable[[Crawl], None]] = []
+        self._closing = False
+
+    # -- records ----------------------------------------------------------------------------
+    def crawler_record(self, name: str) -> dict[str, Any]:
+        try:
+            return dict(self.ctx.moto_client("glue").get_crawler(Name=name)["Crawler"])
+        except Exception as exc:
+            if moto_error_code(exc) == "EntityNotFoundException":
+                raise not_found(f"Crawler with name {name} not found") from None
+            raise
+
+    def _patch(self, rec: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            crawls = list(self.crawls.get(rec["Name"], []))
+        active = [c for c in crawls if not c.finished]
+        done = [c for c in crawls if c.finished]
+        if active:
+            rec["State"] = "STOPPING" if any(c.cancel.is_set() for c in active) else "RUNNING"
+        else:
+            rec["State"] = "READY"
+        if done:
+            last = done[-1]
+            lc: dict[str, Any] = {"Status": last.status, "LogGroup": LOG_GROUP, "LogStream": last.crawler,
+                                  "MessagePrefix": last.id, "StartTime": last.start}
+            if last.error:
+                lc["ErrorMessage"] = last.error
+            rec["LastCrawl"] = lc
+            rec["CrawlElapsedTime"] = int(last.seconds() * 1000)
+        else:
+            rec.pop("LastCrawl", None)
+            rec["CrawlElapsedTime"] = int(active[-1].seconds() * 1000) if active else 0
+        return rec
+
+    def active_count(self) -> int:
+        with self._lock:
+            return sum(1 for cs in self.crawls.values() for c in cs if not c.finished)
+
+    # -- API handlers -----------------------------------------------------------------------
+    def op_get_crawler(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"Crawler": self._patch(self.crawler_record(body.get("Name", "")))}
+
+    def op_get_crawlers(self, body: dict[str, Any]) -> dict[str, Any]:
+        recs = self.ctx.moto_client("glue").get_crawlers()["Crawlers"]
+        chunk, nxt = page([self._patch(dict(r)) for r in recs], body)
+        out: dict[str, Any] = {"Crawlers": chunk}
+        if nxt:
+            out["NextToken"] = nxt
+        return out
+
+    def op_batch_get_crawlers(self, body: dict[str, Any]) -> dict[str, Any]:
+        found, missing = [], []
+        for name in body.get("CrawlerNames") or []:
+            try:
+                found.append(self._patch(self.crawler_record(name)))
+            except ServiceError:
+                missing.append(name)
+        return {"Crawlers": found, "CrawlersNotFound": missing}
+
+    def op_start_crawler(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.start(body.get("Name", ""))
+        return {}
+
+    def op_stop_crawler(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body.get("Name", "")
+        self.crawler_record(name)
+        with self._lock:
+            active = [c for c in self.crawls.get(name, []) if not c.finished]
+        if not active:
+            raise ServiceError("CrawlerNotRunningException", f"Crawler with name {name} isn't running")
+        if all(c.cancel.is_set() for c in active):
+            raise ServiceError("CrawlerStoppingException", f"Crawler with name {name} is stopping")
+        for c in active:
+            c.cancel.set()
+        return {}
+
+    def op_list_crawls(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = body.get("CrawlerName", "")
+        self.crawler_record(name)
+        with self._lock:
+            items = [c.as_crawl() for c in reversed(self.crawls.get(name, []))]
+        chunk, nxt = page(items, body, default_max=20)
+        out: dict[str, Any] = {"Crawls": chunk}
+        if nxt:
+            out["NextToken"] = nxt
+        return out
+
+    def op_get_crawler_metrics(self, body: dict[str, Any]) -> dict[str, Any]:
+        names = body.get("CrawlerNameList") or [c["Name"] for c in self.ctx.moto_client("glue")
+                                                 .get_crawlers()["Crawlers"]]
+        out = []
+        for name in names:
+            self.crawler_record(name)
+            with self._lock:
+                done = [c for c in self.crawls.get(name, []) if c.finished]
+            times = sorted(c.seconds() for c in done)
+            last = done[-1] if done else None
+            out.append({"CrawlerName": name, "TimeLeftSeconds": 0.0, "StillEstimating": False,
+                        "LastRuntimeSeconds": last.seconds() if last else 0.0,
+                        "MedianRuntimeSeconds": times[len(times) // 2] if times else 0.0,
+                        "TablesCreated": last.counts.get("tablesCreated", 0) if last else 0,
+                        "TablesUpdated": last.counts.get("tablesUpdated", 0) if last else 0,
+                        "TablesDeleted": last.counts.get("tablesDeleted", 0) if last else 0})
+        return {"CrawlerMetricsList": out}
+
+    # -- engine -----------------------------------------------------------------------------
+    def start(self, name: str, workflow: tuple[str, str] | None = None,
+              on_created: Callable[[Crawl], None] | None = None) -> Crawl:
+        """Start a crawl; from a workflow a busy crawler queues it, otherwise ``CrawlerRunningException``."""
+        record = self.crawler_record(name)
+        crawl = Crawl(crawler=name, workflow=workflow)
+        with self._lock:
+            if workflow is None and any(not c.finished for c in self.crawls.get(name, [])):
+                raise ServiceError("CrawlerRunningException", f"Crawler with name {name} has already started")
+            self.crawls.setdefault(name, []).append(crawl)
+            busy = self._busy.setdefault(name, threading.Lock())
+        if on_created is not None:
+            on_created(crawl)
+        threading.Thread(target=self._run, args=(crawl, record, busy), name=f"glue-crawl-{name}",
+                         daemon=True).start()
+        return crawl
+
+    def close(self) -> None:
+        self._closing = True
+        with self._lock:
+            for cs in self.crawls.values():
+                for c in cs:
+                    c.cancel.set()
+
+    def _run(self, crawl: Crawl, record: dict[str, Any], busy: threading.Lock) -> None:
+        lines = [f"BENCHMARK : Running Start Crawl for Crawler {crawl.crawler}"]
+        with busy, self._slots:
+            crawl.start = utcnow()
+            self._emit(crawl, "Started")
+            try:
+                writer = self._crawl(crawl, record, lines)
+                crawl.counts = dict(writer.counts) if writer else {}
+                final = "STOPPED" if crawl.cancel.is_set() else "COMPLETED"
+            except Exception as exc:
+                code = moto_error_code(exc)
+                crawl.error = f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, ServiceError):
+                    crawl.error = f"{exc.code}: {exc.message}"
+                final = "FAILED"
+                lines.append(f"ERROR : Crawler failed: {crawl.error}")
+                if not isinstance(exc, ServiceError) and not code:
+                    log.exception("crawl %s of %s failed", crawl.id, crawl.crawler)
+            lines.append("BENCHMARK : Finished writing to Catalog")
+            lines.append(f"BENCHMARK : Crawler has finished running and is in state READY ({final})")
+            try:
+                # Logs first: whoever sees the crawler READY can read them.
+                self.ctx.put_logs(LOG_GROUP, crawl.crawler, [f"[{crawl.id}] {ln}" for ln in lines])
+            except Exception:
+                log.exception("could not write crawler logs")
+            crawl.end = utcnow()
+            crawl.state = final
+        if crawl.state == "COMPLETED":
+            self._emit(crawl, "Succeeded")
+        elif crawl.state == "FAILED":
+            self._emit(crawl, "Failed")
+        for cb in list(self.on_final):
+            try:
+                cb(crawl)
+            except Exception:
+                log.exception("crawl listener failed")
+
+    def _crawl(self, crawl: Crawl, record: dict[str, Any], lines: list[str]) -> CatalogWriter | None:
+        glue = self.ctx.moto_client("glue")
+        db = record.get("DatabaseName") or "default"
+        try:
+            glue.get_database(Name=db)
+        except Exception as exc:
+            if moto_error_code(exc) == "EntityNotFoundException":
+                raise ServiceError("EntityNotFoundException", f"Database {db} not found") from None
+            raise
+        writer = CatalogWriter(glue, record, lines)
+        targets = (record.get("Targets") or {}).get("S3Targets") or []
+        kept: set[str] = set()
+        roots: list[str] = []
+        for target in targets:
+            if crawl.cancel.is_set():
+                return writer
+            path = target.get("Path", "")
+            roots.append(path)
+            found = self._classify_target(crawl, path, target.get("Exclusions") or [], lines)
+            if crawl.cancel.is_set():
+                return writer
+            bucket, key = split_s3(path)
+            root_name = key.rstrip("/").rsplit("/", 1)[-1] if key.strip("/") else bucket
+            location = f"s3://{bucket}/{key.rstrip('/')}/" if key.strip("/") else f"s3://{bucket}/"
+            for plan in group_tables(found, root_name, location, record.get("TablePrefix") or ""):
+                if plan.name in kept:  # two targets yielding one name: Glue adds a hash suffix
+                    plan.name = f"{plan.name}_{abs(hash(plan.location)) % 10**8:08d}"
+                writer.apply(plan)
+                kept.add(plan.name)
+        if not crawl.cancel.is_set():
+            writer.vanished(kept, roots)
+        if not kept:
+            lines.append("INFO : No objects to classify under the crawler's targets; no table written")
+        return writer
+
+    def _classify_target(self, crawl: Crawl, path: str, exclusions: list[str], lines: list[str]) -> list[Found]:
+        s3 = self.ctx.moto_client("s3")
+        bucket, key = split_s3(path)
+        prefix = key if (not key or key.endswith("/")) else key + "/"
+        objs: list[dict[str, Any]] = []
+        for pg in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            objs.extend(pg.get("Contents", []))
+        if not objs and key and not key.endswith("/"):
+            # The include path names a single object.
+            for pg in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+                objs.extend(o for o in pg.get("Contents", []) if o["Key"] == key)
+            prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        patterns = [glob_to_regex(p) for p in exclusions]
+        found: list[Found] = []
+        for o in objs:
+            if crawl.cancel.is_set():
+                break
+            rel = o["Key"][len(prefix):]
+            base = rel.rsplit("/", 1)[-1]
+            if not base or o["Size"] == 0 or base.startswith(("_", ".")):
+                continue
+            if any(p.match(rel) for p in patterns):
+                continue
+            try:
+                schema = self._classify(s3, bucket, o["Key"], int(o["Size"]))
+            except Exception as exc:
+                lines.append(f"WARN : Could not read s3://{bucket}/{o['Key']}: {type(exc).__name__}: {exc}")
+                continue
+            if schema is None:
+                lines.append(f"WARN : s3://{bucket}/{o['Key']} was not classified (only CSV and Parquet are)")
+                continue
+            found.append(Found(bucket, o["Key"], rel.split("/")[:-1], int(o["Size"]), schema))
+        return found
+
+    @staticmethod
+    def _classify(s3: Any, bucket: str, key: str, size: int) -> Any:
+        head = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{CSV_SAMPLE_BYTES - 1}")["Body"].read()
+        if head[:4] == b"PAR1" or key.endswith(".parquet"):
+            if size <= _SMALL_PARQUET:
+                import io
+
+                data = head if len(head) >= size else s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                return infer_parquet(io.BytesIO(data))
+            return infer_parquet(S3RangeFile(s3, bucket, key, size))
+        if key.lower().endswith((".json", ".avro", ".orc", ".xml")):
+            return None
+        return infer_csv(head, complete=len(head) >= size, object_size=size)
+
+    def _emit(self, crawl: Crawl, state: str) -> None:
+        """"Glue Crawler State Change" with the detail fields Glue sends (values are strings, as on AWS)."""
+        link = (f"https://console.aws.amazon.com/cloudwatch/home?region={self.ctx.region}#logEventViewer:"
+                f"group={LOG_GROUP};stream={crawl.crawler}")
+        detail: dict[str, Any] = {"crawlerName": crawl.crawler, "accountId": self.ctx.account_id, "state": state,
+                                  "message": f"Crawler {state}", "startTime": iso(crawl.start)}
+        if state == "Succeeded":
+            for k in ("tablesCreated", "tablesUpdated", "tablesDeleted", "partitionsCreated", "partitionsUpdated",
+                      "partitionsDeleted"):
+                detail[k] = str(crawl.counts.get(k, 0))
+            detail.update({"warningMessage": "N/A", "completionDate": iso(crawl.end),
+                           "runningTime (sec)": str(round(crawl.seconds())), "cloudWatchLogLink": link})
+        elif state == "Failed":
+            detail.update({"errorMessage": crawl.error or "Internal Service Exception", "cloudWatchLogLink": link})
+        try:
+            self.ctx.emit_event("aws.glue", "Glue Crawler State Change", detail)
+        except Exception:
+            log.exception("could not emit crawler state change")
