@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import secrets
 from typing import Any
 
+from etl_localcloud.core.clock import iso, utcnow
+from etl_localcloud.core.paging import GLUE
 from etl_localcloud.dispatcher import ServiceError
 
 __all__ = ["utcnow", "iso", "new_job_run_id", "new_workflow_run_id", "split_s3", "not_found", "invalid_input",
@@ -25,17 +26,6 @@ class Tracked:
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
         _changes[0] += 1
-
-
-
-def utcnow() -> _dt.datetime:
-    """Timezone-aware now (the JSON encoder turns it into epoch seconds, as Glue's API does)."""
-    return _dt.datetime.now(_dt.UTC)
-
-
-def iso(ts: _dt.datetime | None) -> str:
-    """``2017-11-11T01:25:00Z``: the timestamp form Glue puts in event details."""
-    return (ts or utcnow()).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_job_run_id() -> str:
@@ -81,15 +71,8 @@ def moto_error_code(exc: Exception) -> str:
 
 
 def page(items: list[Any], body: dict[str, Any], default_max: int = 100) -> tuple[list[Any], str | None]:
-    """Slice ``items`` by the request's ``MaxResults``/``NextToken`` (an offset, opaque to callers)."""
-    try:
-        start = int(body.get("NextToken") or 0)
-    except ValueError:
-        raise invalid_input("Invalid NextToken") from None
-    size = int(body.get("MaxResults") or default_max)
-    chunk = items[start:start + size]
-    nxt = str(start + size) if start + size < len(items) else None
-    return chunk, nxt
+    """Slice ``items`` by the request's ``MaxResults``/``NextToken`` (Glue's spelling)."""
+    return GLUE.slice(items, body, default_max)
 
 
 def as_service_error(exc: Exception) -> Exception:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
+from etl_localcloud.core.paging import REDSHIFT_DATA
 from etl_localcloud.redshift.results import REDSHIFT_TYPE
 
 __all__ = ["describe_table", "list_databases", "list_schemas", "list_tables"]
 
 
 def _page(items: list[Any], body: dict[str, Any], key: str) -> dict[str, Any]:
-    start = int(base64.b64decode(body["NextToken"]).decode()) if body.get("NextToken") else 0
-    size = int(body.get("MaxResults") or 1000)
-    out: dict[str, Any] = {key: items[start:start + size]}
-    if start + size < len(items):
-        out["NextToken"] = base64.b64encode(str(start + size).encode()).decode()
-    return out
+    return REDSHIFT_DATA.response(items, body, key)
 
 
 def list_databases(conn: Any, body: dict[str, Any]) -> dict[str, Any]:

@@ -10,19 +10,19 @@ the credentials live in a Secrets Manager secret (in moto) named by
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import json
 import logging
 import re
 import secrets
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from etl_localcloud.context import CloudContext
+from etl_localcloud.core.clock import epoch
+from etl_localcloud.core.paging import REDSHIFT_SERVERLESS
 from etl_localcloud.dispatcher import Provider, ServiceError
 
 __all__ = ["ServerlessProvider", "ServerlessStore"]
@@ -35,10 +35,6 @@ _USER = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_$]{0,126}$")
 _CREATING_SECONDS = 0.3  # a new workgroup reports CREATING this long, then AVAILABLE
 
 
-def _now() -> float:
-    return time.time()
-
-
 def _validation(msg: str) -> ServiceError:
     return ServiceError("ValidationException", msg)
 
@@ -48,18 +44,7 @@ def _not_found(msg: str) -> ServiceError:
 
 
 def _page(items: list[Any], body: dict[str, Any], key: str, limit: int = 100) -> dict[str, Any]:
-    start = 0
-    token = body.get("nextToken")
-    if token:
-        try:
-            start = int(base64.b64decode(token).decode())
-        except ValueError:
-            raise _validation("Invalid nextToken") from None
-    size = int(body.get("maxResults") or limit)
-    out: dict[str, Any] = {key: items[start:start + size]}
-    if start + size < len(items):
-        out["nextToken"] = base64.b64encode(str(start + size).encode()).decode()
-    return out
+    return REDSHIFT_SERVERLESS.response(items, body, key, limit)
 
 
 # Tables, views and schemas that an earlier etl-kit created as the superuser (oid 10) pass to the admin.
@@ -271,7 +256,7 @@ class ServerlessProvider(Provider):
 
     def _wg_out(self, wg: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in wg.items() if v is not None and not k.startswith("_")}
-        if out.get("status") == "CREATING" and _now() - wg["_created"] >= _CREATING_SECONDS:
+        if out.get("status") == "CREATING" and epoch() - wg["_created"] >= _CREATING_SECONDS:
             out["status"] = wg["status"] = "AVAILABLE"
         pg = self.ctx.postgres
         port = pg.port if pg else 5439
@@ -348,7 +333,7 @@ class ServerlessProvider(Provider):
                 "defaultIamRoleArn": body.get("defaultIamRoleArn"),
                 "kmsKeyId": body.get("kmsKeyId") or "AWS_OWNED_KMS_KEY",
                 "logExports": list(body.get("logExports") or []), "status": "AVAILABLE",
-                "creationDate": round(_now(), 3),
+                "creationDate": round(epoch(), 3),
             }
             self._ensure_database(db)
             if user:
@@ -470,9 +455,9 @@ class ServerlessProvider(Provider):
                 "baseCapacity": body.get("baseCapacity", 128), "enhancedVpcRouting": False,
                 "publiclyAccessible": False, "securityGroupIds": [], "subnetIds": [],
                 "configParameters": self._default_params(),
-                "creationDate": round(_now(), 3), "workgroupVersion": "1.0",
+                "creationDate": round(epoch(), 3), "workgroupVersion": "1.0",
                 "patchVersion": "1.0.0", "trackName": "current", "ipAddressType": "ipv4",
-                "crossAccountVpcs": [], "_created": _now(),
+                "crossAccountVpcs": [], "_created": epoch(),
             }
             for k in self._WG_FIELDS:
                 if k in body:
