@@ -91,11 +91,12 @@ def _columns(contract: dict[str, Any], csv_path: str) -> tuple[Any, list[tuple[A
 # engines
 # ---------------------------------------------------------------------------------------------
 def _job1(spec: dict[str, Any]) -> dict[str, Any]:
-    from etl_runtime.transform import transform_stream
+    from etl_runtime.transform import TransformOptions, transform_stream
 
     with open(spec["csv"], "rb") as raw, open(spec["quarantine"], "wb") as q:
         report = transform_stream(raw, spec["contract"], spec["parquet"], q, source_name=spec["csv"],
-                                  max_reject_ratio=1.0, lineage=spec.get("lineage"), **spec.get("kwargs", {}))
+                                  options=TransformOptions(max_reject_ratio=1.0, **spec.get("kwargs", {})),
+                                  lineage=spec.get("lineage"))
     return {"rows_read": report["rows_read"], "rows_written": report["rows_written"],
             "rows_quarantined": report["rows_quarantined"], "rejects_by_reason": report["rejects_by_reason"],
             "stages": report.get("cpu_seconds")}

@@ -37,7 +37,7 @@ import threading
 import time
 import weakref
 import zlib
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
 
@@ -650,19 +650,38 @@ def iter_batches(src: SourceReader, ncols: int, delimiter: str, first_line: int,
 
 
 def _iter_arrow(src: SourceReader, ncols: int, delimiter: str, first_line: int, block_size: int) -> Iterator[Batch]:
-    import pyarrow.compute as pc
+    names = ["c%d" % i for i in range(ncols)]
+    placer = _RecordPlacer(first_line)
+    src.bound_buffers(_MAX_LIVE_BLOCKS)
+    reader = _open_arrow_reader(src, names, delimiter, block_size, placer.on_invalid)
+    if reader is None:
+        return  # header only
+    while True:
+        try:
+            rb = reader.read_next_batch()
+        except StopIteration:
+            break
+        except (pa.ArrowInvalid, OSError) as exc:
+            if src.problem is not None:
+                raise src.problem from exc
+            raise SourceProblem(f"CSV parse error: {exc}", "malformed_csv") from exc
+        cols = list(rb.columns)
+        extra = _newlines_per_record(cols) if src.saw_quote and rb.num_rows else None
+        yield placer.batch(cols, rb.num_rows, extra)
+    if src.problem is not None:
+        raise src.problem
+    rest = placer.leftover(ncols)
+    if rest is not None:
+        yield rest
+
+
+def _open_arrow_reader(src: SourceReader, names: List[str], delimiter: str, block_size: int,
+                       on_invalid: Callable[[Any], str]) -> Any:
+    """pyarrow's streaming CSV reader over the source (every column a string), or None for a header-only file."""
     import pyarrow.csv as pcsv
 
-    names = ["c%d" % i for i in range(ncols)]
-    pending: List[Tuple[int, str, int]] = []  # (record ordinal, raw text, fields) from pyarrow, in order
-
-    def on_invalid(row: Any) -> str:
-        pending.append((int(row.number), str(row.text), int(row.actual_columns)))
-        return "skip"
-
-    src.bound_buffers(_MAX_LIVE_BLOCKS)
     try:
-        reader = pcsv.open_csv(
+        return pcsv.open_csv(
             src,
             read_options=pcsv.ReadOptions(column_names=names, block_size=block_size, use_threads=False),
             parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False,
@@ -674,32 +693,41 @@ def _iter_arrow(src: SourceReader, ncols: int, delimiter: str, first_line: int, 
         if src.problem is not None:
             raise src.problem from exc
         if "Empty CSV file" in str(exc):
-            return  # header only
+            return None
         raise SourceProblem(f"CSV parse error: {exc}", "malformed_csv") from exc
-    ordinal = 1  # pyarrow numbers records from 1 (after our header was removed)
-    line = first_line
-    pi = 0  # index into pending of the next unplaced ragged record
-    while True:
-        try:
-            rb = reader.read_next_batch()
-        except StopIteration:
-            break
-        except (pa.ArrowInvalid, OSError) as exc:
-            if src.problem is not None:
-                raise src.problem from exc
-            raise SourceProblem(f"CSV parse error: {exc}", "malformed_csv") from exc
-        n = rb.num_rows
-        cols = list(rb.columns)
-        if src.saw_quote and n:
-            nl = None
-            for c in cols:
-                cnt = pc.count_substring(c, "\n")
-                nl = cnt if nl is None else pc.add(nl, cnt)
-            extra = nl.to_pylist() if nl is not None and pc.sum(nl).as_py() else None
-        else:
-            extra = None
+
+
+def _newlines_per_record(cols: List[Any]) -> Optional[List[int]]:
+    """The newlines inside each record's quoted fields, or None when there are none in the batch."""
+    import pyarrow.compute as pc
+
+    nl = None
+    for c in cols:
+        cnt = pc.count_substring(c, "\n")
+        nl = cnt if nl is None else pc.add(nl, cnt)
+    return nl.to_pylist() if nl is not None and pc.sum(nl).as_py() else None
+
+
+class _RecordPlacer:
+    """Gives the records of pyarrow's batches their source lines, putting back in file order the ragged
+    records pyarrow handed to :meth:`on_invalid` (and skipped)."""
+
+    def __init__(self, first_line: int) -> None:
+        self.pending: List[Tuple[int, str, int]] = []  # (record ordinal, raw text, fields) from pyarrow, in order
+        self.ordinal = 1  # pyarrow numbers records from 1 (after our header was removed)
+        self.line = first_line
+        self.pi = 0  # index into pending of the next unplaced ragged record
+
+    def on_invalid(self, row: Any) -> str:
+        self.pending.append((int(row.number), str(row.text), int(row.actual_columns)))
+        return "skip"
+
+    def batch(self, cols: List[Any], n: int, extra: Optional[List[int]]) -> Batch:
+        """The batch of ``n`` parsed records (``extra``: newlines inside each) with its ragged records."""
+        pending, pi, ordinal = self.pending, self.pi, self.ordinal
         # ragged records reported so far that fall inside (or right after) this batch's ordinals
         if not (pi < len(pending) and pending[pi][0] <= ordinal + n + (len(pending) - pi)):
+            line = self.line
             if extra is None:
                 lines = int64_array(range(line, line + n))
                 line += n
@@ -709,34 +737,40 @@ def _iter_arrow(src: SourceReader, ncols: int, delimiter: str, first_line: int, 
                     starts.append(line)
                     line += 1 + e
                 lines = int64_array(starts)
-            ordinal += n
-            yield Batch(cols, lines, [])
-            continue
-        # Slow path (rare): interleave ragged records by ordinal.
-        starts = []
+            self.line = line
+            self.ordinal = ordinal + n
+            return Batch(cols, lines, [])
+        return self._interleave(cols, n, extra)
+
+    def _interleave(self, cols: List[Any], n: int, extra: Optional[List[int]]) -> Batch:
+        """Slow path (rare): interleave ragged records by ordinal."""
+        pending = self.pending
+        starts: List[int] = []
         ragged: List[Tuple[int, str, int]] = []
         i = 0
-        while i < n or (pi < len(pending) and pending[pi][0] == ordinal):
-            if pi < len(pending) and pending[pi][0] == ordinal:
-                text = pending[pi][1]
-                ragged.append((line, text, pending[pi][2]))
-                line += 1 + text.count("\n")
-                pi += 1
+        while i < n or (self.pi < len(pending) and pending[self.pi][0] == self.ordinal):
+            if self.pi < len(pending) and pending[self.pi][0] == self.ordinal:
+                text = pending[self.pi][1]
+                ragged.append((self.line, text, pending[self.pi][2]))
+                self.line += 1 + text.count("\n")
+                self.pi += 1
             else:
-                starts.append(line)
-                line += 1 + (extra[i] if extra is not None else 0)
+                starts.append(self.line)
+                self.line += 1 + (extra[i] if extra is not None else 0)
                 i += 1
-            ordinal += 1
-        yield Batch(cols, int64_array(starts), ragged)
-    if src.problem is not None:
-        raise src.problem
-    rest = pending[pi:]
-    if rest:
+            self.ordinal += 1
+        return Batch(cols, int64_array(starts), ragged)
+
+    def leftover(self, ncols: int) -> Optional[Batch]:
+        """The ragged records after the last parsed one, as a batch of no regular record (None if none)."""
+        rest = self.pending[self.pi:]
+        if not rest:
+            return None
         ragged = []
         for _, text, nf in rest:
-            ragged.append((line, text, nf))
-            line += 1 + text.count("\n")
-        yield Batch([pa.array([], pa.string()) for _ in range(ncols)], pa.array([], pa.int64()), ragged)
+            ragged.append((self.line, text, nf))
+            self.line += 1 + text.count("\n")
+        return Batch([pa.array([], pa.string()) for _ in range(ncols)], pa.array([], pa.int64()), ragged)
 
 
 _NUL_STAND_IN = "\ufdd0"  # a Unicode noncharacter, not for interchange

@@ -1,7 +1,8 @@
 """Lambda ``start-workflow-function``: start the Glue workflow for one uploaded CSV object.
 
-Deployed alone as ``lambda_handler.py`` (handler ``lambda_handler.handler``): stdlib and boto3
-only, no other etl_kit module, Python 3.9 compatible. Locally the env var ``AWS_ENDPOINT_URL``
+Stdlib and boto3 only, importing nothing else of ``etl_runtime`` (and no pyarrow), Python 3.9
+compatible: it runs inside the runtime package (``etl_runtime.lambda_handler.handler``) and alone as
+``lambda_handler.py`` (handler ``lambda_handler.handler``). Locally the env var ``AWS_ENDPOINT_URL``
 points the plain ``boto3.client(...)`` calls at the local cloud.
 
 Environment
@@ -45,7 +46,7 @@ import os
 import random
 import time
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NoReturn, Optional, Tuple
 from urllib.parse import unquote_plus
 
 import boto3
@@ -297,109 +298,157 @@ def _notify(sns: Any, topic: str, subject: str, body: str) -> None:
         _log(decision="notify_failed", error=str(exc))
 
 
+_NOT_FOUND = ("404", "NoSuchKey", "NotFound")
+
+
 def _process_one(ref: ObjectRef, *, s3: Any, glue: Any, sns: Any, context: Any) -> Dict[str, Any]:
-    workflow = _env("WORKFLOW_NAME")
-    input_prefix = _env("INPUT_PREFIX", "input/")
-    state_prefix = _env("STATE_PREFIX", "_etl_kit/")
-    topic = _env("TOPIC_ARN")
-    bucket, key = ref["bucket"], ref["key"]
-    result: Dict[str, Any] = {"status": "skipped", "reason": "", "run_id": "", "bucket": bucket, "key": key,
-                              "etag": str(ref.get("etag") or "")}
-
-    def skipped(reason: str, run_id: str = "") -> Dict[str, Any]:
-        result.update(status="skipped", reason=reason, run_id=run_id)
-        _log(decision="skipped", **result)
-        _notify(sns, topic, f"etl-kit: skipped {key.rsplit('/', 1)[-1]}",
-                f"Skipped s3://{bucket}/{key}: {reason}." + (f"\nExisting workflow run: {run_id}" if run_id else ""))
-        return result
-
-    ok, why = should_process(ref, input_prefix=input_prefix, bucket=_env("BUCKET"))
-    if not ok and ref.get("decoded_key") != key and ref.get("source") == "eventbridge":
-        # fall through: the decoded key may qualify; decided after head_object below
-        ok2, _ = should_process(dict(ref, key=ref["decoded_key"]), input_prefix=input_prefix, bucket=_env("BUCKET"))
-        ok = ok2
-    if not ok:
-        return skipped(why)
-    # Confirm the object (and its identity) with head_object; EventBridge keys may need decoding.
-    head = None
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        if _code(exc) in ("404", "NoSuchKey", "NotFound") and ref.get("decoded_key") not in (None, key):
-            try:
-                head = s3.head_object(Bucket=bucket, Key=ref["decoded_key"])
-                key = result["key"] = ref["decoded_key"]
-            except Exception as exc2:
-                if _code(exc2) not in ("404", "NoSuchKey", "NotFound"):
-                    raise
-        elif _code(exc) not in ("404", "NoSuchKey", "NotFound"):
-            raise
+    """Start the workflow for one object named by an event, or say why not (``status`` skipped); a run
+    that cannot start raises after releasing its claim (``status`` waiting or failed in the log)."""
+    d = _Delivery(ref, s3=s3, glue=glue, sns=sns)
+    why = d.refusal()
+    if why:
+        return d.skipped(why)
+    head = d.head()
     if head is None:
-        return skipped("object no longer exists")
-    ok, why = should_process(dict(ref, key=key, size=head.get("ContentLength")), input_prefix=input_prefix)
+        return d.skipped("object no longer exists")
+    ok, why = should_process(dict(ref, key=d.key, size=head.get("ContentLength")), input_prefix=d.input_prefix)
     if not ok:
-        return skipped(why)
+        return d.skipped(why)
     etag = str(head.get("ETag") or ref.get("etag") or "").strip('"')
     event_etag = str(ref.get("etag") or "")
     if event_etag and etag and event_etag != etag:
         # Overwritten since this event: the newer version has an event of its own, which starts its run.
-        return skipped(f"superseded: overwritten since the event (event ETag {event_etag}, now {etag})")
+        return d.skipped(f"superseded: overwritten since the event (event ETag {event_etag}, now {etag})")
     version = str(head.get("VersionId") or ref.get("version_id") or "")
     if version == "null":
         version = ""
-    kind = delivery_kind(ref)
-    claim = {"bucket": bucket, "key": key, "etag": etag, "version_id": version, "run_id": "",
-             "claimed_at": datetime.now(timezone.utc).isoformat(), "event_time": ref.get("event_time", ""),
-             "delivery": kind}
-    taken = take_claim(s3, glue, bucket=bucket, ident=(key, version or etag, state_prefix), claim=claim, kind=kind)
-    if not taken["won"]:
-        if taken["verdict"] in ("running", "starting", "succeeded", "rejected"):
-            return skipped("duplicate", taken["run_id"])
-        return skipped(f"duplicate (attempt {taken['attempt']}: {taken['verdict']})", taken["run_id"])
-    ckey = taken["claim_key"]
-    result["attempt"] = taken["attempt"]
+    claim = d.claim(etag, version)
+    if claim is None:
+        return d.result
     props = {
-        "source_bucket": bucket, "source_key": key, "source_etag": etag, "source_version_id": version,
+        "source_bucket": d.bucket, "source_key": d.key, "source_etag": etag, "source_version_id": version,
         "source_size": str(head.get("ContentLength", ref.get("size") or "")),
-        "event_time": str(ref.get("event_time") or ""), "claim_key": ckey,
-        "claim_attempt": str(taken["attempt"]), "delivery": kind,
+        "event_time": str(ref.get("event_time") or ""), "claim_key": claim["claim_key"],
+        "claim_attempt": str(claim["attempt"]), "delivery": claim["delivery"],
     }
-    # One attempt, never a sleep: when no run slot is free the error goes up to the entry point, which (for
-    # an SQS record) makes the message reappear later, so the event waits in the queue, not in this function.
-    run_id = ""
-    last: Optional[BaseException] = None
-    try:
-        run_id = glue.start_workflow_run(Name=workflow, RunProperties=props)["RunId"]
-    except Exception as exc:
-        last = exc
-    if not run_id:
+    return d.start(claim, props)
+
+
+class _Delivery:
+    """One object of one event on its way to a workflow run: the settings, the outcome so far and the steps."""
+
+    def __init__(self, ref: ObjectRef, *, s3: Any, glue: Any, sns: Any) -> None:
+        self.ref, self.s3, self.glue, self.sns = ref, s3, glue, sns
+        self.workflow = _env("WORKFLOW_NAME")
+        self.input_prefix = _env("INPUT_PREFIX", "input/")
+        self.state_prefix = _env("STATE_PREFIX", "_etl_kit/")
+        self.topic = _env("TOPIC_ARN")
+        self.bucket, self.key = ref["bucket"], ref["key"]
+        self.result: Dict[str, Any] = {"status": "skipped", "reason": "", "run_id": "", "bucket": self.bucket,
+                                       "key": self.key, "etag": str(ref.get("etag") or "")}
+
+    def skipped(self, reason: str, run_id: str = "") -> Dict[str, Any]:
+        """Log, notify and return the outcome ``skipped`` with its reason."""
+        bucket, key = self.bucket, self.key
+        self.result.update(status="skipped", reason=reason, run_id=run_id)
+        _log(decision="skipped", **self.result)
+        _notify(self.sns, self.topic, f"etl-kit: skipped {key.rsplit('/', 1)[-1]}",
+                f"Skipped s3://{bucket}/{key}: {reason}." + (f"\nExisting workflow run: {run_id}" if run_id else ""))
+        return self.result
+
+    def refusal(self) -> str:
+        """Why the event's object does not start the workflow ("" when it may)."""
+        ref = self.ref
+        ok, why = should_process(ref, input_prefix=self.input_prefix, bucket=_env("BUCKET"))
+        if not ok and ref.get("decoded_key") != self.key and ref.get("source") == "eventbridge":
+            # fall through: the decoded key may qualify; decided after head_object
+            ok, _ = should_process(dict(ref, key=ref["decoded_key"]), input_prefix=self.input_prefix,
+                                   bucket=_env("BUCKET"))
+        return "" if ok else why
+
+    def head(self) -> Optional[Dict[str, Any]]:
+        """Confirm the object (and its identity) with head_object; EventBridge keys may need decoding (the
+        decoded key is then the object's key). None when the object no longer exists."""
+        decoded = self.ref.get("decoded_key")
+        try:
+            return dict(self.s3.head_object(Bucket=self.bucket, Key=self.key))
+        except Exception as exc:
+            if _code(exc) not in _NOT_FOUND:
+                raise
+            if decoded in (None, self.key):
+                return None
+        try:
+            head = dict(self.s3.head_object(Bucket=self.bucket, Key=decoded))
+        except Exception as exc2:
+            if _code(exc2) not in _NOT_FOUND:
+                raise
+            return None
+        self.key = self.result["key"] = str(decoded)
+        return head
+
+    def claim(self, etag: str, version: str) -> Optional[Dict[str, Any]]:
+        """Claim the next attempt at the object (see :func:`take_claim`); the claim, or None when another
+        attempt holds it (the outcome is then ``skipped`` as a duplicate)."""
+        ref, kind = self.ref, delivery_kind(self.ref)
+        claim = {"bucket": self.bucket, "key": self.key, "etag": etag, "version_id": version, "run_id": "",
+                 "claimed_at": datetime.now(timezone.utc).isoformat(), "event_time": ref.get("event_time", ""),
+                 "delivery": kind}
+        taken = take_claim(self.s3, self.glue, bucket=self.bucket, ident=(self.key, version or etag, self.state_prefix),
+                           claim=claim, kind=kind)
+        if not taken["won"]:
+            if taken["verdict"] in ("running", "starting", "succeeded", "rejected"):
+                self.skipped("duplicate", taken["run_id"])
+            else:
+                self.skipped(f"duplicate (attempt {taken['attempt']}: {taken['verdict']})", taken["run_id"])
+            return None
+        self.result["attempt"] = taken["attempt"]
+        return claim
+
+    def start(self, claim: Dict[str, Any], props: Dict[str, str]) -> Dict[str, Any]:
+        """Start the workflow run once, never with a sleep, and record its id in the claim.
+
+        When no run slot is free the error goes up to the entry point, which (for an SQS record) makes the
+        message reappear later, so the event waits in the queue, not in this function.
+        """
+        run_id = ""
+        last: Optional[BaseException] = None
+        try:
+            run_id = self.glue.start_workflow_run(Name=self.workflow, RunProperties=props)["RunId"]
+        except Exception as exc:
+            last = exc
+        if not run_id:
+            self._not_started(claim["claim_key"], last)
+        claim["run_id"] = run_id
+        claim["started_at"] = datetime.now(timezone.utc).isoformat()
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=claim["claim_key"], Body=json.dumps(claim).encode("utf-8"),
+                               ContentType="application/json")
+        except Exception as exc:  # the run has started; a stale claim body only loses the run id
+            _log(decision="claim_update_failed", error=str(exc), claim_key=claim["claim_key"])
+        self.result.update(status="started", reason="", run_id=run_id, key=self.key)
+        _log(decision="started", workflow=self.workflow, **self.result)
+        _notify(self.sns, self.topic, f"etl-kit: started {self.workflow}",
+                f"Started workflow {self.workflow} run {run_id}\nfor s3://{self.bucket}/{self.key} "
+                f"({props['source_size']} bytes, ETag {claim['etag']}).")
+        return self.result
+
+    def _not_started(self, ckey: str, last: Optional[BaseException]) -> NoReturn:
+        """Release the claim so the retry can act, log (and, unless waiting for a run slot, notify), raise."""
         with contextlib.suppress(Exception):
-            s3.delete_object(Bucket=bucket, Key=ckey)  # release the claim so the retry can act
+            self.s3.delete_object(Bucket=self.bucket, Key=ckey)
         reason = f"{_code(last) or type(last).__name__}: {last}" if last else "no run id returned"
         if last is not None and _code(last) in WAIT_CODES:
             # Waiting for a free run slot is the normal state of a burst: logged, not notified.
-            result.update(status="waiting", reason=reason)
-            _log(decision="waiting", **result)
+            self.result.update(status="waiting", reason=reason)
+            _log(decision="waiting", **self.result)
         else:
-            result.update(status="failed", reason=reason)
-            _log(decision="failed", **result)
-            _notify(sns, topic, f"etl-kit: FAILED to start {workflow}",
-                    f"Could not start workflow {workflow} for s3://{bucket}/{key}: {reason}\n"
+            self.result.update(status="failed", reason=reason)
+            _log(decision="failed", **self.result)
+            _notify(self.sns, self.topic, f"etl-kit: FAILED to start {self.workflow}",
+                    f"Could not start workflow {self.workflow} for s3://{self.bucket}/{self.key}: {reason}\n"
                     "The event stays in the intake queue and is retried; after the queue's maxReceiveCount "
                     "it moves to the intake DLQ (etl-kit replay --dlq).")
         raise last if last is not None else RuntimeError(reason)
-    claim["run_id"] = run_id
-    claim["started_at"] = datetime.now(timezone.utc).isoformat()
-    try:
-        s3.put_object(Bucket=bucket, Key=ckey, Body=json.dumps(claim).encode("utf-8"), ContentType="application/json")
-    except Exception as exc:  # the run has started; a stale claim body only loses the run id
-        _log(decision="claim_update_failed", error=str(exc), claim_key=ckey)
-    result.update(status="started", reason="", run_id=run_id, key=key)
-    _log(decision="started", workflow=workflow, **result)
-    _notify(sns, topic, f"etl-kit: started {workflow}",
-            f"Started workflow {workflow} run {run_id}\nfor s3://{bucket}/{key} "
-            f"({props['source_size']} bytes, ETag {etag}).")
-    return result
 
 
 class _Poison(Exception):

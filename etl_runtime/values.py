@@ -93,3 +93,35 @@ class Job1Summary:
             key_min=_int_or_none(props, "dq_key_min"),
             key_max=_int_or_none(props, "dq_key_max"),
         )
+
+    @classmethod
+    def from_report(cls, report: Mapping[str, Any]) -> Job1Summary:
+        """The summary of job 1's report (a missing count is 0, a missing key bound ``None``)."""
+        return cls(
+            rows_read=report.get("rows_read", 0),
+            rows_written=report.get("rows_written", 0),
+            rows_quarantined=report.get("rows_quarantined", 0),
+            duplicate_keys_in_file=report.get("duplicate_keys_in_file", 0),
+            output_lineage=bool(report.get("output_lineage")),
+            key_min=report.get("key_min"),
+            key_max=report.get("key_max"),
+        )
+
+    def to_run_properties(self) -> Dict[str, str]:
+        """The ``dq_*`` run properties job 2 reads back with :meth:`from_run_properties` (all strings, as
+        Glue requires; an unknown count is ``"0"``, an unknown key bound ``""``)."""
+        return {
+            "dq_rows_read": _count_text(self.rows_read),
+            "dq_rows_written": _count_text(self.rows_written),
+            "dq_rows_quarantined": _count_text(self.rows_quarantined),
+            "dq_duplicate_keys": _count_text(self.duplicate_keys_in_file),
+            # job 2 appends straight into the target when the file carries its lineage columns and
+            # the target holds none of its keys (checked inside the load transaction)
+            "dq_output_lineage": "1" if self.output_lineage else "0",
+            "dq_key_min": "" if self.key_min is None else str(self.key_min),
+            "dq_key_max": "" if self.key_max is None else str(self.key_max),
+        }
+
+
+def _count_text(value: Optional[int]) -> str:
+    return str(0 if value is None else value)

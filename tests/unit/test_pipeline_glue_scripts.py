@@ -28,7 +28,11 @@ def load(name: str) -> ModuleType:
 
 
 def test_parse_args_ignores_glue_extras() -> None:
+    from etl_runtime import job1
+
     mod = load("csv_to_parquet")
+    # the Glue script is a few lines: job 1 itself lives in etl_runtime.job1
+    assert mod.main is job1.main and mod.parse_args is job1.parse_args
     args = mod.parse_args(["script", "--JOB_ID", "j_1", "--job-bookmark-option", "job-bookmark-disable",
                            "--WORKFLOW_NAME", "wf", "--WORKFLOW_RUN_ID", "wr_1", "--dataset_contract", "{}"])
     assert args["WORKFLOW_NAME"] == "wf" and args["output_prefix"] == "output/" and args["max_reject_ratio"] == "0.5"
@@ -62,6 +66,16 @@ def test_csv_to_parquet_main_with_workflow(monkeypatch: pytest.MonkeyPatch, caps
                       json.dumps(DEFAULT_CONTRACT)])
         assert str(ei.value).startswith("REJECTED s3://bkt/input/b.csv: missing_columns")
     assert "etl_kit" in sys.modules
+
+
+def test_csv_to_parquet_main_refuses_missing_arguments(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    mod = load("csv_to_parquet")
+    assert mod.main(["s", "--JOB_ID", "x"]) == 2
+    assert "--dataset_contract (JSON) is required" in capsys.readouterr().err
+    with mock_aws():
+        assert mod.main(["s", "--dataset_contract", json.dumps(DEFAULT_CONTRACT)]) == 2
+    assert "no source object" in capsys.readouterr().err
 
 
 def test_csv_to_parquet_unexpected_error_writes_a_failed_report_and_reraises(monkeypatch: pytest.MonkeyPatch,

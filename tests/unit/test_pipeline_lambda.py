@@ -358,3 +358,16 @@ def test_backoff_grows_with_the_receive_count_within_bounds(monkeypatch: pytest.
     monkeypatch.setenv("BACKOFF_MAX_SECONDS", "999999")
     monkeypatch.setenv("BACKOFF_BASE_SECONDS", "100000")
     assert lh.backoff_seconds(1) == lh.MAX_VISIBILITY_SECONDS == 43200  # SQS's ceiling for a visibility timeout
+
+
+def test_handler_imports_neither_pyarrow_nor_the_rest_of_the_runtime() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import etl_runtime.lambda_handler\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyarrow', 'etl_runtime', 'etl_kit', "
+            "'etl_localcloud', 'pandas')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # stdlib + boto3 only: the package's __init__ stays empty, the handler needs no other runtime module
+    assert out.stdout.strip() == "['etl_runtime', 'etl_runtime.lambda_handler']"

@@ -205,7 +205,7 @@ def test_append_statements_copy_straight_into_the_locked_target() -> None:
 
 
 def test_run_properties_carry_what_the_append_needs() -> None:
-    from etl_runtime.transform import run_properties_from_report
+    from etl_runtime.job1 import run_properties_from_report
 
     props = run_properties_from_report({**APPEND_REPORT, "state": "transformed"})
     assert all(isinstance(v, str) for v in props.values())

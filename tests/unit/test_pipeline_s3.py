@@ -14,7 +14,8 @@ from moto import mock_aws
 
 from etl_kit.config import DEFAULT_CONTRACT
 from etl_kit.exceptions import FileRejected
-from etl_runtime.transform import run_csv_to_parquet
+from etl_runtime.job1 import run_csv_to_parquet, run_properties_from_report
+from etl_runtime.values import Job1Summary, SourceObject, WorkflowRun
 
 pytestmark = pytest.mark.unit
 
@@ -44,8 +45,8 @@ def _get(s3: Any, key: str) -> bytes:
 def test_run_csv_to_parquet_on_moto(aws: Any) -> None:
     s3, glue, run_id = aws
     etag = s3.put_object(Bucket="bkt", Key="input/2024/sales.csv", Body=CSV)["ETag"].strip('"')
-    rep = run_csv_to_parquet(bucket="bkt", key="input/2024/sales.csv", contract=DEFAULT_CONTRACT, run_id=run_id,
-                             workflow_name="wf", source_etag=etag, s3=s3, glue=glue)
+    rep = run_csv_to_parquet(SourceObject("bkt", "input/2024/sales.csv", etag=etag), DEFAULT_CONTRACT,
+                             workflow=WorkflowRun("wf", run_id), s3=s3, glue=glue)
     assert rep["output_key"] == "output/2024/sales.csv/part-0000.parquet"
     assert rep["quarantine_key"] == "quarantine/2024/sales.csv.quarantine.csv"
     assert rep["report_key"] == "reports/2024/sales.csv.report.json"
@@ -64,8 +65,7 @@ def test_run_csv_to_parquet_on_moto(aws: Any) -> None:
     # a clean re-upload of the same key overwrites the output and removes the stale quarantine object
     clean = CSV.replace(b"2/30/2014", b"2/28/2014")
     etag2 = s3.put_object(Bucket="bkt", Key="input/2024/sales.csv", Body=gzip.compress(clean))["ETag"].strip('"')
-    rep2 = run_csv_to_parquet(bucket="bkt", key="input/2024/sales.csv", contract=DEFAULT_CONTRACT,
-                              source_etag=etag2, s3=s3)
+    rep2 = run_csv_to_parquet(SourceObject("bkt", "input/2024/sales.csv", etag=etag2), DEFAULT_CONTRACT, s3=s3)
     assert rep2["output_key"] == rep["output_key"] and rep2["quarantine_key"] == "" and rep2["gzip"] is True
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="bkt")["Contents"]}
     assert "quarantine/2024/sales.csv.quarantine.csv" not in keys
@@ -74,13 +74,13 @@ def test_run_csv_to_parquet_on_moto(aws: Any) -> None:
 def test_rejection_and_source_changed(aws: Any) -> None:
     s3, glue, run_id = aws
     etag = s3.put_object(Bucket="bkt", Key="input/x.csv", Body=CSV)["ETag"].strip('"')
-    run_csv_to_parquet(bucket="bkt", key="input/x.csv", contract=DEFAULT_CONTRACT, source_etag=etag, s3=s3)
+    run_csv_to_parquet(SourceObject("bkt", "input/x.csv", etag=etag), DEFAULT_CONTRACT, s3=s3)
     # overwritten with a file missing a required column: rejected, old output removed, copy in quarantine
     bad = CSV.replace(b"Order ID", b"Order Number")
     etag2 = s3.put_object(Bucket="bkt", Key="input/x.csv", Body=bad)["ETag"].strip('"')
     with pytest.raises(FileRejected) as ei:
-        run_csv_to_parquet(bucket="bkt", key="input/x.csv", contract=DEFAULT_CONTRACT, source_etag=etag2,
-                           run_id=run_id, workflow_name="wf", s3=s3, glue=glue)
+        run_csv_to_parquet(SourceObject("bkt", "input/x.csv", etag=etag2), DEFAULT_CONTRACT,
+                           workflow=WorkflowRun("wf", run_id), s3=s3, glue=glue)
     assert ei.value.reason == "missing_columns" and ei.value.key == "input/x.csv"
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="bkt")["Contents"]}
     assert "output/x.csv/part-0000.parquet" not in keys and "quarantine/x.csv.rejected.csv" in keys
@@ -90,5 +90,30 @@ def test_rejection_and_source_changed(aws: Any) -> None:
     assert props["job1_state"] == "rejected" and props["job1_reason"] == "missing_columns"
     # the event's ETag no longer matches: source_changed, nothing touched
     with pytest.raises(FileRejected) as ei:
-        run_csv_to_parquet(bucket="bkt", key="input/x.csv", contract=DEFAULT_CONTRACT, source_etag=etag, s3=s3)
+        run_csv_to_parquet(SourceObject("bkt", "input/x.csv", etag=etag), DEFAULT_CONTRACT, s3=s3)
     assert ei.value.reason == "source_changed"
+
+
+def test_run_properties_hand_job2_the_summary_as_strings() -> None:
+    report = {"state": "transformed", "reason": "", "rows_read": 5, "rows_written": 4, "rows_quarantined": 1,
+              "duplicate_keys_in_file": 2, "rejects_by_reason": {"z": 1, "a": 2}, "warnings_by_rule": {},
+              "report_key": "reports/a.csv.report.json", "output_key": "output/a.csv/part-0000.parquet",
+              "quarantine_key": "quarantine/a.csv.quarantine.csv", "output_lineage": True, "key_min": 10,
+              "key_max": 99}
+    props = run_properties_from_report(report)
+    assert props == {
+        "job1_state": "transformed", "job1_reason": "", "dq_rows_read": "5", "dq_rows_written": "4",
+        "dq_rows_quarantined": "1", "dq_duplicate_keys": "2", "dq_rejects_by_reason": '{"a": 2, "z": 1}',
+        "dq_warnings_by_rule": "{}", "dq_report_key": "reports/a.csv.report.json",
+        "output_key": "output/a.csv/part-0000.parquet", "quarantine_key": "quarantine/a.csv.quarantine.csv",
+        "dq_output_lineage": "1", "dq_key_min": "10", "dq_key_max": "99",
+    }
+    # job 2 reads back exactly what job 1 summarised
+    assert Job1Summary.from_run_properties(props) == Job1Summary(
+        rows_read=5, rows_written=4, rows_quarantined=1, duplicate_keys_in_file=2, output_lineage=True,
+        key_min=10, key_max=99)
+    failed = run_properties_from_report({"state": "failed", "reason": "ValueError: x", "message": "ValueError: x"})
+    assert failed["dq_rows_read"] == "0" and failed["dq_duplicate_keys"] == "0"
+    assert failed["dq_key_min"] == "" and failed["dq_output_lineage"] == "0"
+    assert failed["job1_state"] == "failed" and failed["job1_message"] == "ValueError: x"
+    assert Job1Summary.from_run_properties(failed).key_min is None

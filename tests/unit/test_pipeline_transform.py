@@ -16,7 +16,7 @@ from etl_kit.config import SEED_CONTRACT
 from etl_kit.exceptions import FileRejected
 from etl_runtime.contract import normalise_header
 from etl_runtime.csvread import arrow_supports_handler
-from etl_runtime.transform import TransformRejected, output_keys, source_id, transform_stream
+from etl_runtime.transform import TransformOptions, TransformRejected, output_keys, source_id, transform_stream
 
 pytestmark = pytest.mark.unit
 
@@ -54,7 +54,7 @@ def run(data: bytes | str, engine: str, contract: dict[str, Any] | None = None, 
     out, q = io.BytesIO(), io.BytesIO()
     kw.setdefault("max_reject_ratio", 1.0)
     report = transform_stream(io.BytesIO(data), contract or SEED_CONTRACT, out, q, source_name="test.csv",
-                              engine=engine, **kw)
+                              options=TransformOptions(engine=engine, **kw))
     res = Result(report, out.getvalue(), q.getvalue())
     assert report["rows_read"] == report["rows_written"] + report["rows_quarantined"]
     assert report["rows_written"] == len(res.rows)
@@ -416,7 +416,7 @@ def test_key_counter_spilled_matches_in_memory(kind: str) -> None:
 
     import pyarrow as pa
 
-    from etl_runtime.transform import _KeyCounter
+    from etl_runtime.dupcount import KeyCounter
 
     rnd = random.Random(7)
     if kind == "string":
@@ -428,7 +428,7 @@ def test_key_counter_spilled_matches_in_memory(kind: str) -> None:
         typ = pa.int64()
     counts = Counter(keys)
     expected = (sum(1 for c in counts.values() if c > 1), sum(c - 1 for c in counts.values() if c > 1))
-    spilled, small = _KeyCounter(spill_rows=1500), _KeyCounter()
+    spilled, small = KeyCounter(spill_rows=1500), KeyCounter()
     for i in range(0, len(keys), 700):
         chunk = pa.array(keys[i:i + 700], typ)
         spilled.add(chunk)
@@ -436,7 +436,7 @@ def test_key_counter_spilled_matches_in_memory(kind: str) -> None:
     assert spilled._dir is not None and len(spilled._writers) > 16
     assert spilled.result() == expected
     assert small._dir is None and small.result() == expected
-    assert _KeyCounter().result() == (0, 0)
+    assert KeyCounter().result() == (0, 0)
 
 
 def test_duplicate_keys_counted_through_transform() -> None:
@@ -503,7 +503,7 @@ def test_fast_paths_agree_with_the_reference_check(engine: str, monkeypatch: pyt
     """
     import random
 
-    from etl_runtime import transform as tr
+    from etl_runtime import checks
 
     rnd = random.Random(5)
     odd_numbers = ["+12", "-3", "007", "1e3", "0x10", " 42 ", "", "NULL", "n/a", "12.3.4", "1.234", "1.230", ".5",
@@ -530,7 +530,8 @@ def test_fast_paths_agree_with_the_reference_check(engine: str, monkeypatch: pyt
         rows_.append(row(oid, **kw).replace("Côte d'Ivoire", '"Côte d\'Ivoire"'))
     data = lines(*rows_)
     fast = run(data, engine, block_size=16384)
-    monkeypatch.setattr(tr._ColumnChecker, "check", lambda self, raw: tr._check_plain(raw, self.rule, self.null_set))
+    monkeypatch.setattr(checks.ColumnChecker, "check",
+                        lambda self, raw: checks.check_plain(raw, self.rule, self.null_set))
     ref = run(data, engine, block_size=16384)
     assert fast.rows == ref.rows
     assert fast.quarantine == ref.quarantine
