@@ -95,17 +95,20 @@ class _Ledger:
         args = self.args
         if not (args.get("workgroup") and args.get("database") and args.get("ledger_table")):
             return
-        from etl_runtime.loader import record_ledger
+        from etl_runtime.job2 import record_ledger
+        from etl_runtime.loadsql import LedgerEntry
+        from etl_runtime.values import LoadTarget, SourceObject, Warehouse, WorkflowRun
 
+        source = SourceObject(
+            self.bucket, self.key,
+            etag=str(report.get("etag") or args.get("source_etag") or self.props.get("source_etag") or ""),
+            version_id=str(report.get("version_id") or self.props.get("source_version_id") or ""))
+        entry = LedgerEntry(source=source, state=state, run=WorkflowRun(self.workflow, self.run_id), reason=reason,
+                            message=message, rows_read=report.get("rows_read"),
+                            rows_written=report.get("rows_written"), rows_quarantined=report.get("rows_quarantined"))
         try:
-            record_ledger(workgroup=args["workgroup"], database=args["database"], schema=args["schema"],
-                          ledger_table=args["ledger_table"], bucket=self.bucket, key=self.key,
-                          etag=str(report.get("etag") or args.get("source_etag") or self.props.get("source_etag")
-                                   or ""),
-                          state=state, version_id=str(report.get("version_id") or self.props.get("source_version_id")
-                                                      or ""),
-                          run_id=self.run_id, workflow_name=self.workflow, report=report, reason=reason,
-                          message=message, secret_arn=args.get("secret_arn"))
+            record_ledger(Warehouse(args["workgroup"], args["database"], args.get("secret_arn")),
+                          LoadTarget(schema=args["schema"], ledger_table=args["ledger_table"]), entry)
         except Exception as lexc:  # the job's own outcome is the story; the ledger failure is a footnote
             print(f"csv_to_parquet: could not record the ledger row ({state}): {lexc}", file=sys.stderr)
 
