@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from etl_runtime import dataapi
 from etl_runtime.errors import WarehouseError
@@ -45,6 +45,9 @@ from etl_runtime.loadsql import (
 )
 from etl_runtime.values import Job1Summary, LoadTarget, SourceObject, Warehouse, WorkflowRun
 
+if TYPE_CHECKING:
+    from etl_runtime.contract import CompiledContract
+
 __all__ = ["check_target_layout", "ensure_ledger_layout", "record_ledger", "loaded_attempt", "run_load",
            "parse_args", "main"]
 
@@ -57,12 +60,11 @@ def _client(rsd: Any) -> Any:
     return boto3.client("redshift-data")
 
 
-def check_target_layout(rsd: Any, warehouse: Warehouse, target: LoadTarget, contract: Any) -> None:
+def check_target_layout(rsd: Any, warehouse: Warehouse, target: LoadTarget, contract: CompiledContract) -> None:
     """Raise a WarehouseError naming the table and the fix when an existing target has other columns.
 
     COPY maps Parquet columns to table columns by position, so a table created by an older etl-kit (or
-    by hand) would fail deep inside the load, or load lineage into the wrong columns. ``contract`` is
-    the :class:`~etl_runtime.contract.CompiledContract`.
+    by hand) would fail deep inside the load, or load lineage into the wrong columns.
     """
     schema, table = target.schema, target.table
     rows = dataapi.query(rsd, warehouse, columns_query(schema, table, ordered=True))
