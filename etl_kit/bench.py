@@ -8,7 +8,7 @@ What one run does (see ``docs/benchmarks.md``):
    ceiling, every engine in a fresh subprocess (:mod:`etl_kit.bench_refs`) so that its peak RSS
    (the child's ``VmHWM``) is its own; every engine's outputs are checked to hold the same rows;
 3. **memory**: job 1's peak RSS at each ``--memory-sizes`` (and the references' for context);
-4. **load**: job 2 (``etl_runtime.loader.run_load``, Data API ``COPY ... FORMAT AS PARQUET`` +
+4. **load**: job 2 (``etl_runtime.job2.run_load``, Data API ``COPY ... FORMAT AS PARQUET`` +
    MERGE) against a raw ADBC binary-COPY ingest of the same Parquet into the same embedded PostgreSQL;
 5. **e2e**: the whole pipeline provisioned into a throwaway local cloud, ``put_object`` into ``input/``,
    time until the ledger row exists;
@@ -397,14 +397,14 @@ def adbc_ingest(settings: Any, parquet: str, rows: int, database: str | None) ->
 
 
 def _loader_module() -> tuple[Any, str]:
-    """(etl_runtime.loader, "") or (None, why it is not available)."""
+    """(etl_runtime.job2, "") or (None, why it is not available)."""
     try:
-        from etl_runtime import loader  # type: ignore[attr-defined,unused-ignore]
+        from etl_runtime import job2
     except ImportError as exc:
-        return None, f"etl_runtime.loader is not importable yet ({exc})"
-    if not hasattr(loader, "run_load"):
-        return None, "etl_runtime.loader has no run_load yet"
-    return loader, ""
+        return None, f"etl_runtime.job2 is not importable yet ({exc})"
+    if not hasattr(job2, "run_load"):
+        return None, "etl_runtime.job2 has no run_load yet"
+    return job2, ""
 
 
 def _job1_report(parquet: str, key_column: str) -> dict[str, Any]:
@@ -424,20 +424,24 @@ def _job1_report(parquet: str, key_column: str) -> dict[str, Any]:
             "key_min": mm["min"], "key_max": mm["max"], "output_lineage": all(c in names for c in LINEAGE_COLUMNS)}
 
 
-def _call_run_load(loader: Any, settings: Any, *, bucket: str, key: str, source_key: str, rows: int,
+def _call_run_load(loader: Any, settings: Any, *, bucket: str, key: str, source_key: str,
                    run_id: str, report: dict[str, Any], table: str | None = None) -> Any:
     """Call job 2's entry point the way ``etl_runtime/entrypoints/parquet_to_redshift.py`` does."""
     from etl_kit.clients import client
     from etl_kit.config import LOCAL_ACCOUNT_ID
+    from etl_runtime.contract import compile_contract
+    from etl_runtime.loadsql import LoadSpec
+    from etl_runtime.values import Job1Summary, LoadTarget, SourceObject, Warehouse, WorkflowRun
 
-    return loader.run_load(
-        workgroup=settings.redshift_workgroup, database=settings.redshift_database, schema=settings.redshift_schema,
-        table=table or f"bench_load_{run_id[-6:]}", ledger_table=f"bench_ledger_{run_id[-6:]}",
-        contract=settings.dataset_contract.model_dump(mode="json"), bucket=bucket, output_key=key,
-        redshift_role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{settings.redshift_role}", run_id=run_id,
-        workflow_name="bench", source_bucket=bucket, source_key=source_key, source_etag=uuid.uuid4().hex,
-        report=report, rsd=client("redshift-data", settings),
-    )
+    spec = LoadSpec(
+        target=LoadTarget(schema=settings.redshift_schema, table=table or f"bench_load_{run_id[-6:]}",
+                          ledger_table=f"bench_ledger_{run_id[-6:]}",
+                          redshift_role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{settings.redshift_role}"),
+        contract=compile_contract(settings.dataset_contract.model_dump(mode="json")),
+        parquet=SourceObject(bucket, key), source=SourceObject(bucket, source_key, uuid.uuid4().hex),
+        run=WorkflowRun("bench", run_id), summary=Job1Summary(**report))
+    warehouse = Warehouse(settings.redshift_workgroup, settings.redshift_database)
+    return loader.run_load(spec, warehouse, rsd=client("redshift-data", settings))
 
 
 def intake_part(settings: Any, n: int = BURST_N) -> dict[str, Any]:
@@ -582,7 +586,7 @@ def load_part(settings: Any, parquets: dict[int, str], provisioned: str, bar: An
                 client("s3", settings).upload_file(parquet, bucket, key)
                 report = _job1_report(parquet, settings.dataset_contract.primary_key[0])  # job 1 computed it
                 t0 = time.perf_counter()
-                result = _call_run_load(loader, settings, bucket=bucket, key=key, source_key=source_key, rows=rows,
+                result = _call_run_load(loader, settings, bucket=bucket, key=key, source_key=source_key,
                                         run_id=stem, report=report, table=table)
                 seconds = time.perf_counter() - t0
                 entry = {"method": method, "label": label, "rows": rows, "seconds": round(seconds, 3),

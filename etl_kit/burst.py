@@ -60,7 +60,7 @@ def _queue_depth(sqs: Any, name: str) -> int:
 
 def _ledger(settings: Settings, bucket: str, prefix: str) -> tuple[int, int, dict[str, int]]:
     from etl_kit.warehouse import query
-    from etl_runtime.loader import quote_literal
+    from etl_runtime.loadsql import quote_literal
 
     if any(ch in prefix for ch in "%_\\"):  # LIKE wildcards or its escape: the burst's own prefix never has them
         raise ValueError(f"burst prefix {prefix!r} must not contain %, _ or a backslash")

@@ -34,7 +34,7 @@ def _q(name: str) -> str:
 
 
 def _lit(value: str) -> str:
-    from etl_runtime.loader import quote_literal  # the loader's escaping (Redshift: quotes and backslashes)
+    from etl_runtime.loadsql import quote_literal  # the loader's escaping (Redshift: quotes and backslashes)
 
     return str(quote_literal(value))
 

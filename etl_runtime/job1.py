@@ -31,7 +31,7 @@ from etl_runtime.errors import FileRejected
 from etl_runtime.jobargs import parse_job_args
 from etl_runtime.keys import output_keys
 from etl_runtime.transform import TransformOptions, TransformRejected, transform_stream
-from etl_runtime.values import Job1Summary, SourceObject, WorkflowRun
+from etl_runtime.values import Job1Summary, LoadTarget, SourceObject, Warehouse, WorkflowRun
 
 __all__ = ["Job1Options", "run_csv_to_parquet", "failure_report", "run_properties_from_report", "parse_args",
            "main"]
@@ -387,14 +387,16 @@ class _Ledger:
         args, src = self.args, self.source
         if not (args.get("workgroup") and args.get("database") and args.get("ledger_table")):
             return
-        from etl_runtime.loader import record_ledger
+        from etl_runtime.job2 import record_ledger
+        from etl_runtime.loadsql import LedgerEntry
 
+        source = SourceObject(src.bucket, src.key, etag=str(report.get("etag") or src.etag),
+                              version_id=str(report.get("version_id") or src.version_id))
+        entry = LedgerEntry(source=source, state=state, run=self.workflow, reason=reason, message=message,
+                            rows_read=report.get("rows_read"), rows_written=report.get("rows_written"),
+                            rows_quarantined=report.get("rows_quarantined"))
         try:
-            record_ledger(workgroup=args["workgroup"], database=args["database"], schema=args["schema"],
-                          ledger_table=args["ledger_table"], bucket=src.bucket, key=src.key,
-                          etag=str(report.get("etag") or src.etag), state=state,
-                          version_id=str(report.get("version_id") or src.version_id),
-                          run_id=self.workflow.run_id, workflow_name=self.workflow.workflow_name, report=report,
-                          reason=reason, message=message, secret_arn=args.get("secret_arn"))
+            record_ledger(Warehouse(args["workgroup"], args["database"], args.get("secret_arn")),
+                          LoadTarget(schema=args["schema"], ledger_table=args["ledger_table"]), entry)
         except Exception as lexc:  # the job's own outcome is the story; the ledger failure is a footnote
             print(f"csv_to_parquet: could not record the ledger row ({state}): {lexc}", file=sys.stderr)

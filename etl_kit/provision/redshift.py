@@ -86,12 +86,14 @@ def _role_arns(roles: list[Any]) -> list[str]:
 
 def table_ddl(settings: Settings) -> list[str]:
     """CREATE statements for the target and ledger tables: job 2's own DDL, so both always agree."""
-    from etl_runtime.loader import ledger_ddl, target_ddl
+    from etl_runtime.contract import compile_contract
+    from etl_runtime.loadsql import ledger_ddl, target_ddl
+    from etl_runtime.values import LoadTarget
 
-    contract = settings.dataset_contract.model_dump(mode="json")
+    contract = compile_contract(settings.dataset_contract.model_dump(mode="json"))
     schema = settings.redshift_schema
-    return [f"CREATE SCHEMA IF NOT EXISTS {schema}", target_ddl(schema, settings.redshift_table, contract),
-            ledger_ddl(schema, settings.ledger_table)]
+    target = LoadTarget(schema=schema, table=settings.redshift_table, ledger_table=settings.ledger_table)
+    return [f"CREATE SCHEMA IF NOT EXISTS {schema}", target_ddl(target, contract), ledger_ddl(target)]
 
 
 def execute(ctx: Ctx, sqls: list[str], secret_arn: str) -> None:

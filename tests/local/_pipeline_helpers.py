@@ -92,7 +92,7 @@ def runs_for(settings: Settings, key: str, etag: str | None = None) -> list[dict
 
 
 def ledger_rows(settings: Settings, bucket: str, key: str) -> list[dict[str, Any]]:
-    from etl_runtime.loader import quote_literal
+    from etl_runtime.loadsql import quote_literal
 
     df = query(f'select * from "{settings.redshift_schema}"."{settings.ledger_table}" '
                f'where "bucket" = {quote_literal(bucket)} and "key" = {quote_literal(key)}', settings)
@@ -100,7 +100,7 @@ def ledger_rows(settings: Settings, bucket: str, key: str) -> list[dict[str, Any
 
 
 def table_rows(settings: Settings, key: str) -> list[dict[str, Any]]:
-    from etl_runtime.loader import quote_literal
+    from etl_runtime.loadsql import quote_literal
 
     df = query(f'select * from "{settings.redshift_schema}"."{settings.redshift_table}" '
                f"where source_key = {quote_literal(key)} order by order_id", settings)

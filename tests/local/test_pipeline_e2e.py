@@ -380,8 +380,12 @@ def test_a_target_table_with_other_columns_fails_naming_the_table_and_the_fix(pi
     from etl_kit.config import LOCAL_ACCOUNT_ID
     from etl_kit.exceptions import WarehouseError
     from etl_kit.warehouse import execute, query
-    from etl_runtime import loader
+    from etl_runtime import job2
+    from etl_runtime.contract import compile_contract
+    from etl_runtime.job1 import run_properties_from_report
+    from etl_runtime.loadsql import LoadSpec
     from etl_runtime.transform import transform_stream
+    from etl_runtime.values import Job1Summary, LoadTarget, SourceObject, Warehouse, WorkflowRun
 
     schema, table = pipeline.redshift_schema, "old_layout_sales"
     contract = pipeline.dataset_contract.model_dump(mode="json")
@@ -396,12 +400,14 @@ def test_a_target_table_with_other_columns_fails_naming_the_table_and_the_fix(pi
     key = "output/old/part-0000.parquet"
     s3.put_object(Bucket=pipeline.bucket_name(), Key=key, Body=out.getvalue())
     with pytest.raises(WarehouseError, match=rf"table {schema}\.{table} has the columns .*loaded_at.* RENAME TO"):
-        loader.run_load(
-            workgroup=pipeline.redshift_workgroup, database=pipeline.redshift_database, schema=schema, table=table,
-            ledger_table=pipeline.ledger_table, contract=contract, bucket=pipeline.bucket_name(), output_key=key,
-            redshift_role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{pipeline.redshift_role}", run_id="wr_old",
-            workflow_name="wf", source_bucket=pipeline.bucket_name(), source_key="input/old.csv", source_etag="e0",
-            report=report, rsd=client("redshift-data", pipeline))
+        spec = LoadSpec(
+            target=LoadTarget(schema, table, pipeline.ledger_table,
+                              f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{pipeline.redshift_role}"),
+            contract=compile_contract(contract), parquet=SourceObject(pipeline.bucket_name(), key),
+            source=SourceObject(pipeline.bucket_name(), "input/old.csv", "e0"), run=WorkflowRun("wf", "wr_old"),
+            summary=Job1Summary.from_run_properties(run_properties_from_report(report)))
+        job2.run_load(spec, Warehouse(pipeline.redshift_workgroup, pipeline.redshift_database),
+                      rsd=client("redshift-data", pipeline))
     assert int(query(f"SELECT COUNT(*) AS n FROM {schema}.{table}", pipeline).iloc[0, 0]) == 0
     led = ledger_rows(pipeline, pipeline.bucket_name(), "input/old.csv")
     assert [r["state"] for r in led] == ["failed"] and "RENAME TO" in led[0]["message"]

@@ -275,37 +275,38 @@ def test_a_ledger_from_before_attempts_is_migrated_in_place(pipeline: Settings) 
     """The old layout (primary key bucket, key, etag) takes a second attempt's row after the migration."""
     from etl_kit.clients import client
     from etl_kit.warehouse import execute, query
-    from etl_runtime import loader
+    from etl_runtime import job2
+    from etl_runtime.loadsql import LEDGER_COLUMNS, LedgerEntry
+    from etl_runtime.values import LoadTarget, SourceObject, Warehouse, WorkflowRun
 
     schema, table = pipeline.redshift_schema, "old_ledger_layout"
-    old_cols = [f'"{n}" {t}' for n, t in loader.LEDGER_COLUMNS if n != "attempt"]
+    old_cols = [f'"{n}" {t}' for n, t in LEDGER_COLUMNS if n != "attempt"]
     execute([f"DROP TABLE IF EXISTS {schema}.{table}",
              f'CREATE TABLE {schema}.{table} ({", ".join(old_cols)}, PRIMARY KEY ("bucket", "key", "etag"))',
              f"INSERT INTO {schema}.{table} (bucket, key, etag, run_id, state, rows_loaded) "
              "VALUES ('b', 'input/o.csv', 'e1', 'wr_old', 'failed', 0)"], pipeline)
     rsd = client("redshift-data", pipeline)
-    target = {"workgroup": pipeline.redshift_workgroup, "database": pipeline.redshift_database}
+    warehouse = Warehouse(pipeline.redshift_workgroup, pipeline.redshift_database)
+    ledger, obj = LoadTarget(schema, ledger_table=table), SourceObject("b", "input/o.csv", "e1")
     # job 2's look-up finds no loaded attempt (migrating the table on the way) ...
-    assert loader.loaded_attempt(rsd, schema=schema, ledger_table=table, bucket="b", key="input/o.csv", etag="e1",
-                                 **target) is None
+    assert job2.loaded_attempt(rsd, warehouse, ledger, obj) is None
     cols = query("SELECT column_name FROM information_schema.columns WHERE table_schema = :s AND table_name = :t "
                  "ORDER BY ordinal_position", pipeline, parameters={"s": schema, "t": table})
-    assert list(cols["column_name"]) == [n for n, _ in loader.LEDGER_COLUMNS]
+    assert list(cols["column_name"]) == [n for n, _ in LEDGER_COLUMNS]
     # ... the retry's row is a second attempt next to the first, which is kept
-    loader.record_ledger(schema=schema, ledger_table=table, bucket="b", key="input/o.csv", etag="e1", state="rejected",
-                         run_id="wr_new", reason="no_data_rows", rsd=rsd, **target)
+    job2.record_ledger(warehouse, ledger, LedgerEntry(source=obj, state="rejected", run=WorkflowRun(run_id="wr_new"),
+                                                      reason="no_data_rows"), rsd)
     got = query(f"SELECT run_id, attempt, state FROM {schema}.{table} ORDER BY attempt", pipeline)
     assert got.values.tolist() == [["wr_old", 1, "failed"], ["wr_new", 2, "rejected"]]
     # migrating again changes nothing
-    assert loader.ensure_ledger_layout(rsd, schema=schema, ledger_table=table, **target) == []
-    # job 1's rejection (record_ledger, its signature unchanged) on an old table migrates it too
+    assert job2.ensure_ledger_layout(rsd, warehouse, ledger) == []
+    # job 1's rejection (record_ledger) on an old table migrates it too
     execute([f"DROP TABLE {schema}.{table}",
              f'CREATE TABLE {schema}.{table} ({", ".join(old_cols)}, PRIMARY KEY ("bucket", "key", "etag"))',
              f"INSERT INTO {schema}.{table} (bucket, key, etag, run_id, state, rows_loaded) "
              "VALUES ('b', 'input/o.csv', 'e1', 'wr_old', 'failed', 0)"], pipeline)
-    loader.record_ledger(workgroup=pipeline.redshift_workgroup, database=pipeline.redshift_database, schema=schema,
-                         ledger_table=table, bucket="b", key="input/o.csv", etag="e1", state="failed", run_id="wr_2",
-                         reason="load_failed", rsd=rsd)
+    job2.record_ledger(warehouse, ledger, LedgerEntry(source=obj, state="failed", run=WorkflowRun(run_id="wr_2"),
+                                                      reason="load_failed"), rsd)
     got = query(f"SELECT run_id, attempt, state FROM {schema}.{table} ORDER BY attempt", pipeline)
     assert got.values.tolist() == [["wr_old", 1, "failed"], ["wr_2", 2, "failed"]]
     execute(f"DROP TABLE {schema}.{table}", pipeline)

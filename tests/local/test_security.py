@@ -18,7 +18,10 @@ import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from etl_runtime import loader
+from etl_runtime import job2
+from etl_runtime.contract import compile_contract
+from etl_runtime.loadsql import LedgerEntry, LoadSpec
+from etl_runtime.values import LoadTarget, SourceObject, Warehouse, WorkflowRun
 from tests.conftest import client_factory, private_cloud
 
 pytestmark = pytest.mark.local
@@ -95,12 +98,13 @@ def test_hostile_keys_round_trip_through_job2_ledger_lookup_and_run_nothing(aws,
     assert run(aws, "INSERT INTO canary VALUES (7)")["Status"] == "FINISHED"
     rsd = aws("redshift-data")
     for i, key in enumerate(keys):
-        loader.record_ledger(workgroup=WG, database=DB, schema="public", ledger_table="load_ledger", bucket="b",
-                             key=key, etag=f"e{i}", state="loaded", run_id=f"wr_{i}", rsd=rsd)
-        out = loader.run_load(workgroup=WG, database=DB, schema="public", table="sales", ledger_table="load_ledger",
-                              contract={"columns": []}, bucket="b", output_key="output/x.parquet",
-                              redshift_role_arn="arn:aws:iam::123456789012:role/r", run_id=f"wr_again_{i}",
-                              workflow_name="wf", source_bucket="b", source_key=key, source_etag=f"e{i}", rsd=rsd)
+        target = LoadTarget("public", "sales", "load_ledger", "arn:aws:iam::123456789012:role/r")
+        job2.record_ledger(Warehouse(WG, DB), target, LedgerEntry(
+            source=SourceObject("b", key, f"e{i}"), state="loaded", run=WorkflowRun(run_id=f"wr_{i}")), rsd)
+        spec = LoadSpec(target=target, contract=compile_contract({"columns": [{"name": "id", "type": "integer"}]}),
+                        parquet=SourceObject("b", "output/x.parquet"), source=SourceObject("b", key, f"e{i}"),
+                        run=WorkflowRun("wf", f"wr_again_{i}"))
+        out = job2.run_load(spec, Warehouse(WG, DB), rsd=rsd)
         assert out["state"] == "skipped" and out["reason"] == f"already loaded by run wr_{i}", key
     stored = rows(aws, "SELECT key FROM load_ledger ORDER BY etag")
     assert [r[0] for r in stored] == keys  # every key stored and read back byte for byte

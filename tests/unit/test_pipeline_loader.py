@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from etl_kit.config import SEED_CONTRACT
 from etl_kit.exceptions import WarehouseError
-from etl_runtime import loader
+from etl_runtime import dataapi, job2, loadsql
+from etl_runtime.contract import compile_contract
+from etl_runtime.loadsql import AppendPlan, LedgerEntry, LoadSpec
+from etl_runtime.values import Job1Summary, LoadTarget, SourceObject, Warehouse, WorkflowRun
 
 pytestmark = pytest.mark.unit
 
 
-def stmts(**kw: Any) -> list[str]:
-    args: dict[str, Any] = dict(
-        schema="public", table="sales_data_table", ledger_table="etl_load_ledger", contract=SEED_CONTRACT,
-        bucket="bkt", output_key="output/o'brien/part-0000.parquet", redshift_role_arn="arn:aws:iam::1:role/r",
-        run_id="wr_1", workflow_name="wf", source_bucket="bkt", source_key="input/o'brien\\x.csv",
-        source_etag="e1", report={"rows_read": 3, "rows_written": 2, "rows_quarantined": 1},
-        loaded_at="2024-01-01T00:00:00Z", started_at="2024-01-01T00:00:00Z",
-    )
-    args.update(kw)
-    return loader.load_statements(**args)
+COUNTS = Job1Summary(rows_read=3, rows_written=2, rows_quarantined=1)
+
+
+def spec(table: str = "sales_data_table", contract: Any = SEED_CONTRACT, summary: Job1Summary = COUNTS) -> LoadSpec:
+    return LoadSpec(
+        target=LoadTarget("public", table, "etl_load_ledger", "arn:aws:iam::1:role/r"),
+        contract=compile_contract(contract), parquet=SourceObject("bkt", "output/o'brien/part-0000.parquet"),
+        source=SourceObject("bkt", "input/o'brien\\x.csv", "e1"), run=WorkflowRun("wf", "wr_1"), summary=summary)
+
+
+def batch(upsert: str | None = None, append: AppendPlan | None = None, **kw: Any) -> loadsql.LoadBatch:
+    return loadsql.load_statements(spec(**kw), append=append, upsert=upsert, loaded_at="2024-01-01T00:00:00Z",
+                                   started_at="2024-01-01T00:00:00Z")
+
+
+def stmts(upsert: str | None = None, append: AppendPlan | None = None, **kw: Any) -> list[str]:
+    return list(batch(upsert, append, **kw).sqls)
 
 
 def test_statement_shape() -> None:
@@ -63,12 +74,14 @@ def test_merge_variant_and_unknown_upsert() -> None:
         stmts(upsert="upsert")
 
 
-@pytest.mark.parametrize(("extra", "dedupe"), [
-    ({}, True), ({"duplicate_keys_in_file": 3}, True), ({"duplicate_keys_in_file": 0}, False),
-    ({"dq_duplicate_keys": "0"}, False), ({"dq_duplicate_keys": "12"}, True), ({"duplicate_keys_in_file": ""}, True),
+@pytest.mark.parametrize(("summary", "dedupe"), [
+    (COUNTS, True), (Job1Summary(duplicate_keys_in_file=3), True), (Job1Summary(duplicate_keys_in_file=0), False),
+    (Job1Summary.from_run_properties({"dq_duplicate_keys": "0"}), False),
+    (Job1Summary.from_run_properties({"dq_duplicate_keys": "12"}), True),
+    (Job1Summary.from_run_properties({"dq_duplicate_keys": ""}), True),
 ])
-def test_dedupe_only_when_job1_may_have_seen_duplicates(extra: dict[str, Any], dedupe: bool) -> None:
-    s = stmts(report={"rows_read": 3, "rows_written": 2, "rows_quarantined": 1, **extra})
+def test_dedupe_only_when_job1_may_have_seen_duplicates(summary: Job1Summary, dedupe: bool) -> None:
+    s = stmts(summary=summary)
     assert any(x.startswith("DELETE FROM etl_kit_staging USING") for x in s) is dedupe
     assert s[6].startswith("DELETE FROM etl_kit_staging USING" if dedupe else 'DELETE FROM "public"')
 
@@ -76,16 +89,16 @@ def test_dedupe_only_when_job1_may_have_seen_duplicates(extra: dict[str, Any], d
 def test_literals_are_escaped() -> None:
     s = stmts()
     assert "'input/o''brien\\\\x.csv'" in s[8] and "'input/o''brien\\\\x.csv'" in s[10]
-    assert loader.quote_literal("a'b") == "'a''b'"
-    assert loader.quote_literal(None) == "NULL"
+    assert loadsql.quote_literal("a'b") == "'a''b'"
+    assert loadsql.quote_literal(None) == "NULL"
     with pytest.raises(ValueError):
-        loader.quote_literal("a\x00b")
+        loadsql.quote_literal("a\x00b")
 
 
 @pytest.mark.parametrize("bad", ["x; DROP TABLE y", 'a"b', "1abc", "", "a-b"])
 def test_identifiers_are_validated(bad: str) -> None:
     with pytest.raises(ValueError):
-        loader.quote_ident(bad)
+        loadsql.quote_ident(bad)
     with pytest.raises(ValueError):
         stmts(table=bad)
 
@@ -128,11 +141,12 @@ class FakeRsd:
         return {"Records": []}
 
 
-def load(rsd: FakeRsd) -> dict[str, Any]:
-    return loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
-                           contract=SEED_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
-                           redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
-                           source_key="input/a.csv", source_etag="e", rsd=rsd)
+def load(rsd: FakeRsd, summary: Job1Summary | None = None, force: bool = False) -> dict[str, Any]:
+    load_spec = LoadSpec(target=LoadTarget("public", "t", "l", "arn:r"), contract=compile_contract(SEED_CONTRACT),
+                         parquet=SourceObject("bkt", "output/a/part-0000.parquet"),
+                         source=SourceObject("bkt", "input/a.csv", "e"), run=WorkflowRun("wf", "wr_1"),
+                         summary=summary or Job1Summary())
+    return job2.run_load(load_spec, Warehouse("wg", "dev"), rsd=rsd, force=force)
 
 
 def test_run_load_success_skip_and_failure() -> None:
@@ -151,11 +165,7 @@ def test_run_load_success_skip_and_failure() -> None:
 
 def test_run_load_without_dedupe_reports_by_statement() -> None:
     rsd = FakeRsd()
-    res = loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
-                          contract=SEED_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
-                          redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
-                          source_key="input/a.csv", source_etag="e", rsd=rsd,
-                          report={"rows_read": 5, "duplicate_keys_in_file": 0})
+    res = load(rsd, Job1Summary(rows_read=5, duplicate_keys_in_file=0))
     assert not any(q.startswith("DELETE FROM etl_kit_staging") for q in rsd.batches[0])
     assert res["rows_copied"] == 5 and res["rows_deduplicated"] == 0
     assert res["rows_replaced"] == 6 and res["rows_merged"] == 7
@@ -163,7 +173,7 @@ def test_run_load_without_dedupe_reports_by_statement() -> None:
 
 def test_wait_polls_fast_and_caps_at_half_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr(loader.time, "sleep", sleeps.append)
+    monkeypatch.setattr(dataapi.time, "sleep", sleeps.append)
 
     class Slow:
         n = 0
@@ -172,31 +182,32 @@ def test_wait_polls_fast_and_caps_at_half_a_second(monkeypatch: pytest.MonkeyPat
             self.n += 1
             return {"Id": Id, "Status": "FINISHED" if self.n > 12 else "STARTED"}
 
-    assert loader._wait(Slow(), "x", timeout=60)["Status"] == "FINISHED"
+    assert dataapi.wait(Slow(), "x", timeout=60)["Status"] == "FINISHED"
     assert sleeps[0] == pytest.approx(0.02) and max(sleeps) == pytest.approx(0.5) and len(sleeps) == 12
     assert sleeps == sorted(sleeps)
 
 
-APPEND_REPORT = {"rows_read": 5, "rows_written": 4, "rows_quarantined": 1, "duplicate_keys_in_file": 0,
-                 "output_lineage": True, "key_min": 10, "key_max": 99}
+APPEND_REPORT = Job1Summary(rows_read=5, rows_written=4, rows_quarantined=1, duplicate_keys_in_file=0,
+                            output_lineage=True, key_min=10, key_max=99)
+SEED = compile_contract(SEED_CONTRACT)
 
 
 @pytest.mark.parametrize(("change", "plan"), [
-    ({}, {"key_min": 10, "key_max": 99, "rows": 4}),
+    ({}, AppendPlan(key_min=10, key_max=99, rows=4)),
     ({"output_lineage": False}, None), ({"duplicate_keys_in_file": 2}, None), ({"key_min": None}, None),
     ({"rows_written": 0}, None),
 ])
 def test_append_plan_needs_lineage_no_duplicates_and_a_key_range(change: dict[str, Any], plan: Any) -> None:
-    assert loader.append_plan(SEED_CONTRACT, {**APPEND_REPORT, **change}) == plan
+    assert loadsql.append_plan(SEED, dataclasses.replace(APPEND_REPORT, **change)) == plan
     props = {"dq_output_lineage": "1", "dq_duplicate_keys": "0", "dq_key_min": "10", "dq_key_max": "99",
              "dq_rows_written": "4"}  # the same from job 1's run properties
-    assert loader.append_plan(SEED_CONTRACT, props) == {"key_min": 10, "key_max": 99, "rows": 4}
-    text_key = {**SEED_CONTRACT, "primary_key": ["country"]}
-    assert loader.append_plan(text_key, APPEND_REPORT) is None
+    assert loadsql.append_plan(SEED, Job1Summary.from_run_properties(props)) == AppendPlan(10, 99, 4)
+    text_key = compile_contract({**SEED_CONTRACT, "primary_key": ["country"]})
+    assert loadsql.append_plan(text_key, APPEND_REPORT) is None
 
 
 def test_append_statements_copy_straight_into_the_locked_target() -> None:
-    s = stmts(report=APPEND_REPORT, append=loader.append_plan(SEED_CONTRACT, APPEND_REPORT))
+    s = stmts(summary=APPEND_REPORT, append=loadsql.append_plan(SEED, APPEND_REPORT))
     assert [x.split(" ")[0] for x in s] == ["CREATE", "CREATE", "LOCK", "SELECT", "COPY", "DELETE", "INSERT"]
     assert s[3] == ('SELECT 1 / (CASE WHEN (SELECT COUNT(*) FROM "public"."sales_data_table" WHERE "order_id" '
                     'BETWEEN 10 AND 99) = 0 THEN 1 ELSE 0 END) AS etl_kit_append_guard')
@@ -207,11 +218,11 @@ def test_append_statements_copy_straight_into_the_locked_target() -> None:
 def test_run_properties_carry_what_the_append_needs() -> None:
     from etl_runtime.job1 import run_properties_from_report
 
-    props = run_properties_from_report({**APPEND_REPORT, "state": "transformed"})
+    props = run_properties_from_report({**dataclasses.asdict(APPEND_REPORT), "state": "transformed"})
     assert all(isinstance(v, str) for v in props.values())
-    report = loader.report_from_run_properties(props)
-    assert loader.append_plan(SEED_CONTRACT, report) == {"key_min": 10, "key_max": 99, "rows": 4}
-    assert loader.append_plan(SEED_CONTRACT, loader.report_from_run_properties({})) is None
+    report = Job1Summary.from_run_properties(props)
+    assert loadsql.append_plan(SEED, report) == AppendPlan(key_min=10, key_max=99, rows=4)
+    assert loadsql.append_plan(SEED, Job1Summary.from_run_properties({})) is None
 
 
 class GuardRsd(FakeRsd):
@@ -219,7 +230,7 @@ class GuardRsd(FakeRsd):
 
     def describe_statement(self, Id: str) -> dict[str, Any]:
         if Id == "b1":
-            guard = next(q for q in self.batches[0] if loader.APPEND_GUARD in q)
+            guard = next(q for q in self.batches[0] if loadsql.APPEND_GUARD in q)
             return {"Id": Id, "Status": "FAILED", "Error": "ERROR: division by zero",
                     "SubStatements": [{"Id": "b1:4", "Status": "FAILED", "QueryString": guard}]}
         return super().describe_statement(Id)
@@ -227,43 +238,38 @@ class GuardRsd(FakeRsd):
 
 def test_a_tripped_guard_loads_through_staging_and_other_failures_do_not_retry() -> None:
     rsd = GuardRsd()
-    res = loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
-                          contract=SEED_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
-                          redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
-                          source_key="input/a.csv", source_etag="e", rsd=rsd, report=APPEND_REPORT)
+    res = load(rsd, APPEND_REPORT)
     assert res["state"] == "loaded" and res["mode"] == "upsert"
     assert len(rsd.batches) == 2
-    assert any(loader.APPEND_GUARD in q for q in rsd.batches[0])
+    assert any(loadsql.APPEND_GUARD in q for q in rsd.batches[0])
     assert any(q.startswith("CREATE TEMP TABLE etl_kit_staging") for q in rsd.batches[1])
     assert "'upserted from s3://bkt/output/a/part-0000.parquet'" in rsd.batches[1][-2]
     # any other failure of the append is the load's failure: ledger 'failed', no second try
     rsd = FakeRsd(fail=True)
     with pytest.raises(WarehouseError):
-        loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
-                        contract=SEED_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
-                        redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
-                        source_key="input/a.csv", source_etag="e", rsd=rsd, report=APPEND_REPORT)
+        load(rsd, APPEND_REPORT)
     assert len(rsd.batches) == 2 and "'failed'" in rsd.batches[1][-1]
 
 
 def test_the_ledger_keeps_one_row_per_attempt() -> None:
-    delete, insert = loader.ledger_statements("public", "l", bucket="b", key="input/a.csv", etag="e", state="failed",
-                                              run_id="wr_2")
+    entry = LedgerEntry(source=SourceObject("b", "input/a.csv", "e"), state="failed", run=WorkflowRun(run_id="wr_2"))
+    delete, insert = loadsql.ledger_statements(LoadTarget("public", ledger_table="l"), entry)
     assert delete == ('DELETE FROM "public"."l" WHERE "bucket" = \'b\' AND "key" = \'input/a.csv\' AND "etag" = \'e\' '
                       'AND "run_id" = \'wr_2\'')
     # the attempt number: one more than the object's other attempts
     assert insert.endswith('(SELECT COALESCE(MAX("attempt"), 0) + 1 FROM "public"."l" WHERE "bucket" = \'b\' AND '
                            '"key" = \'input/a.csv\' AND "etag" = \'e\' AND "run_id" <> \'wr_2\')')
-    assert '"run_id" VARCHAR(256) NOT NULL' in loader.ledger_ddl("public", "l")
+    assert '"run_id" VARCHAR(256) NOT NULL' in loadsql.ledger_ddl(LoadTarget("public", ledger_table="l"))
 
 
 def test_an_old_ledger_table_is_migrated_in_place() -> None:
-    old = [n for n, _ in loader.LEDGER_COLUMNS if n != "attempt"]
-    assert loader.ledger_migration("public", "l", old, "l_pkey") == [
+    old = [n for n, _ in loadsql.LEDGER_COLUMNS if n != "attempt"]
+    ledger = LoadTarget("public", ledger_table="l")
+    assert loadsql.ledger_migration(ledger, old, "l_pkey") == [
         'ALTER TABLE "public"."l" DROP CONSTRAINT "l_pkey"',
         'ALTER TABLE "public"."l" ADD COLUMN "attempt" INTEGER',
         'UPDATE "public"."l" SET "attempt" = 1 WHERE "attempt" IS NULL']
-    assert loader.ledger_migration("public", "l", [n for n, _ in loader.LEDGER_COLUMNS], "l_pkey") == []
+    assert loadsql.ledger_migration(ledger, [n for n, _ in loadsql.LEDGER_COLUMNS], "l_pkey") == []
 
 
 class LoadedRsd(FakeRsd):
@@ -278,10 +284,54 @@ class LoadedRsd(FakeRsd):
 def test_a_forced_load_runs_despite_a_loaded_attempt() -> None:
     rsd = LoadedRsd()
     assert load(rsd)["state"] == "skipped" and rsd.batches == []
-    res = loader.run_load(workgroup="wg", database="dev", schema="public", table="t", ledger_table="l",
-                          contract=SEED_CONTRACT, bucket="bkt", output_key="output/a/part-0000.parquet",
-                          redshift_role_arn="arn:r", run_id="wr_1", workflow_name="wf", source_bucket="bkt",
-                          source_key="input/a.csv", source_etag="e", rsd=rsd, force=True)
+    res = load(rsd, force=True)
     assert res["state"] == "loaded" and len(rsd.batches) == 1
     lookups = [q for q in rsd.queries if q.startswith('SELECT "state"')]
     assert lookups and all("\"state\" = 'loaded'" in q for q in lookups)  # only loaded attempts block
+
+
+class ShuffledRsd(FakeRsd):
+    """Sub-statements listed out of order: each is known by its id ``<batch>:<n>``, n counting from 1."""
+
+    def describe_statement(self, Id: str) -> dict[str, Any]:
+        if Id == "q":
+            return super().describe_statement(Id)
+        n = len(self.batches[-1])
+        return {"Id": Id, "Status": "FINISHED",
+                "SubStatements": [{"Id": f"{Id}:{i}", "ResultRows": 100 + i} for i in range(n, 0, -1)]}
+
+
+def test_counts_are_read_by_sub_statement_id_not_by_list_order() -> None:
+    rsd = ShuffledRsd()
+    res = load(rsd)
+    sqls = rsd.batches[0]
+    assert sqls[5].startswith("COPY etl_kit_staging") and res["rows_copied"] == 106
+    assert sqls[6].startswith("DELETE FROM etl_kit_staging USING") and res["rows_deduplicated"] == 107
+    assert sqls[7].startswith('DELETE FROM "public"."t" USING') and res["rows_replaced"] == 108
+    assert sqls[8].startswith('INSERT INTO "public"."t"') and res["rows_merged"] == 109
+
+
+def test_batch_positions_name_the_statements_that_count() -> None:
+    b = batch(upsert="merge")
+    assert b.sqls[b.copy].startswith("COPY etl_kit_staging") and b.sqls[b.dedupe or 0].startswith("DELETE FROM etl")
+    assert b.replace is None and b.sqls[b.insert or 0].startswith("MERGE INTO") and b.guard is None
+    a = batch(append=AppendPlan(1, 9, 3), summary=APPEND_REPORT)
+    assert a.mode == "append" and loadsql.APPEND_GUARD in a.sqls[a.guard or 0]
+    assert a.sqls[a.copy].startswith('COPY "public"."sales_data_table"') and a.dedupe is None
+
+
+def test_the_job_reads_its_load_from_arguments_and_run_properties(capsys: Any) -> None:
+    import json
+
+    args = job2.parse_args(["s", "--workgroup", "wg", "--redshift_role_arn", "arn:r", "--WORKFLOW_NAME", "wf",
+                            "--WORKFLOW_RUN_ID", "wr_1", "--dataset_contract", json.dumps(SEED_CONTRACT)])
+    props = {"output_key": "output/a/part-0000.parquet", "source_bucket": "bkt", "source_key": "input/a.csv",
+             "source_etag": "e", "source_version_id": "v1", "dq_rows_read": "3", "dq_duplicate_keys": "0"}
+    got = job2.load_spec(args, props)
+    assert got.target == LoadTarget("public", "sales_data_table", "etl_load_ledger", "arn:r")
+    assert got.parquet == SourceObject("bkt", "output/a/part-0000.parquet")
+    assert got.source == SourceObject("bkt", "input/a.csv", "e", "v1") and got.run == WorkflowRun("wf", "wr_1")
+    assert got.summary.rows_read == 3 and got.summary.duplicate_keys_in_file == 0
+    assert [c.name for c in got.contract.columns] == [c["name"] for c in SEED_CONTRACT["columns"]]
+    assert job2.main(["s", "--workgroup", "wg"]) == 2
+    assert "--redshift_role_arn, --dataset_contract" in capsys.readouterr().err
