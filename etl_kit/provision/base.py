@@ -277,7 +277,7 @@ def diff(actual: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
 def _state(step: str, r: Resource) -> Change:
     if r.skip:
         return r.change(step, "skip", {"reason": r.skip})
-    waiting = r.waits_for() if r.waits_for else ""
+    waiting = r.call("read", r.waits_for) if r.waits_for else ""
     if waiting:
         return r.change(step, "skip", {"reason": waiting})
     actual = r.call("read", r.read)
