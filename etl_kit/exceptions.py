@@ -28,6 +28,9 @@ __all__ = [
     "WarehouseError",
     "WaitTimeout",
     "ValidationFailed",
+    "NOT_FOUND_CODES",
+    "error_code",
+    "is_not_found",
     "translate",
     "aws_errors",
 ]
@@ -66,9 +69,6 @@ class LocalCloudError(EtlKitError):
     """The local cloud daemon could not be started, reached or stopped."""
 
 
-
-
-
 class WaitTimeout(EtlKitError):
     """A wait for a resource or run did not finish in time."""
 
@@ -77,19 +77,15 @@ class ValidationFailed(EtlKitError):
     """One or more data validation checks failed."""
 
 
-_NOT_FOUND = {
-    "NoSuchBucket",
-    "NoSuchKey",
-    "NotFound",
-    "404",
-    "NoSuchEntity",
-    "EntityNotFoundException",
-    "ResourceNotFoundException",
-    "NotFoundException",
-    "NoSuchEntityException",
-    "QueueDoesNotExist",
-    "AWS.SimpleQueueService.NonExistentQueue",
-}
+# Error codes meaning "this resource is not there", across the services the kit calls. One set for the
+# whole kit: provisioning reads an absent resource as "to create", the other modules as ResourceNotFound.
+NOT_FOUND_CODES = frozenset({
+    "NoSuchBucket", "NoSuchKey", "NotFound", "404", "NoSuchEntity", "EntityNotFoundException",
+    "ResourceNotFoundException", "NotFoundException", "NoSuchEntityException", "QueueDoesNotExist",
+    "AWS.SimpleQueueService.NonExistentQueue", "NoSuchBucketPolicy", "NoSuchPublicAccessBlockConfiguration",
+    "ServerSideEncryptionConfigurationNotFoundError", "InvalidGroup.NotFound", "InvalidVpcEndpointId.NotFound",
+    "InvalidVpcID.NotFound", "NoSuchTagSet",
+})
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"}
 
 _FIX = {
@@ -97,6 +93,22 @@ _FIX = {
     "denied": "check that your credentials' policy allows this call on this resource",
     "other_bucket": "choose another bucket name or set `name_suffix` in params (e.g. '-{account_id}-{region}')",
 }
+
+
+def error_code(err: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (or of a translated :class:`AwsError`); ``""`` otherwise."""
+    if isinstance(err, AwsError):
+        return err.code
+    response: Any = getattr(err, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def is_not_found(err: BaseException) -> bool:
+    """True when ``err`` says the resource does not exist (a :data:`NOT_FOUND_CODES` code or
+    :class:`ResourceNotFound`)."""
+    return isinstance(err, ResourceNotFound) or error_code(err) in NOT_FOUND_CODES
 
 
 def translate(err: BaseException, *, action: str, resource: str) -> EtlKitError:
@@ -126,10 +138,9 @@ def translate(err: BaseException, *, action: str, resource: str) -> EtlKitError:
             "For target local, start it with `etl-kit local up`."
         )
     if isinstance(err, ClientError):
-        error: dict[str, Any] = err.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        msg = str(error.get("Message", "")) or str(err)
-        if code in _NOT_FOUND:
+        code = error_code(err)
+        msg = str(err.response.get("Error", {}).get("Message", "")) or str(err)
+        if code in NOT_FOUND_CODES:
             return ResourceNotFound(
                 f"Cannot {action}: {resource!r} does not exist ({code}: {msg}); {_FIX['not_found']}.",
                 code=code,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from etl_kit.clients import client
 from etl_kit.config import Settings
-from etl_kit.exceptions import PipelineError, ResourceNotFound, WarehouseError
+from etl_kit.exceptions import PipelineError, ResourceNotFound, WarehouseError, is_not_found
 from etl_runtime.lambda_handler import FORCED_REPLAY_DETAIL_TYPE, REPLAY_DETAIL_TYPE
 
 if TYPE_CHECKING:
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["Attempt", "Replayed", "attempts", "newest_attempts", "replay_event", "replay_object", "replay_failed",
            "replay_dlq", "parse_target", "results_frame",
            "failed_identities"]
-
-_NOT_FOUND = ("404", "NoSuchKey", "NotFound")
-
 
 @dataclass(frozen=True)
 class Attempt:
@@ -61,10 +58,6 @@ class Replayed:
     run_id: str = ""
     detail: str = ""
     via: str = ""
-
-
-def _code(exc: BaseException) -> str:
-    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
 
 
 def parse_target(target: str, settings: Settings) -> tuple[str, str]:
@@ -131,7 +124,7 @@ def _head(settings: Settings, bucket: str, key: str) -> dict[str, Any]:
     try:
         return dict(client("s3", settings).head_object(Bucket=bucket, Key=key))
     except Exception as exc:
-        if _code(exc) in _NOT_FOUND:
+        if is_not_found(exc):
             raise ResourceNotFound(f"s3://{bucket}/{key} does not exist: nothing to replay (check the key; a "
                                    "source key looks like input/<name>.csv)", code="NoSuchKey",
                                    resource=f"s3://{bucket}/{key}") from exc
@@ -146,7 +139,7 @@ def _send(settings: Settings, event: dict[str, Any]) -> Replayed:
     try:
         url = sqs.get_queue_url(QueueName=settings.intake_queue)["QueueUrl"]
     except Exception as exc:
-        if _code(exc) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+        if not is_not_found(exc):
             raise
         url = ""
     if url:
@@ -294,7 +287,7 @@ def _queue(settings: Settings, name: str, role: str) -> str:
     try:
         return str(client("sqs", settings).get_queue_url(QueueName=name)["QueueUrl"])
     except Exception as exc:
-        if _code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+        if is_not_found(exc):
             raise ResourceNotFound(f"the {role} SQS queue {name!r} does not exist: provision the durable intake "
                                    "(etl-kit provision --params ...) first", code="QueueDoesNotExist",
                                    resource=name) from exc

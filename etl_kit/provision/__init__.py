@@ -1,14 +1,14 @@
 """Provision the whole pipeline: ordered steps with ``plan`` / ``ensure`` / ``describe`` / ``delete``.
 
-Each step module has the same four functions. :func:`apply_all` runs the steps in
-:data:`STEPS` order (idempotent; drift is put back and reported), :func:`teardown_all` in
-reverse order, :func:`plan_all` changes nothing and :func:`inventory` lists ARNs.
+Each step module declares its resources as one :class:`~etl_kit.provision.base.Step` (``STEP``); the
+step runner in :mod:`etl_kit.provision.base` gives every step the same four operations.
+:func:`apply_all` runs the steps in :data:`STEPS` order (idempotent; drift is put back and reported),
+:func:`teardown_all` in reverse order, :func:`plan_all` changes nothing and :func:`inventory` lists ARNs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -16,7 +16,7 @@ import boto3
 from etl_kit.config import Settings
 from etl_kit.exceptions import ConfigError, CredentialsError, EtlKitError
 from etl_kit.provision import events, glue, glue_jobs, glue_workflow, iam, lambda_, logs, network, redshift, s3, sns
-from etl_kit.provision.base import Change
+from etl_kit.provision.base import Change, Step
 
 __all__ = [
     "STEPS",
@@ -35,34 +35,34 @@ __all__ = [
 # dependencies: network first (the workgroup needs it), logs before what writes to them, SNS before the
 # Lambda that publishes, Redshift before job 2 (its connection and secret), EventBridge last (its
 # targets must exist).
-STEPS: tuple[tuple[str, ModuleType], ...] = (
-    ("network", network),
-    ("s3", s3),
-    ("iam", iam),
-    ("logs", logs),
-    ("sns", sns),
-    ("lambda", lambda_),
-    ("glue_crawlers", glue),
-    ("redshift", redshift),
-    ("glue_jobs", glue_jobs),
-    ("glue_workflow", glue_workflow),
-    ("events", events),
+STEPS: tuple[Step, ...] = (
+    network.STEP,
+    s3.STEP,
+    iam.STEP,
+    logs.STEP,
+    sns.STEP,
+    lambda_.STEP,
+    glue.STEP,
+    redshift.STEP,
+    glue_jobs.STEP,
+    glue_workflow.STEP,
+    events.STEP,
 )
-STEP_NAMES = tuple(name for name, _ in STEPS)
+STEP_NAMES = tuple(step.name for step in STEPS)
 
 
 class InjectedFailure(EtlKitError):
     """Raised by :func:`apply_all` after the step named in ``fail_after_step`` (tests)."""
 
 
-def _select(only: Iterable[str] | None) -> list[tuple[str, ModuleType]]:
+def _select(only: Iterable[str] | None) -> list[Step]:
     if only is None:
         return list(STEPS)
     wanted = set(only)
     unknown = wanted - set(STEP_NAMES)
     if unknown:
         raise ConfigError(f"unknown provisioning steps {sorted(unknown)}; expected some of {list(STEP_NAMES)}")
-    return [(n, m) for n, m in STEPS if n in wanted]
+    return [step for step in STEPS if step.name in wanted]
 
 
 def preflight(settings: Settings, session: boto3.Session | None = None) -> str:
@@ -89,7 +89,7 @@ def plan_all(settings: Settings, session: boto3.Session | None = None, *,
              only: Iterable[str] | None = None) -> list[Change]:
     """Every step's plan (create / update with differing fields / no-change / skip); changes nothing."""
     preflight(settings, session)
-    return [c for _, mod in _select(only) for c in mod.plan(settings, session)]
+    return [c for step in _select(only) for c in step.plan(settings, session)]
 
 
 def apply_all(
@@ -114,19 +114,14 @@ def apply_all(
     if fail_after_step is not None and fail_after_step not in STEP_NAMES:
         raise ConfigError(f"fail_after_step {fail_after_step!r} is not one of {list(STEP_NAMES)}")
     preflight(settings, session)
-    steps = _select(only)
-    changes: list[Change] = []
-    bar = _bar(len(steps), "provision", progress)
-    try:
-        for name, mod in steps:
-            bar.set_postfix_str(name)
-            changes.extend(mod.ensure(settings, session))
-            bar.update(1)
-            if name == fail_after_step:
-                raise InjectedFailure(f"injected failure after step {name!r}")
-    finally:
-        bar.close()
-    return changes
+
+    def ensure(step: Step) -> list[Change]:
+        changes = step.ensure(settings, session)
+        if step.name == fail_after_step:
+            raise InjectedFailure(f"injected failure after step {step.name!r}")
+        return changes
+
+    return _run(_select(only), ensure, "provision", progress)
 
 
 def teardown_all(
@@ -157,13 +152,18 @@ def teardown_all(
                     f"{settings.glue_database} and the warehouse {settings.redshift_workgroup}?")
         if confirm is None or not confirm(question):
             raise EtlKitError("teardown not confirmed: nothing deleted (pass yes=True / --yes, or keep_data)")
-    steps = list(reversed(_select(only)))
+    return _run(list(reversed(_select(only))), lambda step: step.delete(settings, session, keep_data=keep_data),
+                "teardown", progress)
+
+
+def _run(steps: list[Step], run: Callable[[Step], list[Change]], desc: str, progress: bool) -> list[Change]:
+    """Run ``run`` over ``steps`` in order, with a progress bar; the changes of every step, in order."""
     changes: list[Change] = []
-    bar = _bar(len(steps), "teardown", progress)
+    bar = _bar(len(steps), desc, progress)
     try:
-        for name, mod in steps:
-            bar.set_postfix_str(name)
-            changes.extend(mod.delete(settings, session, keep_data=keep_data))
+        for step in steps:
+            bar.set_postfix_str(step.name)
+            changes.extend(run(step))
             bar.update(1)
     finally:
         bar.close()
@@ -196,14 +196,14 @@ def inventory(settings: Settings, session: boto3.Session | None = None, *,
               only: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
     """``{step: {name: {"type", "arn", "exists", ...}}}`` with console links on ``aws``."""
     out: dict[str, dict[str, Any]] = {}
-    for name, mod in _select(only):
-        items = mod.describe(settings, session)
+    for step in _select(only):
+        items = step.describe(settings, session)
         for res_name, info in items.items():
             if isinstance(info, dict) and "type" in info:
                 link = console_links(settings, info["type"], res_name)
                 if link:
                     info["console"] = link
-        out[name] = items
+        out[step.name] = items
     return out
 
 

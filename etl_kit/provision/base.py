@@ -1,9 +1,11 @@
-"""Shared machinery of the provisioning modules.
+"""The step runner: provisioning as data.
 
-Every AWS concern is a list of :class:`Resource` records (read / create / update /
-delete callables plus the desired state). :func:`run_plan`, :func:`run_ensure` and
-:func:`run_delete` turn such a list into :class:`Change` records, so that ``plan``
-and ``ensure`` of every module share one comparison and cannot disagree.
+A step module only declares its resources: a list of :class:`Resource` specs (type, name, how to read
+the resource, its desired configuration, how to create / update / delete it, what it is part of and what
+it waits for). A :class:`Step` turns such a list into ``plan`` / ``ensure`` / ``describe`` / ``delete``,
+written once here, so that the plan of every step is exactly what its apply does: both start from one
+comparison (:func:`diff`), absent resources are read as "to create" (:func:`or_none`), and every AWS
+error is translated into the kit's own, naming the resource (:func:`etl_kit.exceptions.aws_errors`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
@@ -19,7 +21,7 @@ import boto3
 
 from etl_kit.clients import account_id, client
 from etl_kit.config import Settings
-from etl_kit.exceptions import AwsError, EtlKitError, ResourceNotFound, WaitTimeout, aws_errors
+from etl_kit.exceptions import EtlKitError, WaitTimeout, aws_errors, is_not_found
 from etl_kit.provision.policies import Arns
 
 __all__ = [
@@ -27,29 +29,29 @@ __all__ = [
     "Change",
     "Ctx",
     "Resource",
+    "Step",
+    "TAGS",
+    "tag_list",
     "diff",
     "norm_json",
-    "is_missing",
     "run_plan",
     "run_ensure",
     "run_delete",
     "run_describe",
     "wait_until",
     "or_none",
+    "read_with",
     "const",
     "paginate",
 ]
 
 Action = Literal["create", "update", "no-change", "delete", "skip"]
+TAGS = {"etl-kit": "managed"}  # every resource the kit creates carries this tag
 
-# Error codes meaning "this resource is not there" across services.
-_MISSING_CODES = {
-    "NoSuchBucket", "NoSuchKey", "NotFound", "404", "NoSuchEntity", "EntityNotFoundException",
-    "ResourceNotFoundException", "NotFoundException", "NoSuchEntityException", "QueueDoesNotExist",
-    "AWS.SimpleQueueService.NonExistentQueue", "NoSuchBucketPolicy", "NoSuchPublicAccessBlockConfiguration",
-    "ServerSideEncryptionConfigurationNotFoundError", "InvalidGroup.NotFound", "InvalidVpcEndpointId.NotFound",
-    "InvalidVpcID.NotFound", "NoSuchTagSet",
-}
+
+def tag_list(key: str = "Key", value: str = "Value") -> list[dict[str, str]]:
+    """:data:`TAGS` as the list of pairs most APIs take (Redshift Serverless spells them ``key`` / ``value``)."""
+    return [{key: k, value: v} for k, v in TAGS.items()]
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,13 @@ class Ctx:
         return self._clients[service]
 
 
+def _nothing(*_: Any) -> None:
+    """The side effect of a resource that has none for this operation (a part goes with its whole)."""
+
+
 @dataclass
 class Resource:
-    """One managed resource.
+    """The spec of one managed resource.
 
     Attributes
     ----------
@@ -124,33 +130,121 @@ class Resource:
         What the change records show.
     read
         Returns the resource's current comparable state (a dict), or ``None`` when absent.
+    create
+        Creates it in its desired state.
     desired
-        The desired comparable state (only these keys are compared).
-    create, update, delete
-        Side effects; ``update`` receives the diffs.
+        The desired comparable state (only these keys are compared), or a callable returning it when it
+        can only be known once the resources before it exist. ``{}``: only its existence matters.
+    update
+        Puts drifted fields back; receives the diffs.
+    delete
+        Deletes it (teardown).
+    part_of
+        The name of the resource this one is a part of (a bucket's encryption, a role's inline policy):
+        deleted with it, absent from teardown and inventory, reported ``create`` when its whole is created.
     is_data
         Deleting it loses user data (kept with ``keep_data``).
     skip
-        A reason to skip this resource on this target (e.g. e-mail subscriptions on local).
+        A reason never to manage it on this target (e.g. e-mail subscriptions on local).
     delete_skip
         A reason never to delete it in teardown (e.g. shared log groups).
-    sub
-        A part of another resource (a bucket's encryption): deleted with it, absent from teardown and inventory.
+    waits_for
+        Returns what it still waits for (``""`` when nothing): asked when its turn comes in plan or
+        ensure, after the resources before it are in place (the Glue connection needs the workgroup's
+        endpoint); while it waits it is reported ``skip``.
+    extra
+        More facts for the inventory.
     """
 
     resource_type: str
     name: str
+    _: KW_ONLY
     read: Callable[[], dict[str, Any] | None]
-    desired: Callable[[], dict[str, Any]]
     create: Callable[[], None]
-    update: Callable[[dict[str, Any]], None]
-    delete: Callable[[], None]
+    desired: dict[str, Any] | Callable[[], dict[str, Any]] = field(default_factory=dict)
+    update: Callable[[dict[str, Any]], None] = _nothing
+    delete: Callable[[], None] = _nothing
     arn: str = ""
+    part_of: str = ""
     is_data: bool = False
     skip: str = ""
     delete_skip: str = ""
-    sub: bool = False
+    waits_for: Callable[[], str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def want(self) -> dict[str, Any]:
+        """The desired comparable state."""
+        return self.desired() if callable(self.desired) else self.desired
+
+    def change(self, step: str, action: Action, diffs: dict[str, Any] | None = None) -> Change:
+        """A change record of this resource."""
+        return Change(step, self.resource_type, self.name, action, diffs or {}, self.arn)
+
+    def call(self, verb: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one of its side effects with AWS errors translated into the kit's, naming it."""
+        with aws_errors(f"{verb} {self.resource_type}", self.name):
+            return fn(*args)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A provisioning step: its name and its resources, with ``plan`` / ``ensure`` / ``describe`` / ``delete``.
+
+    Attributes
+    ----------
+    name
+        The step's name (:data:`etl_kit.provision.STEP_NAMES`).
+    resources
+        Declares the step's resources, in creation order (teardown deletes in reverse).
+    legacy
+        Resources a former layout left behind, whose desired state is absent: removed by ``ensure`` and
+        ``delete``, reported by ``plan`` as ``delete`` when present.
+    after_ensure
+        Runs after ``ensure`` with its changes (IAM: wait for new roles to propagate).
+    inventory
+        More entries for ``describe`` (the network: the VPC and subnets in use).
+    """
+
+    name: str
+    resources: Callable[[Ctx], list[Resource]]
+    _: KW_ONLY
+    legacy: Callable[[Ctx], list[Resource]] | None = None
+    after_ensure: Callable[[Ctx, list[Change]], None] | None = None
+    inventory: Callable[[Ctx], dict[str, Any]] | None = None
+
+    def _legacy(self, ctx: Ctx) -> list[Resource]:
+        return self.legacy(ctx) if self.legacy else []
+
+    def plan(self, settings: Settings, session: boto3.Session | None = None) -> list[Change]:
+        """What :meth:`ensure` would change; changes nothing."""
+        ctx = Ctx(settings, session)
+        gone = [r.change(self.name, "delete", {"reason": "left by a former layout"})
+                for r in self._legacy(ctx) if _present(r)]
+        return run_plan(self.name, self.resources(ctx)) + gone
+
+    def ensure(self, settings: Settings, session: boto3.Session | None = None) -> list[Change]:
+        """Create missing resources, put drifted fields back and remove what a former layout left."""
+        ctx = Ctx(settings, session)
+        changes = run_ensure(self.name, self.resources(ctx))
+        changes += [c for c in run_delete(self.name, self._legacy(ctx)) if c.action == "delete"]
+        if self.after_ensure:
+            self.after_ensure(ctx, changes)
+        return changes
+
+    def describe(self, settings: Settings, session: boto3.Session | None = None) -> dict[str, Any]:
+        """Inventory: ``{name: {"type", "arn", "exists", ...}}``."""
+        ctx = Ctx(settings, session)
+        out = run_describe(self.resources(ctx))
+        if self.inventory:
+            out.update(self.inventory(ctx))
+        return out
+
+    def delete(self, settings: Settings, session: boto3.Session | None = None, *,
+               keep_data: bool = False) -> list[Change]:
+        """Delete the resources in reverse order (tolerating absent ones) and any former layout's leftovers."""
+        ctx = Ctx(settings, session)
+        changes = run_delete(self.name, self.resources(ctx), keep_data=keep_data)
+        return changes + [c for c in run_delete(self.name, self._legacy(ctx)) if c.action == "delete"]
 
 
 def norm_json(value: Any) -> Any:
@@ -180,92 +274,76 @@ def diff(actual: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def is_missing(err: BaseException) -> bool:
-    """True when a (botocore or translated) error means "not found"."""
-    from botocore.exceptions import ClientError
-
-    if isinstance(err, ResourceNotFound):
-        return True
-    if isinstance(err, AwsError):
-        return err.code in _MISSING_CODES
-    if isinstance(err, ClientError):
-        return str(err.response.get("Error", {}).get("Code", "")) in _MISSING_CODES
-    return False
-
-
-def _state(step: str, r: Resource) -> tuple[Change, dict[str, Any] | None]:
+def _state(step: str, r: Resource) -> Change:
     if r.skip:
-        return Change(step, r.resource_type, r.name, "skip", {"reason": r.skip}, r.arn), None
-    with aws_errors(f"read {r.resource_type}", r.name):
-        actual = r.read()
+        return r.change(step, "skip", {"reason": r.skip})
+    waiting = r.call("read", r.waits_for) if r.waits_for else ""
+    if waiting:
+        return r.change(step, "skip", {"reason": waiting})
+    actual = r.call("read", r.read)
     if actual is None:
-        return Change(step, r.resource_type, r.name, "create", {}, r.arn), None
-    d = diff(actual, r.desired())
-    return Change(step, r.resource_type, r.name, "update" if d else "no-change", d, r.arn), actual
+        return r.change(step, "create")
+    d = diff(actual, r.want())
+    return r.change(step, "update" if d else "no-change", d)
+
+
+def _present(r: Resource) -> bool:
+    """Whether ``r`` exists; a "not found" error on reading counts as absent."""
+    try:
+        return r.call("read", r.read) is not None
+    except EtlKitError as err:
+        if not is_not_found(err):
+            raise
+        return False
 
 
 def run_plan(step: str, resources: list[Resource]) -> list[Change]:
     """What :func:`run_ensure` would do, changing nothing."""
-    return [_state(step, r)[0] for r in resources]
+    return [_state(step, r) for r in resources]
 
 
 def run_ensure(step: str, resources: list[Resource]) -> list[Change]:
     """Create missing resources and put drifted fields back, in list order.
 
-    A part (``sub``) of a resource created in this run is reported as ``create`` too.
+    Each resource is read when its turn comes, so it sees what the ones before it created. A part of a
+    resource created in this run is reported as ``create`` too.
     """
     changes: list[Change] = []
     created: set[str] = set()
     for r in resources:
-        ch, _ = _state(step, r)
-        if r.sub and r.name.split("/")[0] in created and ch.action == "update":
-            ch = Change(step, r.resource_type, r.name, "create", {}, r.arn)
-            with aws_errors(f"create {r.resource_type}", r.name):
-                r.update({})
-            changes.append(ch)
-            continue
-        if ch.action == "create" and not r.sub:
-            created.add(r.name)
-        if ch.action == "create":
-            with aws_errors(f"create {r.resource_type}", r.name):
-                r.create()
+        ch = _state(step, r)
+        if ch.action == "update" and r.part_of in created:
+            ch = r.change(step, "create")
+            r.call("create", r.update, {})
+        elif ch.action == "create":
+            r.call("create", r.create)
+            if not r.part_of:
+                created.add(r.name)
         elif ch.action == "update":
-            with aws_errors(f"update {r.resource_type}", r.name):
-                r.update(ch.diffs)
+            r.call("update", r.update, ch.diffs)
         changes.append(ch)
     return changes
 
 
 def run_delete(step: str, resources: list[Resource], *, keep_data: bool = False) -> list[Change]:
-    """Delete resources in reverse list order, tolerating absent ones."""
+    """Delete resources in reverse list order, tolerating absent ones (parts go with their whole)."""
     changes: list[Change] = []
     for r in reversed(resources):
-        if r.sub:
+        reason = r.skip or r.delete_skip or ("keep_data" if keep_data and r.is_data else "")
+        if r.part_of:
             continue
-        if r.skip:
-            changes.append(Change(step, r.resource_type, r.name, "skip", {"reason": r.skip}, r.arn))
+        if reason:
+            changes.append(r.change(step, "skip", {"reason": reason}))
             continue
-        if r.delete_skip or (keep_data and r.is_data):
-            reason = r.delete_skip or "keep_data"
-            changes.append(Change(step, r.resource_type, r.name, "skip", {"reason": reason}, r.arn))
-            continue
-        try:
-            with aws_errors(f"read {r.resource_type}", r.name):
-                present = r.read() is not None
-        except EtlKitError as err:
-            if not is_missing(err):
-                raise
-            present = False
-        if not present:
-            changes.append(Change(step, r.resource_type, r.name, "skip", {"reason": "absent"}, r.arn))
+        if not _present(r):
+            changes.append(r.change(step, "skip", {"reason": "absent"}))
             continue
         try:
-            with aws_errors(f"delete {r.resource_type}", r.name):
-                r.delete()
+            r.call("delete", r.delete)
         except EtlKitError as err:
-            if not is_missing(err):
+            if not is_not_found(err):
                 raise
-        changes.append(Change(step, r.resource_type, r.name, "delete", {}, r.arn))
+        changes.append(r.change(step, "delete"))
     return changes
 
 
@@ -273,19 +351,12 @@ def run_describe(resources: list[Resource]) -> dict[str, Any]:
     """Inventory: ``{name: {"type", "arn", "exists"}}``."""
     out: dict[str, Any] = {}
     for r in resources:
-        if r.sub:
+        if r.part_of:
             continue
         if r.skip:
             out[r.name] = {"type": r.resource_type, "arn": r.arn, "exists": False, "skipped": r.skip}
             continue
-        try:
-            with aws_errors(f"read {r.resource_type}", r.name):
-                exists = r.read() is not None
-        except EtlKitError as err:
-            if not is_missing(err):
-                raise
-            exists = False
-        out[r.name] = {"type": r.resource_type, "arn": r.arn, "exists": exists, **r.extra}
+        out[r.name] = {"type": r.resource_type, "arn": r.arn, "exists": _present(r), **r.extra}
     return out
 
 
@@ -301,9 +372,23 @@ def or_none(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except ClientError as err:
-        if is_missing(err):
+        if is_not_found(err):
             return None
         raise
+
+
+def read_with(get: Callable[[], Any],
+              project: Callable[[Any], dict[str, Any] | None] = lambda _: {}) -> Callable[[], dict[str, Any] | None]:
+    """A resource's ``read``: call ``get``; ``None`` when it is not found, else ``project(response)``.
+
+    The default projection ``{}`` says only "it exists".
+    """
+
+    def read() -> dict[str, Any] | None:
+        response = or_none(get)
+        return None if response is None else project(response)
+
+    return read
 
 
 def wait_until(

@@ -9,50 +9,50 @@ readable sentence (resource, state, time, error message).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-import boto3
-
-from etl_kit.config import Settings
-from etl_kit.provision.base import Change, Ctx, Resource, const, or_none, run_delete, run_describe, run_ensure, run_plan
-from etl_kit.provision.lambda_ import remove_legacy
+from etl_kit.exceptions import AwsError
+from etl_kit.provision.base import Ctx, Resource, Step, read_with, tag_list
+from etl_kit.provision.lambda_ import legacy_queue
 from etl_kit.provision.policies import dumps
-from etl_kit.provision.sns import queue_url
 
-__all__ = ["STEP", "plan", "ensure", "describe", "delete", "rule_specs", "JOB_STATES", "CRAWLER_STATES"]
+__all__ = ["STEP", "Rule", "rule_specs", "JOB_STATES", "CRAWLER_STATES"]
 
-STEP = "events"
 JOB_STATES = ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED", "ERROR"]
 CRAWLER_STATES = ["Succeeded", "Failed"]
 RETRY_POLICY = {"MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 3600}
 
 
-def _crawler_target(topic: str) -> dict[str, Any]:
-    return {
-        "Id": "sns-topic",
-        "Arn": topic,
-        "InputTransformer": {
-            "InputPathsMap": {"name": "$.detail.crawlerName", "state": "$.detail.state", "time": "$.time",
-                              "error": "$.detail.errorMessage"},
-            "InputTemplate": '"Glue crawler <name> finished in state <state> at <time>. Error: <error>"',
-        },
-    }
+@dataclass(frozen=True)
+class Rule:
+    """One EventBridge rule: what it matches, where it sends it, what it is for."""
+
+    pattern: dict[str, Any]
+    targets: list[dict[str, Any]]
+    description: str
 
 
-def _job_target(topic: str) -> dict[str, Any]:
-    return {
-        "Id": "sns-topic",
-        "Arn": topic,
-        "InputTransformer": {
-            "InputPathsMap": {"name": "$.detail.jobName", "state": "$.detail.state", "time": "$.time",
-                              "run": "$.detail.jobRunId", "error": "$.detail.message"},
-            "InputTemplate": '"Glue job <name> run <run> finished in state <state> at <time>. Message: <error>"',
-        },
-    }
+# What a notification says, per Glue resource kind: the event fields it quotes and its sentence.
+_SENTENCES = {
+    "crawler": ({"name": "$.detail.crawlerName", "state": "$.detail.state", "time": "$.time",
+                 "error": "$.detail.errorMessage"},
+                '"Glue crawler <name> finished in state <state> at <time>. Error: <error>"'),
+    "job": ({"name": "$.detail.jobName", "state": "$.detail.state", "time": "$.time", "run": "$.detail.jobRunId",
+             "error": "$.detail.message"},
+            '"Glue job <name> run <run> finished in state <state> at <time>. Message: <error>"'),
+}
 
 
-def rule_specs(ctx: Ctx) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]], str]]:
-    """``rule name -> (event pattern, targets, description)``."""
+def _notify(topic: str, kind: str) -> dict[str, Any]:
+    """The SNS target of a notification rule about a Glue ``kind`` (``crawler`` or ``job``)."""
+    paths, template = _SENTENCES[kind]
+    return {"Id": "sns-topic", "Arn": topic, "InputTransformer": {"InputPathsMap": paths, "InputTemplate": template}}
+
+
+def rule_specs(ctx: Ctx) -> dict[str, Rule]:
+    """Rule name -> :class:`Rule`."""
     s = ctx.settings
     a = ctx.arns
     start_pattern = {
@@ -77,95 +77,61 @@ def rule_specs(ctx: Ctx) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]
 
     topic = a.topic
     return {
-        s.start_rule: (start_pattern, [start_target], f"S3 Object Created in {s.input_prefix} -> intake queue"),
-        s.crawler01_rule: (crawler(s.csv_crawler), [_crawler_target(topic)], f"{s.csv_crawler} state -> SNS"),
-        s.job01_rule: (job(s.csv_job), [_job_target(topic)], f"{s.csv_job} state -> SNS"),
-        s.crawler02_rule: (crawler(s.parquet_crawler), [_crawler_target(topic)], f"{s.parquet_crawler} state -> SNS"),
-        s.job02_rule: (job(s.load_job), [_job_target(topic)], f"{s.load_job} state -> SNS"),
+        s.start_rule: Rule(start_pattern, [start_target], f"S3 Object Created in {s.input_prefix} -> intake queue"),
+        s.crawler01_rule: Rule(crawler(s.csv_crawler), [_notify(topic, "crawler")], f"{s.csv_crawler} state -> SNS"),
+        s.job01_rule: Rule(job(s.csv_job), [_notify(topic, "job")], f"{s.csv_job} state -> SNS"),
+        s.crawler02_rule: Rule(crawler(s.parquet_crawler), [_notify(topic, "crawler")],
+                               f"{s.parquet_crawler} state -> SNS"),
+        s.job02_rule: Rule(job(s.load_job), [_notify(topic, "job")], f"{s.load_job} state -> SNS"),
     }
 
 
 _TARGET_KEYS = ("Id", "Arn", "RetryPolicy", "DeadLetterConfig", "InputTransformer")
 
 
-def _resources(ctx: Ctx) -> list[Resource]:
+def _rule(ctx: Ctx, name: str, rule: Rule) -> Resource:
     ev = ctx.client("events")
-    a = ctx.arns
-    out: list[Resource] = []
-    for name, (pattern, targets, description) in rule_specs(ctx).items():
-
-        def read(name: str = name) -> dict[str, Any] | None:
-            r = or_none(lambda: ev.describe_rule(Name=name))
-            return None if r is None else {"EventPattern": r.get("EventPattern"), "State": r.get("State")}
-
-        def put(_: Any = None, name: str = name, pattern: dict[str, Any] = pattern, description: str = description
-                ) -> None:
-            ev.put_rule(Name=name, EventPattern=dumps(pattern), State="ENABLED", Description=description,
-                        Tags=[{"Key": "etl-kit", "Value": "managed"}])
-
-        def delete(name: str = name) -> None:
-            ids = [t["Id"] for t in ev.list_targets_by_rule(Rule=name).get("Targets", [])]
-            if ids:
-                ev.remove_targets(Rule=name, Ids=ids, Force=True)
-            ev.delete_rule(Name=name, Force=True)
-
-        def t_read(name: str = name) -> dict[str, Any] | None:
-            r = or_none(lambda: ev.list_targets_by_rule(Rule=name))
-            if r is None or not r.get("Targets"):
-                return None
-            return {"Targets": [{k: t[k] for k in _TARGET_KEYS if k in t} for t in r["Targets"]]}
-
-        def t_put(_: Any = None, name: str = name, targets: list[dict[str, Any]] = targets) -> None:
-            current = [t["Id"] for t in ev.list_targets_by_rule(Rule=name).get("Targets", [])]
-            stale = [i for i in current if i not in {t["Id"] for t in targets}]
-            if stale:
-                ev.remove_targets(Rule=name, Ids=stale, Force=True)
-            r = ev.put_targets(Rule=name, Targets=targets)
-            if r.get("FailedEntryCount"):
-                from etl_kit.exceptions import AwsError
-
-                raise AwsError(f"put_targets on rule {name!r} failed: {r['FailedEntries']}", resource=name)
-
-        arn = a.rule(name)
-        out.append(Resource("events-rule", name, read,
-                            const({"EventPattern": pattern, "State": "ENABLED"}),
-                            put, put, delete, arn=arn))
-        out.append(Resource("events-targets", name, t_read, const({"Targets": targets}),
-                            t_put, t_put, lambda: None, arn=arn, sub=True))
-    return out
-
-
-def _legacy(ctx: Ctx) -> list[Resource]:
-    """The start rule's own DLQ of the direct-invocation layout (its target now uses the intake DLQ)."""
-    name = ctx.arns.rule_dlq
+    put = partial(ev.put_rule, Name=name, EventPattern=dumps(rule.pattern), State="ENABLED",
+                  Description=rule.description, Tags=tag_list())
 
     def delete() -> None:
-        url = queue_url(ctx, name)
-        if url:
-            ctx.client("sqs").delete_queue(QueueUrl=url)
+        ids = [t["Id"] for t in ev.list_targets_by_rule(Rule=name).get("Targets", [])]
+        if ids:
+            ev.remove_targets(Rule=name, Ids=ids, Force=True)
+        ev.delete_rule(Name=name, Force=True)
 
-    return [Resource("sqs-queue", name, lambda: {} if queue_url(ctx, name) else None, dict, lambda: None,
-                     lambda d: None, delete, arn=ctx.arns.queue(name))]
-
-
-def plan(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
-    """What :func:`ensure` would change."""
-    ctx = Ctx(settings, session)
-    return run_plan(STEP, _resources(ctx)) + remove_legacy(STEP, _legacy(ctx), apply=False)
+    return Resource("events-rule", name,
+                    read=read_with(partial(ev.describe_rule, Name=name),
+                                   lambda r: {"EventPattern": r.get("EventPattern"), "State": r.get("State")}),
+                    desired={"EventPattern": rule.pattern, "State": "ENABLED"}, create=put, update=lambda _: put(),
+                    delete=delete, arn=ctx.arns.rule(name))
 
 
-def ensure(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
-    """Create or correct the rules and their targets; remove the former start-rule DLQ."""
-    ctx = Ctx(settings, session)
-    return run_ensure(STEP, _resources(ctx)) + remove_legacy(STEP, _legacy(ctx), apply=True)
+def _targets(ctx: Ctx, name: str, targets: list[dict[str, Any]]) -> Resource:
+    ev = ctx.client("events")
+
+    def project(r: dict[str, Any]) -> dict[str, Any] | None:
+        if not r.get("Targets"):
+            return None
+        return {"Targets": [{k: t[k] for k in _TARGET_KEYS if k in t} for t in r["Targets"]]}
+
+    def put(_: Any = None) -> None:
+        current = [t["Id"] for t in ev.list_targets_by_rule(Rule=name).get("Targets", [])]
+        stale = [i for i in current if i not in {t["Id"] for t in targets}]
+        if stale:
+            ev.remove_targets(Rule=name, Ids=stale, Force=True)
+        r = ev.put_targets(Rule=name, Targets=targets)
+        if r.get("FailedEntryCount"):
+            raise AwsError(f"put_targets on rule {name!r} failed: {r['FailedEntries']}", resource=name)
+
+    return Resource("events-targets", name, read=read_with(partial(ev.list_targets_by_rule, Rule=name), project),
+                    desired={"Targets": targets}, create=put, update=put, arn=ctx.arns.rule(name), part_of=name)
 
 
-def describe(settings: Settings, session: boto3.Session | None = None) -> dict[str, Any]:
-    """Inventory of the rules."""
-    return run_describe(_resources(Ctx(settings, session)))
+def _resources(ctx: Ctx) -> list[Resource]:
+    return [r for name, rule in rule_specs(ctx).items() for r in (_rule(ctx, name, rule),
+                                                                  _targets(ctx, name, rule.targets))]
 
 
-def delete(settings: Settings, session: boto3.Session | None = None, *, keep_data: bool = False) -> list[Change]:
-    """Remove targets and delete the rules (and a former start-rule DLQ)."""
-    ctx = Ctx(settings, session)
-    return run_delete(STEP, _resources(ctx), keep_data=keep_data) + remove_legacy(STEP, _legacy(ctx), apply=True)
+# The start rule's own DLQ of the direct-invocation layout (its target now uses the intake DLQ).
+STEP = Step("events", _resources, legacy=lambda ctx: [legacy_queue(ctx, ctx.arns.rule_dlq)])

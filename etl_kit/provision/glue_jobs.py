@@ -2,7 +2,7 @@
 
 Job 1 (``csv_job``) validates one CSV into Parquet; job 2 (``load_job``) loads it into Redshift
 through the Data API and is attached to the Glue connection (see docs/provisioning.md).
-Both import the kit's pipeline code from ``etl_runtime.zip`` (``--extra-py-files``).
+Both import the runtime package from ``etl_runtime.zip`` (``--extra-py-files``).
 """
 
 from __future__ import annotations
@@ -11,17 +11,11 @@ import json
 from functools import partial
 from typing import Any
 
-import boto3
+from etl_kit.provision.base import TAGS, Ctx, Resource, Step, read_with
+from etl_kit.provision.packaging import CSV_SCRIPT, LOAD_SCRIPT, PIPELINE_ZIP_NAME
 
-from etl_kit.config import Settings
-from etl_kit.provision.base import Change, Ctx, Resource, const, or_none, run_delete, run_describe, run_ensure, run_plan
-from etl_kit.provision.packaging import PIPELINE_ZIP_NAME
+__all__ = ["STEP", "job_specs", "CSV_SCRIPT", "LOAD_SCRIPT"]
 
-__all__ = ["STEP", "plan", "ensure", "describe", "delete", "job_specs", "CSV_SCRIPT", "LOAD_SCRIPT"]
-
-STEP = "glue_jobs"
-CSV_SCRIPT = "csv_to_parquet.py"
-LOAD_SCRIPT = "parquet_to_redshift.py"
 _JOB_FIELDS = ("Role", "Command", "DefaultArguments", "MaxRetries", "Timeout", "ExecutionProperty",
                "SecurityConfiguration", "Connections", "MaxCapacity", "GlueVersion", "WorkerType", "NumberOfWorkers",
                "Description")
@@ -114,64 +108,37 @@ def job_specs(ctx: Ctx) -> dict[str, dict[str, Any]]:
     }
 
 
-def _resources(ctx: Ctx) -> list[Resource]:
+def _security_configuration_resource(ctx: Ctx) -> Resource:
     glue = ctx.client("glue")
-    sc_name = ctx.arns.security_configuration
-    sc = _security_configuration(ctx)
+    name = ctx.arns.security_configuration
+    want = _security_configuration(ctx)
 
-    def sc_read() -> dict[str, Any] | None:
-        r = or_none(lambda: glue.get_security_configuration(Name=sc_name))
-        if r is None or not r.get("SecurityConfiguration"):
-            return None
-        return {"EncryptionConfiguration": r["SecurityConfiguration"].get("EncryptionConfiguration")}
+    def project(r: dict[str, Any]) -> dict[str, Any] | None:
+        sc = r.get("SecurityConfiguration")
+        return {"EncryptionConfiguration": sc.get("EncryptionConfiguration")} if sc else None
 
-    def sc_create() -> None:
-        glue.create_security_configuration(Name=sc_name, EncryptionConfiguration=sc)
+    def create() -> None:
+        glue.create_security_configuration(Name=name, EncryptionConfiguration=want)
 
-    def sc_update(_: Any) -> None:  # no UpdateSecurityConfiguration API: replace it
-        glue.delete_security_configuration(Name=sc_name)
-        sc_create()
+    def replace(_: Any) -> None:  # no UpdateSecurityConfiguration API: replace it
+        glue.delete_security_configuration(Name=name)
+        create()
 
-    out = [
-        Resource("glue-security-configuration", sc_name, sc_read, lambda: {"EncryptionConfiguration": sc},
-                 sc_create, sc_update, lambda: glue.delete_security_configuration(Name=sc_name),
-                 arn=ctx.arns.catalog),
-    ]
-    for name, spec in job_specs(ctx).items():
-
-        def read(name: str = name) -> dict[str, Any] | None:
-            r = or_none(lambda: glue.get_job(JobName=name))
-            if r is None:
-                return None
-            j = r["Job"]
-            return {k: j.get(k) for k in _JOB_FIELDS}
-
-        def create(name: str = name, spec: dict[str, Any] = spec) -> None:
-            glue.create_job(Name=name, Tags={"etl-kit": "managed"}, **spec)
-
-        def update(_: Any, name: str = name, spec: dict[str, Any] = spec) -> None:
-            glue.update_job(JobName=name, JobUpdate=spec)
-
-        out.append(Resource("glue-job", name, read, const(spec), create, update,
-                            partial(glue.delete_job, JobName=name), arn=ctx.arns.job(name)))
-    return out
+    return Resource("glue-security-configuration", name,
+                    read=read_with(partial(glue.get_security_configuration, Name=name), project),
+                    desired={"EncryptionConfiguration": want}, create=create, update=replace,
+                    delete=partial(glue.delete_security_configuration, Name=name), arn=ctx.arns.catalog)
 
 
-def plan(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
-    """What :func:`ensure` would change."""
-    return run_plan(STEP, _resources(Ctx(settings, session)))
+def _job(ctx: Ctx, name: str, spec: dict[str, Any]) -> Resource:
+    glue = ctx.client("glue")
+    return Resource("glue-job", name,
+                    read=read_with(partial(glue.get_job, JobName=name),
+                                   lambda r: {k: r["Job"].get(k) for k in _JOB_FIELDS}),
+                    desired=spec, create=partial(glue.create_job, Name=name, Tags=TAGS, **spec),
+                    update=lambda _: glue.update_job(JobName=name, JobUpdate=spec),
+                    delete=partial(glue.delete_job, JobName=name), arn=ctx.arns.job(name))
 
 
-def ensure(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
-    """Create or correct the security configuration and both jobs."""
-    return run_ensure(STEP, _resources(Ctx(settings, session)))
-
-
-def describe(settings: Settings, session: boto3.Session | None = None) -> dict[str, Any]:
-    """Inventory of the jobs."""
-    return run_describe(_resources(Ctx(settings, session)))
-
-
-def delete(settings: Settings, session: boto3.Session | None = None, *, keep_data: bool = False) -> list[Change]:
-    """Delete the jobs and the security configuration."""
-    return run_delete(STEP, _resources(Ctx(settings, session)), keep_data=keep_data)
+STEP = Step("glue_jobs", lambda ctx: [_security_configuration_resource(ctx),
+                                      *(_job(ctx, name, spec) for name, spec in job_specs(ctx).items())])

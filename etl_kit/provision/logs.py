@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
+from etl_kit.provision.base import TAGS, Ctx, Resource, Step
 
-from etl_kit.config import Settings
-from etl_kit.provision.base import Change, Ctx, Resource, run_delete, run_describe, run_ensure, run_plan
+__all__ = ["STEP", "log_groups"]
 
-__all__ = ["STEP", "plan", "ensure", "describe", "delete", "log_groups"]
-
-STEP = "logs"
 SHARED = "shared with every Glue crawler/job of the account"
 
 
@@ -26,48 +22,26 @@ def log_groups(ctx: Ctx) -> list[tuple[str, bool]]:
     return [(a.lambda_log_group, False), (a.crawler_log_group, True)] + [(g, True) for g in a.job_log_groups]
 
 
-def _resources(ctx: Ctx) -> list[Resource]:
+def _log_group(ctx: Ctx, name: str, shared: bool) -> Resource:
     logs = ctx.client("logs")
     days = ctx.settings.log_retention_days
-    out = []
-    for name, shared in log_groups(ctx):
 
-        def read(name: str = name) -> dict[str, Any] | None:
-            for g in logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups", []):
-                if g["logGroupName"] == name:
-                    return {"retentionInDays": g.get("retentionInDays")}
-            return None
+    def read() -> dict[str, Any] | None:
+        for g in logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups", []):
+            if g["logGroupName"] == name:
+                return {"retentionInDays": g.get("retentionInDays")}
+        return None
 
-        def create(name: str = name) -> None:
-            logs.create_log_group(logGroupName=name, tags={"etl-kit": "managed"})
-            logs.put_retention_policy(logGroupName=name, retentionInDays=days)
+    def retain(_: Any = None) -> None:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=days)
 
-        def update(_: Any, name: str = name) -> None:
-            logs.put_retention_policy(logGroupName=name, retentionInDays=days)
+    def create() -> None:
+        logs.create_log_group(logGroupName=name, tags=TAGS)
+        retain()
 
-        def delete(name: str = name) -> None:
-            logs.delete_log_group(logGroupName=name)
-
-        out.append(Resource("log-group", name, read, lambda: {"retentionInDays": days}, create, update, delete,
-                            arn=ctx.arns.log_group(name), delete_skip=SHARED if shared else ""))
-    return out
+    return Resource("log-group", name, read=read, desired={"retentionInDays": days}, create=create, update=retain,
+                    delete=lambda: logs.delete_log_group(logGroupName=name), arn=ctx.arns.log_group(name),
+                    delete_skip=SHARED if shared else "")
 
 
-def plan(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
-    """What :func:`ensure` would change."""
-    return run_plan(STEP, _resources(Ctx(settings, session)))
-
-
-def ensure(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
-    """Create the log groups and set their retention."""
-    return run_ensure(STEP, _resources(Ctx(settings, session)))
-
-
-def describe(settings: Settings, session: boto3.Session | None = None) -> dict[str, Any]:
-    """Inventory of the log groups."""
-    return run_describe(_resources(Ctx(settings, session)))
-
-
-def delete(settings: Settings, session: boto3.Session | None = None, *, keep_data: bool = False) -> list[Change]:
-    """Delete the Lambda's log group (shared Glue groups are kept)."""
-    return run_delete(STEP, _resources(Ctx(settings, session)), keep_data=keep_data)
+STEP = Step("logs", lambda ctx: [_log_group(ctx, name, shared) for name, shared in log_groups(ctx)])

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
-
-from etl_kit.config import Settings
 from etl_kit.exceptions import ConfigError
-from etl_kit.provision.base import Change, Ctx, Resource, run_delete, run_describe, run_ensure, run_plan
+from etl_kit.provision.base import Ctx, Resource, Step, tag_list
 
-__all__ = ["STEP", "plan", "ensure", "describe", "delete", "resolve", "INTERFACE_SERVICES"]
+__all__ = ["STEP", "resolve", "INTERFACE_SERVICES"]
 
-STEP = "network"
 INTERFACE_SERVICES = ("secretsmanager", "redshift-data", "sts", "glue", "logs")
-TAG = {"Key": "etl-kit", "Value": "managed"}
+[TAG] = tag_list()
 
 
 def _vpc(ctx: Ctx) -> str:
@@ -80,14 +76,11 @@ def _endpoints(ctx: Ctx, vpc: str, service: str) -> list[dict[str, Any]]:
     return [e for e in r.get("VpcEndpoints", []) if e.get("State", "").lower() not in ("deleted", "deleting")]
 
 
-def _resources(ctx: Ctx) -> list[Resource]:
+def _security_group(ctx: Ctx, vpc: str) -> Resource:
     ec2 = ctx.client("ec2")
-    vpc = _vpc(ctx)
-    subnets = _subnets(ctx, vpc)
     name = ctx.arns.security_group
-    self_rule = {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535}
 
-    def sg_read() -> dict[str, Any] | None:
+    def read() -> dict[str, Any] | None:
         g = _group(ctx, vpc)
         if g is None:
             return None
@@ -98,32 +91,64 @@ def _resources(ctx: Ctx) -> list[Resource]:
         )
         return {"SelfReferencingRule": ok}
 
-    def sg_add_rule() -> None:
+    def add_rule(_: Any = None) -> None:
         g = _group(ctx, vpc)
-        assert g is not None
+        assert g is not None, "the rule is added to a group that was just read or created"
+        pair = {"GroupId": g["GroupId"], "Description": "Glue and endpoints (self)"}
         ec2.authorize_security_group_ingress(
-            GroupId=g["GroupId"],
-            IpPermissions=[{**self_rule, "UserIdGroupPairs": [{"GroupId": g["GroupId"],
-                                                               "Description": "Glue and endpoints (self)"}]}],
-        )
+            GroupId=g["GroupId"], IpPermissions=[{"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535,
+                                                  "UserIdGroupPairs": [pair]}])
 
-    def sg_create() -> None:
+    def create() -> None:
         ec2.create_security_group(
             GroupName=name, VpcId=vpc, Description="etl-kit: Redshift workgroup, Glue connection, VPC endpoints",
             TagSpecifications=[{"ResourceType": "security-group", "Tags": [TAG]}],
         )
-        sg_add_rule()
+        add_rule()
 
-    def sg_delete() -> None:
+    def delete() -> None:
         g = _group(ctx, vpc)
         if g is not None:
             ec2.delete_security_group(GroupId=g["GroupId"])
 
-    out = [Resource("ec2-security-group", name, sg_read, lambda: {"SelfReferencingRule": True}, sg_create,
-                    lambda d: sg_add_rule(), sg_delete, extra={"vpc_id": vpc})]
+    return Resource("ec2-security-group", name, read=read, desired={"SelfReferencingRule": True}, create=create,
+                    update=add_rule, delete=delete, extra={"vpc_id": vpc})
+
+
+def _endpoint(ctx: Ctx, vpc: str, service: str, kind: str, subnets: list[str]) -> Resource:
+    """A VPC endpoint for ``service`` (``Gateway`` or ``Interface`` in one subnet per AZ)."""
+    ec2 = ctx.client("ec2")
+
+    def create() -> None:
+        kw: dict[str, Any] = {
+            "VpcEndpointType": kind, "VpcId": vpc, "ServiceName": service,
+            "TagSpecifications": [{"ResourceType": "vpc-endpoint", "Tags": [TAG]}],
+        }
+        if kind == "Gateway":
+            tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+            kw["RouteTableIds"] = sorted(t["RouteTableId"] for t in tables)
+        else:
+            g = _group(ctx, vpc)
+            assert g is not None, "the network step creates the security group before the endpoints"
+            kw.update(SubnetIds=subnets, SecurityGroupIds=[g["GroupId"]], PrivateDnsEnabled=True)
+        ec2.create_vpc_endpoint(**kw)
+
+    def delete() -> None:
+        mine = [e["VpcEndpointId"] for e in _endpoints(ctx, vpc, service) if TAG in e.get("Tags", [])]
+        if mine:
+            ec2.delete_vpc_endpoints(VpcEndpointIds=mine)
+
+    return Resource(f"vpc-endpoint-{kind.lower()}", service,
+                    read=lambda: {} if _endpoints(ctx, vpc, service) else None, create=create, delete=delete,
+                    extra={"vpc_id": vpc})
+
+
+def _resources(ctx: Ctx) -> list[Resource]:
+    vpc = _vpc(ctx)
+    subnets = _subnets(ctx, vpc)  # checks subnet_ids on every run, endpoints or not
+    out = [_security_group(ctx, vpc)]
     if not ctx.settings.create_vpc_endpoints:
         return out
-
     one_per_az: dict[str, str] = {}
     for sn in subnets:
         one_per_az.setdefault(sn["AvailabilityZone"], sn["SubnetId"])
@@ -131,55 +156,7 @@ def _resources(ctx: Ctx) -> list[Resource]:
     services = [(f"com.amazonaws.{region}.s3", "Gateway")] + [
         (f"com.amazonaws.{region}.{svc}", "Interface") for svc in INTERFACE_SERVICES
     ]
-    for service, kind in services:
-
-        def read(service: str = service) -> dict[str, Any] | None:
-            return {} if _endpoints(ctx, vpc, service) else None
-
-        def create(service: str = service, kind: str = kind) -> None:
-            kw: dict[str, Any] = {
-                "VpcEndpointType": kind, "VpcId": vpc, "ServiceName": service,
-                "TagSpecifications": [{"ResourceType": "vpc-endpoint", "Tags": [TAG]}],
-            }
-            if kind == "Gateway":
-                tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
-                kw["RouteTableIds"] = sorted(t["RouteTableId"] for t in tables)
-            else:
-                g = _group(ctx, vpc)
-                assert g is not None
-                kw.update(SubnetIds=sorted(one_per_az.values()), SecurityGroupIds=[g["GroupId"]],
-                          PrivateDnsEnabled=True)
-            ec2.create_vpc_endpoint(**kw)
-
-        def delete(service: str = service) -> None:
-            mine = [e["VpcEndpointId"] for e in _endpoints(ctx, vpc, service)
-                    if {"Key": TAG["Key"], "Value": TAG["Value"]} in e.get("Tags", [])]
-            if mine:
-                ec2.delete_vpc_endpoints(VpcEndpointIds=mine)
-
-        out.append(Resource(f"vpc-endpoint-{kind.lower()}", service, read, dict, create, lambda d: None, delete,
-                            extra={"vpc_id": vpc}))
-    return out
+    return out + [_endpoint(ctx, vpc, service, kind, sorted(one_per_az.values())) for service, kind in services]
 
 
-def plan(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
-    """What :func:`ensure` would change."""
-    return run_plan(STEP, _resources(Ctx(settings, session)))
-
-
-def ensure(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
-    """Create the security group and (optionally) the VPC endpoints."""
-    return run_ensure(STEP, _resources(Ctx(settings, session)))
-
-
-def describe(settings: Settings, session: boto3.Session | None = None) -> dict[str, Any]:
-    """Inventory: security group and endpoints, with the VPC and subnets."""
-    ctx = Ctx(settings, session)
-    out = run_describe(_resources(ctx))
-    out["network"] = resolve(ctx)
-    return out
-
-
-def delete(settings: Settings, session: boto3.Session | None = None, *, keep_data: bool = False) -> list[Change]:
-    """Delete the kit's endpoints and the security group (the VPC and subnets are never touched)."""
-    return run_delete(STEP, _resources(Ctx(settings, session)), keep_data=keep_data)
+STEP = Step("network", _resources, inventory=lambda ctx: {"network": resolve(ctx)})

@@ -263,106 +263,149 @@ def _workflow_run(a: Arns, extra: list[str] | None = None) -> dict[str, Any]:
     return _stmt("WorkflowRun", actions + (extra or []), [a.workflow])
 
 
+_CATALOG_READ = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions",
+                 "glue:BatchGetPartition"]
+
+
+def _catalog(a: Arns, actions: list[str]) -> dict[str, Any]:
+    return _stmt("Catalog", actions, [a.catalog, a.database, a.tables])
+
+
+def _scripts(a: Arns) -> dict[str, Any]:
+    return _stmt("ReadScripts", ["s3:GetObject"], [a.s3(a.assets_bucket, a.settings.scripts_prefix + "*")])
+
+
+def _lambda_policy(a: Arns) -> dict[str, Any]:
+    s, b = a.settings, a.bucket
+    return _doc(
+        _workflow_run(a, ["glue:StartWorkflowRun", "glue:GetWorkflow"]),
+        _stmt("ReadInput", ["s3:GetObject"], [a.s3(b, s.input_prefix + "*")]),
+        _stmt("DedupeState", ["s3:GetObject", "s3:PutObject"], [a.s3(b, s.state_prefix + "*")]),
+        # a claim whose StartWorkflowRun failed is released so the retried event can take it
+        _stmt("ReleaseClaim", ["s3:DeleteObject"], [a.s3(b, s.state_prefix + "claims/*")]),
+        _list_bucket(a, b, [s.input_prefix, s.state_prefix]),
+        _stmt("Notify", ["sns:Publish"], [a.topic]),
+        # The intake queue's event source mapping runs as this role (and the handler delays waiting records).
+        _stmt("ConsumeIntake", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                                "sqs:ChangeMessageVisibility"], [a.queue(s.intake_queue)]),
+        _logs(a, [a.lambda_log_group]),
+        *_kms(a, encrypt=True),
+    )
+
+
+def _crawler_policy(a: Arns) -> dict[str, Any]:
+    s, b = a.settings, a.bucket
+    return _doc(
+        _stmt("ReadData", ["s3:GetObject"], [a.s3(b, s.input_prefix + "*"), a.s3(b, s.output_prefix + "*")]),
+        _list_bucket(a, b, [s.input_prefix, s.output_prefix]),
+        _catalog(a, [*_CATALOG_READ, "glue:CreateTable", "glue:UpdateTable", "glue:BatchCreatePartition",
+                     "glue:CreatePartition", "glue:UpdatePartition", "glue:BatchUpdatePartition"]),
+        _stmt("CrawlerState", ["glue:GetCrawler"], [a.crawler(s.csv_crawler), a.crawler(s.parquet_crawler)]),
+        _logs(a, [a.crawler_log_group]),
+        *_kms(a, encrypt=False),
+    )
+
+
+def _csv_job_policy(a: Arns) -> dict[str, Any]:
+    s, b = a.settings, a.bucket
+    return _doc(
+        _stmt("ReadInput", ["s3:GetObject"], [a.s3(b, s.input_prefix + "*")]),
+        _stmt(
+            "WriteResults",
+            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            [a.s3(b, p + "*") for p in (s.output_prefix, s.quarantine_prefix, s.reports_prefix)],
+        ),
+        _list_bucket(a, b, [s.input_prefix, s.output_prefix, s.quarantine_prefix, s.reports_prefix]),
+        _scripts(a),
+        _workflow_run(a),
+        _catalog(a, _CATALOG_READ),
+        _logs(a, a.job_log_groups),
+        *_kms(a, encrypt=True),
+    )
+
+
+def _connection_network(a: Arns) -> list[dict[str, Any]]:
+    """What Glue needs to place a job's network interface in the connection's subnet."""
+    ec2 = f"arn:{a.partition}:ec2:{a.region}:{a.account}"
+    return [
+        # EC2 needs "*" for these describe calls.
+        _stmt(
+            "ConnectionNetworkRead",
+            ["ec2:DescribeVpcEndpoints", "ec2:DescribeRouteTables", "ec2:DescribeSubnets",
+             "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkInterfaces"],
+            ["*"],
+        ),
+        _stmt(
+            "ConnectionInterfaces",
+            ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeVpcAttribute"],
+            [f"{ec2}:{r}/*" for r in ("network-interface", "subnet", "security-group", "vpc")],
+        ),
+        _stmt(
+            "TagInterfaces",
+            ["ec2:CreateTags", "ec2:DeleteTags"],
+            [f"{ec2}:network-interface/*"],
+            {"ForAllValues:StringEquals": {"aws:TagKeys": ["aws-glue-service-resource"]}},
+        ),
+    ]
+
+
+def _load_job_policy(a: Arns) -> dict[str, Any]:
+    s, b = a.settings, a.bucket
+    return _doc(
+        _stmt("ReadOutput", ["s3:GetObject"], [a.s3(b, s.output_prefix + "*"), a.s3(b, s.reports_prefix + "*")]),
+        _list_bucket(a, b, [s.output_prefix, s.reports_prefix]),
+        _scripts(a),
+        _workflow_run(a),
+        _stmt(
+            "RunStatements",
+            ["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"],
+            [a.workgroup],
+        ),
+        # Statement calls carry no resource; AWS scopes them to the statement's owner.
+        _stmt("ReadStatements", ["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"], ["*"]),
+        _stmt("AdminSecret", ["secretsmanager:GetSecretValue"], [a.admin_secret]),
+        _stmt("GetConnection", ["glue:GetConnection"], [a.catalog, a.connection]),
+        *_connection_network(a),
+        _logs(a, a.job_log_groups),
+        *_kms(a, encrypt=False),
+    )
+
+
+def _redshift_policy(a: Arns) -> dict[str, Any]:
+    s, b = a.settings, a.bucket
+    return _doc(
+        _stmt("CopyFromOutput", ["s3:GetObject"], [a.s3(b, s.output_prefix + "*")]),
+        _list_bucket(a, b, [s.output_prefix]),
+        _stmt("BucketLocation", ["s3:GetBucketLocation"], [a.s3(b)]),
+        *_kms(a, encrypt=False),
+    )
+
+
+def _events_policy(a: Arns) -> dict[str, Any]:
+    s = a.settings
+    return _doc(
+        # Kept for seed parity: the kit's SQS/SNS targets authorise through resource policies
+        # (queue policy, topic policy); this role serves targets that need a role.
+        _stmt("SendIntake", ["sqs:SendMessage"], [a.queue(s.intake_queue), a.queue(s.intake_dlq)]),
+        _stmt("PublishNotifications", ["sns:Publish"], [a.topic]),
+    )
+
+
+# role key (as in ROLE_SERVICES) -> its inline policy
+_ROLE_POLICIES = {
+    "lambda": _lambda_policy,
+    "crawler": _crawler_policy,
+    "csv_job": _csv_job_policy,
+    "load_job": _load_job_policy,
+    "redshift": _redshift_policy,
+    "events": _events_policy,
+}
+
+
 def role_policies(settings: Settings, account: str) -> dict[str, dict[str, Any]]:
     """The inline least-privilege policy of each of the six roles, keyed like :data:`ROLE_SERVICES`."""
     a = Arns(settings, account)
-    s = settings
-    b, assets = a.bucket, a.assets_bucket
-    scripts = a.s3(assets, s.scripts_prefix + "*")
-    ec2 = f"arn:{a.partition}:ec2:{a.region}:{account}"
-    catalog_read = ["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartition", "glue:GetPartitions",
-                    "glue:BatchGetPartition"]
-    catalog_res = [a.catalog, a.database, a.tables]
-    return {
-        "lambda": _doc(
-            _workflow_run(a, ["glue:StartWorkflowRun", "glue:GetWorkflow"]),
-            _stmt("ReadInput", ["s3:GetObject"], [a.s3(b, s.input_prefix + "*")]),
-            _stmt("DedupeState", ["s3:GetObject", "s3:PutObject"], [a.s3(b, s.state_prefix + "*")]),
-            # a claim whose StartWorkflowRun failed is released so the retried event can take it
-            _stmt("ReleaseClaim", ["s3:DeleteObject"], [a.s3(b, s.state_prefix + "claims/*")]),
-            _list_bucket(a, b, [s.input_prefix, s.state_prefix]),
-            _stmt("Notify", ["sns:Publish"], [a.topic]),
-            # The intake queue's event source mapping runs as this role (and the handler delays waiting records).
-            _stmt("ConsumeIntake", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                                    "sqs:ChangeMessageVisibility"], [a.queue(s.intake_queue)]),
-            _logs(a, [a.lambda_log_group]),
-            *_kms(a, encrypt=True),
-        ),
-        "crawler": _doc(
-            _stmt("ReadData", ["s3:GetObject"], [a.s3(b, s.input_prefix + "*"), a.s3(b, s.output_prefix + "*")]),
-            _list_bucket(a, b, [s.input_prefix, s.output_prefix]),
-            _stmt(
-                "Catalog",
-                [*catalog_read, "glue:CreateTable", "glue:UpdateTable", "glue:BatchCreatePartition",
-                 "glue:CreatePartition", "glue:UpdatePartition", "glue:BatchUpdatePartition"],
-                catalog_res,
-            ),
-            _stmt("CrawlerState", ["glue:GetCrawler"], [a.crawler(s.csv_crawler), a.crawler(s.parquet_crawler)]),
-            _logs(a, [a.crawler_log_group]),
-            *_kms(a, encrypt=False),
-        ),
-        "csv_job": _doc(
-            _stmt("ReadInput", ["s3:GetObject"], [a.s3(b, s.input_prefix + "*")]),
-            _stmt(
-                "WriteResults",
-                ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                [a.s3(b, p + "*") for p in (s.output_prefix, s.quarantine_prefix, s.reports_prefix)],
-            ),
-            _list_bucket(a, b, [s.input_prefix, s.output_prefix, s.quarantine_prefix, s.reports_prefix]),
-            _stmt("ReadScripts", ["s3:GetObject"], [scripts]),
-            _workflow_run(a),
-            _stmt("Catalog", catalog_read, catalog_res),
-            _logs(a, a.job_log_groups),
-            *_kms(a, encrypt=True),
-        ),
-        "load_job": _doc(
-            _stmt("ReadOutput", ["s3:GetObject"], [a.s3(b, s.output_prefix + "*"), a.s3(b, s.reports_prefix + "*")]),
-            _list_bucket(a, b, [s.output_prefix, s.reports_prefix]),
-            _stmt("ReadScripts", ["s3:GetObject"], [scripts]),
-            _workflow_run(a),
-            _stmt(
-                "RunStatements",
-                ["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"],
-                [a.workgroup],
-            ),
-            # Statement calls carry no resource; AWS scopes them to the statement's owner.
-            _stmt("ReadStatements", ["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"], ["*"]),
-            _stmt("AdminSecret", ["secretsmanager:GetSecretValue"], [a.admin_secret]),
-            _stmt("GetConnection", ["glue:GetConnection"], [a.catalog, a.connection]),
-            # Glue places the job's network interface in the connection's subnet: EC2 needs "*" for these.
-            _stmt(
-                "ConnectionNetworkRead",
-                ["ec2:DescribeVpcEndpoints", "ec2:DescribeRouteTables", "ec2:DescribeSubnets",
-                 "ec2:DescribeSecurityGroups", "ec2:DescribeNetworkInterfaces"],
-                ["*"],
-            ),
-            _stmt(
-                "ConnectionInterfaces",
-                ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeVpcAttribute"],
-                [f"{ec2}:{r}/*" for r in ("network-interface", "subnet", "security-group", "vpc")],
-            ),
-            _stmt(
-                "TagInterfaces",
-                ["ec2:CreateTags", "ec2:DeleteTags"],
-                [f"{ec2}:network-interface/*"],
-                {"ForAllValues:StringEquals": {"aws:TagKeys": ["aws-glue-service-resource"]}},
-            ),
-            _logs(a, a.job_log_groups),
-            *_kms(a, encrypt=False),
-        ),
-        "redshift": _doc(
-            _stmt("CopyFromOutput", ["s3:GetObject"], [a.s3(b, s.output_prefix + "*")]),
-            _list_bucket(a, b, [s.output_prefix]),
-            _stmt("BucketLocation", ["s3:GetBucketLocation"], [a.s3(b)]),
-            *_kms(a, encrypt=False),
-        ),
-        "events": _doc(
-            # Kept for seed parity: the kit's SQS/SNS targets authorise through resource policies
-            # (queue policy, topic policy); this role serves targets that need a role.
-            _stmt("SendIntake", ["sqs:SendMessage"], [a.queue(s.intake_queue), a.queue(s.intake_dlq)]),
-            _stmt("PublishNotifications", ["sns:Publish"], [a.topic]),
-        ),
-    }
+    return {key: _ROLE_POLICIES[key](a) for key in ROLE_SERVICES}
 
 
 def pass_role_statement(settings: Settings, account: str) -> dict[str, Any]:

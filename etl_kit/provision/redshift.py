@@ -9,38 +9,23 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from functools import cache, partial
 from typing import Any
-
-import boto3
 
 from etl_kit.config import Settings
 from etl_kit.exceptions import WarehouseError
 from etl_kit.provision import glue, network
-from etl_kit.provision.base import (
-    Change,
-    Ctx,
-    Resource,
-    or_none,
-    run_delete,
-    run_describe,
-    run_ensure,
-    run_plan,
-    wait_until,
-)
+from etl_kit.provision.base import Ctx, Resource, Step, read_with, tag_list, wait_until
 
 __all__ = [
     "STEP",
-    "plan",
-    "ensure",
-    "describe",
-    "delete",
     "available",
     "admin_secret_arn",
     "table_ddl",
     "execute",
 ]
 
-STEP = "redshift"
 _UNAVAILABLE = "the local cloud has no redshift-serverless provider yet"
 
 
@@ -58,13 +43,13 @@ def available(ctx: Ctx) -> bool:
 
 
 def _namespace(ctx: Ctx) -> dict[str, Any] | None:
-    r = or_none(lambda: ctx.client("redshift-serverless").get_namespace(namespaceName=ctx.settings.redshift_namespace))
-    return None if r is None else dict(r["namespace"])
+    get = partial(ctx.client("redshift-serverless").get_namespace, namespaceName=ctx.settings.redshift_namespace)
+    return read_with(get, lambda r: dict(r["namespace"]))()
 
 
 def _workgroup(ctx: Ctx) -> dict[str, Any] | None:
-    r = or_none(lambda: ctx.client("redshift-serverless").get_workgroup(workgroupName=ctx.settings.redshift_workgroup))
-    return None if r is None else dict(r["workgroup"])
+    get = partial(ctx.client("redshift-serverless").get_workgroup, workgroupName=ctx.settings.redshift_workgroup)
+    return read_with(get, lambda r: dict(r["workgroup"]))()
 
 
 def admin_secret_arn(ctx: Ctx) -> str | None:
@@ -114,103 +99,132 @@ def execute(ctx: Ctx, sqls: list[str], secret_arn: str) -> None:
         time.sleep(0.2 if ctx.local else 2)
 
 
-def _resources(ctx: Ctx, *, deleting: bool = False) -> list[Resource]:
-    s = ctx.settings
-    if not available(ctx):
-        names = [("redshift-namespace", s.redshift_namespace), ("redshift-workgroup", s.redshift_workgroup),
-                 ("glue-connection", s.glue_connection)]
-        return [Resource(t, n, lambda: None, dict, lambda: None, lambda d: None, lambda: None, skip=_UNAVAILABLE)
-                for t, n in names]
+def _wait_for(ctx: Ctx, what: str, probe: Callable[[], bool]) -> None:
+    wait_until(what, probe, local=ctx.local)
+
+
+def _namespace_available(ctx: Ctx) -> bool:
+    return (_namespace(ctx) or {}).get("status") == "AVAILABLE"
+
+
+def _workgroup_available(ctx: Ctx) -> bool:
+    return (_workgroup(ctx) or {}).get("status") == "AVAILABLE"
+
+
+def _namespace_resource(ctx: Ctx, ns: dict[str, Any] | None) -> Resource:
     rs = ctx.client("redshift-serverless")
+    s = ctx.settings
+    name = s.redshift_namespace
     role = ctx.arns.role(s.redshift_role)
-    ns_want = {"iamRoles": [role], "defaultIamRoleArn": role, "adminUsername": s.redshift_admin_user,
-               "dbName": s.redshift_database}
 
-    def ns_available() -> bool:
-        ns = _namespace(ctx)
-        return ns is not None and ns.get("status") == "AVAILABLE"
+    def project(r: dict[str, Any]) -> dict[str, Any]:
+        n = r["namespace"]
+        return {"iamRoles": _role_arns(n.get("iamRoles", [])), "defaultIamRoleArn": n.get("defaultIamRoleArn"),
+                "adminUsername": n.get("adminUsername"), "dbName": n.get("dbName")}
 
-    def wg_available() -> bool:
-        wg = _workgroup(ctx)
-        return wg is not None and wg.get("status") == "AVAILABLE"
+    def available() -> None:
+        _wait_for(ctx, f"Redshift namespace {name}", lambda: _namespace_available(ctx))
 
-    def ns_read() -> dict[str, Any] | None:
-        ns = _namespace(ctx)
-        if ns is None:
-            return None
-        return {"iamRoles": _role_arns(ns.get("iamRoles", [])), "defaultIamRoleArn": ns.get("defaultIamRoleArn"),
-                "adminUsername": ns.get("adminUsername"), "dbName": ns.get("dbName")}
+    def create() -> None:
+        kms = {"kmsKeyId": s.kms_key_id} if s.kms_key_id else {}
+        rs.create_namespace(namespaceName=name, adminUsername=s.redshift_admin_user, manageAdminPassword=True,
+                            dbName=s.redshift_database, iamRoles=[role], defaultIamRoleArn=role,
+                            tags=tag_list("key", "value"), **kms)
+        available()
 
-    def ns_create() -> None:
-        kw: dict[str, Any] = {}
-        if s.kms_key_id:
-            kw["kmsKeyId"] = s.kms_key_id
-        rs.create_namespace(namespaceName=s.redshift_namespace, adminUsername=s.redshift_admin_user,
-                            manageAdminPassword=True, dbName=s.redshift_database, iamRoles=[role],
-                            defaultIamRoleArn=role, tags=[{"key": "etl-kit", "value": "managed"}], **kw)
-        wait_until(f"Redshift namespace {s.redshift_namespace}", ns_available, local=ctx.local)
-
-    def ns_update(diffs: dict[str, Any]) -> None:
+    def update(diffs: dict[str, Any]) -> None:
         if {"iamRoles", "defaultIamRoleArn"} & set(diffs):
-            rs.update_namespace(namespaceName=s.redshift_namespace, iamRoles=[role], defaultIamRoleArn=role)
-            wait_until(f"Redshift namespace {s.redshift_namespace}", ns_available, local=ctx.local)
+            rs.update_namespace(namespaceName=name, iamRoles=[role], defaultIamRoleArn=role)
+            available()
         if "adminUsername" in diffs:
-            rs.update_namespace(namespaceName=s.redshift_namespace, adminUsername=s.redshift_admin_user,
-                                manageAdminPassword=True)
-            wait_until(f"Redshift namespace {s.redshift_namespace}", ns_available, local=ctx.local)
+            rs.update_namespace(namespaceName=name, adminUsername=s.redshift_admin_user, manageAdminPassword=True)
+            available()
 
-    def ns_delete() -> None:
-        wait_until(f"deletion of workgroup {s.redshift_workgroup}", lambda: _workgroup(ctx) is None,
-                   local=ctx.local)
-        rs.delete_namespace(namespaceName=s.redshift_namespace)
-        wait_until(f"deletion of namespace {s.redshift_namespace}", lambda: _namespace(ctx) is None,
-                   local=ctx.local)
+    def delete() -> None:
+        _wait_for(ctx, f"deletion of workgroup {s.redshift_workgroup}", lambda: _workgroup(ctx) is None)
+        rs.delete_namespace(namespaceName=name)
+        _wait_for(ctx, f"deletion of namespace {name}", lambda: _namespace(ctx) is None)
 
-    def secret_read() -> dict[str, Any] | None:
+    return Resource("redshift-namespace", name, read=read_with(partial(rs.get_namespace, namespaceName=name), project),
+                    desired={"iamRoles": [role], "defaultIamRoleArn": role, "adminUsername": s.redshift_admin_user,
+                             "dbName": s.redshift_database},
+                    create=create, update=update, delete=delete, arn=(ns or {}).get("namespaceArn", ""),
+                    is_data=True, extra={"secret_arn": (ns or {}).get("adminPasswordSecretArn")})
+
+
+def _secret_resource(ctx: Ctx) -> Resource:
+    """The namespace's managed admin secret: created by asking the namespace to manage its password."""
+    s = ctx.settings
+
+    def read() -> dict[str, Any] | None:
         arn = admin_secret_arn(ctx)
-        if not arn:
-            return None
-        sec = or_none(lambda: ctx.client("secretsmanager").describe_secret(SecretId=arn))
-        return None if sec is None else {}
+        return read_with(partial(ctx.client("secretsmanager").describe_secret, SecretId=arn))() if arn else None
 
-    def secret_create() -> None:
-        rs.update_namespace(namespaceName=s.redshift_namespace, adminUsername=s.redshift_admin_user,
-                            manageAdminPassword=True)
-        wait_until(f"Redshift namespace {s.redshift_namespace}", ns_available, local=ctx.local)
+    def create() -> None:
+        ctx.client("redshift-serverless").update_namespace(
+            namespaceName=s.redshift_namespace, adminUsername=s.redshift_admin_user, manageAdminPassword=True)
+        _wait_for(ctx, f"Redshift namespace {s.redshift_namespace}", lambda: _namespace_available(ctx))
 
-    net = network.resolve(ctx) if not deleting else None
-    wg_want: dict[str, Any] = {"namespaceName": s.redshift_namespace, "baseCapacity": s.redshift_base_capacity,
-                               "publiclyAccessible": False}
-    if net is not None:
-        wg_want["subnetIds"] = sorted(net["subnet_ids"])
-        wg_want["securityGroupIds"] = [net["security_group_id"]]
+    return Resource("secretsmanager-secret", f"redshift!{s.redshift_namespace}-{s.redshift_admin_user}",
+                    read=read, create=create, part_of=s.redshift_namespace)
 
-    def wg_read() -> dict[str, Any] | None:
-        wg = _workgroup(ctx)
-        if wg is None:
-            return None
-        return {"namespaceName": wg.get("namespaceName"), "baseCapacity": wg.get("baseCapacity"),
-                "publiclyAccessible": wg.get("publiclyAccessible"), "subnetIds": sorted(wg.get("subnetIds", [])),
-                "securityGroupIds": sorted(wg.get("securityGroupIds", []))}
 
-    def wg_create() -> None:
-        rs.create_workgroup(workgroupName=s.redshift_workgroup, tags=[{"key": "etl-kit", "value": "managed"}],
-                            **wg_want)
-        wait_until(f"Redshift workgroup {s.redshift_workgroup}", wg_available, local=ctx.local)
+def _workgroup_resource(ctx: Ctx, wg: dict[str, Any] | None, net: Callable[[], dict[str, Any]]) -> Resource:
+    rs = ctx.client("redshift-serverless")
+    s = ctx.settings
+    name = s.redshift_workgroup
 
-    def wg_update(diffs: dict[str, Any]) -> None:
-        # AWS takes one of these changes per call.
+    def desired() -> dict[str, Any]:
+        return {"namespaceName": s.redshift_namespace, "baseCapacity": s.redshift_base_capacity,
+                "publiclyAccessible": False, "subnetIds": sorted(net()["subnet_ids"]),
+                "securityGroupIds": [net()["security_group_id"]]}
+
+    def project(r: dict[str, Any]) -> dict[str, Any]:
+        w = r["workgroup"]
+        return {"namespaceName": w.get("namespaceName"), "baseCapacity": w.get("baseCapacity"),
+                "publiclyAccessible": w.get("publiclyAccessible"), "subnetIds": sorted(w.get("subnetIds", [])),
+                "securityGroupIds": sorted(w.get("securityGroupIds", []))}
+
+    def available() -> None:
+        _wait_for(ctx, f"Redshift workgroup {name}", lambda: _workgroup_available(ctx))
+
+    def create() -> None:
+        rs.create_workgroup(workgroupName=name, tags=tag_list("key", "value"), **desired())
+        available()
+
+    def update(diffs: dict[str, Any]) -> None:
+        want = desired()
         for key in ("baseCapacity", "publiclyAccessible", "subnetIds", "securityGroupIds"):
-            if key in diffs:
-                rs.update_workgroup(workgroupName=s.redshift_workgroup, **{key: wg_want[key]})
-                wait_until(f"Redshift workgroup {s.redshift_workgroup}", wg_available, local=ctx.local)
+            if key in diffs:  # AWS takes one of these changes per call
+                rs.update_workgroup(workgroupName=name, **{key: want[key]})
+                available()
 
-    def wg_delete() -> None:
-        rs.delete_workgroup(workgroupName=s.redshift_workgroup)
-        wait_until(f"deletion of workgroup {s.redshift_workgroup}", lambda: _workgroup(ctx) is None,
-                   local=ctx.local)
+    def delete() -> None:
+        rs.delete_workgroup(workgroupName=name)
+        _wait_for(ctx, f"deletion of workgroup {name}", lambda: _workgroup(ctx) is None)
 
-    def tables_read() -> dict[str, Any] | None:
+    endpoint = (wg or {}).get("endpoint")
+    where = {"address": endpoint["address"], "port": endpoint["port"]} if endpoint else None
+    return Resource("redshift-workgroup", name, read=read_with(partial(rs.get_workgroup, workgroupName=name), project),
+                    desired=desired, create=create, update=update, delete=delete,
+                    arn=(wg or {}).get("workgroupArn", ""), is_data=True, extra={"endpoint": where})
+
+
+def _jdbc_target(ctx: Ctx, net: Callable[[], dict[str, Any]]) -> glue.JdbcTarget | None:
+    """Where the Glue connection points, once the workgroup has an endpoint."""
+    endpoint = (_workgroup(ctx) or {}).get("endpoint")
+    if not endpoint:
+        return None
+    n = net()
+    return glue.JdbcTarget(address=endpoint["address"], port=endpoint["port"], subnet_id=n["subnet_ids"][0],
+                           availability_zone=n["availability_zone"], security_group_id=n["security_group_id"],
+                           secret_arn=admin_secret_arn(ctx))
+
+
+def _tables_resource(ctx: Ctx) -> Resource:
+    s = ctx.settings
+
+    def read() -> dict[str, Any] | None:
         arn = admin_secret_arn(ctx)
         if not arn or _workgroup(ctx) is None:
             return None
@@ -220,63 +234,30 @@ def _resources(ctx: Ctx, *, deleting: bool = False) -> list[Resource]:
         have = {t["name"] for t in r.get("Tables", [])}
         return {} if {s.redshift_table, s.ledger_table} <= have else None
 
-    def tables_create() -> None:
+    def create() -> None:
         arn = admin_secret_arn(ctx)
         assert arn, "namespace has no admin secret"
         execute(ctx, table_ddl(s), arn)
 
-    wg = None if deleting else _workgroup(ctx)
-    endpoint = None
-    if wg is not None and wg.get("endpoint"):
-        endpoint = {"address": wg["endpoint"]["address"], "port": wg["endpoint"]["port"]}
-    conn = glue.connection_resources(ctx, endpoint, net, None if deleting else admin_secret_arn(ctx),
-                                     deleting=deleting)
+    return Resource("redshift-tables", f"{s.redshift_schema}.{s.redshift_table}, {s.redshift_schema}.{s.ledger_table}",
+                    read=read, create=create, part_of=s.redshift_workgroup)
+
+
+def _resources(ctx: Ctx) -> list[Resource]:
+    s = ctx.settings
+    if not available(ctx):
+        names = [("redshift-namespace", s.redshift_namespace), ("redshift-workgroup", s.redshift_workgroup),
+                 ("glue-connection", s.glue_connection)]
+        return [Resource(t, n, read=lambda: None, create=lambda: None, skip=_UNAVAILABLE) for t, n in names]
+    # The network is resolved only when a desired state needs it (plan, ensure), never for teardown.
+    net = cache(lambda: network.resolve(ctx))
     return [
-        Resource("redshift-namespace", s.redshift_namespace, ns_read, lambda: ns_want, ns_create, ns_update,
-                 ns_delete, is_data=True, extra={"secret_arn": admin_secret_arn(ctx) if not deleting else None}),
-        Resource("secretsmanager-secret", f"redshift!{s.redshift_namespace}-{s.redshift_admin_user}", secret_read,
-                 dict, secret_create, lambda d: None, lambda: None, sub=True),
-        Resource("redshift-workgroup", s.redshift_workgroup, wg_read, lambda: wg_want, wg_create, wg_update,
-                 wg_delete, is_data=True, extra={"endpoint": endpoint}),
-        *conn,
-        Resource("redshift-tables", f"{s.redshift_schema}.{s.redshift_table}, {s.redshift_schema}.{s.ledger_table}",
-                 tables_read, dict, tables_create, lambda d: None, lambda: None, sub=True),
+        _namespace_resource(ctx, _namespace(ctx)),
+        _secret_resource(ctx),
+        _workgroup_resource(ctx, _workgroup(ctx), net),
+        glue.connection_resource(ctx, lambda: _jdbc_target(ctx, net)),
+        _tables_resource(ctx),
     ]
 
 
-def _ns_arn_fix(ctx: Ctx, resources: list[Resource]) -> list[Resource]:
-    for r in resources:
-        if r.resource_type == "redshift-namespace":
-            ns = _namespace(ctx) if available(ctx) else None
-            r.arn = (ns or {}).get("namespaceArn", "")
-        elif r.resource_type == "redshift-workgroup":
-            wg = _workgroup(ctx) if available(ctx) else None
-            r.arn = (wg or {}).get("workgroupArn", "")
-    return resources
-
-
-def plan(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
-    """What :func:`ensure` would change."""
-    return run_plan(STEP, _resources(Ctx(settings, session)))
-
-
-def ensure(settings: Settings, session: boto3.Session | None = None) -> list[Change]:
-    """Create or correct the namespace, workgroup, connection and tables."""
-    ctx = Ctx(settings, session)
-    changes = run_ensure(STEP, _resources(ctx))
-    # The connection needs the workgroup endpoint, known only once the workgroup exists.
-    if any(c.resource_type == "glue-connection" and c.action == "skip" for c in changes) and available(ctx):
-        rest = run_ensure(STEP, [r for r in _resources(ctx) if r.resource_type == "glue-connection"])
-        changes = [rest[0] if c.resource_type == "glue-connection" else c for c in changes]
-    return changes
-
-
-def describe(settings: Settings, session: boto3.Session | None = None) -> dict[str, Any]:
-    """Inventory with the namespace/workgroup ARNs, the endpoint and the secret ARN."""
-    ctx = Ctx(settings, session)
-    return run_describe(_ns_arn_fix(ctx, _resources(ctx)))
-
-
-def delete(settings: Settings, session: boto3.Session | None = None, *, keep_data: bool = False) -> list[Change]:
-    """Delete the connection, workgroup and namespace (the warehouse is kept with ``keep_data``)."""
-    return run_delete(STEP, _resources(Ctx(settings, session), deleting=True), keep_data=keep_data)
+STEP = Step("redshift", _resources)

@@ -76,7 +76,7 @@ def _assert_configuration(s: Settings) -> None:
 
     lam = client("lambda", s)
     cfg = lam.get_function_configuration(FunctionName=s.lambda_function)
-    assert cfg["Timeout"] == s.lambda_timeout_seconds and cfg["Handler"] == "lambda_handler.handler"
+    assert cfg["Timeout"] == s.lambda_timeout_seconds and cfg["Handler"] == "etl_runtime.lambda_handler.handler"
     assert cfg["Runtime"] == "python3.12"
     assert set(cfg["Environment"]["Variables"]) == {"WORKFLOW_NAME", "BUCKET", "INPUT_PREFIX", "STATE_PREFIX",
                                                     "TOPIC_ARN", "BACKOFF_BASE_SECONDS", "BACKOFF_MAX_SECONDS"}

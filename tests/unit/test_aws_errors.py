@@ -53,3 +53,25 @@ def test_botocore_errors_translate_to_the_kits_own() -> None:
     err = ClientError({"Error": {"Code": "EntityNotFoundException", "Message": "no job"}}, "GetJob")
     out = translate(err, action="get job", resource="csv-to-parquet-job")
     assert isinstance(out, ResourceNotFound) and "csv-to-parquet-job" in str(out) and "etl-kit provision" in str(out)
+
+
+def test_one_error_code_and_one_not_found_set_serve_every_service() -> None:
+    from botocore.exceptions import ClientError
+
+    from etl_kit.exceptions import AccessDenied, AwsError, error_code, is_not_found
+
+    def err(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": "m"}}, "Op")
+
+    assert error_code(err("EntityNotFoundException")) == "EntityNotFoundException"
+    assert error_code(AwsError("x", code="NoSuchKey")) == "NoSuchKey"
+    assert error_code(ValueError("no response")) == ""
+    for code in ("NoSuchBucketPolicy", "InvalidGroup.NotFound", "AWS.SimpleQueueService.NonExistentQueue", "404",
+                 "ResourceNotFoundException"):
+        assert is_not_found(err(code)), code
+        translated = translate(err(code), action="read thing", resource="the-thing")
+        assert isinstance(translated, ResourceNotFound) and is_not_found(translated) and "the-thing" in str(translated)
+    for code in ("AccessDenied", "ThrottlingException", ""):
+        assert not is_not_found(err(code)), code
+    denied = translate(err("AccessDeniedException"), action="get job", resource="csv-job")
+    assert isinstance(denied, AccessDenied) and not is_not_found(denied)
