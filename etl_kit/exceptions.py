@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
+from etl_runtime.awsutil import error_code as runtime_error_code
 from etl_runtime.errors import EtlKitError, FileRejected, PipelineError, WarehouseError
 
 __all__ = [
@@ -99,10 +99,7 @@ def error_code(err: BaseException) -> str:
     """The AWS error code of a botocore ``ClientError`` (or of a translated :class:`AwsError`); ``""`` otherwise."""
     if isinstance(err, AwsError):
         return err.code
-    response: Any = getattr(err, "response", None)
-    if not isinstance(response, dict):
-        return ""
-    return str(response.get("Error", {}).get("Code", ""))
+    return runtime_error_code(err)
 
 
 def is_not_found(err: BaseException) -> bool:

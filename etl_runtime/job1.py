@@ -24,9 +24,9 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
+from etl_runtime.awsutil import error_code, iso_now
 from etl_runtime.errors import FileRejected
 from etl_runtime.jobargs import parse_job_args
 from etl_runtime.keys import output_keys
@@ -78,15 +78,6 @@ class Job1Options:
         return TransformOptions(max_reject_ratio=self.max_reject_ratio, engine=self.engine)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _client_error_code(exc: BaseException) -> str:
-    resp = getattr(exc, "response", None) or {}
-    return str(resp.get("Error", {}).get("Code", ""))
-
-
 # ---------------------------------------------------------------------------------------------
 # the job on S3
 # ---------------------------------------------------------------------------------------------
@@ -136,7 +127,7 @@ def run_csv_to_parquet(source: SourceObject, contract: Any, *, options: Optional
     s3 = s3 or boto3.client("s3")
     if glue is None and wf.workflow_name and wf.run_id:
         glue = boto3.client("glue")
-    job = _Job1Run(source, wf, opts.keys(source.key), _now(), s3, glue)
+    job = _Job1Run(source, wf, opts.keys(source.key), iso_now(), s3, glue)
     try:
         return job.run(contract, opts.transform_options())
     except FileRejected:
@@ -155,7 +146,7 @@ def run_csv_to_parquet(source: SourceObject, contract: Any, *, options: Optional
 def failure_report(exc: BaseException, **meta: Any) -> Dict[str, Any]:
     """The report of a job 1 run that failed unexpectedly: state ``failed``, reason ``Type: message``."""
     text = f"{type(exc).__name__}: {exc}"
-    return {"state": "failed", "reason": text[:200], "message": text[:4000], "finished_at": _now(), **meta}
+    return {"state": "failed", "reason": text[:200], "message": text[:4000], "finished_at": iso_now(), **meta}
 
 
 class _Job1Run:
@@ -188,7 +179,7 @@ class _Job1Run:
                 close = getattr(obj["Body"], "close", None)
                 if close:
                     close()
-            report.update(meta, finished_at=_now())
+            report.update(meta, finished_at=iso_now())
             self._check_unchanged(etag)
             return self._publish(report, pq_path, q_path)
         finally:
@@ -206,7 +197,7 @@ class _Job1Run:
         try:
             return dict(self.s3.get_object(**get_args))
         except Exception as exc:
-            code = _client_error_code(exc)
+            code = error_code(exc)
             if code in ("PreconditionFailed", "412"):
                 raise FileRejected(
                     f"{src.uri} changed since the event (ETag is no longer {src.etag}); "
@@ -233,7 +224,7 @@ class _Job1Run:
         """Publish a rejection: no output, a copy of the source in quarantine, the report, the run properties."""
         s3, bucket, keys = self.s3, self.source.bucket, self.keys
         rep = dict(exc.report)
-        rep.update(meta, finished_at=_now(), quarantine_key="", output_key="")
+        rep.update(meta, finished_at=iso_now(), quarantine_key="", output_key="")
         _delete_quiet(s3, bucket, keys["output_key"])
         _delete_quiet(s3, bucket, keys["quarantine_key"])
         try:

@@ -1,8 +1,8 @@
 """Lambda ``start-workflow-function``: start the Glue workflow for one uploaded CSV object.
 
-Stdlib and boto3 only, importing nothing else of ``etl_runtime`` (and no pyarrow), Python 3.9
-compatible: it runs inside the runtime package (``etl_runtime.lambda_handler.handler``) and alone as
-``lambda_handler.py`` (handler ``lambda_handler.handler``). Locally the env var ``AWS_ENDPOINT_URL``
+Stdlib and boto3 only (of the runtime only :mod:`etl_runtime.awsutil`; no pyarrow, which Lambda's
+python runtime lacks), Python 3.9 compatible. Shipped inside the whole runtime package; the handler is
+``etl_runtime.lambda_handler.handler``. Locally the env var ``AWS_ENDPOINT_URL``
 points the plain ``boto3.client(...)`` calls at the local cloud.
 
 Environment
@@ -50,6 +50,8 @@ from typing import Any, Dict, List, NoReturn, Optional, Tuple
 from urllib.parse import unquote_plus
 
 import boto3
+
+from etl_runtime.awsutil import error_code, iso_now
 
 __all__ = ["handler", "parse_event", "should_process", "claim_key", "take_claim", "claim_verdict",
            "run_verdict", "delivery_kind", "ObjectRef", "backoff_seconds", "WAIT_CODES"]
@@ -202,7 +204,7 @@ def claim_verdict(claim: Dict[str, Any], glue: Any, workflow: str, *, lease_seco
     try:
         run = glue.get_workflow_run(Name=str(claim.get("workflow") or workflow), RunId=run_id)["Run"]
     except Exception as exc:
-        if _code(exc) == "EntityNotFoundException":
+        if error_code(exc) == "EntityNotFoundException":
             return "unknown"
         raise  # throttled or refused: fail the invocation so the event is delivered again
     return run_verdict(run)
@@ -216,7 +218,7 @@ def _read_claim(s3: Any, bucket: str, ckey: str) -> Optional[Dict[str, Any]]:
         # S3 answers 403 instead of 404 for a missing key unless s3:ListBucket applies to the request,
         # and the function's ListBucket is conditioned on s3:prefix (absent from GetObject); it may read
         # every claim, so a 403 here means the claim does not exist
-        if _code(exc) in ("404", "NoSuchKey", "NotFound", "403", "AccessDenied"):
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound", "403", "AccessDenied"):
             return None
         raise
     try:
@@ -263,7 +265,7 @@ def take_claim(s3: Any, glue: Any, *, bucket: str, ident: Tuple[str, str, str], 
             claim.update(attempt=attempt, claim_key=ckey, workflow=workflow)
             return {"won": True, "claim_key": ckey, "attempt": attempt}
         except Exception as exc:
-            if _code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+            if error_code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
                 raise
         held = _read_claim(s3, bucket, ckey)
         if held is None:  # released (its start failed) between our write and our read: race for it again
@@ -279,13 +281,8 @@ def take_claim(s3: Any, glue: Any, *, bucket: str, ident: Tuple[str, str, str], 
     return {"won": False, "attempt": attempt - 1, "run_id": "", "verdict": "too many attempts"}
 
 
-def _code(exc: BaseException) -> str:
-    resp = getattr(exc, "response", None) or {}
-    return str(resp.get("Error", {}).get("Code", ""))
-
-
 def _log(**fields: Any) -> None:
-    fields.setdefault("ts", datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    fields.setdefault("ts", iso_now())
     print(json.dumps(fields, default=str, sort_keys=True), flush=True)
 
 
@@ -373,14 +370,14 @@ class _Delivery:
         try:
             return dict(self.s3.head_object(Bucket=self.bucket, Key=self.key))
         except Exception as exc:
-            if _code(exc) not in _NOT_FOUND:
+            if error_code(exc) not in _NOT_FOUND:
                 raise
             if decoded in (None, self.key):
                 return None
         try:
             head = dict(self.s3.head_object(Bucket=self.bucket, Key=decoded))
         except Exception as exc2:
-            if _code(exc2) not in _NOT_FOUND:
+            if error_code(exc2) not in _NOT_FOUND:
                 raise
             return None
         self.key = self.result["key"] = str(decoded)
@@ -436,8 +433,8 @@ class _Delivery:
         """Release the claim so the retry can act, log (and, unless waiting for a run slot, notify), raise."""
         with contextlib.suppress(Exception):
             self.s3.delete_object(Bucket=self.bucket, Key=ckey)
-        reason = f"{_code(last) or type(last).__name__}: {last}" if last else "no run id returned"
-        if last is not None and _code(last) in WAIT_CODES:
+        reason = f"{error_code(last) or type(last).__name__}: {last}" if last else "no run id returned"
+        if last is not None and error_code(last) in WAIT_CODES:
             # Waiting for a free run slot is the normal state of a burst: logged, not notified.
             self.result.update(status="waiting", reason=reason)
             _log(decision="waiting", **self.result)
@@ -534,7 +531,7 @@ def _handle_sqs(records: List[Dict[str, Any]], *, s3: Any, glue: Any, sns: Any, 
             waits.append((rec, 0))
             _log(decision="poison", reason=str(exc), body=str(rec.get("body"))[:200], **ids)
         except Exception as exc:
-            code = _code(exc)
+            code = error_code(exc)
             if code == "ConcurrentRunsExceededException":
                 busy = f"{code}: {exc}"
             elif code not in WAIT_CODES:
