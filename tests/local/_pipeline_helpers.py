@@ -108,7 +108,8 @@ def busy(settings: Settings) -> list[str]:
     Read upstream first: the intake queue (messages waiting, in a batch the event source mapping runs, or
     delayed), then workflow runs, crawlers, job runs and Data API statements. The poller deletes a message only
     after the Lambda that started its run returned, so when the queue was empty at the first read every run its
-    events started is seen by the later reads. An empty list means idle. SQS's counts are approximate on AWS.
+    events started is seen by the later reads. An empty list means idle. On AWS SQS's counts are approximate
+    and ListStatements shows only the caller's role's statements (job 2's own are covered by its job run).
     """
     from etl_kit.clients import client
 
