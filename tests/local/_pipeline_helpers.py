@@ -80,7 +80,7 @@ def lambda_lines(settings: Settings, key: str) -> list[dict[str, Any]]:
                         continue
                     if doc.get("key") == key:
                         out.append(doc)
-    except Exception:  # no invocation yet: no log group
+    except logs.exceptions.ResourceNotFoundException:  # no invocation yet: no log group (any other error is raised)
         return []
     return out
 
