@@ -76,3 +76,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "aws" in item.keywords:
             item.add_marker(skip)
+
+
+# -- tiers (issue 11, item 8): a test's folder, its tier marker and what it needs agree --------------------------
+TIERS = ("unit", "local", "notebooks", "aws")
+SERVER_FIXTURES = frozenset({"cloud", "module_cloud"})  # every fixture that starts a local cloud leads to one
+
+
+def tier_problems(items: list[pytest.Item]) -> list[str]:
+    """Why each item is in the wrong tier: its folder under tests/ names the one tier marker it must carry,
+    and a unit test starts no local cloud (directly or through another fixture)."""
+    problems = []
+    for item in items:
+        parts = item.path.relative_to(ROOT / "tests").parts
+        folder = parts[0] if len(parts) > 1 else ""
+        marked = {m.name for m in item.iter_markers() if m.name in TIERS}
+        if folder not in TIERS:
+            problems.append(f"{item.nodeid}: tests live in a tier folder: tests/{{{','.join(TIERS)}}}/")
+        elif marked != {folder}:
+            problems.append(f"{item.nodeid}: under tests/{folder}/ but marked {sorted(marked) or 'with no tier'}; "
+                            f"mark it {folder} only (pytestmark = pytest.mark.{folder}) or move it")
+        elif folder == "unit" and SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            problems.append(f"{item.nodeid}: a unit test that starts a local cloud "
+                            f"({', '.join(sorted(SERVER_FIXTURES & set(item.fixturenames)))}); move it to tests/local/")
+    return problems
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Collection fails when a test's folder, tier marker and fixtures disagree (see :func:`tier_problems`)."""
+    problems = tier_problems(session.items)
+    if problems:
+        raise pytest.UsageError("tests in the wrong tier:\n  " + "\n  ".join(problems))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import gzip as _gzip
 import json
 import time
+import uuid
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -77,9 +80,90 @@ def lambda_lines(settings: Settings, key: str) -> list[dict[str, Any]]:
                         continue
                     if doc.get("key") == key:
                         out.append(doc)
-    except Exception:  # no invocation yet: no log group
+    except logs.exceptions.ResourceNotFoundException:  # no invocation yet: no log group (any other error is raised)
         return []
     return out
+
+
+def decisions(settings: Settings, key: str, n: int = 1, *, where: Callable[[dict[str, Any]], bool] = bool,
+              timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Wait until the Lambda has logged ``n`` decision lines for ``key`` that satisfy ``where``; returns them.
+
+    The Lambda's log is written when its invocation ends, so a line here is a decision taken (and its
+    workflow run, if it started one, already exists).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [ln for ln in lambda_lines(settings, key) if "decision" in ln and where(ln)]
+        if len(lines) >= n:
+            return lines
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(lines)} of {n} Lambda decision(s) for {key} within {timeout:.0f}s: {lines}")
+        time.sleep(0.2)
+
+
+def busy(settings: Settings) -> list[str]:
+    """What of the pipeline is still at work, read through the public APIs (so it works on AWS too).
+
+    Read upstream first: the intake queue (messages waiting, in a batch the event source mapping runs, or
+    delayed), then workflow runs, crawlers, job runs and Data API statements. The poller deletes a message only
+    after the Lambda that started its run returned, so when the queue was empty at the first read every run its
+    events started is seen by the later reads. An empty list means idle. On AWS SQS's counts are approximate
+    and ListStatements shows only the caller's role's statements (job 2's own are covered by its job run).
+    """
+    from etl_kit.clients import client
+
+    sqs = client("sqs", settings)
+    url = sqs.get_queue_url(QueueName=settings.intake_queue)["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+    out = [f"{settings.intake_queue}: {attr} = {n}" for attr, n in sorted(attrs.items()) if int(n)]
+    glue = client("glue", settings)
+    runs = glue.get_workflow_runs(Name=settings.workflow, MaxResults=1000)["Runs"]
+    out += [f"workflow run {r['WorkflowRunId']}: {r['Status']}" for r in runs if r["Status"] in ("RUNNING", "STOPPING")]
+    for crawler in (settings.csv_crawler, settings.parquet_crawler):
+        state = glue.get_crawler(Name=crawler)["Crawler"]["State"]
+        if state != "READY":
+            out.append(f"crawler {crawler}: {state}")
+    for job in (settings.csv_job, settings.load_job):
+        for page in glue.get_paginator("get_job_runs").paginate(JobName=job):
+            out += [f"job {job} run {jr['Id']}: {jr['JobRunState']}" for jr in page["JobRuns"]
+                    if jr["JobRunState"] in ("STARTING", "RUNNING", "STOPPING", "WAITING")]
+    rsd = client("redshift-data", settings)
+    for status in ("SUBMITTED", "PICKED", "STARTED"):
+        listed = rsd.list_statements(Status=status, WorkgroupName=settings.redshift_workgroup)["Statements"]
+        out += [f"statement {st['Id']}: {status}" for st in listed]
+    return out
+
+
+def wait_idle(settings: Settings, timeout: float = 120.0) -> None:
+    """Wait until :func:`busy` reports nothing: every event delivered so far has been decided and run."""
+    deadline = time.monotonic() + timeout
+    while left := busy(settings):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the pipeline is still busy after {timeout:.0f}s: {left}")
+        time.sleep(0.2)
+
+
+def sentinel(s3: Any, settings: Settings, timeout: float = 60.0) -> str:
+    """Upload an object under the input prefix that the Lambda skips without a run, and wait for its decision.
+
+    Call it after the uploads whose events must *not* act, then :func:`wait_idle`. Locally S3 hands the event
+    to EventBridge, and EventBridge to the intake queue, inside ``put_object``, so an earlier upload's event
+    is already queued (or was filtered out) when the sentinel's is; the sentinel's decision proves the path
+    carries events, and idle proves nothing queued before it is still waiting. On AWS neither EventBridge nor
+    a standard queue keeps order: there the pair is strong evidence, not proof. Returns the sentinel's key.
+    """
+    key = f"{settings.input_prefix}_sentinels/{uuid.uuid4().hex}.txt"
+    put(s3, settings, key, b"sentinel: not a CSV, skipped without a run")
+    decisions(settings, key, where=lambda ln: ln["decision"] == "skipped", timeout=timeout)
+    return key
+
+
+def stable_number(text: str, modulus: int) -> int:
+    """A number below ``modulus`` derived from ``text``: the same in every process (``hash()`` is salted)."""
+    return zlib.crc32(text.encode("utf-8")) % modulus
 
 
 def runs_for(settings: Settings, key: str, etag: str | None = None) -> list[dict[str, Any]]:

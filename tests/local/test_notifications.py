@@ -1,5 +1,7 @@
 """Notifications stay deliverable whatever the error text: a job-2 failure whose message holds quotes,
-backslashes and non-ASCII reaches SNS (and the notebooks' SQS queue) with the whole text."""
+backslashes and non-ASCII reaches SNS (and the notebooks' SQS queue) with the whole text.
+
+The input transformer that renders them is unit-tested in tests/unit/test_input_transformer.py."""
 
 from __future__ import annotations
 
@@ -11,33 +13,9 @@ from typing import Any
 import pytest
 
 from etl_kit.config import Settings
-from etl_localcloud.motohooks import _transform
 from tests.local._pipeline_helpers import csv_bytes, ledger_rows, outcome, row
 
 pytestmark = pytest.mark.local
-
-TEMPLATE = '"Glue job <name> run <run> finished in state <state> at <time>. Message: <error>"'
-PATHS = {"name": "$.detail.jobName", "state": "$.detail.state", "time": "$.time", "run": "$.detail.jobRunId",
-         "error": "$.detail.message"}
-
-
-@pytest.mark.parametrize("error", ['He said "no"', "C:\\temp\\x", "a\\\"b", "line one\nline two\ttab",
-                                   "ünïcødé ✓ 日本 \u2028", "<error> <b>", "{\"json\": [1]}", "\\u0041"])
-def test_input_transformer_keeps_any_error_text(error: str) -> None:
-    """EventBridge inserts a string variable into a string template unescaped: the message is the text."""
-    event = {"time": "2026-01-01T00:00:00Z", "detail": {"jobName": "j2", "state": "FAILED", "jobRunId": "jr_1",
-                                                        "message": error}}
-    out = _transform({"InputTransformer": {"InputPathsMap": PATHS, "InputTemplate": TEMPLATE}}, event)
-    assert out == f"Glue job j2 run jr_1 finished in state FAILED at 2026-01-01T00:00:00Z. Message: {error}"
-
-
-def test_input_transformer_json_template_quotes_strings_and_keeps_objects() -> None:
-    event = {"time": "t", "detail": {"state": "FAILED", "n": 3, "obj": {"a": "b"}}}
-    template = '{"state": <s>, "text": "is <s> with <o>", "n": <n>, "obj": <o>, "gone": "<nope>"}'
-    out = _transform({"InputTransformer": {"InputPathsMap": {"s": "$.detail.state", "n": "$.detail.n",
-                                                             "o": "$.detail.obj", "nope": "$.detail.nope"},
-                                           "InputTemplate": template}}, event)
-    assert out == {"state": "FAILED", "text": "is FAILED with {a:b}", "n": 3, "obj": {"a": "b"}, "gone": "<nope>"}
 
 
 def test_job2_failure_with_quotes_in_its_error_reaches_the_notification_queue(pipeline: Settings, boto) -> None:

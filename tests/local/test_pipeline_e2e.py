@@ -17,13 +17,17 @@ from etl_kit.config import Settings
 from tests.local._pipeline_helpers import (
     HEADER,
     csv_bytes,
+    decisions,
     lambda_lines,
     ledger_rows,
     outcome,
     put,
     row,
     runs_for,
+    sentinel,
+    stable_number,
     table_rows,
+    wait_idle,
 )
 
 pytestmark = pytest.mark.local
@@ -116,7 +120,9 @@ def test_same_object_again_or_a_duplicate_event_adds_no_rows_and_no_run(pipeline
         res = json.loads(lam.invoke(FunctionName=pipeline.lambda_function, Payload=json.dumps(event))["Payload"]
                          .read())
         assert res["status"] == "skipped" and "duplicate" in res["reason"], res
-    time.sleep(1.0)
+    # the positive signal: the second upload's event and both deliveries are decided, each a duplicate
+    decisions(pipeline, key, 3, where=lambda ln: ln["decision"] == "skipped" and "duplicate" in ln["reason"])
+    wait_idle(pipeline)
     assert len(runs_for(pipeline, key)) == 1
     assert len(table_rows(pipeline, key)) == 5
     assert len(ledger_rows(pipeline, pipeline.bucket_name(), key)) == 1
@@ -163,13 +169,15 @@ def test_non_csv_empty_and_folder_objects_are_skipped_without_a_run(pipeline: Se
 def test_objects_outside_input_never_reach_the_lambda(pipeline: Settings, s3) -> None:
     key = "elsewhere/sales.csv"
     put(s3, pipeline, key, csv_bytes([row(4_000_000)]))
-    time.sleep(2.0)
+    # the positive signal: an object under input/ uploaded after it is decided, and the pipeline is idle
+    sentinel(s3, pipeline)
+    wait_idle(pipeline)
     assert lambda_lines(pipeline, key) == [] and runs_for(pipeline, key) == []
 
 
 @pytest.mark.parametrize("key", ["input/with space/a b.csv", "input/plus+sign.csv", "input/ünïcødé/日本.csv"])
 def test_keys_with_spaces_plus_and_unicode_load(pipeline: Settings, s3, key: str) -> None:
-    base = 5_000_000 + abs(hash(key)) % 1000 * 10
+    base = 5_000_000 + stable_number(key, 1000) * 10  # disjoint ranges of ten for the three keys
     etag = put(s3, pipeline, key, csv_bytes([row(i) for i in _ids(base, 3)]))
     out = outcome(pipeline, pipeline.bucket_name(), key, etag)
     assert out.state == "loaded", out

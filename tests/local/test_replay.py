@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from etl_kit.config import Settings
-from tests.local._pipeline_helpers import csv_bytes, lambda_lines, ledger_rows, put, row, runs_for, table_rows
+from tests.local._pipeline_helpers import csv_bytes, decisions, ledger_rows, put, row, runs_for, table_rows
 
 pytestmark = pytest.mark.local
 
@@ -115,11 +115,9 @@ def test_uploading_the_same_bytes_after_a_failed_load_retries_it_once(pipeline: 
         2, second["WorkflowRunId"], 13, 1)
     assert [a["state"] for a in attempts_of(pipeline, key, etag, 2)] == ["failed", "loaded"]
     # the third upload of the same bytes: loaded, so a duplicate naming the run that loaded it
-    before = len(lambda_lines(pipeline, key))
+    before = len(decisions(pipeline, key, 0))
     put(s3, pipeline, key, body)
-    deadline = time.monotonic() + 30
-    while len(lines := lambda_lines(pipeline, key)) <= before and time.monotonic() < deadline:
-        time.sleep(0.2)
+    lines = decisions(pipeline, key, before + 1, timeout=30)
     assert lines[-1]["decision"] == "skipped" and lines[-1]["reason"] == "duplicate"
     assert lines[-1]["run_id"] == second["WorkflowRunId"]
     assert len(runs_for(pipeline, key)) == 2
@@ -133,16 +131,13 @@ def test_two_concurrent_replays_of_a_failed_object_start_one_run(pipeline: Setti
     key = "input/retry/replayed twice.csv"
     ids = list(range(12_000_000, 12_000_020))
     etag = fail_once(s3, pipeline, key, csv_bytes([row(i) for i in ids]))
-    before = len(lambda_lines(pipeline, key))
+    before = len(decisions(pipeline, key, 0))
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: replay_object(pipeline, key), range(2)))
     assert all(r.key == key and r.etag == etag for r in results)
     # each replay reaches the Lambda; exactly one takes the failed attempt over
-    deadline = time.monotonic() + 60
-    while len(lines := lambda_lines(pipeline, key)) < before + 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    decisions = sorted(ln["decision"] for ln in lines[before:])
-    assert decisions == ["skipped", "started"], lines[before:]
+    lines = decisions(pipeline, key, before + 2, timeout=60)
+    assert sorted(ln["decision"] for ln in lines[before:]) == ["skipped", "started"], lines[before:]
     skipped = next(ln for ln in lines[before:] if ln["decision"] == "skipped")
     assert skipped["reason"] == "duplicate"
     _, second = finished_runs(pipeline, key, etag, 2)

@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ from etl_runtime import job2
 from etl_runtime.contract import compile_contract
 from etl_runtime.loadsql import LedgerEntry, LoadSpec
 from etl_runtime.values import LoadTarget, SourceObject, Warehouse, WorkflowRun
-from tests.conftest import client_factory, private_cloud
 
 pytestmark = pytest.mark.local
 
@@ -41,28 +40,19 @@ HOSTILE_KEYS = [
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    yield from private_cloud(tmp_path_factory, "sec-cloud")
-
-
-@pytest.fixture(scope="module")
-def aws(cloud: Any) -> Callable[[str], Any]:
-    return client_factory(cloud)  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="module")
-def admin(aws: Callable[[str], Any]) -> dict[str, Any]:
+def admin(module_boto: Callable[[str], Any]) -> dict[str, Any]:
     """The namespace's admin login (from its managed secret) and the workgroup's endpoint."""
-    rs = aws("redshift-serverless")
+    rs = module_boto("redshift-serverless")
     ns = rs.create_namespace(namespaceName=NS, dbName=DB, adminUsername="admin", manageAdminPassword=True)["namespace"]
     wg = rs.create_workgroup(workgroupName=WG, namespaceName=NS)["workgroup"]
-    secret = json.loads(aws("secretsmanager").get_secret_value(SecretId=ns["adminPasswordSecretArn"])["SecretString"])
+    secret = json.loads(module_boto("secretsmanager").get_secret_value(
+        SecretId=ns["adminPasswordSecretArn"])["SecretString"])
     return {"user": secret["username"], "password": secret["password"], "host": wg["endpoint"]["address"],
             "port": wg["endpoint"]["port"], "secret_arn": ns["adminPasswordSecretArn"]}
 
 
-def run(aws: Callable[[str], Any], sql: str | list[str], **kw: Any) -> dict[str, Any]:
-    rd = aws("redshift-data")
+def run(module_boto: Callable[[str], Any], sql: str | list[str], **kw: Any) -> dict[str, Any]:
+    rd = module_boto("redshift-data")
     kw = {"WorkgroupName": WG, "Database": DB, **kw}
     r = rd.batch_execute_statement(Sqls=sql, **kw) if isinstance(sql, list) else rd.execute_statement(Sql=sql, **kw)
     deadline = time.monotonic() + 120
@@ -74,10 +64,10 @@ def run(aws: Callable[[str], Any], sql: str | list[str], **kw: Any) -> dict[str,
     raise AssertionError(f"statement {r['Id']} did not end")
 
 
-def rows(aws: Callable[[str], Any], sql: str, **kw: Any) -> list[list[Any]]:
-    d = run(aws, sql, **kw)
+def rows(module_boto: Callable[[str], Any], sql: str, **kw: Any) -> list[list[Any]]:
+    d = run(module_boto, sql, **kw)
     assert d["Status"] == "FINISHED", d.get("Error")
-    res = aws("redshift-data").get_statement_result(Id=d["Id"])
+    res = module_boto("redshift-data").get_statement_result(Id=d["Id"])
     return [[next(iter(f.values())) if "isNull" not in f else None for f in r] for r in res["Records"]]
 
 
@@ -87,16 +77,16 @@ def _admin_conn(admin: dict[str, Any]) -> psycopg.Connection[Any]:
 
 
 # -- data never becomes SQL ---------------------------------------------------------------------------
-def test_hostile_keys_round_trip_through_job2_ledger_lookup_and_run_nothing(aws, admin) -> None:
+def test_hostile_keys_round_trip_through_job2_ledger_lookup_and_run_nothing(module_boto, admin) -> None:
     """Each key is written by the ledger's batch (escaped literals) and found again by job 2's parameterised
     look-up (server-side binding): the load is skipped as already loaded, the canary table is intact and no
     program ran."""
     tag = uuid.uuid4().hex[:8]
     pwned = Path(f"/tmp/etlkit-pwned-{tag}")
     keys = [k.replace("{tag}", tag) for k in HOSTILE_KEYS]
-    assert run(aws, "CREATE TABLE canary (v int)")["Status"] == "FINISHED"
-    assert run(aws, "INSERT INTO canary VALUES (7)")["Status"] == "FINISHED"
-    rsd = aws("redshift-data")
+    assert run(module_boto, "CREATE TABLE canary (v int)")["Status"] == "FINISHED"
+    assert run(module_boto, "INSERT INTO canary VALUES (7)")["Status"] == "FINISHED"
+    rsd = module_boto("redshift-data")
     for i, key in enumerate(keys):
         target = LoadTarget("public", "sales", "load_ledger", "arn:aws:iam::123456789012:role/r")
         job2.record_ledger(Warehouse(WG, DB), target, LedgerEntry(
@@ -106,37 +96,38 @@ def test_hostile_keys_round_trip_through_job2_ledger_lookup_and_run_nothing(aws,
                         run=WorkflowRun("wf", f"wr_again_{i}"))
         out = job2.run_load(spec, Warehouse(WG, DB), rsd=rsd)
         assert out["state"] == "skipped" and out["reason"] == f"already loaded by run wr_{i}", key
-    stored = rows(aws, "SELECT key FROM load_ledger ORDER BY etag")
+    stored = rows(module_boto, "SELECT key FROM load_ledger ORDER BY etag")
     assert [r[0] for r in stored] == keys  # every key stored and read back byte for byte
     for i, key in enumerate(keys):  # and each one found by an exact, bound comparison
-        assert rows(aws, "SELECT etag FROM load_ledger WHERE key = :k",
+        assert rows(module_boto, "SELECT etag FROM load_ledger WHERE key = :k",
                     Parameters=[{"name": "k", "value": key}]) == [[f"e{i}"]]
-    assert rows(aws, "SELECT v FROM canary") == [[7]]
+    assert rows(module_boto, "SELECT v FROM canary") == [[7]]
     assert not pwned.exists()
 
 
 @pytest.mark.parametrize("value", ["O'Brien", "a\\'b", "\\", "50% off :x %(y)s", "line\nbreak", "ünï ✓",
                                    "'; DROP TABLE canary2; --"])
-def test_parameter_values_are_bound_not_spliced(aws, admin, value: str) -> None:
-    run(aws, "CREATE TABLE IF NOT EXISTS canary2 (v int)")
-    assert rows(aws, "SELECT :v AS v, length(:v) AS n, 'lit:v' AS lit -- :v in a comment",
+def test_parameter_values_are_bound_not_spliced(module_boto, admin, value: str) -> None:
+    run(module_boto, "CREATE TABLE IF NOT EXISTS canary2 (v int)")
+    assert rows(module_boto, "SELECT :v AS v, length(:v) AS n, 'lit:v' AS lit -- :v in a comment",
                 Parameters=[{"name": "v", "value": value}]) == [[value, len(value), "lit:v"]]
-    assert run(aws, "SELECT count(*) FROM canary2")["Status"] == "FINISHED"
+    assert run(module_boto, "SELECT count(*) FROM canary2")["Status"] == "FINISHED"
 
 
-def test_parameters_are_typed_by_their_context(aws, admin) -> None:
-    assert rows(aws, "SELECT :n::int + 1, :d::date + 1, CAST(:x AS decimal(5,2)) * 2",
+def test_parameters_are_typed_by_their_context(module_boto, admin) -> None:
+    assert rows(module_boto, "SELECT :n::int + 1, :d::date + 1, CAST(:x AS decimal(5,2)) * 2",
                 Parameters=[{"name": "n", "value": "41"}, {"name": "d", "value": "2024-02-28"},
                             {"name": "x", "value": "1.25"}]) == [[42, "2024-02-29", "2.50"]]
-    run(aws, "CREATE TABLE IF NOT EXISTS typed (id bigint, day date)")
-    d = run(aws, "INSERT INTO typed VALUES (:id, :day)", Parameters=[{"name": "id", "value": "5"},
+    run(module_boto, "CREATE TABLE IF NOT EXISTS typed (id bigint, day date)")
+    d = run(module_boto, "INSERT INTO typed VALUES (:id, :day)", Parameters=[{"name": "id", "value": "5"},
                                                                     {"name": "day", "value": "2020-01-31"}])
     assert d["Status"] == "FINISHED", d.get("Error")
-    assert rows(aws, "SELECT id FROM typed WHERE id = :id", Parameters=[{"name": "id", "value": "5"}]) == [[5]]
+    assert rows(module_boto, "SELECT id FROM typed WHERE id = :id", Parameters=[{"name": "id", "value": "5"}]) == [[5]]
 
 
-def test_batch_statements_share_parameters(aws, admin) -> None:
-    d = run(aws, ["CREATE TEMP TABLE p (v varchar(20))", "INSERT INTO p VALUES (:a)", "INSERT INTO p VALUES (:b)"],
+def test_batch_statements_share_parameters(module_boto, admin) -> None:
+    d = run(module_boto,
+            ["CREATE TEMP TABLE p (v varchar(20))", "INSERT INTO p VALUES (:a)", "INSERT INTO p VALUES (:b)"],
             Parameters=[{"name": "a", "value": "x'y"}, {"name": "b", "value": "z\\w"}])
     assert d["Status"] == "FINISHED", d.get("Error")
 
@@ -148,12 +139,13 @@ def test_batch_statements_share_parameters(aws, admin) -> None:
     ([{"name": "a", "value": ""}], "SELECT :a", "length greater than or equal to 1"),
     ([{"name": "a", "value": "1"}, {"name": "a", "value": "2"}], "SELECT :a", "more than once"),
 ])
-def test_parameter_rules_answer_validation_exception(aws, admin, params: list[dict[str, str]], sql: str,
+def test_parameter_rules_answer_validation_exception(module_boto, admin, params: list[dict[str, str]], sql: str,
                                                      message: str) -> None:
-    rd = aws("redshift-data")
+    rd = module_boto("redshift-data")
     before = len(rd.list_statements(MaxResults=100)["Statements"])
     with pytest.raises(ClientError) as err:  # without boto3's client-side checks, as any HTTP caller
-        _raw_call(aws, "ExecuteStatement", {"WorkgroupName": WG, "Database": DB, "Sql": sql, "Parameters": params})
+        _raw_call(module_boto, "ExecuteStatement",
+                  {"WorkgroupName": WG, "Database": DB, "Sql": sql, "Parameters": params})
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert message in err.value.response["Error"]["Message"]
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
@@ -161,12 +153,12 @@ def test_parameter_rules_answer_validation_exception(aws, admin, params: list[di
 
 
 # -- the warehouse's users cannot reach the host --------------------------------------------------------
-def test_namespace_admin_is_an_ordinary_role(aws, admin) -> None:
-    assert rows(aws, "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+def test_namespace_admin_is_an_ordinary_role(module_boto, admin) -> None:
+    assert rows(module_boto, "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
                      "WHERE rolname = current_user") == [["admin", False, True, True]]
-    assert rows(aws, "SELECT current_user", SecretArn=admin["secret_arn"]) == [["admin"]]
+    assert rows(module_boto, "SELECT current_user", SecretArn=admin["secret_arn"]) == [["admin"]]
     # no role that may read or write server files or run programs is granted to it
-    assert rows(aws, "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE "
+    assert rows(module_boto, "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE "
                      "m.member = (SELECT oid FROM pg_roles WHERE rolname = current_user) AND r.rolname IN "
                      "('pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program')") == [[0]]
 
@@ -181,17 +173,17 @@ def test_namespace_admin_is_an_ordinary_role(aws, admin) -> None:
     "CREATE USER mallory SUPERUSER PASSWORD 'Passw0rd!'",
     "ALTER USER admin SUPERUSER",
 ])
-def test_host_reaching_sql_fails_over_the_data_api(aws, admin, sql: str) -> None:
-    d = run(aws, sql)
+def test_host_reaching_sql_fails_over_the_data_api(module_boto, admin, sql: str) -> None:
+    d = run(module_boto, sql)
     assert d["Status"] == "FAILED"
     assert "permission denied" in d["Error"] or "must be superuser" in d["Error"] or "must have" in d["Error"] \
         or "not allowed" in d["Error"], d["Error"]
 
 
-def test_copy_program_and_server_files_fail_for_the_admin(aws, admin, tmp_path: Path) -> None:
+def test_copy_program_and_server_files_fail_for_the_admin(module_boto, admin, tmp_path: Path) -> None:
     target = Path(f"/tmp/etlkit-copy-{uuid.uuid4().hex[:8]}")
     # the Data API's COPY reads only s3://, whatever the text
-    d = run(aws, f"COPY canary FROM PROGRAM 'touch {target}'")
+    d = run(module_boto, f"COPY canary FROM PROGRAM 'touch {target}'")
     assert d["Status"] == "FAILED"
     # a direct connection with the admin's secret: PostgreSQL itself refuses
     with _admin_conn(admin) as conn:
@@ -205,9 +197,10 @@ def test_copy_program_and_server_files_fail_for_the_admin(aws, admin, tmp_path: 
     assert not target.exists()
 
 
-def test_users_created_through_sql_are_ordinary_and_can_work(aws, admin) -> None:
-    assert run(aws, "CREATE USER analyst PASSWORD 'Analyst123'")["Status"] == "FINISHED"
-    assert rows(aws, "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = 'analyst'") == [[False, False]]
+def test_users_created_through_sql_are_ordinary_and_can_work(module_boto, admin) -> None:
+    assert run(module_boto, "CREATE USER analyst PASSWORD 'Analyst123'")["Status"] == "FINISHED"
+    assert rows(module_boto, "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = 'analyst'") == [
+        [False, False]]
     with psycopg.connect(host=admin["host"], port=admin["port"], user="analyst", password="Analyst123", dbname=DB,
                          connect_timeout=5, autocommit=True) as conn:
         conn.execute("CREATE TABLE analyst_t (v int)")  # Redshift lets every user create in public
@@ -215,26 +208,26 @@ def test_users_created_through_sql_are_ordinary_and_can_work(aws, admin) -> None
             conn.execute("SELECT pg_read_file('/etc/hostname')")
 
 
-def test_superuser_cannot_log_in_over_tcp(cloud, admin) -> None:
+def test_superuser_cannot_log_in_over_tcp(module_cloud, admin) -> None:
     import etl_localcloud as localcloud
 
-    info = localcloud.warehouse_info(cloud)
+    info = localcloud.warehouse_info(module_cloud)
     with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects"):
         psycopg.connect(host="127.0.0.1", port=info["port"], user=info["user"], password=info["password"],
                         dbname="postgres", connect_timeout=5)
 
 
 # -- private state ------------------------------------------------------------------------------------
-def test_state_dir_socket_and_secrets_are_private(cloud, admin) -> None:
+def test_state_dir_socket_and_secrets_are_private(module_cloud, admin) -> None:
     import etl_localcloud as localcloud
 
-    state = Path(cloud.state_dir)
+    state = Path(module_cloud.state_dir)
     mode = stat.S_IMODE(state.stat().st_mode)
     if os.geteuid() == 0:  # PostgreSQL runs as its own user, whose group may only traverse
         assert mode == 0o710, oct(mode)
     else:
         assert mode == 0o700, oct(mode)
-    info = localcloud.warehouse_info(cloud)
+    info = localcloud.warehouse_info(module_cloud)
     sock_dir = Path(info["socket_dir"])
     assert sock_dir.parent == state and stat.S_IMODE(sock_dir.stat().st_mode) == 0o700
     sock = sock_dir / f".s.PGSQL.{info['port']}"
@@ -249,8 +242,8 @@ def test_state_dir_socket_and_secrets_are_private(cloud, admin) -> None:
 
 
 # -- limits and error shapes --------------------------------------------------------------------------
-def test_statement_over_100_kb_is_refused(aws, admin) -> None:
-    rd = aws("redshift-data")
+def test_statement_over_100_kb_is_refused(module_boto, admin) -> None:
+    rd = module_boto("redshift-data")
     sql = "SELECT 1 -- " + "x" * (100 * 1024)
     with pytest.raises(ClientError) as err:
         rd.execute_statement(WorkgroupName=WG, Database=DB, Sql=sql)
@@ -259,30 +252,30 @@ def test_statement_over_100_kb_is_refused(aws, admin) -> None:
     with pytest.raises(ClientError) as err:
         rd.batch_execute_statement(WorkgroupName=WG, Database=DB, Sqls=["SELECT 1", sql])
     assert err.value.response["Error"]["Code"] == "ValidationException"
-    assert run(aws, "SELECT 1 -- " + "x" * (100 * 1024 - 20))["Status"] == "FINISHED"  # just under is fine
+    assert run(module_boto, "SELECT 1 -- " + "x" * (100 * 1024 - 20))["Status"] == "FINISHED"  # just under is fine
 
 
-def test_batch_of_41_statements_is_refused(aws, admin) -> None:
+def test_batch_of_41_statements_is_refused(module_boto, admin) -> None:
     with pytest.raises(ClientError) as err:  # boto3 checks only minimums on the client: the service refuses
-        aws("redshift-data").batch_execute_statement(WorkgroupName=WG, Database=DB, Sqls=["SELECT 1"] * 41)
+        module_boto("redshift-data").batch_execute_statement(WorkgroupName=WG, Database=DB, Sqls=["SELECT 1"] * 41)
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert "less than or equal to 40" in err.value.response["Error"]["Message"]
-    assert run(aws, ["SELECT 1"] * 40)["Status"] == "FINISHED"
+    assert run(module_boto, ["SELECT 1"] * 40)["Status"] == "FINISHED"
 
 
-def test_result_over_100_mb_is_refused_by_get_statement_result(aws, admin) -> None:
-    d = run(aws, "SELECT repeat('x', 100000) FROM generate_series(1, 1100)")
+def test_result_over_100_mb_is_refused_by_get_statement_result(module_boto, admin) -> None:
+    d = run(module_boto, "SELECT repeat('x', 100000) FROM generate_series(1, 1100)")
     assert d["Status"] == "FINISHED" and d["ResultRows"] == 1100 and d["ResultSize"] > 100 * 1024 * 1024
     with pytest.raises(ClientError) as err:
-        aws("redshift-data").get_statement_result(Id=d["Id"])
+        module_boto("redshift-data").get_statement_result(Id=d["Id"])
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert "exceeded size limit" in err.value.response["Error"]["Message"]
 
 
-def _raw_call(aws: Callable[[str], Any], op: str, body: Any, raw: bytes | None = None,
+def _raw_call(module_boto: Callable[[str], Any], op: str, body: Any, raw: bytes | None = None,
               prefix: str = "RedshiftData") -> None:
     """POST a request without boto3's client-side checks; raise ClientError-like on an error answer."""
-    endpoint = aws("redshift-data").meta.endpoint_url
+    endpoint = module_boto("redshift-data").meta.endpoint_url
     data = raw if raw is not None else json.dumps(body).encode()
     req = urllib.request.Request(endpoint + "/", data=data, method="POST", headers={
         "X-Amz-Target": f"{prefix}.{op}", "Content-Type": "application/x-amz-json-1.1",
@@ -311,10 +304,10 @@ def _raw_call(aws: Callable[[str], Any], op: str, body: Any, raw: bytes | None =
     ("DescribeStatement", {}, None, "ValidationException"),
     ("NoSuchOperation", {}, None, "UnknownOperationException"),
 ])
-def test_malformed_requests_answer_400_with_aws_error_shape(aws, admin, op: str, body: Any, raw: bytes | None,
+def test_malformed_requests_answer_400_with_aws_error_shape(module_boto, admin, op: str, body: Any, raw: bytes | None,
                                                             code: str) -> None:
     with pytest.raises(ClientError) as err:
-        _raw_call(aws, op, body, raw)
+        _raw_call(module_boto, op, body, raw)
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert err.value.response["Error"]["Code"] == code
     message = err.value.response["Error"]["Message"]
@@ -328,9 +321,9 @@ def test_malformed_requests_answer_400_with_aws_error_shape(aws, admin, op: str,
     ("AWSGlue", "StartJobRun", {"JobName": ["x"]}, "SerializationException"),
     ("AWSGlue", "StartJobRun", {}, "ValidationException"),
 ])
-def test_other_providers_answer_malformed_requests_the_same_way(aws, prefix: str, op: str, body: Any,
+def test_other_providers_answer_malformed_requests_the_same_way(module_boto, prefix: str, op: str, body: Any,
                                                                 code: str) -> None:
     with pytest.raises(ClientError) as err:
-        _raw_call(aws, op, body, prefix=prefix)
+        _raw_call(module_boto, op, body, prefix=prefix)
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert err.value.response["Error"]["Code"] == code
