@@ -18,9 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etl_localcloud.context import CloudContext
+from etl_localcloud.core.errors import client_error_code
 from etl_localcloud.dispatcher import ServiceError
 from etl_localcloud.glue.catalog import CatalogWriter, Found, glob_to_regex, group_tables
-from etl_localcloud.glue.common import Tracked, iso, moto_error_code, not_found, page, split_s3, utcnow
+from etl_localcloud.glue.common import Tracked, iso, moto_record, split_s3, take_back, utcnow
+from etl_localcloud.glue.exceptions import (
+    CrawlerNotRunningException,
+    CrawlerRunningException,
+    CrawlerStoppingException,
+)
 from etl_localcloud.glue.schema import CSV_SAMPLE_BYTES, S3RangeFile, infer_csv, infer_parquet
 
 __all__ = ["Crawl", "CrawlerRunner"]
@@ -53,6 +59,13 @@ class Crawl(Tracked):
     @property
     def finished(self) -> bool:
         return self.state != "RUNNING"
+
+    def interrupt(self, reason: str) -> bool:
+        """End this crawl FAILED with ``reason`` if it was in flight when the daemon stopped (True then)."""
+        if self.finished:
+            return False
+        self.state, self.error, self.end = "FAILED", reason, utcnow()
+        return True
 
     def seconds(self) -> float:
         return ((self.end or utcnow()) - self.start).total_seconds()
@@ -90,7 +103,10 @@ class Crawl(Tracked):
 
 
 class CrawlerRunner:
-    """Runs crawls in background threads; ``on_final`` callbacks get every finished crawl."""
+    """Runs crawls in background threads (the crawler records stay moto's).
+
+    ``on_final`` callbacks get every finished crawl.
+    """
 
     def __init__(self, ctx: CloudContext, max_parallel: int = 4) -> None:
         self.ctx = ctx
@@ -103,12 +119,17 @@ class CrawlerRunner:
 
     # -- records ----------------------------------------------------------------------------
     def crawler_record(self, name: str) -> dict[str, Any]:
-        try:
-            return dict(self.ctx.moto_client("glue").get_crawler(Name=name)["Crawler"])
-        except Exception as exc:
-            if moto_error_code(exc) == "EntityNotFoundException":
-                raise not_found(f"Crawler with name {name} not found") from None
-            raise
+        """The crawler's definition as moto keeps it; ``EntityNotFoundException`` when there is none."""
+        return moto_record(lambda: self.ctx.moto_client("glue").get_crawler(Name=name), "Crawler",
+                           f"Crawler with name {name} not found")
+
+    def get_crawler(self, name: str) -> dict[str, Any]:
+        """``GetCrawler``'s record: moto's definition with the state and last crawl of the crawls here."""
+        return self._patch(self.crawler_record(name))
+
+    def all_crawlers(self) -> list[dict[str, Any]]:
+        """Every crawler's record, as :meth:`get_crawler` gives it."""
+        return [self._patch(dict(r)) for r in self.ctx.moto_client("glue").get_crawlers()["Crawlers"]]
 
     def _patch(self, rec: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -132,62 +153,15 @@ class CrawlerRunner:
             rec["CrawlElapsedTime"] = int(active[-1].seconds() * 1000) if active else 0
         return rec
 
-    def active_count(self) -> int:
-        with self._lock:
-            return sum(1 for cs in self.crawls.values() for c in cs if not c.finished)
-
-    # -- API handlers -----------------------------------------------------------------------
-    def op_get_crawler(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"Crawler": self._patch(self.crawler_record(body.get("Name", "")))}
-
-    def op_get_crawlers(self, body: dict[str, Any]) -> dict[str, Any]:
-        recs = self.ctx.moto_client("glue").get_crawlers()["Crawlers"]
-        chunk, nxt = page([self._patch(dict(r)) for r in recs], body)
-        out: dict[str, Any] = {"Crawlers": chunk}
-        if nxt:
-            out["NextToken"] = nxt
-        return out
-
-    def op_batch_get_crawlers(self, body: dict[str, Any]) -> dict[str, Any]:
-        found, missing = [], []
-        for name in body.get("CrawlerNames") or []:
-            try:
-                found.append(self._patch(self.crawler_record(name)))
-            except ServiceError:
-                missing.append(name)
-        return {"Crawlers": found, "CrawlersNotFound": missing}
-
-    def op_start_crawler(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.start(body.get("Name", ""))
-        return {}
-
-    def op_stop_crawler(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = body.get("Name", "")
+    def crawls_of(self, name: str) -> list[Crawl]:
+        """The crawls of crawler ``name``, newest first."""
         self.crawler_record(name)
         with self._lock:
-            active = [c for c in self.crawls.get(name, []) if not c.finished]
-        if not active:
-            raise ServiceError("CrawlerNotRunningException", f"Crawler with name {name} isn't running")
-        if all(c.cancel.is_set() for c in active):
-            raise ServiceError("CrawlerStoppingException", f"Crawler with name {name} is stopping")
-        for c in active:
-            c.cancel.set()
-        return {}
+            return list(reversed(self.crawls.get(name, [])))
 
-    def op_list_crawls(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = body.get("CrawlerName", "")
-        self.crawler_record(name)
-        with self._lock:
-            items = [c.as_crawl() for c in reversed(self.crawls.get(name, []))]
-        chunk, nxt = page(items, body, default_max=20)
-        out: dict[str, Any] = {"Crawls": chunk}
-        if nxt:
-            out["NextToken"] = nxt
-        return out
-
-    def op_get_crawler_metrics(self, body: dict[str, Any]) -> dict[str, Any]:
-        names = body.get("CrawlerNameList") or [c["Name"] for c in self.ctx.moto_client("glue")
-                                                 .get_crawlers()["Crawlers"]]
+    def metrics(self, names: list[str]) -> list[dict[str, Any]]:
+        """``GetCrawlerMetrics`` entries of ``names`` (every crawler when empty)."""
+        names = names or [c["Name"] for c in self.ctx.moto_client("glue").get_crawlers()["Crawlers"]]
         out = []
         for name in names:
             self.crawler_record(name)
@@ -195,13 +169,34 @@ class CrawlerRunner:
                 done = [c for c in self.crawls.get(name, []) if c.finished]
             times = sorted(c.seconds() for c in done)
             last = done[-1] if done else None
+            counts = last.counts if last else {}
             out.append({"CrawlerName": name, "TimeLeftSeconds": 0.0, "StillEstimating": False,
                         "LastRuntimeSeconds": last.seconds() if last else 0.0,
                         "MedianRuntimeSeconds": times[len(times) // 2] if times else 0.0,
-                        "TablesCreated": last.counts.get("tablesCreated", 0) if last else 0,
-                        "TablesUpdated": last.counts.get("tablesUpdated", 0) if last else 0,
-                        "TablesDeleted": last.counts.get("tablesDeleted", 0) if last else 0})
-        return {"CrawlerMetricsList": out}
+                        "TablesCreated": counts.get("tablesCreated", 0),
+                        "TablesUpdated": counts.get("tablesUpdated", 0),
+                        "TablesDeleted": counts.get("tablesDeleted", 0)})
+        return out
+
+    def crawls_of_workflow(self, key: tuple[str, str], crawler: str | None = None) -> list[Crawl]:
+        """The crawls the workflow run ``key`` started (of ``crawler`` only, when given)."""
+        with self._lock:
+            return [c for n, cs in self.crawls.items() if crawler is None or n == crawler
+                    for c in cs if c.workflow == key]
+
+    def active_count(self) -> int:
+        with self._lock:
+            return sum(1 for cs in self.crawls.values() for c in cs if not c.finished)
+
+    # -- persistence --------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, list[Crawl]]:
+        with self._lock:
+            return {name: list(c) for name, c in self.crawls.items()}
+
+    def restore(self, saved: dict[str, list[Crawl]], reason: str) -> list[Crawl]:
+        """Take back saved crawls; those in flight end FAILED with ``reason`` and are returned."""
+        with self._lock:
+            return take_back(saved, self.crawls, reason)
 
     # -- engine -----------------------------------------------------------------------------
     def start(self, name: str, workflow: tuple[str, str] | None = None,
@@ -211,7 +206,7 @@ class CrawlerRunner:
         crawl = Crawl(crawler=name, workflow=workflow)
         with self._lock:
             if workflow is None and any(not c.finished for c in self.crawls.get(name, [])):
-                raise ServiceError("CrawlerRunningException", f"Crawler with name {name} has already started")
+                raise CrawlerRunningException(f"Crawler with name {name} has already started")
             self.crawls.setdefault(name, []).append(crawl)
             busy = self._busy.setdefault(name, threading.Lock())
         if on_created is not None:
@@ -219,6 +214,18 @@ class CrawlerRunner:
         threading.Thread(target=self._run, args=(crawl, record, busy), name=f"glue-crawl-{name}",
                          daemon=True).start()
         return crawl
+
+    def stop(self, name: str) -> None:
+        """Ask the running crawl of ``name`` to stop."""
+        self.crawler_record(name)
+        with self._lock:
+            active = [c for c in self.crawls.get(name, []) if not c.finished]
+        if not active:
+            raise CrawlerNotRunningException(f"Crawler with name {name} isn't running")
+        if all(c.cancel.is_set() for c in active):
+            raise CrawlerStoppingException(f"Crawler with name {name} is stopping")
+        for c in active:
+            c.cancel.set()
 
     def close(self) -> None:
         self._closing = True
@@ -231,13 +238,13 @@ class CrawlerRunner:
         lines = [f"BENCHMARK : Running Start Crawl for Crawler {crawl.crawler}"]
         with busy, self._slots:
             crawl.start = utcnow()
-            self._emit(crawl, "Started")
+            self.announce(crawl, "Started")
             try:
                 writer = self._crawl(crawl, record, lines)
                 crawl.counts = dict(writer.counts) if writer else {}
                 final = "STOPPED" if crawl.cancel.is_set() else "COMPLETED"
             except Exception as exc:
-                code = moto_error_code(exc)
+                code = client_error_code(exc)
                 crawl.error = f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, ServiceError):
                     crawl.error = f"{exc.code}: {exc.message}"
@@ -255,9 +262,9 @@ class CrawlerRunner:
             crawl.end = utcnow()
             crawl.state = final
         if crawl.state == "COMPLETED":
-            self._emit(crawl, "Succeeded")
+            self.announce(crawl, "Succeeded")
         elif crawl.state == "FAILED":
-            self._emit(crawl, "Failed")
+            self.announce(crawl, "Failed")
         for cb in list(self.on_final):
             try:
                 cb(crawl)
@@ -267,12 +274,7 @@ class CrawlerRunner:
     def _crawl(self, crawl: Crawl, record: dict[str, Any], lines: list[str]) -> CatalogWriter | None:
         glue = self.ctx.moto_client("glue")
         db = record.get("DatabaseName") or "default"
-        try:
-            glue.get_database(Name=db)
-        except Exception as exc:
-            if moto_error_code(exc) == "EntityNotFoundException":
-                raise ServiceError("EntityNotFoundException", f"Database {db} not found") from None
-            raise
+        moto_record(lambda: glue.get_database(Name=db), "Database", f"Database {db} not found")
         writer = CatalogWriter(glue, record, lines)
         targets = (record.get("Targets") or {}).get("S3Targets") or []
         kept: set[str] = set()
@@ -347,7 +349,7 @@ class CrawlerRunner:
             return None
         return infer_csv(head, complete=len(head) >= size, object_size=size)
 
-    def _emit(self, crawl: Crawl, state: str) -> None:
+    def announce(self, crawl: Crawl, state: str) -> None:
         """"Glue Crawler State Change" with the detail fields Glue sends (values are strings, as on AWS)."""
         link = (f"https://console.aws.amazon.com/cloudwatch/home?region={self.ctx.region}#logEventViewer:"
                 f"group={LOG_GROUP};stream={crawl.crawler}")
