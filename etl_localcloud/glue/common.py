@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from etl_localcloud.core.clock import iso, utcnow
 from etl_localcloud.core.errors import client_error_code
 from etl_localcloud.glue.exceptions import EntityNotFoundException, InvalidInputException
 
 __all__ = ["utcnow", "iso", "new_job_run_id", "new_workflow_run_id", "split_s3", "moto_record", "batch_get",
-           "Tracked", "state_version", "take_back"]
+           "Tracked", "state_version", "RunBook"]
 
 _changes = [0]  # bumped on every change of a run record: the persister snapshots when it moves
 
@@ -29,21 +30,88 @@ class Tracked:
         _changes[0] += 1
 
 
-class _Interruptible(Protocol):
-    def interrupt(self, reason: str) -> bool: ...
+class RunRecord(Protocol):
+    """What a :class:`RunBook` needs of a run record (job run, crawl, workflow run)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def owner(self) -> str: ...  # the job, crawler or workflow the run belongs to
+
+    @property
+    def finished(self) -> bool: ...
+
+    def interrupt(self, reason: str) -> bool: ...  # end it if in flight; True when it was
 
 
-R = TypeVar("R", bound=_Interruptible)
+R = TypeVar("R", bound=RunRecord)
 
 
-def take_back(saved: dict[str, list[R]], into: dict[str, list[R]], reason: str) -> list[R]:
-    """Put saved run records (name -> records) back into ``into``; those in flight end with ``reason``.
+class RunBook(Generic[R]):
+    """The run records of one kind: by owner (oldest first) and by id, under one lock.
 
-    Returns the records that were in flight (``record.interrupt(reason)`` said so).
+    ``owner_record(owner)`` raises ``EntityNotFoundException`` for an unknown owner (the API's
+    look-ups check the owner first, as Glue does); ``missing`` is the message for an unknown run,
+    formatted with ``owner`` and ``run_id``. ``lock`` (re-entrant) also guards the state changes
+    of the records; a snapshot is ``{owner: [records]}``.
     """
-    interrupted = [r for records in saved.values() for r in records if r.interrupt(reason)]
-    into.update({name: list(records) for name, records in saved.items()})
-    return interrupted
+
+    def __init__(self, owner_record: Callable[[str], Any], missing: str) -> None:
+        self.owner_record = owner_record
+        self.missing = missing
+        self.lock = threading.RLock()
+        self._by_owner: dict[str, list[R]] = {}
+        self._by_id: dict[str, R] = {}
+
+    def add(self, run: R) -> None:
+        with self.lock:
+            self._by_owner.setdefault(run.owner, []).append(run)
+            self._by_id[run.id] = run
+
+    def get(self, owner: str, run_id: str) -> R | None:
+        """The run ``run_id`` if it belongs to ``owner``."""
+        with self.lock:
+            run = self._by_id.get(run_id)
+        return run if run is not None and run.owner == owner else None
+
+    def find(self, owner: str, run_id: str) -> R:
+        """The run ``run_id`` of ``owner``, for the API: ``EntityNotFoundException`` for either unknown."""
+        self.owner_record(owner)
+        run = self.get(owner, run_id)
+        if run is None:
+            raise EntityNotFoundException(self.missing.format(owner=owner, run_id=run_id))
+        return run
+
+    def newest_first(self, owner: str) -> list[R]:
+        """The runs of ``owner``, newest first (as Glue lists runs); ``EntityNotFoundException`` for no owner."""
+        self.owner_record(owner)
+        return self.of(owner)[::-1]
+
+    def of(self, owner: str) -> list[R]:
+        """The runs of ``owner``, oldest first."""
+        with self.lock:
+            return list(self._by_owner.get(owner, []))
+
+    def all(self) -> list[R]:
+        with self.lock:
+            return list(self._by_id.values())
+
+    def active(self) -> list[R]:
+        return [r for r in self.all() if not r.finished]
+
+    def snapshot(self) -> dict[str, list[R]]:
+        with self.lock:
+            return {owner: list(runs) for owner, runs in self._by_owner.items()}
+
+    def restore(self, saved: dict[str, list[R]], reason: str) -> list[R]:
+        """Take back a snapshot; the runs in flight end with ``reason`` (``interrupt``) and are returned."""
+        with self.lock:
+            interrupted = [r for runs in saved.values() for r in runs if r.interrupt(reason)]
+            for owner, runs in saved.items():
+                self._by_owner[owner] = list(runs)
+                self._by_id.update((r.id, r) for r in runs)
+        return interrupted
 
 
 def new_job_run_id() -> str:

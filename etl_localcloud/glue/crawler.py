@@ -21,7 +21,7 @@ from etl_localcloud.context import CloudContext
 from etl_localcloud.core.errors import client_error_code
 from etl_localcloud.dispatcher import ServiceError
 from etl_localcloud.glue.catalog import CatalogWriter, Found, glob_to_regex, group_tables
-from etl_localcloud.glue.common import Tracked, iso, moto_record, split_s3, take_back, utcnow
+from etl_localcloud.glue.common import RunBook, Tracked, iso, moto_record, split_s3, utcnow
 from etl_localcloud.glue.exceptions import (
     CrawlerNotRunningException,
     CrawlerRunningException,
@@ -55,6 +55,10 @@ class Crawl(Tracked):
     def status(self) -> str:
         """``LastCrawl.Status`` / workflow crawl state: SUCCEEDED | FAILED | CANCELLED | RUNNING."""
         return {"COMPLETED": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "CANCELLED"}.get(self.state, "RUNNING")
+
+    @property
+    def owner(self) -> str:
+        return self.crawler
 
     @property
     def finished(self) -> bool:
@@ -110,10 +114,10 @@ class CrawlerRunner:
 
     def __init__(self, ctx: CloudContext, max_parallel: int = 4) -> None:
         self.ctx = ctx
-        self._lock = threading.RLock()
+        self.book: RunBook[Crawl] = RunBook(self.crawler_record, "Crawl {run_id} of crawler {owner} not found")
+        self._lock = self.book.lock
         self._slots = threading.BoundedSemaphore(max_parallel)
         self._busy: dict[str, threading.Lock] = {}  # one crawl at a time per crawler
-        self.crawls: dict[str, list[Crawl]] = {}
         self.on_final: list[Callable[[Crawl], None]] = []
         self._closing = False
 
@@ -132,8 +136,7 @@ class CrawlerRunner:
         return [self._patch(dict(r)) for r in self.ctx.moto_client("glue").get_crawlers()["Crawlers"]]
 
     def _patch(self, rec: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            crawls = list(self.crawls.get(rec["Name"], []))
+        crawls = self.book.of(rec["Name"])
         active = [c for c in crawls if not c.finished]
         done = [c for c in crawls if c.finished]
         if active:
@@ -153,20 +156,13 @@ class CrawlerRunner:
             rec["CrawlElapsedTime"] = int(active[-1].seconds() * 1000) if active else 0
         return rec
 
-    def crawls_of(self, name: str) -> list[Crawl]:
-        """The crawls of crawler ``name``, newest first."""
-        self.crawler_record(name)
-        with self._lock:
-            return list(reversed(self.crawls.get(name, [])))
-
     def metrics(self, names: list[str]) -> list[dict[str, Any]]:
         """``GetCrawlerMetrics`` entries of ``names`` (every crawler when empty)."""
         names = names or [c["Name"] for c in self.ctx.moto_client("glue").get_crawlers()["Crawlers"]]
         out = []
         for name in names:
             self.crawler_record(name)
-            with self._lock:
-                done = [c for c in self.crawls.get(name, []) if c.finished]
+            done = [c for c in self.book.of(name) if c.finished]
             times = sorted(c.seconds() for c in done)
             last = done[-1] if done else None
             counts = last.counts if last else {}
@@ -180,23 +176,18 @@ class CrawlerRunner:
 
     def crawls_of_workflow(self, key: tuple[str, str], crawler: str | None = None) -> list[Crawl]:
         """The crawls the workflow run ``key`` started (of ``crawler`` only, when given)."""
-        with self._lock:
-            return [c for n, cs in self.crawls.items() if crawler is None or n == crawler
-                    for c in cs if c.workflow == key]
+        return [c for c in self.book.all() if c.workflow == key and (crawler is None or c.crawler == crawler)]
 
     def active_count(self) -> int:
-        with self._lock:
-            return sum(1 for cs in self.crawls.values() for c in cs if not c.finished)
+        return len(self.book.active())
 
     # -- persistence --------------------------------------------------------------------------
     def snapshot(self) -> dict[str, list[Crawl]]:
-        with self._lock:
-            return {name: list(c) for name, c in self.crawls.items()}
+        return self.book.snapshot()
 
     def restore(self, saved: dict[str, list[Crawl]], reason: str) -> list[Crawl]:
         """Take back saved crawls; those in flight end FAILED with ``reason`` and are returned."""
-        with self._lock:
-            return take_back(saved, self.crawls, reason)
+        return self.book.restore(saved, reason)
 
     # -- engine -----------------------------------------------------------------------------
     def start(self, name: str, workflow: tuple[str, str] | None = None,
@@ -205,9 +196,9 @@ class CrawlerRunner:
         record = self.crawler_record(name)
         crawl = Crawl(crawler=name, workflow=workflow)
         with self._lock:
-            if workflow is None and any(not c.finished for c in self.crawls.get(name, [])):
+            if workflow is None and any(not c.finished for c in self.book.of(name)):
                 raise CrawlerRunningException(f"Crawler with name {name} has already started")
-            self.crawls.setdefault(name, []).append(crawl)
+            self.book.add(crawl)
             busy = self._busy.setdefault(name, threading.Lock())
         if on_created is not None:
             on_created(crawl)
@@ -218,8 +209,7 @@ class CrawlerRunner:
     def stop(self, name: str) -> None:
         """Ask the running crawl of ``name`` to stop."""
         self.crawler_record(name)
-        with self._lock:
-            active = [c for c in self.crawls.get(name, []) if not c.finished]
+        active = [c for c in self.book.of(name) if not c.finished]
         if not active:
             raise CrawlerNotRunningException(f"Crawler with name {name} isn't running")
         if all(c.cancel.is_set() for c in active):
@@ -229,10 +219,8 @@ class CrawlerRunner:
 
     def close(self) -> None:
         self._closing = True
-        with self._lock:
-            for cs in self.crawls.values():
-                for c in cs:
-                    c.cancel.set()
+        for c in self.book.all():
+            c.cancel.set()
 
     def _run(self, crawl: Crawl, record: dict[str, Any], busy: threading.Lock) -> None:
         lines = [f"BENCHMARK : Running Start Crawl for Crawler {crawl.crawler}"]

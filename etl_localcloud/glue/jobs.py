@@ -27,8 +27,8 @@ from typing import Any
 
 from etl_localcloud.context import CloudContext
 from etl_localcloud.dispatcher import ServiceError
-from etl_localcloud.glue.common import Tracked, moto_record, new_job_run_id, take_back, utcnow
-from etl_localcloud.glue.exceptions import ConcurrentRunsExceededException, EntityNotFoundException
+from etl_localcloud.glue.common import RunBook, Tracked, moto_record, new_job_run_id, utcnow
+from etl_localcloud.glue.exceptions import ConcurrentRunsExceededException
 from etl_localcloud.glue.job_process import (
     LOG_GROUP,
     ModuleCheck,
@@ -123,6 +123,10 @@ class JobRun(Tracked):
         self.__dict__.update(state, stop=threading.Event(), proc=None)
 
     @property
+    def owner(self) -> str:
+        return self.job_name
+
+    @property
     def finished(self) -> bool:
         return self.state in TERMINAL
 
@@ -194,9 +198,8 @@ class JobRunner:
         self.root = ctx.state_dir / "glue" / "job-runs"
         self.root.mkdir(parents=True, exist_ok=True)
         self._slots = threading.BoundedSemaphore(max_parallel)
-        self._lock = threading.RLock()
-        self.runs: dict[str, list[JobRun]] = {}  # job name -> runs, oldest first
-        self.by_id: dict[str, JobRun] = {}
+        self.book: RunBook[JobRun] = RunBook(self.job_definition, "Job Run with id {run_id} not found")
+        self._lock = self.book.lock
         self.on_final: list[Callable[[JobRun], None]] = []
         self._modules = ModuleCheck(ctx.python)
         self._closing = False
@@ -208,30 +211,12 @@ class JobRunner:
         return moto_record(lambda: self.ctx.moto_client("glue").get_job(JobName=name), "Job",
                            f"Job with name: {name} not found")
 
-    def get_run(self, name: str, run_id: str) -> JobRun:
-        """The run ``run_id`` of job ``name``."""
-        self.job_definition(name)
-        with self._lock:
-            run = self.by_id.get(run_id)
-        if run is None or run.job_name != name:
-            raise EntityNotFoundException(f"Job Run with id {run_id} not found")
-        return run
-
-    def runs_of(self, name: str) -> list[JobRun]:
-        """The runs of job ``name``, newest first (as Glue lists them)."""
-        self.job_definition(name)
-        with self._lock:
-            return list(reversed(self.runs.get(name, [])))
-
     def runs_of_workflow(self, key: tuple[str, str], job_name: str | None = None) -> list[JobRun]:
         """The runs the workflow run ``key`` started (of job ``job_name`` only, when given)."""
-        with self._lock:
-            return [r for r in self.by_id.values()
-                    if r.workflow == key and (job_name is None or r.job_name == job_name)]
+        return [r for r in self.book.all() if r.workflow == key and (job_name is None or r.job_name == job_name)]
 
     def active_count(self) -> int:
-        with self._lock:
-            return sum(1 for r in self.by_id.values() if not r.finished)
+        return len(self.book.active())
 
     # -- behaviour ----------------------------------------------------------------------------
     def start(self, request: RunRequest, *, on_busy_fail: bool = False,
@@ -265,7 +250,7 @@ class JobRunner:
         limit = int((job.get("ExecutionProperty") or {}).get("MaxConcurrentRuns") or 1)
         busy = False
         with self._lock:
-            running = sum(1 for r in self.runs.get(name, []) if not r.finished)
+            running = sum(1 for r in self.book.of(name) if not r.finished)
             if running >= limit and run.attempt == 0:
                 error = ConcurrentRunsExceededException(
                     f"Concurrent runs exceeded for {name}: {running} of {limit} running")
@@ -273,8 +258,7 @@ class JobRunner:
                     raise error
                 busy = True
                 run.set_state("FAILED", f"{error.code}: {error.message}")
-            self.runs.setdefault(name, []).append(run)
-            self.by_id[run.id] = run
+            self.book.add(run)
         return busy
 
     def stop(self, run: JobRun) -> bool:
@@ -288,9 +272,7 @@ class JobRunner:
 
     def close(self) -> None:
         self._closing = True
-        with self._lock:
-            runs = [r for r in self.by_id.values() if not r.finished]
-        for r in runs:
+        for r in self.book.active():
             r.stop.set()
             kill(r)
 
@@ -345,12 +327,8 @@ class JobRunner:
 
     # -- persistence --------------------------------------------------------------------------
     def snapshot(self) -> dict[str, list[JobRun]]:
-        with self._lock:
-            return {name: list(runs) for name, runs in self.runs.items()}
+        return self.book.snapshot()
 
     def restore(self, saved: dict[str, list[JobRun]], reason: str) -> list[JobRun]:
         """Take back saved runs; those in flight end FAILED with ``reason`` and are returned."""
-        with self._lock:
-            interrupted = take_back(saved, self.runs, reason)
-            self.by_id.update((run.id, run) for runs in saved.values() for run in runs)
-        return interrupted
+        return self.book.restore(saved, reason)

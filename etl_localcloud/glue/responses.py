@@ -87,10 +87,10 @@ class GlueResponses:
         return {"JobRunId": self.jobs.start(request).id}
 
     def get_job_run(self, body: Body) -> Body:
-        return {"JobRun": self.jobs.get_run(body.get("JobName", ""), body.get("RunId", "")).as_dict()}
+        return {"JobRun": self.jobs.book.find(body.get("JobName", ""), body.get("RunId", "")).as_dict()}
 
     def get_job_runs(self, body: Body) -> Body:
-        runs = [r.as_dict() for r in self.jobs.runs_of(body.get("JobName", ""))]
+        runs = [r.as_dict() for r in self.jobs.book.newest_first(body.get("JobName", ""))]
         return GLUE.response(runs, body, "JobRuns", default_size=200)
 
     def batch_stop_job_run(self, body: Body) -> Body:
@@ -99,7 +99,7 @@ class GlueResponses:
         ok, errors = [], []
         for rid in body.get("JobRunIds") or []:
             try:
-                run = self.jobs.get_run(name, rid)
+                run = self.jobs.book.find(name, rid)
                 if not self.jobs.stop(run):
                     raise InvalidInputException(f"Job Run cannot be stopped in current state: {run.state}")
             except (EntityNotFoundException, InvalidInputException) as err:
@@ -132,7 +132,7 @@ class GlueResponses:
         return {"CrawlerMetricsList": self.crawlers.metrics(body.get("CrawlerNameList") or [])}
 
     def list_crawls(self, body: Body) -> Body:
-        crawls = [c.as_crawl() for c in self.crawlers.crawls_of(body.get("CrawlerName", ""))]
+        crawls = [c.as_crawl() for c in self.crawlers.book.newest_first(body.get("CrawlerName", ""))]
         return GLUE.response(crawls, body, "Crawls", default_size=20)
 
     # -- workflows ----------------------------------------------------------------------------
@@ -141,7 +141,7 @@ class GlueResponses:
         return {"RunId": run.id}
 
     def stop_workflow_run(self, body: Body) -> Body:
-        self.workflows.stop_run(self.workflows.get_run(body.get("Name", ""), body.get("RunId", "")))
+        self.workflows.stop_run(self.workflows.book.find(body.get("Name", ""), body.get("RunId", "")))
         return {}
 
     def get_workflow(self, body: Body) -> Body:
@@ -153,21 +153,21 @@ class GlueResponses:
         return {"Workflows": found, "MissingWorkflows": missing}
 
     def get_workflow_run(self, body: Body) -> Body:
-        run = self.workflows.get_run(body.get("Name", ""), body.get("RunId", ""))
+        run = self.workflows.book.find(body.get("Name", ""), body.get("RunId", ""))
         return {"Run": self.workflows.run_dict(run, graph=bool(body.get("IncludeGraph")))}
 
     def get_workflow_runs(self, body: Body) -> Body:
         graph = bool(body.get("IncludeGraph"))
-        out = GLUE.response(self.workflows.runs_of(body.get("Name", "")), body, "Runs")
+        out = GLUE.response(self.workflows.book.newest_first(body.get("Name", "")), body, "Runs")
         out["Runs"] = [self.workflows.run_dict(r, graph=graph) for r in out["Runs"]]
         return out
 
     def get_workflow_run_properties(self, body: Body) -> Body:
-        run = self.workflows.get_run(body.get("Name", ""), body.get("RunId", ""))
+        run = self.workflows.book.find(body.get("Name", ""), body.get("RunId", ""))
         return {"RunProperties": self.workflows.run_properties(run)}
 
     def put_workflow_run_properties(self, body: Body) -> Body:
-        run = self.workflows.get_run(body.get("Name", ""), body.get("RunId", ""))
+        run = self.workflows.book.find(body.get("Name", ""), body.get("RunId", ""))
         props = body.get("RunProperties")
         if not isinstance(props, dict):
             raise InvalidInputException("RunProperties is required")

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from etl_localcloud.context import CloudContext
 from etl_localcloud.dispatcher import ServiceError
-from etl_localcloud.glue.common import Tracked, moto_record, new_workflow_run_id, take_back, utcnow
+from etl_localcloud.glue.common import RunBook, Tracked, moto_record, new_workflow_run_id, utcnow
 from etl_localcloud.glue.crawler import Crawl, CrawlerRunner
 from etl_localcloud.glue.exceptions import (
     ConcurrentRunsExceededException,
-    EntityNotFoundException,
     IllegalWorkflowStateException,
 )
 from etl_localcloud.glue.jobs import JobRun, JobRunner, RunRequest
@@ -56,6 +54,14 @@ class WorkflowRun(Tracked):
     node_state: dict[tuple[str, str], str] = field(default_factory=dict)  # (JOB|CRAWLER, name) -> last final
 
     @property
+    def owner(self) -> str:
+        return self.workflow
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("RUNNING", "STOPPING")
+
+    @property
     def key(self) -> tuple[str, str]:
         return (self.workflow, self.id)
 
@@ -64,7 +70,7 @@ class WorkflowRun(Tracked):
 
         Its actions still running count as FAILED.
         """
-        if self.status not in ("RUNNING", "STOPPING"):
+        if self.finished:
             return False
         self.actions = {k: (v or "FAILED") for k, v in self.actions.items()}
         self.status, self.error_message, self.completed_on = "ERROR", reason, utcnow()
@@ -91,9 +97,9 @@ class WorkflowEngine:
         self.ctx = ctx
         self.jobs = jobs
         self.crawlers = crawlers
-        self._lock = threading.RLock()
-        self.runs: dict[str, list[WorkflowRun]] = {}  # workflow name -> runs, oldest first
-        self.by_id: dict[str, WorkflowRun] = {}
+        self.book: RunBook[WorkflowRun] = RunBook(
+            self.workflow_record, "Workflow run with id: {run_id} not found for workflow: {owner}")
+        self._lock = self.book.lock
         jobs.on_final.append(self._on_job_final)
         crawlers.on_final.append(self._on_crawl_final)
 
@@ -109,24 +115,8 @@ class WorkflowEngine:
             out.extend(t for t in pg.get("Triggers", []) if t.get("WorkflowName") == name)
         return out
 
-    def get_run(self, name: str, run_id: str) -> WorkflowRun:
-        """The run ``run_id`` of workflow ``name``."""
-        self.workflow_record(name)
-        with self._lock:
-            run = self.by_id.get(run_id)
-        if run is None or run.workflow != name:
-            raise EntityNotFoundException(f"Workflow run with id: {run_id} not found for workflow: {name}")
-        return run
-
-    def runs_of(self, name: str) -> list[WorkflowRun]:
-        """The runs of workflow ``name``, newest first."""
-        self.workflow_record(name)
-        with self._lock:
-            return list(reversed(self.runs.get(name, [])))
-
     def active_count(self) -> int:
-        with self._lock:
-            return sum(1 for r in self.by_id.values() if r.status in ("RUNNING", "STOPPING"))
+        return len(self.book.active())
 
     # -- behaviour ----------------------------------------------------------------------------
     def start_run(self, name: str, properties: dict[str, str]) -> WorkflowRun:
@@ -137,14 +127,12 @@ class WorkflowEngine:
         props.update(properties)
         limit = wf.get("MaxConcurrentRuns")
         with self._lock:
-            runs = self.runs.setdefault(name, [])
-            active = sum(1 for r in runs if r.status in ("RUNNING", "STOPPING"))
-            if limit and active >= int(limit):
+            runs = self.book.of(name)
+            if limit and sum(1 for r in runs if not r.finished) >= int(limit):
                 raise ConcurrentRunsExceededException(f"Concurrent runs exceeded for workflow: {name}")
             run = WorkflowRun(workflow=name, properties=props, triggers=triggers,
                               previous_run_id=runs[-1].id if runs else None)
-            runs.append(run)
-            self.by_id[run.id] = run
+            self.book.add(run)
         self.ctx.executor.submit(self._begin, run)
         return run
 
@@ -173,23 +161,19 @@ class WorkflowEngine:
 
     # -- persistence --------------------------------------------------------------------------
     def snapshot(self) -> dict[str, list[WorkflowRun]]:
-        with self._lock:
-            return {name: list(runs) for name, runs in self.runs.items()}
+        return self.book.snapshot()
 
     def restore(self, saved: dict[str, list[WorkflowRun]], reason: str) -> None:
         """Take back saved runs; those in flight end ERROR with ``reason``, their open actions FAILED."""
-        with self._lock:
-            take_back(saved, self.runs, reason)
-            self.by_id.update((run.id, run) for runs in saved.values() for run in runs)
+        self.book.restore(saved, reason)
 
     # -- views --------------------------------------------------------------------------------
     def workflow(self, name: str, graph: bool) -> dict[str, Any]:
         """``GetWorkflow``'s record: moto's definition, the last run here and, with ``graph``, the graph."""
         wf = self.workflow_record(name)
         wf.pop("LastRun", None)  # moto's own runs never happen: ours are the real ones
-        with self._lock:
-            runs = self.runs.get(name, [])
-            last = runs[-1] if runs else None
+        runs = self.book.of(name)
+        last = runs[-1] if runs else None
         if last is not None:
             wf["LastRun"] = self.run_dict(last, graph=graph)
         if graph:
@@ -296,7 +280,7 @@ class WorkflowEngine:
         if jr.workflow is None:
             return
         with self._lock:
-            run = self.by_id.get(jr.workflow[1])
+            run = self.book.get(*jr.workflow)
             if run is None:
                 return
             run.actions[f"JOB:{jr.id.split('_attempt_')[0]}"] = jr.state
@@ -308,7 +292,7 @@ class WorkflowEngine:
             return
         state = crawl.status
         with self._lock:
-            run = self.by_id.get(crawl.workflow[1])
+            run = self.book.get(*crawl.workflow)
             if run is None:
                 return
             # Statistics use job vocabulary: a cancelled crawl counts as stopped.
