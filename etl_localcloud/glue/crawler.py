@@ -9,6 +9,7 @@ fidelity table); ``StartCrawler`` on a busy crawler raises ``CrawlerRunningExcep
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -35,6 +36,11 @@ log = logging.getLogger("etl_localcloud.glue.crawler")
 
 LOG_GROUP = "/aws-glue/crawlers"
 _SMALL_PARQUET = 1024 * 1024  # smaller Parquet objects are fetched whole, larger ones by footer ranges
+
+
+def _location_hash(location: str) -> str:
+    """Eight digits from ``location``, the same in every process (``hash()`` of a str is salted per process)."""
+    return f"{int(hashlib.sha256(location.encode()).hexdigest(), 16) % 10**8:08d}"
 
 
 @dataclass
@@ -280,7 +286,7 @@ class CrawlerRunner:
             location = f"s3://{bucket}/{key.rstrip('/')}/" if key.strip("/") else f"s3://{bucket}/"
             for plan in group_tables(found, root_name, location, record.get("TablePrefix") or ""):
                 if plan.name in kept:  # two targets yielding one name: Glue adds a hash suffix
-                    plan.name = f"{plan.name}_{abs(hash(plan.location)) % 10**8:08d}"
+                    plan.name = f"{plan.name}_{_location_hash(plan.location)}"
                 writer.apply(plan)
                 kept.add(plan.name)
         if not crawl.cancel.is_set():
