@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from etl_localcloud.glue.common import moto_error_code
+from etl_localcloud.core.errors import client_error_code
 from etl_localcloud.glue.schema import CsvSchema, ParquetSchema, csv_storage, parquet_storage
 
 __all__ = ["Found", "TablePlan", "group_tables", "glob_to_regex", "table_name", "CatalogWriter"]
@@ -191,7 +191,7 @@ class CatalogWriter:
         try:
             return dict(self.glue.get_table(DatabaseName=self.db, Name=name)["Table"])
         except Exception as exc:
-            if moto_error_code(exc) == "EntityNotFoundException":
+            if client_error_code(exc) == "EntityNotFoundException":
                 return None
             raise
 

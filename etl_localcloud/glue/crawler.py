@@ -9,6 +9,7 @@ fidelity table); ``StartCrawler`` on a busy crawler raises ``CrawlerRunningExcep
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -18,9 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from etl_localcloud.context import CloudContext
+from etl_localcloud.core.errors import client_error_code
 from etl_localcloud.dispatcher import ServiceError
 from etl_localcloud.glue.catalog import CatalogWriter, Found, glob_to_regex, group_tables
-from etl_localcloud.glue.common import Tracked, iso, moto_error_code, not_found, page, split_s3, utcnow
+from etl_localcloud.glue.common import RunBook, Tracked, iso, moto_record, split_s3, utcnow
+from etl_localcloud.glue.exceptions import (
+    CrawlerNotRunningException,
+    CrawlerRunningException,
+    CrawlerStoppingException,
+)
 from etl_localcloud.glue.schema import CSV_SAMPLE_BYTES, S3RangeFile, infer_csv, infer_parquet
 
 __all__ = ["Crawl", "CrawlerRunner"]
@@ -29,6 +36,11 @@ log = logging.getLogger("etl_localcloud.glue.crawler")
 
 LOG_GROUP = "/aws-glue/crawlers"
 _SMALL_PARQUET = 1024 * 1024  # smaller Parquet objects are fetched whole, larger ones by footer ranges
+
+
+def _location_hash(location: str) -> str:
+    """Eight digits from ``location``, the same in every process (``hash()`` of a str is salted per process)."""
+    return f"{int(hashlib.sha256(location.encode()).hexdigest(), 16) % 10**8:08d}"
 
 
 @dataclass
@@ -51,8 +63,19 @@ class Crawl(Tracked):
         return {"COMPLETED": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "CANCELLED"}.get(self.state, "RUNNING")
 
     @property
+    def owner(self) -> str:
+        return self.crawler
+
+    @property
     def finished(self) -> bool:
         return self.state != "RUNNING"
+
+    def interrupt(self, reason: str) -> bool:
+        """End this crawl FAILED with ``reason`` if it was in flight when the daemon stopped (True then)."""
+        if self.finished:
+            return False
+        self.state, self.error, self.end = "FAILED", reason, utcnow()
+        return True
 
     def seconds(self) -> float:
         return ((self.end or utcnow()) - self.start).total_seconds()
@@ -90,29 +113,36 @@ class Crawl(Tracked):
 
 
 class CrawlerRunner:
-    """Runs crawls in background threads; ``on_final`` callbacks get every finished crawl."""
+    """Runs crawls in background threads (the crawler records stay moto's).
+
+    ``on_final`` callbacks get every finished crawl.
+    """
 
     def __init__(self, ctx: CloudContext, max_parallel: int = 4) -> None:
         self.ctx = ctx
-        self._lock = threading.RLock()
+        self.book: RunBook[Crawl] = RunBook(self.crawler_record, "Crawl {run_id} of crawler {owner} not found")
+        self._lock = self.book.lock
         self._slots = threading.BoundedSemaphore(max_parallel)
         self._busy: dict[str, threading.Lock] = {}  # one crawl at a time per crawler
-        self.crawls: dict[str, list[Crawl]] = {}
         self.on_final: list[Callable[[Crawl], None]] = []
         self._closing = False
 
     # -- records ----------------------------------------------------------------------------
     def crawler_record(self, name: str) -> dict[str, Any]:
-        try:
-            return dict(self.ctx.moto_client("glue").get_crawler(Name=name)["Crawler"])
-        except Exception as exc:
-            if moto_error_code(exc) == "EntityNotFoundException":
-                raise not_found(f"Crawler with name {name} not found") from None
-            raise
+        """The crawler's definition as moto keeps it; ``EntityNotFoundException`` when there is none."""
+        return moto_record(lambda: self.ctx.moto_client("glue").get_crawler(Name=name), "Crawler",
+                           f"Crawler with name {name} not found")
+
+    def get_crawler(self, name: str) -> dict[str, Any]:
+        """``GetCrawler``'s record: moto's definition with the state and last crawl of the crawls here."""
+        return self._patch(self.crawler_record(name))
+
+    def all_crawlers(self) -> list[dict[str, Any]]:
+        """Every crawler's record, as :meth:`get_crawler` gives it."""
+        return [self._patch(dict(r)) for r in self.ctx.moto_client("glue").get_crawlers()["Crawlers"]]
 
     def _patch(self, rec: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            crawls = list(self.crawls.get(rec["Name"], []))
+        crawls = self.book.of(rec["Name"])
         active = [c for c in crawls if not c.finished]
         done = [c for c in crawls if c.finished]
         if active:
@@ -132,76 +162,38 @@ class CrawlerRunner:
             rec["CrawlElapsedTime"] = int(active[-1].seconds() * 1000) if active else 0
         return rec
 
-    def active_count(self) -> int:
-        with self._lock:
-            return sum(1 for cs in self.crawls.values() for c in cs if not c.finished)
-
-    # -- API handlers -----------------------------------------------------------------------
-    def op_get_crawler(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"Crawler": self._patch(self.crawler_record(body.get("Name", "")))}
-
-    def op_get_crawlers(self, body: dict[str, Any]) -> dict[str, Any]:
-        recs = self.ctx.moto_client("glue").get_crawlers()["Crawlers"]
-        chunk, nxt = page([self._patch(dict(r)) for r in recs], body)
-        out: dict[str, Any] = {"Crawlers": chunk}
-        if nxt:
-            out["NextToken"] = nxt
-        return out
-
-    def op_batch_get_crawlers(self, body: dict[str, Any]) -> dict[str, Any]:
-        found, missing = [], []
-        for name in body.get("CrawlerNames") or []:
-            try:
-                found.append(self._patch(self.crawler_record(name)))
-            except ServiceError:
-                missing.append(name)
-        return {"Crawlers": found, "CrawlersNotFound": missing}
-
-    def op_start_crawler(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.start(body.get("Name", ""))
-        return {}
-
-    def op_stop_crawler(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = body.get("Name", "")
-        self.crawler_record(name)
-        with self._lock:
-            active = [c for c in self.crawls.get(name, []) if not c.finished]
-        if not active:
-            raise ServiceError("CrawlerNotRunningException", f"Crawler with name {name} isn't running")
-        if all(c.cancel.is_set() for c in active):
-            raise ServiceError("CrawlerStoppingException", f"Crawler with name {name} is stopping")
-        for c in active:
-            c.cancel.set()
-        return {}
-
-    def op_list_crawls(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = body.get("CrawlerName", "")
-        self.crawler_record(name)
-        with self._lock:
-            items = [c.as_crawl() for c in reversed(self.crawls.get(name, []))]
-        chunk, nxt = page(items, body, default_max=20)
-        out: dict[str, Any] = {"Crawls": chunk}
-        if nxt:
-            out["NextToken"] = nxt
-        return out
-
-    def op_get_crawler_metrics(self, body: dict[str, Any]) -> dict[str, Any]:
-        names = body.get("CrawlerNameList") or [c["Name"] for c in self.ctx.moto_client("glue")
-                                                 .get_crawlers()["Crawlers"]]
+    def metrics(self, names: list[str]) -> list[dict[str, Any]]:
+        """``GetCrawlerMetrics`` entries of ``names`` (every crawler when empty)."""
+        names = names or [c["Name"] for c in self.ctx.moto_client("glue").get_crawlers()["Crawlers"]]
         out = []
         for name in names:
             self.crawler_record(name)
-            with self._lock:
-                done = [c for c in self.crawls.get(name, []) if c.finished]
+            done = [c for c in self.book.of(name) if c.finished]
             times = sorted(c.seconds() for c in done)
             last = done[-1] if done else None
+            counts = last.counts if last else {}
             out.append({"CrawlerName": name, "TimeLeftSeconds": 0.0, "StillEstimating": False,
                         "LastRuntimeSeconds": last.seconds() if last else 0.0,
                         "MedianRuntimeSeconds": times[len(times) // 2] if times else 0.0,
-                        "TablesCreated": last.counts.get("tablesCreated", 0) if last else 0,
-                        "TablesUpdated": last.counts.get("tablesUpdated", 0) if last else 0,
-                        "TablesDeleted": last.counts.get("tablesDeleted", 0) if last else 0})
-        return {"CrawlerMetricsList": out}
+                        "TablesCreated": counts.get("tablesCreated", 0),
+                        "TablesUpdated": counts.get("tablesUpdated", 0),
+                        "TablesDeleted": counts.get("tablesDeleted", 0)})
+        return out
+
+    def crawls_of_workflow(self, key: tuple[str, str], crawler: str | None = None) -> list[Crawl]:
+        """The crawls the workflow run ``key`` started (of ``crawler`` only, when given)."""
+        return [c for c in self.book.all() if c.workflow == key and (crawler is None or c.crawler == crawler)]
+
+    def active_count(self) -> int:
+        return len(self.book.active())
+
+    # -- persistence --------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, list[Crawl]]:
+        return self.book.snapshot()
+
+    def restore(self, saved: dict[str, list[Crawl]], reason: str) -> list[Crawl]:
+        """Take back saved crawls; those in flight end FAILED with ``reason`` and are returned."""
+        return self.book.restore(saved, reason)
 
     # -- engine -----------------------------------------------------------------------------
     def start(self, name: str, workflow: tuple[str, str] | None = None,
@@ -210,9 +202,9 @@ class CrawlerRunner:
         record = self.crawler_record(name)
         crawl = Crawl(crawler=name, workflow=workflow)
         with self._lock:
-            if workflow is None and any(not c.finished for c in self.crawls.get(name, [])):
-                raise ServiceError("CrawlerRunningException", f"Crawler with name {name} has already started")
-            self.crawls.setdefault(name, []).append(crawl)
+            if workflow is None and any(not c.finished for c in self.book.of(name)):
+                raise CrawlerRunningException(f"Crawler with name {name} has already started")
+            self.book.add(crawl)
             busy = self._busy.setdefault(name, threading.Lock())
         if on_created is not None:
             on_created(crawl)
@@ -220,24 +212,33 @@ class CrawlerRunner:
                          daemon=True).start()
         return crawl
 
+    def stop(self, name: str) -> None:
+        """Ask the running crawl of ``name`` to stop."""
+        self.crawler_record(name)
+        active = [c for c in self.book.of(name) if not c.finished]
+        if not active:
+            raise CrawlerNotRunningException(f"Crawler with name {name} isn't running")
+        if all(c.cancel.is_set() for c in active):
+            raise CrawlerStoppingException(f"Crawler with name {name} is stopping")
+        for c in active:
+            c.cancel.set()
+
     def close(self) -> None:
         self._closing = True
-        with self._lock:
-            for cs in self.crawls.values():
-                for c in cs:
-                    c.cancel.set()
+        for c in self.book.all():
+            c.cancel.set()
 
     def _run(self, crawl: Crawl, record: dict[str, Any], busy: threading.Lock) -> None:
         lines = [f"BENCHMARK : Running Start Crawl for Crawler {crawl.crawler}"]
         with busy, self._slots:
             crawl.start = utcnow()
-            self._emit(crawl, "Started")
+            self.announce(crawl, "Started")
             try:
                 writer = self._crawl(crawl, record, lines)
                 crawl.counts = dict(writer.counts) if writer else {}
                 final = "STOPPED" if crawl.cancel.is_set() else "COMPLETED"
             except Exception as exc:
-                code = moto_error_code(exc)
+                code = client_error_code(exc)
                 crawl.error = f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, ServiceError):
                     crawl.error = f"{exc.code}: {exc.message}"
@@ -255,9 +256,9 @@ class CrawlerRunner:
             crawl.end = utcnow()
             crawl.state = final
         if crawl.state == "COMPLETED":
-            self._emit(crawl, "Succeeded")
+            self.announce(crawl, "Succeeded")
         elif crawl.state == "FAILED":
-            self._emit(crawl, "Failed")
+            self.announce(crawl, "Failed")
         for cb in list(self.on_final):
             try:
                 cb(crawl)
@@ -267,12 +268,7 @@ class CrawlerRunner:
     def _crawl(self, crawl: Crawl, record: dict[str, Any], lines: list[str]) -> CatalogWriter | None:
         glue = self.ctx.moto_client("glue")
         db = record.get("DatabaseName") or "default"
-        try:
-            glue.get_database(Name=db)
-        except Exception as exc:
-            if moto_error_code(exc) == "EntityNotFoundException":
-                raise ServiceError("EntityNotFoundException", f"Database {db} not found") from None
-            raise
+        moto_record(lambda: glue.get_database(Name=db), "Database", f"Database {db} not found")
         writer = CatalogWriter(glue, record, lines)
         targets = (record.get("Targets") or {}).get("S3Targets") or []
         kept: set[str] = set()
@@ -290,7 +286,7 @@ class CrawlerRunner:
             location = f"s3://{bucket}/{key.rstrip('/')}/" if key.strip("/") else f"s3://{bucket}/"
             for plan in group_tables(found, root_name, location, record.get("TablePrefix") or ""):
                 if plan.name in kept:  # two targets yielding one name: Glue adds a hash suffix
-                    plan.name = f"{plan.name}_{abs(hash(plan.location)) % 10**8:08d}"
+                    plan.name = f"{plan.name}_{_location_hash(plan.location)}"
                 writer.apply(plan)
                 kept.add(plan.name)
         if not crawl.cancel.is_set():
@@ -347,7 +343,7 @@ class CrawlerRunner:
             return None
         return infer_csv(head, complete=len(head) >= size, object_size=size)
 
-    def _emit(self, crawl: Crawl, state: str) -> None:
+    def announce(self, crawl: Crawl, state: str) -> None:
         """"Glue Crawler State Change" with the detail fields Glue sends (values are strings, as on AWS)."""
         link = (f"https://console.aws.amazon.com/cloudwatch/home?region={self.ctx.region}#logEventViewer:"
                 f"group={LOG_GROUP};stream={crawl.crawler}")

@@ -203,37 +203,33 @@ def csv_storage(s: CsvSchema) -> dict[str, Any]:
 
 
 # -- Parquet ---------------------------------------------------------------------------------
+# Arrow type predicates (names in ``pyarrow.types``) -> the Hive/Glue type a crawler writes for them.
+_ARROW_SIMPLE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("bigint", ("is_int64", "is_uint32")),
+    ("int", ("is_int32", "is_uint16")),
+    ("smallint", ("is_int16", "is_uint8")),
+    ("tinyint", ("is_int8",)),
+    ("decimal(20,0)", ("is_uint64",)),
+    ("float", ("is_float16", "is_float32")),
+    ("double", ("is_float64",)),
+    ("boolean", ("is_boolean",)),
+    ("date", ("is_date",)),
+    ("timestamp", ("is_timestamp",)),
+    ("string", ("is_string", "is_large_string", "is_dictionary")),
+    ("binary", ("is_binary", "is_large_binary", "is_fixed_size_binary")),
+)
+
+
 def arrow_to_glue(t: Any) -> str:
-    """Map an Arrow type to the Hive/Glue type name a crawler writes."""
+    """Map an Arrow type to the Hive/Glue type name a crawler writes (``string`` for any other)."""
     import pyarrow as pa
 
     p = pa.types
-    if p.is_int64(t) or p.is_uint32(t):
-        return "bigint"
-    if p.is_int32(t) or p.is_uint16(t):
-        return "int"
-    if p.is_int16(t) or p.is_uint8(t):
-        return "smallint"
-    if p.is_int8(t):
-        return "tinyint"
-    if p.is_uint64(t):
-        return "decimal(20,0)"
-    if p.is_float16(t) or p.is_float32(t):
-        return "float"
-    if p.is_float64(t):
-        return "double"
-    if p.is_boolean(t):
-        return "boolean"
+    for glue_type, predicates in _ARROW_SIMPLE:
+        if any(getattr(p, name)(t) for name in predicates):
+            return glue_type
     if p.is_decimal(t):
         return f"decimal({t.precision},{t.scale})"
-    if p.is_date(t):
-        return "date"
-    if p.is_timestamp(t):
-        return "timestamp"
-    if p.is_string(t) or p.is_large_string(t) or p.is_dictionary(t):
-        return "string"
-    if p.is_binary(t) or p.is_large_binary(t) or p.is_fixed_size_binary(t):
-        return "binary"
     if p.is_list(t) or p.is_large_list(t):
         return f"array<{arrow_to_glue(t.value_type)}>"
     if p.is_map(t):

@@ -1,5 +1,6 @@
-"""Glue definition updates moto 5.2.5 lacks: UpdateJob, UpdateCrawler, UpdateTrigger, UpdateConnection,
-DeleteConnection (and GetConnection's missing ConnectionType).
+"""Glue definition operations moto 5.2.5 lacks or gets wrong: UpdateJob, UpdateCrawler, UpdateTrigger,
+UpdateConnection, DeleteConnection, GetConnection's missing ConnectionType and CreateTrigger's default
+``Predicate.Logical``.
 
 They are emulated with AWS's semantics on moto's own records: UpdateJob and UpdateConnection replace the
 definition (AWS: "the previous job definition is completely overwritten"), UpdateCrawler and UpdateTrigger
@@ -8,33 +9,53 @@ change only the fields given. Run history lives in the providers, so re-creating
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from etl_localcloud import motohooks
 from etl_localcloud.context import CloudContext
+from etl_localcloud.core.errors import from_client_error
 from etl_localcloud.dispatcher import ServiceError
-from etl_localcloud.glue.common import as_service_error
+from etl_localcloud.glue.exceptions import EntityNotFoundException
 
 __all__ = ["DefinitionUpdates"]
 
 _CRAWLER_FIELDS = ("Role", "DatabaseName", "Description", "Targets", "Classifiers", "TablePrefix",
                    "SchemaChangePolicy", "RecrawlPolicy", "LineageConfiguration", "LakeFormationConfiguration",
                    "Configuration", "CrawlerSecurityConfiguration")
+_TRIGGER_FIELDS = ("WorkflowName", "Description", "Actions", "Predicate", "Schedule", "EventBatchingCondition")
+
+
+def _given(value: Any) -> bool:
+    return value not in (None, "", [], {})
 
 
 class DefinitionUpdates:
-    """The five operations, reading and writing moto's records through the direct client."""
+    """The definition operations, reading and writing moto's records through the direct client.
 
-    def __init__(self, ctx: CloudContext, create_trigger: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    moto's refusals reach the caller as the same AWS errors.
+    """
+
+    def __init__(self, ctx: CloudContext) -> None:
         self.ctx = ctx
-        self._create_trigger = create_trigger
 
     def _glue(self) -> Any:
         return self.ctx.moto_client("glue")
 
-    def op_update_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        name, update = body.get("JobName", ""), dict(body.get("JobUpdate") or {})
+    def create_trigger(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """moto's CreateTrigger, with ``Predicate.Logical`` defaulted to ``AND`` as AWS does.
+
+        moto 5.2.5 fails with a 500 on a predicate that omits ``Logical``; AWS accepts it.
+        """
+        pred = spec.get("Predicate")
+        if isinstance(pred, dict) and pred.get("Conditions") and not pred.get("Logical"):
+            spec = {**spec, "Predicate": {**pred, "Logical": "AND"}}
+        try:
+            return dict(self._glue().create_trigger(**spec))
+        except Exception as exc:
+            raise from_client_error(exc) from None
+
+    def update_job(self, name: str, update: dict[str, Any]) -> None:
+        """Replace job ``name``'s definition by ``update`` (``JobUpdate``)."""
         glue = self._glue()
         try:
             glue.get_job(JobName=name)
@@ -43,73 +64,67 @@ class DefinitionUpdates:
         except ServiceError:
             raise
         except Exception as exc:
-            raise as_service_error(exc) from None
-        return {"JobName": name}
+            raise from_client_error(exc) from None
 
-    def op_update_crawler(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = body.get("Name", "")
+    def update_crawler(self, name: str, changes: dict[str, Any]) -> None:
+        """Change the fields ``changes`` gives of crawler ``name``; the others stay."""
         glue = self._glue()
         try:
             cur = glue.get_crawler(Name=name)["Crawler"]
-            spec: dict[str, Any] = {k: cur[k] for k in _CRAWLER_FIELDS if cur.get(k) not in (None, "", [], {})}
+            spec: dict[str, Any] = {k: cur[k] for k in _CRAWLER_FIELDS if _given(cur.get(k))}
             if (cur.get("Schedule") or {}).get("ScheduleExpression"):
                 spec["Schedule"] = cur["Schedule"]["ScheduleExpression"]
-            spec.update({k: v for k, v in body.items() if k != "Name"})
+            spec.update(changes)
             glue.delete_crawler(Name=name)
             glue.create_crawler(Name=name, **spec)
         except Exception as exc:
-            raise as_service_error(exc) from None
-        return {}
+            raise from_client_error(exc) from None
 
-    def op_update_trigger(self, body: dict[str, Any]) -> dict[str, Any]:
-        name, update = body.get("Name", ""), dict(body.get("TriggerUpdate") or {})
+    def update_trigger(self, name: str, update: dict[str, Any]) -> dict[str, Any]:
+        """Change the fields ``update`` (``TriggerUpdate``) gives of trigger ``name``; its new record."""
         glue = self._glue()
         try:
             cur = glue.get_trigger(Name=name)["Trigger"]
         except Exception as exc:
-            raise as_service_error(exc) from None
+            raise from_client_error(exc) from None
         spec: dict[str, Any] = {"Name": name, "Type": cur["Type"]}
-        for k in ("WorkflowName", "Description", "Actions", "Predicate", "Schedule", "EventBatchingCondition"):
-            if k in update and k != "Name":
+        for k in _TRIGGER_FIELDS:
+            if k in update:
                 spec[k] = update[k]
-            elif cur.get(k) not in (None, "", [], {}):
+            elif _given(cur.get(k)):
                 spec[k] = cur[k]
         if cur["Type"] != "ON_DEMAND":
             spec["StartOnCreation"] = cur.get("State") == "ACTIVATED"
         try:
             glue.delete_trigger(Name=name)
         except Exception as exc:
-            raise as_service_error(exc) from None
-        self._create_trigger(spec)
-        trig = glue.get_trigger(Name=name)["Trigger"]
-        return {"Trigger": trig}
+            raise from_client_error(exc) from None
+        self.create_trigger(spec)
+        return dict(glue.get_trigger(Name=name)["Trigger"])
 
-    def op_delete_connection(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = body.get("ConnectionName", "")
+    def delete_connection(self, name: str) -> None:
         try:
             motohooks.glue_delete_connection(self.ctx.account_id, self.ctx.region, name)
         except KeyError:
-            raise ServiceError("EntityNotFoundException", f"Connection {name} not found.") from None
-        return {}
+            raise EntityNotFoundException(f"Connection {name} not found.") from None
 
-    def op_get_connection(self, body: dict[str, Any]) -> dict[str, Any]:
-        """moto's GetConnection, with the ``ConnectionType`` moto 5.2.5 leaves out."""
+    def get_connection(self, request: dict[str, Any]) -> dict[str, Any]:
+        """moto's GetConnection answer to ``request``, with the ``ConnectionType`` moto 5.2.5 leaves out."""
         try:
-            out = dict(self._glue().get_connection(**body))
+            out = dict(self._glue().get_connection(**request))
         except Exception as exc:
-            raise as_service_error(exc) from None
+            raise from_client_error(exc) from None
         out.pop("ResponseMetadata", None)
         conn = out.get("Connection", {})
         if "ConnectionType" not in conn:
             conn["ConnectionType"] = motohooks.glue_connection_input(
-                self.ctx.account_id, self.ctx.region, body.get("Name", "")).get("ConnectionType")
+                self.ctx.account_id, self.ctx.region, request.get("Name", "")).get("ConnectionType")
         return out
 
-    def op_update_connection(self, body: dict[str, Any]) -> dict[str, Any]:
-        name, conn_input = body.get("Name", ""), dict(body.get("ConnectionInput") or {})
-        self.op_delete_connection({"ConnectionName": name})
+    def update_connection(self, name: str, connection_input: dict[str, Any]) -> None:
+        """Replace connection ``name``'s definition by ``connection_input``."""
+        self.delete_connection(name)
         try:
-            self._glue().create_connection(ConnectionInput=conn_input)
+            self._glue().create_connection(ConnectionInput=connection_input)
         except Exception as exc:
-            raise as_service_error(exc) from None
-        return {}
+            raise from_client_error(exc) from None

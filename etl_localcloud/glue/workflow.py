@@ -17,23 +17,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from etl_localcloud.context import CloudContext
 from etl_localcloud.dispatcher import ServiceError
-from etl_localcloud.glue.common import (
-    Tracked,
-    as_service_error,
-    moto_error_code,
-    new_workflow_run_id,
-    not_found,
-    page,
-    utcnow,
-)
+from etl_localcloud.glue.common import RunBook, Tracked, moto_record, new_workflow_run_id, utcnow
 from etl_localcloud.glue.crawler import Crawl, CrawlerRunner
-from etl_localcloud.glue.jobs import TERMINAL, JobRun, JobRunner
+from etl_localcloud.glue.exceptions import (
+    ConcurrentRunsExceededException,
+    IllegalWorkflowStateException,
+)
+from etl_localcloud.glue.jobs import JobRun, JobRunner, RunRequest
 
 __all__ = ["WorkflowRun", "WorkflowEngine"]
 
@@ -59,8 +54,28 @@ class WorkflowRun(Tracked):
     node_state: dict[tuple[str, str], str] = field(default_factory=dict)  # (JOB|CRAWLER, name) -> last final
 
     @property
+    def owner(self) -> str:
+        return self.workflow
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("RUNNING", "STOPPING")
+
+    @property
     def key(self) -> tuple[str, str]:
         return (self.workflow, self.id)
+
+    def interrupt(self, reason: str) -> bool:
+        """End this run ERROR with ``reason`` if it was in flight when the daemon stopped (True then).
+
+        Its actions still running count as FAILED.
+        """
+        if self.finished:
+            return False
+        self.actions = {k: (v or "FAILED") for k, v in self.actions.items()}
+        self.status, self.error_message, self.completed_on = "ERROR", reason, utcnow()
+        self.starting = 0
+        return True
 
     def statistics(self) -> dict[str, int]:
         states = list(self.actions.values())
@@ -82,20 +97,17 @@ class WorkflowEngine:
         self.ctx = ctx
         self.jobs = jobs
         self.crawlers = crawlers
-        self._lock = threading.RLock()
-        self.runs: dict[str, list[WorkflowRun]] = {}  # workflow name -> runs, oldest first
-        self.by_id: dict[str, WorkflowRun] = {}
+        self.book: RunBook[WorkflowRun] = RunBook(
+            self.workflow_record, "Workflow run with id: {run_id} not found for workflow: {owner}")
+        self._lock = self.book.lock
         jobs.on_final.append(self._on_job_final)
         crawlers.on_final.append(self._on_crawl_final)
 
-    # -- moto records -------------------------------------------------------------------------
+    # -- records ------------------------------------------------------------------------------
     def workflow_record(self, name: str) -> dict[str, Any]:
-        try:
-            return dict(self.ctx.moto_client("glue").get_workflow(Name=name)["Workflow"])
-        except Exception as exc:
-            if moto_error_code(exc) == "EntityNotFoundException":
-                raise not_found(f"Workflow with name: {name} not found") from None
-            raise
+        """The workflow's definition as moto keeps it; ``EntityNotFoundException`` when there is none."""
+        return moto_record(lambda: self.ctx.moto_client("glue").get_workflow(Name=name), "Workflow",
+                           f"Workflow with name: {name} not found")
 
     def triggers_of(self, name: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -103,99 +115,42 @@ class WorkflowEngine:
             out.extend(t for t in pg.get("Triggers", []) if t.get("WorkflowName") == name)
         return out
 
-    def _run(self, name: str, run_id: str) -> WorkflowRun:
-        self.workflow_record(name)
-        with self._lock:
-            run = self.by_id.get(run_id)
-        if run is None or run.workflow != name:
-            raise not_found(f"Workflow run with id: {run_id} not found for workflow: {name}")
-        return run
-
     def active_count(self) -> int:
-        with self._lock:
-            return sum(1 for r in self.by_id.values() if r.status in ("RUNNING", "STOPPING"))
+        return len(self.book.active())
 
-    # -- API handlers -------------------------------------------------------------------------
-    def op_create_trigger(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Forwarded to moto, with ``Predicate.Logical`` defaulted to ``AND`` as AWS does.
-
-        moto 5.2.5 fails with a 500 on a predicate that omits ``Logical``; AWS accepts it.
-        """
-        pred = body.get("Predicate")
-        if isinstance(pred, dict) and pred.get("Conditions") and not pred.get("Logical"):
-            body = {**body, "Predicate": {**pred, "Logical": "AND"}}
-        try:
-            return dict(self.ctx.moto_client("glue").create_trigger(**body))
-        except Exception as exc:
-            raise as_service_error(exc) from None
-
-    def op_start_workflow_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = body.get("Name", "")
+    # -- behaviour ----------------------------------------------------------------------------
+    def start_run(self, name: str, properties: dict[str, str]) -> WorkflowRun:
+        """Start a run of workflow ``name`` with its default run properties updated by ``properties``."""
         wf = self.workflow_record(name)
         triggers = self.triggers_of(name)
         props = dict(wf.get("DefaultRunProperties") or {})
-        props.update(body.get("RunProperties") or {})
+        props.update(properties)
         limit = wf.get("MaxConcurrentRuns")
         with self._lock:
-            runs = self.runs.setdefault(name, [])
-            active = sum(1 for r in runs if r.status in ("RUNNING", "STOPPING"))
-            if limit and active >= int(limit):
-                raise ServiceError("ConcurrentRunsExceededException",
-                                   f"Concurrent runs exceeded for workflow: {name}")
+            runs = self.book.of(name)
+            if limit and sum(1 for r in runs if not r.finished) >= int(limit):
+                raise ConcurrentRunsExceededException(f"Concurrent runs exceeded for workflow: {name}")
             run = WorkflowRun(workflow=name, properties=props, triggers=triggers,
                               previous_run_id=runs[-1].id if runs else None)
-            runs.append(run)
-            self.by_id[run.id] = run
+            self.book.add(run)
         self.ctx.executor.submit(self._begin, run)
-        return {"RunId": run.id}
+        return run
 
-    def op_get_workflow_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        run = self._run(body.get("Name", ""), body.get("RunId", ""))
-        return {"Run": self.run_dict(run, graph=bool(body.get("IncludeGraph")))}
-
-    def op_get_workflow_runs(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = body.get("Name", "")
-        self.workflow_record(name)
+    def run_properties(self, run: WorkflowRun) -> dict[str, str]:
         with self._lock:
-            runs = list(reversed(self.runs.get(name, [])))
-        chunk, nxt = page(runs, body)
-        out: dict[str, Any] = {"Runs": [self.run_dict(r, graph=bool(body.get("IncludeGraph"))) for r in chunk]}
-        if nxt:
-            out["NextToken"] = nxt
-        return out
+            return dict(run.properties)
 
-    def op_get_workflow(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"Workflow": self._workflow_dict(body.get("Name", ""), bool(body.get("IncludeGraph")))}
-
-    def op_batch_get_workflows(self, body: dict[str, Any]) -> dict[str, Any]:
-        found, missing = [], []
-        for name in body.get("Names") or []:
-            try:
-                found.append(self._workflow_dict(name, bool(body.get("IncludeGraph"))))
-            except ServiceError:
-                missing.append(name)
-        return {"Workflows": found, "MissingWorkflows": missing}
-
-    def op_get_workflow_run_properties(self, body: dict[str, Any]) -> dict[str, Any]:
-        run = self._run(body.get("Name", ""), body.get("RunId", ""))
+    def put_run_properties(self, run: WorkflowRun, properties: dict[str, Any]) -> None:
+        """Add or replace run properties (values as strings, as Glue keeps them)."""
         with self._lock:
-            return {"RunProperties": dict(run.properties)}
+            run.properties.update({str(k): str(v) for k, v in properties.items()})
 
-    def op_put_workflow_run_properties(self, body: dict[str, Any]) -> dict[str, Any]:
-        run = self._run(body.get("Name", ""), body.get("RunId", ""))
-        props = body.get("RunProperties")
-        if not isinstance(props, dict):
-            raise ServiceError("InvalidInputException", "RunProperties is required")
-        with self._lock:
-            run.properties.update({str(k): str(v) for k, v in props.items()})
-        return {}
-
-    def op_stop_workflow_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        run = self._run(body.get("Name", ""), body.get("RunId", ""))
+    def stop_run(self, run: WorkflowRun) -> None:
+        """Stop a running run: its job runs stop, its crawls are cancelled; it ends STOPPED."""
         with self._lock:
             if run.status != "RUNNING":
-                raise ServiceError("IllegalWorkflowStateException",
-                                   f"Workflow run {run.id} is not running (status {run.status})")
+                raise IllegalWorkflowStateException(
+                    f"Workflow run {run.id} is not running (status {run.status})")
             run.status = "STOPPING"
         for jr in self._job_runs(run):
             self.jobs.stop(jr)
@@ -203,15 +158,22 @@ class WorkflowEngine:
             if not c.finished:
                 c.cancel.set()
         self._maybe_finish(run)
-        return {}
+
+    # -- persistence --------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, list[WorkflowRun]]:
+        return self.book.snapshot()
+
+    def restore(self, saved: dict[str, list[WorkflowRun]], reason: str) -> None:
+        """Take back saved runs; those in flight end ERROR with ``reason``, their open actions FAILED."""
+        self.book.restore(saved, reason)
 
     # -- views --------------------------------------------------------------------------------
-    def _workflow_dict(self, name: str, graph: bool) -> dict[str, Any]:
+    def workflow(self, name: str, graph: bool) -> dict[str, Any]:
+        """``GetWorkflow``'s record: moto's definition, the last run here and, with ``graph``, the graph."""
         wf = self.workflow_record(name)
         wf.pop("LastRun", None)  # moto's own runs never happen: ours are the real ones
-        with self._lock:
-            runs = self.runs.get(name, [])
-            last = runs[-1] if runs else None
+        runs = self.book.of(name)
+        last = runs[-1] if runs else None
         if last is not None:
             wf["LastRun"] = self.run_dict(last, graph=graph)
         if graph:
@@ -234,14 +196,10 @@ class WorkflowEngine:
         return d
 
     def _job_runs(self, run: WorkflowRun, name: str | None = None) -> list[JobRun]:
-        with self.jobs._lock:
-            return [r for r in self.jobs.by_id.values()
-                    if r.workflow == run.key and (name is None or r.job_name == name)]
+        return self.jobs.runs_of_workflow(run.key, name)
 
     def _crawls(self, run: WorkflowRun, name: str | None = None) -> list[Crawl]:
-        with self.crawlers._lock:
-            return [c for n, cs in self.crawlers.crawls.items() if name is None or n == name
-                    for c in cs if c.workflow == run.key]
+        return self.crawlers.crawls_of_workflow(run.key, name)
 
     def _graph(self, workflow: str, triggers: list[dict[str, Any]], run: WorkflowRun | None) -> dict[str, Any]:
         """Nodes (TRIGGER, JOB, CRAWLER) and edges (watched node -> trigger -> action) of the workflow."""
@@ -298,9 +256,10 @@ class WorkflowEngine:
             try:
                 if action.get("JobName"):
                     # Register the action before the run exists: a fast job may end before start() returns.
-                    self.jobs.start(action["JobName"], dict(action.get("Arguments") or {}),
-                                    timeout=action.get("Timeout"), trigger_name=trigger["Name"],
-                                    workflow=run.key, on_busy_fail=True,
+                    request = RunRequest(action["JobName"], dict(action.get("Arguments") or {}),
+                                         timeout=action.get("Timeout"), trigger_name=trigger["Name"],
+                                         workflow=run.key)
+                    self.jobs.start(request, on_busy_fail=True,
                                     on_created=lambda r: self._register(run, f"JOB:{r.id}"))
                 elif action.get("CrawlerName"):
                     self.crawlers.start(action["CrawlerName"], workflow=run.key,
@@ -321,7 +280,7 @@ class WorkflowEngine:
         if jr.workflow is None:
             return
         with self._lock:
-            run = self.by_id.get(jr.workflow[1])
+            run = self.book.get(*jr.workflow)
             if run is None:
                 return
             run.actions[f"JOB:{jr.id.split('_attempt_')[0]}"] = jr.state
@@ -333,7 +292,7 @@ class WorkflowEngine:
             return
         state = crawl.status
         with self._lock:
-            run = self.by_id.get(crawl.workflow[1])
+            run = self.book.get(*crawl.workflow)
             if run is None:
                 return
             # Statistics use job vocabulary: a cancelled crawl counts as stopped.
@@ -391,7 +350,7 @@ class WorkflowEngine:
             if any(s is None for s in run.actions.values()):
                 return
             # Jobs still starting for this run (registered by on_created) keep it open.
-            if any(r.state not in TERMINAL for r in self._job_runs(run)):
+            if any(not r.finished for r in self._job_runs(run)):
                 return
             if any(not c.finished for c in self._crawls(run)):
                 return

@@ -86,3 +86,39 @@ def test_validation_message_names_the_member_as_aws_does() -> None:
     _, _, body = _call(_app(), "/", b"{}", "RedshiftData.DescribeStatement")
     assert body["message"] == ("1 validation error detected: Value null at 'id' failed to satisfy constraint: "
                                "Member must not be null")
+
+
+def test_an_error_class_named_after_its_aws_code_is_answered_with_that_code() -> None:
+    from etl_localcloud.glue.exceptions import ConcurrentRunsExceededException, EntityNotFoundException
+
+    def missing(body: dict[str, Any]) -> dict[str, Any]:
+        raise EntityNotFoundException(f"Job with name: {body['JobName']} not found")
+
+    def busy(body: dict[str, Any]) -> dict[str, Any]:
+        raise ConcurrentRunsExceededException("Concurrent runs exceeded for j: 1 of 1 running")
+
+    glue = Provider(name="glue-test", target_prefix="GlueTest")
+    glue.operations = {"GetJob": missing, "StartJobRun": busy}
+    app = Dispatcher(_moto, [glue])
+    status, headers, body = _call(app, "/", json.dumps({"JobName": "nightly"}).encode(), "GlueTest.GetJob")
+    assert status.startswith("400") and headers["x-amzn-ErrorType"] == "EntityNotFoundException"
+    assert body == {"__type": "EntityNotFoundException", "message": "Job with name: nightly not found",
+                    "Message": "Job with name: nightly not found"}
+    _, headers, body = _call(app, "/", b"{}", "GlueTest.StartJobRun")
+    assert headers["x-amzn-ErrorType"] == "ConcurrentRunsExceededException"
+    assert body["message"] == "Concurrent runs exceeded for j: 1 of 1 running"
+
+
+def test_moto_refusals_pass_through_as_the_same_aws_error() -> None:
+    from botocore.exceptions import ClientError
+
+    from etl_localcloud.core.errors import client_error_code, from_client_error
+
+    refusal = ClientError({"Error": {"Code": "AlreadyExistsException", "Message": "Trigger t already exists."},
+                           "ResponseMetadata": {"HTTPStatusCode": 409}}, "CreateTrigger")
+    err = from_client_error(refusal)
+    assert isinstance(err, ServiceError)
+    assert (err.code, err.message, err.status) == ("AlreadyExistsException", "Trigger t already exists.", 409)
+    assert client_error_code(refusal) == "AlreadyExistsException"
+    other = ValueError("not from AWS")
+    assert from_client_error(other) is other and client_error_code(other) == ""
