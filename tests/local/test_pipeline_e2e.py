@@ -376,8 +376,7 @@ def test_a_target_table_with_other_columns_fails_naming_the_table_and_the_fix(pi
     """A table made by an older etl-kit (loaded_at instead of source_etag) is not loaded into by position."""
     import io
 
-    from etl_kit.clients import client
-    from etl_kit.config import LOCAL_ACCOUNT_ID
+    from etl_kit.clients import account_id, client
     from etl_kit.exceptions import WarehouseError
     from etl_kit.warehouse import execute, query
     from etl_runtime import loader
@@ -399,7 +398,7 @@ def test_a_target_table_with_other_columns_fails_naming_the_table_and_the_fix(pi
         loader.run_load(
             workgroup=pipeline.redshift_workgroup, database=pipeline.redshift_database, schema=schema, table=table,
             ledger_table=pipeline.ledger_table, contract=contract, bucket=pipeline.bucket_name(), output_key=key,
-            redshift_role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{pipeline.redshift_role}", run_id="wr_old",
+            redshift_role_arn=f"arn:aws:iam::{account_id(pipeline)}:role/{pipeline.redshift_role}", run_id="wr_old",
             workflow_name="wf", source_bucket=pipeline.bucket_name(), source_key="input/old.csv", source_etag="e0",
             report=report, rsd=client("redshift-data", pipeline))
     assert int(query(f"SELECT COUNT(*) AS n FROM {schema}.{table}", pipeline).iloc[0, 0]) == 0
