@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -78,12 +77,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # ---------------------------------------------------------------------------------------------
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _human(rows: int) -> str:
@@ -337,10 +330,11 @@ def parity(runs: list[dict[str, Any]]) -> None:
 @contextlib.contextmanager
 def throwaway_cloud(base: Any) -> Iterator[Any]:
     """A local cloud in a temporary state dir on a free port; stopped and removed afterwards."""
-    import etl_localcloud as localcloud
+    from etl_kit import local as localcloud
+    from etl_localcloud.spec import free_port
 
     state = tempfile.mkdtemp(prefix="etlkit-bench-cloud-")
-    settings = base.model_copy(update={"local_state_dir": state, "local_port": _free_port(), "target": "local"})
+    settings = base.model_copy(update={"local_state_dir": state, "local_port": free_port(), "target": "local"})
     try:
         localcloud.up(settings)
         yield settings
@@ -353,7 +347,7 @@ def throwaway_cloud(base: Any) -> Iterator[Any]:
 def _pg_uri(settings: Any, database: str | None = None) -> str:
     from urllib.parse import quote
 
-    import etl_localcloud as localcloud
+    from etl_kit import local as localcloud
 
     info = localcloud.warehouse_info(settings)
     db = database or info.get("admin_db") or "postgres"
@@ -427,8 +421,7 @@ def _job1_report(parquet: str, key_column: str) -> dict[str, Any]:
 def _call_run_load(loader: Any, settings: Any, *, bucket: str, key: str, source_key: str,
                    run_id: str, report: dict[str, Any], table: str | None = None) -> Any:
     """Call job 2's entry point the way ``etl_runtime/entrypoints/parquet_to_redshift.py`` does."""
-    from etl_kit.clients import client
-    from etl_kit.config import LOCAL_ACCOUNT_ID
+    from etl_kit.clients import account_id, client
     from etl_runtime.contract import compile_contract
     from etl_runtime.loadsql import LoadSpec
     from etl_runtime.values import Job1Summary, LoadTarget, SourceObject, Warehouse, WorkflowRun
@@ -436,7 +429,7 @@ def _call_run_load(loader: Any, settings: Any, *, bucket: str, key: str, source_
     spec = LoadSpec(
         target=LoadTarget(schema=settings.redshift_schema, table=table or f"bench_load_{run_id[-6:]}",
                           ledger_table=f"bench_ledger_{run_id[-6:]}",
-                          redshift_role_arn=f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{settings.redshift_role}"),
+                          redshift_role_arn=f"arn:aws:iam::{account_id(settings)}:role/{settings.redshift_role}"),
         contract=compile_contract(settings.dataset_contract.model_dump(mode="json")),
         parquet=SourceObject(bucket, key), source=SourceObject(bucket, source_key, uuid.uuid4().hex),
         run=WorkflowRun("bench", run_id), summary=Job1Summary(**report))

@@ -11,7 +11,7 @@ from etl_kit.exceptions import EtlKitError
 
 # Modules that expose ``register(group: click.Group) -> None``.
 _COMMAND_MODULES = (
-    "etl_localcloud.cli",
+    "etl_kit.local",
     "etl_kit.provision.cli",
     "etl_kit.runner",
     "etl_kit.bench",

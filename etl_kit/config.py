@@ -17,10 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from etl_kit.exceptions import ConfigError
 
 __all__ = ["Settings", "ColumnSpec", "CheckSpec", "DatasetContract", "load_settings", "DEFAULT_CONTRACT",
-           "SEED_CONTRACT",
-           "LOCAL_ACCOUNT_ID"]
-
-LOCAL_ACCOUNT_ID = "123456789012"  # moto's fixed account id
+           "SEED_CONTRACT"]
 
 ColumnType = Literal["string", "integer", "decimal", "date", "double"]
 CheckAction = Literal["quarantine", "warn"]
@@ -249,13 +246,16 @@ class Settings(BaseModel):
     def suffix(self, account_id: str) -> str:
         return self.name_suffix.format(account_id=account_id, region=self.region)
 
-    def bucket_name(self, account_id: str = LOCAL_ACCOUNT_ID) -> str:
-        """The project bucket's real name (with the account/region suffix applied)."""
-        return f"{self.bucket}{self.suffix(account_id)}"
+    def bucket_name(self, account_id: str | None = None) -> str:
+        """The project bucket's real name (with the account/region suffix applied).
 
-    def assets_bucket_name(self, account_id: str = LOCAL_ACCOUNT_ID) -> str:
+        Without ``account_id``: the local cloud's account (see :func:`_local_account`).
+        """
+        return f"{self.bucket}{self.suffix(account_id or _local_account())}"
+
+    def assets_bucket_name(self, account_id: str | None = None) -> str:
         """The Glue assets bucket, ``aws-glue-assets-<account>-<region>`` as Glue names it."""
-        return f"{self.assets_bucket}-{account_id}-{self.region}"
+        return f"{self.assets_bucket}-{account_id or _local_account()}-{self.region}"
 
     @property
     def state_dir(self) -> Path:
@@ -271,6 +271,17 @@ class Settings(BaseModel):
     def to_params(self) -> dict[str, Any]:
         """The flat parameter dict (what papermill passes to the notebooks)."""
         return self.model_dump(mode="json")
+
+
+def _local_account() -> str:
+    """The local cloud's account id, as the local cloud defines it (fixed: moto's default account).
+
+    Read from its identity module (stdlib only, no server dependency), so that names on the local target
+    can be derived without a running cloud; a running cloud reports the same id (``etl_kit.local.address``).
+    """
+    from etl_localcloud.identity import ACCOUNT_ID
+
+    return ACCOUNT_ID
 
 
 def _project_root() -> Path:

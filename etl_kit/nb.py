@@ -109,9 +109,9 @@ def setup(settings: Settings) -> pd.DataFrame:
     """Target, identity, region and endpoint; starts the local cloud when the target is local."""
     info: dict[str, Any] = {"target": settings.target, "region": settings.region}
     if settings.target == "local":
-        from etl_localcloud import up
+        from etl_kit import local
 
-        st = up(settings)
+        st = local.up(settings)
         info.update(endpoint=st["endpoint"], warehouse=st.get("postgres"),
                     providers=", ".join(f"{k}:{'ok' if v.get('ok') else 'FAILING'}"
                                         for k, v in st.get("providers", {}).items()))

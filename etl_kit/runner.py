@@ -151,9 +151,9 @@ def register(group: click.Group) -> None:
         """The main job: start the local cloud, provision, load data, monitor, validate, analyse; print a summary."""
         settings = load_settings(params)
         if settings.target == "local":
-            from etl_localcloud import up
+            from etl_kit import local
 
-            st = up(settings)
+            st = local.up(settings)
             click.echo(f"local cloud at {st['endpoint']} (postgres {st.get('postgres')})")
         overrides: dict[str, Any] = {"teardown_confirm": False}
         if rows:

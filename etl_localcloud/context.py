@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from etl_localcloud.identity import ADMIN
+
 __all__ = ["PostgresInfo", "CloudContext"]
 
 
@@ -72,12 +74,10 @@ class CloudContext:
         import boto3
         from botocore.config import Config
 
-        from etl_kit.clients import LOCAL_CREDENTIALS
-
         key = f"{'direct:' if direct else ''}{service}"
         with self._lock:
             if key not in self._clients:
-                c = boto3.Session(region_name=self.region, **LOCAL_CREDENTIALS).client(
+                c = boto3.Session(region_name=self.region, **ADMIN.boto3_kwargs()).client(
                     service, endpoint_url=self.endpoint,
                     config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50))
                 if direct:
@@ -89,13 +89,11 @@ class CloudContext:
         """Environment for a subprocess (Lambda code, Glue script) so that its boto3 calls reach this cloud."""
         import os
 
-        from etl_kit.clients import LOCAL_CREDENTIALS
-
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ETL_KIT_"))}
         env.update({
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+            "AWS_ACCESS_KEY_ID": ADMIN.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": ADMIN.secret_access_key,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             "PYTHONUNBUFFERED": "1",

@@ -1,7 +1,7 @@
 """The local cloud daemon: moto's server, the kit's providers and the embedded PostgreSQL.
 
 Started by ``etl-kit local up`` (see :mod:`etl_localcloud.manager`) as
-``python -m etl_localcloud.daemon --state-dir DIR --port PORT --region REGION``.
+``python -m etl_localcloud.daemon --state-dir DIR --host HOST --port PORT --region REGION``.
 
 Its state persists under the state dir (:mod:`etl_localcloud.persistence`): it is restored
 before the first request is served and snapshotted while it serves and when it stops. A watchdog
@@ -23,13 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from etl_kit.config import LOCAL_ACCOUNT_ID
 from etl_localcloud import motohooks
 from etl_localcloud.context import CloudContext
 from etl_localcloud.dispatcher import Dispatcher, Provider, WsgiApp
+from etl_localcloud.identity import ACCOUNT_ID, ADMIN, CloudAddress
 from etl_localcloud.persistence import GatedApp, Persister, PersistingApp, prepare_state_dir
+from etl_localcloud.spec import ERROR_FILE, REPAIR_PATH, STATE_FILE, CloudSpec
 
-__all__ = ["PROVIDER_FACTORIES", "build_app", "main", "REPAIR_PATH"]
+__all__ = ["PROVIDER_FACTORIES", "build_app", "main"]
 
 log = logging.getLogger("etl_localcloud")
 
@@ -39,10 +40,6 @@ PROVIDER_FACTORIES = (
     "etl_localcloud.glue:build",
     "etl_localcloud.redshift:build",
 )
-
-STATE_FILE = "daemon.json"
-ERROR_FILE = "daemon.error"
-REPAIR_PATH = "/_etl_kit/repair"
 
 
 class _StateHealth(Provider):
@@ -140,15 +137,22 @@ def _start_postgres(ctx: CloudContext, front: FrontDoor, state: dict[str, Any]) 
     return pg, supervisor
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> tuple[CloudSpec, bool]:
     parser = argparse.ArgumentParser(prog="etl_localcloud.daemon")
     parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--no-postgres", action="store_true", help="run without the warehouse (tests)")
     args = parser.parse_args(argv)
+    spec = CloudSpec(state_dir=Path(args.state_dir).resolve(), port=args.port, region=args.region, host=args.host)
+    return spec, not args.no_postgres
 
-    state_dir = Path(args.state_dir).resolve()
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the local cloud of ``--state-dir`` until SIGTERM/SIGINT; 2 when it cannot start (see daemon.error)."""
+    spec, with_postgres = _parse(argv)
+    state_dir = spec.state_dir
     from etl_localcloud.postgres import secure_state_dir
 
     secure_state_dir(state_dir)  # 0700 (0710 for a root-run server's group): data, passwords, the socket
@@ -166,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from werkzeug.serving import make_server
 
-    endpoint = f"http://127.0.0.1:{args.port}"
-    ctx = CloudContext(endpoint=endpoint, region=args.region, account_id=LOCAL_ACCOUNT_ID, state_dir=state_dir,
+    ctx = CloudContext(endpoint=spec.endpoint, region=spec.region, account_id=ACCOUNT_ID, state_dir=state_dir,
                        python=sys.executable)
     try:
         app, providers, persister = build_app(ctx, state_root)
@@ -177,15 +180,16 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"could not build the local cloud: {exc}")
     log.info("state: %s", restored)
     try:
-        server = make_server("127.0.0.1", args.port, app, threaded=True)
+        server = make_server(spec.host, spec.port, app, threaded=True)
     except OSError as exc:
-        return fail(f"port {args.port} on 127.0.0.1 is in use ({exc.strerror}); "
+        return fail(f"port {spec.port} on {spec.host} is in use ({exc.strerror}); "
                     "stop the program using it or set local_port in params")
 
-    state: dict[str, Any] = {"pid": os.getpid(), "endpoint": endpoint, "port": args.port, "region": args.region,
-                             "started": time.time(), "postgres": None, "state_dir": str(state_dir)}
+    address = CloudAddress(endpoint=spec.endpoint, region=spec.region, account_id=ACCOUNT_ID, credentials=ADMIN,
+                           pid=os.getpid(), state_dir=str(state_dir))
+    state: dict[str, Any] = {**address.to_json(), "port": spec.port, "started": time.time(), "postgres": None}
     pg = None
-    if not args.no_postgres:
+    if with_postgres:
         try:
             pg, supervisor = _start_postgres(ctx, app, state)
             providers.append(supervisor)
@@ -210,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     persister.start()
     state["postgres"] = ctx.postgres.__dict__ if ctx.postgres else None
     _write_state(state_dir, state)
-    log.info("local cloud ready on %s (postgres %s)", endpoint, app.dispatcher.info.get("postgres"))
+    log.info("local cloud ready on %s (postgres %s)", spec.endpoint, app.dispatcher.info.get("postgres"))
     # the first COPY would otherwise pay for pyarrow's Parquet reader and compute kernels (~0.3 s)
     threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     try:

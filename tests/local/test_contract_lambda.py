@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.conftest import wait_for
+
 pytestmark = pytest.mark.local
 
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
@@ -34,16 +36,6 @@ def _function(boto, name: str, source: str, timeout: int = 30, env: dict | None 
                                         Code={"ZipFile": _zip(source)}, Timeout=timeout,
                                         Environment={"Variables": env or {}})
     return str(fn["FunctionArn"])
-
-
-def _wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 MARKER = '''
@@ -84,14 +76,15 @@ def test_put_object_under_input_invokes_the_rule_target(boto, endpoint: str) -> 
     s3.put_object(Bucket="contract-lambda", Key="other/skip.csv", Body=b"a,b\n1,2\n")
     s3.put_object(Bucket="contract-lambda", Key="input/sales 1.csv", Body=b"a,b\n1,2\n")
 
-    body = _wait_for(lambda: s3.list_objects_v2(Bucket="contract-lambda", Prefix="markers/").get("Contents"))
+    body = wait_for("the marker the function wrote",
+                    lambda: s3.list_objects_v2(Bucket="contract-lambda", Prefix="markers/").get("Contents"), 30)
     assert [o["Key"] for o in body] == ["markers/sales 1.csv"]
     doc = json.loads(s3.get_object(Bucket="contract-lambda", Key="markers/sales 1.csv")["Body"].read())
     assert doc["event"]["detail-type"] == "Object Created"
     assert doc["event"]["detail"]["bucket"]["name"] == "contract-lambda"
     assert doc["event"]["time"].endswith("Z")
     assert 0 < doc["remaining"] <= 30_000
-    _wait_for(lambda: lambda_report(endpoint).get("async_pending") == 0)  # every queued invocation has ended
+    wait_for("every queued invocation to end", lambda: lambda_report(endpoint).get("async_pending") == 0, 30)
     assert len(s3.list_objects_v2(Bucket="contract-lambda", Prefix="markers/")["Contents"]) == 1
     logs = boto("logs")
 
@@ -104,7 +97,7 @@ def test_put_object_under_input_invokes_the_rule_target(boto, endpoint: str) -> 
                          for e in logs.get_log_events(logGroupName="/aws/lambda/marker-fn",
                                                       logStreamName=s["logStreamName"])["events"])
 
-    text = _wait_for(lambda: "END RequestId" in log_text() and log_text())
+    text = wait_for("the invocation's END line in its log", lambda: "END RequestId" in log_text() and log_text(), 30)
     assert "marked input/sales 1.csv" in text and "START RequestId" in text
 
 
@@ -143,7 +136,8 @@ def test_async_failures_are_retried_then_sent_to_the_on_failure_destination(boto
     lam.put_function_event_invoke_config(FunctionName="fail-fn", MaximumRetryAttempts=1,
                                          DestinationConfig={"OnFailure": {"Destination": qarn}})
     lam.invoke(FunctionName="fail-fn", InvocationType="Event", Payload=json.dumps({"n": 1}))
-    msgs = _wait_for(lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages"), timeout=30)
+    msgs = wait_for("the on-failure record",
+                    lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages"), 30)
     record = json.loads(msgs[0]["Body"])
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 2
@@ -225,7 +219,7 @@ def test_sqs_mapping_deletes_successes_and_redrives_reported_failures(boto) -> N
         counts = sorted(s["record"]["attributes"]["ApproximateReceiveCount"] for s in seen
                         if s["record"]["body"] == "fail-1")
         assert counts == ["1", "2"]
-        _wait_for(lambda: _count(sqs, url) == 0)  # deleted once the invocation returned
+        wait_for("the batch deleted once the invocation returned", lambda: _count(sqs, url) == 0, 30)
     finally:
         lam.delete_event_source_mapping(UUID=esm["UUID"])
 
@@ -248,7 +242,7 @@ def test_sqs_mapping_function_error_fails_the_whole_batch_and_poison_reaches_the
         seen = _drain(sqs, seen_url, 4)  # both messages, each received maxReceiveCount (2) times
         assert sorted(s["record"]["body"] for s in seen) == ["not an event {"] * 2 + [
             "ok-but-the-function-crashes"] * 2
-        _wait_for(lambda: _count(sqs, url) == 0)  # deleted once the invocation returned
+        wait_for("the batch deleted once the invocation returned", lambda: _count(sqs, url) == 0, 30)
     finally:
         lam.delete_event_source_mapping(UUID=esm["UUID"])
 
@@ -278,13 +272,13 @@ def test_sqs_mapping_disable_and_enable_take_effect_and_aws_refusals(boto, cloud
         def pollers() -> list[str]:
             return list(lambda_report(cloud.local_endpoint).get("sqs_pollers", []))
 
-        _wait_for(lambda: esm["UUID"] in pollers())
+        wait_for("the mapping's poller to start", lambda: esm["UUID"] in pollers(), 30)
         lam.update_event_source_mapping(UUID=esm["UUID"], Enabled=False)
-        _wait_for(lambda: esm["UUID"] not in pollers())
+        wait_for("the mapping's poller to stop", lambda: esm["UUID"] not in pollers(), 30)
         sqs.send_message(QueueUrl=url, MessageBody="while-disabled")
         # nobody else consumes a disabled mapping's queue (moto's own Docker invoke included): we receive it first
-        [m] = _wait_for(lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1,
-                                                    AttributeNames=["All"]).get("Messages"))
+        [m] = wait_for("the message of the disabled mapping", lambda: sqs.receive_message(
+            QueueUrl=url, WaitTimeSeconds=1, AttributeNames=["All"]).get("Messages"), 30)
         assert m["Body"] == "while-disabled" and m["Attributes"]["ApproximateReceiveCount"] == "1"
         sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
         lam.update_event_source_mapping(UUID=esm["UUID"], Enabled=True)
@@ -293,7 +287,7 @@ def test_sqs_mapping_disable_and_enable_take_effect_and_aws_refusals(boto, cloud
         assert seen["record"]["attributes"]["ApproximateReceiveCount"] == "2"
     finally:
         lam.delete_event_source_mapping(UUID=esm["UUID"])
-    _wait_for(lambda: esm["UUID"] not in pollers())
+    wait_for("the mapping's poller to stop", lambda: esm["UUID"] not in pollers(), 30)
 
 
 def test_sqs_mapping_honours_batch_size_and_maximum_concurrency(boto) -> None:
@@ -315,7 +309,7 @@ def test_sqs_mapping_honours_batch_size_and_maximum_concurrency(boto) -> None:
         assert [c["n"] for c in calls] == [1] * 6  # BatchSize 1: one record per invocation
         overlap = max(sum(1 for o in calls if o["start"] < c["end"] and c["start"] < o["end"]) for c in calls)
         assert overlap <= 2  # never more than MaximumConcurrency invocations at once
-        _wait_for(lambda: _count(sqs, url) == 0)  # deleted once the invocation returned
+        wait_for("the batch deleted once the invocation returned", lambda: _count(sqs, url) == 0, 30)
     finally:
         lam.delete_event_source_mapping(UUID=esm["UUID"])
 

@@ -386,7 +386,7 @@ def test_cancel_and_list_statements(aws, warehouse) -> None:
 
 
 def test_records_survive_a_daemon_restart(cloud, aws, warehouse) -> None:
-    import etl_localcloud as localcloud
+    from etl_kit import local as localcloud
 
     ok(aws, ["CREATE TABLE restart_probe (id int)", "INSERT INTO restart_probe VALUES (1), (2), (3)"])
     localcloud.down(cloud)

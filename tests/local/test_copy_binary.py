@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-import etl_localcloud as localcloud
+from etl_kit import local as localcloud
 from etl_kit.clients import client
 from etl_kit.config import Settings
 from etl_localcloud.redshift import copy as localcopy

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, pid_alive
 
 pytestmark = pytest.mark.local
 
@@ -20,17 +19,6 @@ pytestmark = pytest.mark.local
 def kit(*args: str, state: Path, port: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "etl_kit.cli", "local", *args, "--state-dir", str(state),
                            "--port", str(port)], capture_output=True, text=True, timeout=120)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_up_status_down_lifecycle(tmp_path: Path) -> None:
@@ -61,7 +49,7 @@ def test_up_status_down_lifecycle(tmp_path: Path) -> None:
     finally:
         down = kit("down", state=tmp_path, port=port)
     assert down.returncode == 0 and "stopped" in down.stdout
-    assert not _alive(daemon_pid)
+    assert not pid_alive(daemon_pid)
     with socket.socket() as s:  # nothing listens any more: neither the cloud nor PostgreSQL
         assert s.connect_ex(("127.0.0.1", port)) != 0
     with socket.socket() as s:

@@ -15,17 +15,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import etl_localcloud as localcloud
+import etl_localcloud
+from etl_kit import local as localcloud
 from etl_kit.clients import client
 from etl_kit.config import Settings, load_settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, pid_alive, wait_for
 from tests.local._pipeline_helpers import csv_bytes, ledger_rows, outcome, row, table_rows
 
 pytestmark = pytest.mark.local
@@ -49,30 +49,8 @@ def _own_cloud() -> Iterator[Settings]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def health(settings: Settings) -> dict[str, Any]:
-    h = localcloud.health(settings.local_endpoint)
+    h = etl_localcloud.health(settings.local_endpoint)
     assert h is not None, "the daemon does not answer"
     return h
 
@@ -80,7 +58,7 @@ def health(settings: Settings) -> dict[str, Any]:
 def kill_daemon(settings: Settings) -> None:
     pid = health(settings)["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_for("the daemon to die", lambda: not _alive(pid))
+    wait_for("the daemon to die", lambda: not pid_alive(pid))
 
 
 def kit(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -246,7 +224,7 @@ def test_runs_in_flight_when_the_daemon_dies_end_failed_as_interrupted(pipeline:
     localcloud.up(pipeline)
     run = _run_state(pipeline, "durable-sleeper-2", run_id)
     assert run["JobRunState"] == "FAILED" and run["ErrorMessage"] == INTERRUPTED
-    wait_for("the orphaned script to be stopped", lambda: not _alive(pid))
+    wait_for("the orphaned script to be stopped", lambda: not pid_alive(pid))
     # the failure is announced like any other run's (a "Glue Job State Change" event on the default bus)
     def announced() -> bool:
         msgs = sqs.receive_message(QueueUrl=qurl, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])

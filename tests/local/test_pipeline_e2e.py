@@ -384,8 +384,7 @@ def test_a_target_table_with_other_columns_fails_naming_the_table_and_the_fix(pi
     """A table made by an older etl-kit (loaded_at instead of source_etag) is not loaded into by position."""
     import io
 
-    from etl_kit.clients import client
-    from etl_kit.config import LOCAL_ACCOUNT_ID
+    from etl_kit.clients import account_id, client
     from etl_kit.exceptions import WarehouseError
     from etl_kit.warehouse import execute, query
     from etl_runtime import job2
@@ -410,7 +409,7 @@ def test_a_target_table_with_other_columns_fails_naming_the_table_and_the_fix(pi
     with pytest.raises(WarehouseError, match=rf"table {schema}\.{table} has the columns .*loaded_at.* RENAME TO"):
         spec = LoadSpec(
             target=LoadTarget(schema, table, pipeline.ledger_table,
-                              f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{pipeline.redshift_role}"),
+                              f"arn:aws:iam::{account_id(pipeline)}:role/{pipeline.redshift_role}"),
             contract=compile_contract(contract), parquet=SourceObject(pipeline.bucket_name(), key),
             source=SourceObject(pipeline.bucket_name(), "input/old.csv", "e0"), run=WorkflowRun("wf", "wr_old"),
             summary=Job1Summary.from_run_properties(run_properties_from_report(report)))

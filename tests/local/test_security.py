@@ -209,7 +209,7 @@ def test_users_created_through_sql_are_ordinary_and_can_work(module_boto, admin)
 
 
 def test_superuser_cannot_log_in_over_tcp(module_cloud, admin) -> None:
-    import etl_localcloud as localcloud
+    from etl_kit import local as localcloud
 
     info = localcloud.warehouse_info(module_cloud)
     with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects"):
@@ -219,7 +219,7 @@ def test_superuser_cannot_log_in_over_tcp(module_cloud, admin) -> None:
 
 # -- private state ------------------------------------------------------------------------------------
 def test_state_dir_socket_and_secrets_are_private(module_cloud, admin) -> None:
-    import etl_localcloud as localcloud
+    from etl_kit import local as localcloud
 
     state = Path(module_cloud.state_dir)
     mode = stat.S_IMODE(state.stat().st_mode)

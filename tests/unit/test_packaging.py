@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_environment_yml_lists_exactly_the_pyproject_dependencies() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    want = set(project["dependencies"]) | set(project["optional-dependencies"]["dev"]) \
-        | set(project["optional-dependencies"]["bench"])
+    extras = project["optional-dependencies"]
+    want = set(project["dependencies"]) | set(extras["dev"]) | set(extras["bench"]) | set(extras["local"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     got = {p for p in pip_section if not p.startswith("-e")}
