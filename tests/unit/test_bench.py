@@ -78,7 +78,7 @@ def test_same_rules_same_result(quick_run: tuple[Path, dict[str, Any]]) -> None:
 
 
 def test_parity_flags_a_difference() -> None:
-    from etl_kit.bench import parity
+    from benchmarks.bench import parity
 
     base = {"rows": 10, "rows_written": 9, "rows_quarantined": 1, "rejects_by_column": {"order_id": 1},
             "quarantined_lines_sum": 5, "checksums": {"order_id": "45"}}
@@ -91,7 +91,7 @@ def test_parity_flags_a_difference() -> None:
 
 
 def test_targets_evaluation() -> None:
-    from etl_kit.bench import evaluate
+    from benchmarks.bench import evaluate
 
     doc = {"ratios": {"5000000": {"job1_vs_polars": 1.2, "job1_vs_pandas": 3.0, "job1_vs_parse_ceiling": 0.7}},
            "memory": [{"engine": "job1", "rows": 1_000_000, "peak_rss_mb": 300.0},

@@ -1,9 +1,9 @@
-"""The engines that ``etl-kit bench`` runs, each in a fresh subprocess (``python -m etl_kit.bench_refs``).
+"""The engines that ``etl-kit bench`` runs, each in a fresh subprocess (``python benchmarks/bench_refs.py``).
 
 Every engine applies the dataset contract's rules to the same CSV and writes the same two outputs:
 valid rows as Parquet (contract columns + ``source_line``, snappy) and rejected rows as a CSV with
 at least ``source_line, reason, column`` (the first failing column in contract order). The parent
-(:mod:`etl_kit.bench`) then checks that every engine wrote the same rows.
+(``benchmarks/bench.py``) then checks that every engine wrote the same rows.
 
 - ``job1``: job 1 itself, :func:`etl_runtime.transform.transform_stream`.
 - ``pandas``: what awswrangler does: ``pandas.read_csv`` (C engine, ``usecols``, all text) then
@@ -293,7 +293,7 @@ def run_engine(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m etl_kit.bench_refs SPEC.json``: run the engine, write ``SPEC.result.json``."""
+    """``python benchmarks/bench_refs.py SPEC.json``: run the engine, write ``SPEC.result.json``."""
     with open(argv[0]) as fh:
         spec = json.load(fh)
     result = run_engine(spec)
