@@ -343,7 +343,7 @@ def load_statements(*, schema: str, table: str, ledger_table: str, contract: Dic
     lineage_names = [quote_ident(n) for n, _ in LINEAGE]
     non_pk = [n for n in names if n not in pk_q]
     set_clause = ", ".join([f"{n} = s.{n}" for n in non_pk] +
-                           [f"{n} = {v}" for n, v in zip(lineage_names, lineage_vals)  # noqa: B905 - Python 3.9
+                           [f"{n} = {v}" for n, v in zip(lineage_names, lineage_vals)
                           ])
     insert_cols = ", ".join(names + lineage_names)
     insert_vals = ", ".join([f"s.{n}" for n in names] + lineage_vals)

@@ -129,7 +129,7 @@ def _date_days(v: pa.Array, rule: ColumnRule) -> pa.Array:
     for fmt in rule.date_formats:
         parts = pc.extract_regex(v, fmt.regex)
         # flatten() carries the struct's validity into the children (non-matching values become null)
-        f = dict(zip([parts.type.field(i).name for i in range(parts.type.num_fields)], parts.flatten()))  # noqa: B905
+        f = dict(zip([parts.type.field(i).name for i in range(parts.type.num_fields)], parts.flatten()))
         y = pc.cast(f["y"], pa.int64())
         m = pc.cast(f["m"], pa.int64())
         d = pc.cast(f["d"], pa.int64())
@@ -405,7 +405,7 @@ class _KeyCounter:
         part = pc.take(part, order)
         vc = pc.value_counts(part)  # in order of first appearance, i.e. ascending partition
         start = 0
-        for p, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):  # noqa: B905
+        for p, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
             if p not in self._writers:
                 sink = pa.OSFile(os.path.join(self._dir, f"p{p}.arrow"), "wb")
                 self._writers[p] = (sink, ipc.new_stream(sink, pa.schema([pa.field("k", keys.type)])))
