@@ -69,13 +69,16 @@ class _Load:
     written: int
     quarantined: int
 
+    def _in_schema(self, name: str) -> str:
+        return f"{_q(self.settings.redshift_schema)}.{_q(name)}"
+
     @property
     def table(self) -> str:
-        return f"{_q(self.settings.redshift_schema)}.{_q(self.settings.redshift_table)}"
+        return self._in_schema(self.settings.redshift_table)
 
     @property
     def ledger(self) -> str:
-        return f"{_q(self.settings.redshift_schema)}.{_q(self.settings.ledger_table)}"
+        return self._in_schema(self.settings.ledger_table)
 
 
 def _find_load(rows: list[dict[str, Any]], settings: Settings, upload: dict[str, Any]) -> _Load | None:
