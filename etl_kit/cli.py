@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import tomllib
 from pathlib import Path
 
 import click
@@ -33,12 +34,21 @@ for _mod in _COMMAND_MODULES:
             raise
 
 
+def _is_checkout(root: Path) -> bool:
+    """``root`` is a checkout of etl-kit (its pyproject names the project): only then is its code run."""
+    try:
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return bool(project.get("name") == "etl-kit" and (root / "benchmarks" / "bench.py").is_file())
+
+
 def _benchmarks_dir() -> Path | None:
-    """The checkout's ``benchmarks/``: next to the project in the working directory or a parent of it, else next
-    to the source the kit runs from (an editable install). ``None`` for an installed kit run elsewhere."""
+    """The checkout's ``benchmarks/``: in the working directory or a parent of it, else next to the source the
+    kit runs from (an editable install). ``None`` for an installed kit run elsewhere."""
     here = Path.cwd().resolve()
     for root in (here, *here.parents, Path(__file__).resolve().parent.parent):
-        if (root / "benchmarks" / "bench.py").is_file() and (root / "pyproject.toml").is_file():
+        if _is_checkout(root):
             return root / "benchmarks"
     return None
 
@@ -51,9 +61,9 @@ def _register_bench(group: click.Group) -> None:
         def bench_unavailable() -> None:
             """The benchmarks (they run from a checkout of etl-kit)."""
             raise click.ClickException(
-                f"etl-kit bench runs from a checkout of etl-kit: no benchmarks/ folder next to a pyproject.toml in "
-                f"{Path.cwd()} or its parents (the benchmarks are not part of the installed package); "
-                "run it from the project's checkout")
+                f"etl-kit bench runs from a checkout of etl-kit: no benchmarks/ folder next to etl-kit's "
+                f"pyproject.toml in {Path.cwd()} or its parents (the benchmarks are not part of the installed "
+                "package); run it from the project's checkout")
         return
     module = sys.modules.get("benchmarks.bench")
     if module is None:
