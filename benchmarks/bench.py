@@ -430,8 +430,8 @@ def _job1_report(parquet: str, key_column: str) -> dict[str, Any]:
             "key_min": mm["min"], "key_max": mm["max"], "output_lineage": all(c in names for c in LINEAGE_COLUMNS)}
 
 
-def _call_run_load(loader: Any, settings: Any, *, bucket: str, key: str, source_key: str, rows: int,
-                   run_id: str, report: dict[str, Any], table: str | None = None) -> Any:
+def _call_run_load(loader: Any, settings: Any, *, bucket: str, key: str, source_key: str, run_id: str,
+                   report: dict[str, Any], table: str | None = None) -> Any:
     """Call job 2's entry point the way ``etl_runtime/entrypoints/parquet_to_redshift.py`` does."""
     from etl_kit.clients import client
     from etl_kit.config import LOCAL_ACCOUNT_ID
@@ -588,7 +588,7 @@ def load_part(settings: Any, parquets: dict[int, str], provisioned: str, bar: An
                 client("s3", settings).upload_file(parquet, bucket, key)
                 report = _job1_report(parquet, settings.dataset_contract.primary_key[0])  # job 1 computed it
                 t0 = time.perf_counter()
-                result = _call_run_load(loader, settings, bucket=bucket, key=key, source_key=source_key, rows=rows,
+                result = _call_run_load(loader, settings, bucket=bucket, key=key, source_key=source_key,
                                         run_id=stem, report=report, table=table)
                 seconds = time.perf_counter() - t0
                 entry = {"method": method, "label": label, "rows": rows, "seconds": round(seconds, 3),
