@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
+import tomllib
+from pathlib import Path
 
 import click
 
@@ -14,7 +17,6 @@ _COMMAND_MODULES = (
     "etl_kit.local",
     "etl_kit.provision.cli",
     "etl_kit.runner",
-    "etl_kit.bench",
 )
 
 
@@ -30,6 +32,50 @@ for _mod in _COMMAND_MODULES:
     except ModuleNotFoundError as _exc:  # a concern not built yet must not break the others
         if _exc.name != _mod:
             raise
+
+
+def _is_checkout(root: Path) -> bool:
+    """``root`` is a checkout of etl-kit (its pyproject names the project): only then is its code run."""
+    try:
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8")).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return bool(project.get("name") == "etl-kit" and (root / "benchmarks" / "bench.py").is_file())
+
+
+def _benchmarks_dir() -> Path | None:
+    """The checkout's ``benchmarks/``: in the working directory or a parent of it, else next to the source the
+    kit runs from (an editable install). ``None`` for an installed kit run elsewhere."""
+    here = Path.cwd().resolve()
+    for root in (here, *here.parents, Path(__file__).resolve().parent.parent):
+        if _is_checkout(root):
+            return root / "benchmarks"
+    return None
+
+
+def _register_bench(group: click.Group) -> None:
+    """``etl-kit bench`` from the checkout's ``benchmarks/bench.py`` (loaded by path: it is not installed)."""
+    found = _benchmarks_dir()
+    if found is None:
+        @group.command("bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+        def bench_unavailable() -> None:
+            """The benchmarks (they run from a checkout of etl-kit)."""
+            raise click.ClickException(
+                f"etl-kit bench runs from a checkout of etl-kit: no benchmarks/ folder next to etl-kit's "
+                f"pyproject.toml in {Path.cwd()} or its parents (the benchmarks are not part of the installed "
+                "package); run it from the project's checkout")
+        return
+    module = sys.modules.get("benchmarks.bench")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("benchmarks.bench", found / "bench.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # before running it: its dataclasses look their module up
+        spec.loader.exec_module(module)
+    module.register(group)
+
+
+_register_bench(cli)
 
 
 @cli.command("replay")

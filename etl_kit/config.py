@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from etl_kit.exceptions import ConfigError
+from etl_runtime.contract import DEFAULT_NULL_VALUES
+from etl_runtime.values import LoadTarget, Warehouse
 
 __all__ = ["Settings", "ColumnSpec", "CheckSpec", "DatasetContract", "load_settings", "DEFAULT_CONTRACT",
            "SEED_CONTRACT"]
@@ -72,7 +74,7 @@ class DatasetContract(BaseModel):
     delimiter: str | None = Field(default=None, description="None = detect among , ; tab |")
     encoding: str | list[str] = Field(
         "auto", description="one codec name, a list to detect among, or auto (UTF-8, UTF-16 with BOM, cp1252)")
-    null_values: list[str] = Field(default_factory=lambda: ["", "NULL", "null", "NA", "N/A", "n/a", "None", "-"])
+    null_values: list[str] = Field(default_factory=lambda: list(DEFAULT_NULL_VALUES))  # job 1's default
     max_line_bytes: int = Field(1 << 20, ge=1024, description="a longer physical line is a row reject")
     checks: list[CheckSpec] = Field(default_factory=list, description="cross-column rules, in order")
 
@@ -197,12 +199,13 @@ class Settings(BaseModel):
     # Redshift
     redshift_namespace: str = "sales-data-namespace"
     redshift_workgroup: str = "sales-data-workgroup"
-    redshift_database: str = "dev"
+    # the warehouse's and job 2's defaults are the runtime's own (etl_runtime.values), kept in one place
+    redshift_database: str = Warehouse.database
     redshift_admin_user: str = "admin"
     redshift_base_capacity: int = Field(8, ge=8, le=512)
-    redshift_schema: str = "public"
-    redshift_table: str = "sales_data_table"
-    ledger_table: str = "etl_load_ledger"
+    redshift_schema: str = LoadTarget.schema
+    redshift_table: str = LoadTarget.table
+    ledger_table: str = LoadTarget.ledger_table
     # networking (aws)
     vpc_id: str | None = None
     subnet_ids: list[str] = Field(default_factory=list)

@@ -7,9 +7,11 @@ and the returned totals are exact :class:`~decimal.Decimal` sums that validation
 
 from __future__ import annotations
 
+import contextlib
 import gzip as _gzip
 import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -89,6 +91,92 @@ def _pick(options: list[str], idx: np.ndarray) -> pa.Array:
     return pc.take(pa.array(options, pa.string()), pa.array(idx))
 
 
+@dataclass(frozen=True)
+class _BadRows:
+    """Where the deliberately broken rows go (sorted positions) and how each is broken (index in BAD_REASONS)."""
+
+    positions: np.ndarray
+    kinds: np.ndarray
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, rows: int, bad_rows: int) -> _BadRows:
+        positions = np.sort(rng.choice(rows, size=bad_rows, replace=False)) if bad_rows else np.array([], np.int64)
+        return cls(positions, np.arange(bad_rows) % len(BAD_REASONS))
+
+    def by_reason(self) -> dict[str, int]:
+        return {r: int((self.kinds == i).sum()) for i, r in enumerate(BAD_REASONS)}
+
+
+@dataclass
+class _Chunk:
+    """One chunk's 14 text columns (HEADER order) and its money in cents."""
+
+    cols: list[pa.Array]
+    revenue: np.ndarray
+    profit: np.ndarray
+    good: np.ndarray
+
+
+def _chunk(rng: np.random.Generator, start: int, n: int, id_offset: int) -> _Chunk:
+    """Rows ``start .. start + n`` (the draws happen in a fixed order: the same seed gives the same bytes)."""
+    ci = rng.integers(0, len(_COUNTRIES), n)
+    ii = rng.integers(0, len(_ITEMS), n)
+    units = rng.integers(1, 10_001, n).astype(np.int64)
+    price = np.array([p for _, p, _ in _ITEMS], np.int64)[ii]
+    cost = np.array([c for _, _, c in _ITEMS], np.int64)[ii]
+    revenue = units * price
+    total_cost = units * cost
+    order_days = rng.integers(0, _DAYS, n)
+    ship_days = order_days + rng.integers(0, 51, n)
+    ids = 100_000_000 + (_ID_MUL * (np.arange(start, start + n, dtype=np.int64)) + id_offset) % _ID_MOD
+    country = _pick([c for _, c in _COUNTRIES], ci)
+    trailing = rng.random(n) < 0.02  # the public data has trailing spaces in some country names
+    country = pc.if_else(pa.array(trailing), pc.binary_join_element_wise(country, "", " "), country)
+    channel = _pick(["Online", "Offline"], rng.integers(0, 2, n))
+    channel = pc.if_else(pa.array(rng.random(n) < 0.01), "", channel)  # and a missing Sales Channel
+    cols = [
+        _pick([r for r, _ in _COUNTRIES], ci), country, _pick([i for i, _, _ in _ITEMS], ii), channel,
+        _pick(_PRIORITIES, rng.integers(0, 4, n)), _dates(order_days), pa.array(ids).cast(pa.string()),
+        _dates(ship_days), pa.array(units).cast(pa.string()), _cents(price), _cents(cost), _cents(revenue),
+        _cents(total_cost), _cents(revenue - total_cost),
+    ]
+    return _Chunk(cols, revenue, revenue - total_cost, np.ones(n, bool))
+
+
+# Where each kind of bad row is broken: (HEADER index, the text put there).
+_BREAKS = {"missing_value": (6, ""), "not_an_integer": (8, "twelve"), "invalid_date": (5, "2/30/2014"),
+           "not_a_decimal": (9, "12.3.4")}  # Order ID, Units Sold, Order Date, Unit Price
+
+
+def _break_rows(chunk: _Chunk, bad: _BadRows, start: int) -> None:
+    """Break the chunk's bad rows in place and mark them not good."""
+    sel = (bad.positions >= start) & (bad.positions < start + len(chunk.good))
+    if not sel.any():
+        return
+    cols = [c.to_pylist() for c in chunk.cols]
+    for pos, kind in zip(bad.positions[sel] - start, bad.kinds[sel], strict=True):
+        chunk.good[pos] = False
+        column, text = _BREAKS[BAD_REASONS[kind]]
+        cols[column][pos] = text
+    chunk.cols = [pa.array(c, pa.string()) for c in cols]
+
+
+@contextlib.contextmanager
+def _output(path_or_file: str | Path | IO[bytes], gzip: bool) -> Iterator[tuple[Any, _Counting]]:
+    """The stream to write (gzip or not) and the byte counter under it; closes what it opened."""
+    own = isinstance(path_or_file, (str, Path))
+    raw: Any = open(path_or_file, "wb") if isinstance(path_or_file, (str, Path)) else path_or_file  # noqa: SIM115
+    counter = _Counting(raw)
+    out: Any = _gzip.GzipFile(fileobj=counter, mode="wb", compresslevel=1, mtime=0) if gzip else counter
+    try:
+        yield out, counter
+    finally:
+        if gzip:
+            out.close()
+        if own:
+            raw.close()
+
+
 def generate_sales_csv(
     path_or_file: str | Path | IO[bytes],
     rows: int,
@@ -130,77 +218,27 @@ def generate_sales_csv(
         raise AssertionError("id multiplier must be coprime")
     rng = np.random.default_rng(seed)
     eol = "\r\n" if crlf else "\n"
-    bad_pos = np.sort(rng.choice(rows, size=bad_rows, replace=False)) if bad_rows else np.array([], np.int64)
-    bad_kind = np.arange(bad_rows) % len(BAD_REASONS)
-    by_reason = {r: int((bad_kind == i).sum()) for i, r in enumerate(BAD_REASONS)}
+    bad = _BadRows.draw(rng, rows, bad_rows)
     id_offset = int(rng.integers(0, _ID_MOD))
-
-    own = isinstance(path_or_file, (str, Path))
-    raw: Any = open(path_or_file, "wb") if isinstance(path_or_file, (str, Path)) else path_or_file  # noqa: SIM115
-    counter = _Counting(raw)
-    out: Any = _gzip.GzipFile(fileobj=counter, mode="wb", compresslevel=1, mtime=0) if gzip else counter
-    revenue_total = 0
-    profit_total = 0
-    try:
+    revenue_total = profit_total = 0
+    with _output(path_or_file, gzip) as (out, counter):
         out.write((",".join(HEADER) + eol).encode("utf-8"))
         for start in range(0, rows, chunk_rows):
-            n = min(chunk_rows, rows - start)
-            ci = rng.integers(0, len(_COUNTRIES), n)
-            ii = rng.integers(0, len(_ITEMS), n)
-            units = rng.integers(1, 10_001, n).astype(np.int64)
-            price = np.array([p for _, p, _ in _ITEMS], np.int64)[ii]
-            cost = np.array([c for _, _, c in _ITEMS], np.int64)[ii]
-            revenue = units * price
-            total_cost = units * cost
-            profit = revenue - total_cost
-            order_days = rng.integers(0, _DAYS, n)
-            ship_days = order_days + rng.integers(0, 51, n)
-            ids = 100_000_000 + (_ID_MUL * (np.arange(start, start + n, dtype=np.int64)) + id_offset) % _ID_MOD
-            country = _pick([c for _, c in _COUNTRIES], ci)
-            trailing = rng.random(n) < 0.02  # the public data has trailing spaces in some country names
-            country = pc.if_else(pa.array(trailing), pc.binary_join_element_wise(country, "", " "), country)
-            channel = _pick(["Online", "Offline"], rng.integers(0, 2, n))
-            channel = pc.if_else(pa.array(rng.random(n) < 0.01), "", channel)  # and a missing Sales Channel
-            cols = [
-                _pick([r for r, _ in _COUNTRIES], ci), country, _pick([i for i, _, _ in _ITEMS], ii), channel,
-                _pick(_PRIORITIES, rng.integers(0, 4, n)), _dates(order_days), pa.array(ids).cast(pa.string()),
-                _dates(ship_days), pa.array(units).cast(pa.string()), _cents(price), _cents(cost), _cents(revenue),
-                _cents(total_cost), _cents(profit),
-            ]
-            good = np.ones(n, bool)
-            sel = (bad_pos >= start) & (bad_pos < start + n)
-            if sel.any():
-                cols = [c.to_pylist() for c in cols]
-                for pos, kind in zip(bad_pos[sel] - start, bad_kind[sel], strict=True):
-                    good[pos] = False
-                    reason = BAD_REASONS[kind]
-                    if reason == "missing_value":
-                        cols[6][pos] = ""  # Order ID
-                    elif reason == "not_an_integer":
-                        cols[8][pos] = "twelve"  # Units Sold
-                    elif reason == "invalid_date":
-                        cols[5][pos] = "2/30/2014"  # Order Date
-                    else:
-                        cols[9][pos] = "12.3.4"  # Unit Price
-                cols = [pa.array(c, pa.string()) for c in cols]
-            revenue_total += int(revenue[good].sum())
-            profit_total += int(profit[good].sum())
-            lines = pc.binary_join_element_wise(*cols, ",")
+            chunk = _chunk(rng, start, min(chunk_rows, rows - start), id_offset)
+            _break_rows(chunk, bad, start)
+            revenue_total += int(chunk.revenue[chunk.good].sum())
+            profit_total += int(chunk.profit[chunk.good].sum())
+            lines = pc.binary_join_element_wise(*chunk.cols, ",")
             out.write((eol.join(lines.to_pylist()) + eol).encode("utf-8"))
-    finally:
-        if gzip:
-            out.close()
-        if own:
-            raw.close()
     return GeneratedInfo(
         rows=rows,
         good_rows=rows - bad_rows,
         bad_rows=bad_rows,
-        bad_rows_by_reason=by_reason,
+        bad_rows_by_reason=bad.by_reason(),
         total_revenue=Decimal(revenue_total).scaleb(-2),
         total_profit=Decimal(profit_total).scaleb(-2),
         bytes_written=counter.count,
-        path=str(path_or_file) if own else None,
+        path=str(path_or_file) if isinstance(path_or_file, (str, Path)) else None,
     )
 
 

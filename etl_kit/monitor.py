@@ -110,26 +110,27 @@ def _order(graph: dict[str, Any]) -> dict[str, int]:
     return order
 
 
+# How get_workflow_run(IncludeGraph=True) spells a node's attempts: node type -> (details key, attempts key,
+# state key, id key). A job's attempts are job runs (id: the run id); a crawler's are crawls (id: the log stream).
+_NODE_KINDS = {"JOB": ("JobDetails", "JobRuns", "JobRunState", "Id"),
+               "CRAWLER": ("CrawlerDetails", "Crawls", "State", "LogStream")}
+
+
 def node_states(run: dict[str, Any]) -> list[NodeState]:
     """The jobs and crawlers of a run (from ``get_workflow_run(IncludeGraph=True)``) in graph order."""
     graph = run.get("Graph", {})
     order = _order(graph)
     out: list[NodeState] = []
     for n in graph.get("Nodes", []):
-        if n["Type"] == "JOB":
-            runs = sorted((n.get("JobDetails") or {}).get("JobRuns") or [], key=lambda r: r.get("StartedOn") or 0)
-            last = runs[-1] if runs else {}
-            state = last.get("JobRunState", "NOT STARTED")
-            started, completed = last.get("StartedOn"), last.get("CompletedOn")
-            err, rid = last.get("ErrorMessage", ""), last.get("Id", "")
-        elif n["Type"] == "CRAWLER":
-            crawls = sorted((n.get("CrawlerDetails") or {}).get("Crawls") or [], key=lambda c: c.get("StartedOn") or 0)
-            last = crawls[-1] if crawls else {}
-            state = last.get("State", "NOT STARTED")
-            started, completed = last.get("StartedOn"), last.get("CompletedOn")
-            err, rid = last.get("ErrorMessage", ""), last.get("LogStream", "")
-        else:
+        kind = _NODE_KINDS.get(n["Type"])
+        if kind is None:
             continue
+        details, attempts, state_key, id_key = kind
+        tries = sorted((n.get(details) or {}).get(attempts) or [], key=lambda r: r.get("StartedOn") or 0)
+        last = tries[-1] if tries else {}
+        state = last.get(state_key, "NOT STARTED")
+        started, completed = last.get("StartedOn"), last.get("CompletedOn")
+        err, rid = last.get("ErrorMessage", ""), last.get(id_key, "")
         dur = None
         if started:
             end = completed or _dt.datetime.now(started.tzinfo)

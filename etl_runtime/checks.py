@@ -33,7 +33,7 @@ def _date_days(v: pa.Array, rule: ColumnRule) -> pa.Array:
     for fmt in rule.date_formats:
         parts = pc.extract_regex(v, fmt.regex)
         # flatten() carries the struct's validity into the children (non-matching values become null)
-        f = dict(zip([parts.type.field(i).name for i in range(parts.type.num_fields)], parts.flatten()))  # noqa: B905
+        f = dict(zip([parts.type.field(i).name for i in range(parts.type.num_fields)], parts.flatten()))
         y = pc.cast(f["y"], pa.int64())
         m = pc.cast(f["m"], pa.int64())
         d = pc.cast(f["d"], pa.int64())

@@ -414,7 +414,7 @@ class _LineLimiter:
     after it (quote parity even); otherwise the file is rejected (``line_too_long``).
     """
 
-    def __init__(self, owner: "SourceReader", max_bytes: int) -> None:
+    def __init__(self, owner: SourceReader, max_bytes: int) -> None:
         self.owner = owner
         self.max = max_bytes
         self.partial = b""  # the current line's start, not handed on yet
@@ -796,7 +796,7 @@ def _iter_python(src: SourceReader, ncols: int, delimiter: str, first_line: int,
             if old_csv and any(_NUL_STAND_IN in v for v in rec):
                 rec = [v.replace(_NUL_STAND_IN, "\x00") for v in rec]
             if len(rec) == ncols:
-                for c, v in zip(cols, rec):  # noqa: B905 - Python 3.9
+                for c, v in zip(cols, rec):
                     c.append(v)
                 starts.append(start)
             elif not rec:  # an empty line: pyarrow yields it as an all-empty record; do the same

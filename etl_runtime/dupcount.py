@@ -83,7 +83,7 @@ class KeyCounter:
         part = pc.take(part, order)
         vc = pc.value_counts(part)  # in order of first appearance, i.e. ascending partition
         start = 0
-        for p, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):  # noqa: B905
+        for p, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
             if p not in self._writers:
                 sink = pa.OSFile(os.path.join(self._dir, f"p{p}.arrow"), "wb")
                 self._writers[p] = (sink, ipc.new_stream(sink, pa.schema([pa.field("k", keys.type)])))

@@ -136,7 +136,7 @@ def claim_key(bucket: str, key: str, version_or_etag: str, state_prefix: str = "
 
     Without ``attempt``: the single claim key used before attempts were numbered (read as attempt 0).
     """
-    h = hashlib.sha256(f"{bucket}\0{key}\0{version_or_etag}".encode("utf-8")).hexdigest()
+    h = hashlib.sha256(f"{bucket}\0{key}\0{version_or_etag}".encode()).hexdigest()
     if attempt is None:
         return f"{state_prefix}claims/{h}.json"
     return f"{state_prefix}claims/{h}/{int(attempt)}.json"

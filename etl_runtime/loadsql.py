@@ -398,7 +398,7 @@ def _upsert_sql(spec: LoadSpec, upsert: str) -> Tuple[Optional[int], int, List[s
         on = " AND ".join(f"t.{k} = s.{k}" for k in pk_q)
         non_pk = [n for n in names if n not in pk_q]
         set_clause = ", ".join([f"{n} = s.{n}" for n in non_pk] +
-                               [f"{n} = {v}" for n, v in zip(lineage_names, lineage_vals)  # noqa: B905 - 3.9
+                               [f"{n} = {v}" for n, v in zip(lineage_names, lineage_vals)
                                 ])
         return None, 0, [f"MERGE INTO {tgt} AS t USING {STAGING} AS s ON {on} "
                          f"WHEN MATCHED THEN UPDATE SET {set_clause} "

@@ -78,7 +78,7 @@ def test_same_rules_same_result(quick_run: tuple[Path, dict[str, Any]]) -> None:
 
 
 def test_parity_flags_a_difference() -> None:
-    from etl_kit.bench import parity
+    from benchmarks.bench import parity
 
     base = {"rows": 10, "rows_written": 9, "rows_quarantined": 1, "rejects_by_column": {"order_id": 1},
             "quarantined_lines_sum": 5, "checksums": {"order_id": "45"}}
@@ -91,7 +91,7 @@ def test_parity_flags_a_difference() -> None:
 
 
 def test_targets_evaluation() -> None:
-    from etl_kit.bench import evaluate
+    from benchmarks.bench import evaluate
 
     doc = {"ratios": {"5000000": {"job1_vs_polars": 1.2, "job1_vs_pandas": 3.0, "job1_vs_parse_ceiling": 0.7}},
            "memory": [{"engine": "job1", "rows": 1_000_000, "peak_rss_mb": 300.0},
@@ -101,3 +101,17 @@ def test_targets_evaluation() -> None:
     assert status == {"job1_vs_polars": "PASS", "job1_vs_pandas": "FAIL", "job1_vs_parse_ceiling": "PASS",
                       "job1_peak_rss_mb": "PASS", "job1_rss_growth": "PASS", "load_vs_adbc": "SKIP",
                       "e2e_small_seconds": "PASS", "e2e_large_seconds": "SKIP"}
+
+
+def test_bench_is_found_only_in_an_etl_kit_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another project's benchmarks/ in the working directory is never run; the kit's own checkout is found."""
+    from etl_kit.cli import _benchmarks_dir, _is_checkout
+
+    root = Path(__file__).resolve().parents[2]
+    other = tmp_path / "other"
+    (other / "benchmarks").mkdir(parents=True)
+    (other / "benchmarks" / "bench.py").write_text("raise SystemExit('must not run')\n")
+    (other / "pyproject.toml").write_text('[project]\nname = "not-etl-kit"\n')
+    assert not _is_checkout(other) and _is_checkout(root)
+    monkeypatch.chdir(other / "benchmarks")
+    assert _benchmarks_dir() == root / "benchmarks"  # the editable install's own checkout, not the cwd's project

@@ -77,3 +77,21 @@ def test_contract_primary_key_must_be_a_required_column() -> None:
     with pytest.raises(ConfigError, match="primary key"):
         load_settings(None, dataset_contract={"primary_key": ["nope"], "columns": [
             {"name": "a", "source": "A", "required": True}]})
+
+
+def test_the_kits_defaults_are_the_runtimes() -> None:
+    """A contract or a job argument left out means the same thing to the kit and to the jobs."""
+    from etl_kit.config import DatasetContract
+    from etl_runtime.contract import compile_contract
+    from etl_runtime.entrypoints.parquet_to_redshift import parse_args
+
+    columns = [{"name": "a", "source": "A", "required": True}]
+    kit = DatasetContract.model_validate({"primary_key": ["a"], "columns": columns})
+    job1_default = compile_contract({"primary_key": ["a"], "columns": columns}).null_values
+    assert compile_contract(kit.model_dump(mode="json")).null_values == job1_default
+    assert {"NULL", "N/A", "-"} <= set(job1_default)
+
+    s = Settings()
+    job2 = parse_args(["--workgroup", "wg"])  # job 2's defaults when provisioning passes nothing
+    assert (s.redshift_schema, s.redshift_table, s.ledger_table, s.redshift_database) == (
+        job2["schema"], job2["table"], job2["ledger_table"], job2["database"])

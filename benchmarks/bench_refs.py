@@ -1,9 +1,9 @@
-"""The engines that ``etl-kit bench`` runs, each in a fresh subprocess (``python -m etl_kit.bench_refs``).
+"""The engines that ``etl-kit bench`` runs, each in a fresh subprocess (``python benchmarks/bench_refs.py``).
 
 Every engine applies the dataset contract's rules to the same CSV and writes the same two outputs:
 valid rows as Parquet (contract columns + ``source_line``, snappy) and rejected rows as a CSV with
 at least ``source_line, reason, column`` (the first failing column in contract order). The parent
-(:mod:`etl_kit.bench`) then checks that every engine wrote the same rows.
+(``benchmarks/bench.py``) then checks that every engine wrote the same rows.
 
 - ``job1``: job 1 itself, :func:`etl_runtime.transform.transform_stream`.
 - ``pandas``: what awswrangler does: ``pandas.read_csv`` (C engine, ``usecols``, all text) then
@@ -165,6 +165,80 @@ def _polars(spec: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _pandas_column(rule: Any, s: Any, nulls: list[str]) -> tuple[Any, Any, Any]:
+    """One column the awswrangler way: (typed values, null mask, failure mask)."""
+    import numpy as np
+    import pandas as pd
+
+    if rule.type == "string":
+        v = s.str.strip()
+        isnull = v.isin(nulls)
+        bad = v.str.len() > 256
+        typed: Any = v
+    else:
+        # null spellings first; numbers and dates are not trimmed here (to_numeric/to_datetime parse them)
+        isnull = s.isin(nulls)
+        if rule.type == "date":
+            typed = None
+            for fmt in rule.date_formats:
+                d = pd.to_datetime(s, format=date_strptime(fmt.pattern), errors="coerce")
+                typed = d if typed is None else typed.fillna(d)
+            bad = typed.isna()
+        else:
+            x = pd.to_numeric(s, errors="coerce")
+            if rule.type == "integer":
+                xf = x.astype("float64")
+                bad = x.isna() | (np.floor(xf) != xf) | (xf.abs() >= 1e18)
+            elif rule.type == "decimal":
+                xf = x.astype("float64")
+                scaled = xf * (10 ** rule.scale)
+                bad = (x.isna() | ~np.isfinite(xf) | (xf.abs() >= 10.0 ** (rule.precision - rule.scale))
+                       | (np.abs(scaled - np.round(scaled)) > 1e-6 * np.maximum(1.0, np.abs(scaled)) + 1e-9))
+            else:
+                bad = x.isna()
+            typed = x
+    fail = ~isnull & bad
+    if rule.required:
+        fail = fail | isnull
+    return typed, isnull, fail
+
+
+def _pandas_quarantine(cols: list[tuple[Any, str]], fails: Any, null_masks: list[Any], lines: Any) -> Any:
+    """The rejected rows (line, reason, first failing column) as a DataFrame."""
+    import numpy as np
+    import pandas as pd
+
+    any_fail = fails.any(axis=0)
+    if not any_fail.any():
+        return pd.DataFrame({"source_line": [], "reason": [], "column": []})
+    first = fails.argmax(axis=0)
+    names = np.array([rule.name for rule, _ in cols], dtype=object)
+    idx = np.nonzero(any_fail)[0]
+    col_idx = first[idx]
+    was_null = np.vstack(null_masks)[col_idx, idx]
+    kinds = np.array([_REASON_BY_TYPE[rule.type] for rule, _ in cols], dtype=object)
+    return pd.DataFrame({"source_line": lines[idx], "reason": np.where(was_null, "missing_value", kinds[col_idx]),
+                         "column": names[col_idx]})
+
+
+def _pandas_arrow(rule: Any, s: Any) -> Any:
+    """A kept column as the Arrow array to_parquet writes (decimals rounded to the contract's scale)."""
+    import pyarrow as pa
+
+    if rule.type == "date":
+        return pa.array(s.to_numpy(dtype="datetime64[ms]")).cast(pa.date32())
+    if rule.type == "decimal":
+        import pyarrow.compute as pc
+
+        return pc.round(pa.array(s.to_numpy(dtype="float64")), rule.scale).cast(
+            pa.decimal128(rule.precision, rule.scale))
+    if rule.type == "integer":
+        return pa.array(s.to_numpy(dtype="int64"))
+    if rule.type == "double":
+        return pa.array(s.to_numpy(dtype="float64"))
+    return pa.array(s.to_numpy(dtype=object), pa.string())
+
+
 def _pandas(spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
@@ -180,74 +254,18 @@ def _pandas(spec: dict[str, Any]) -> dict[str, Any]:
     fail_masks: list[Any] = []
     null_masks: list[Any] = []
     for rule, src in cols:
-        s = df[src]
-        if rule.type == "string":
-            v = s.str.strip()
-            isnull = v.isin(nulls)
-            bad = v.str.len() > 256
-            typed: Any = v
-        else:
-            # null spellings first; numbers and dates are not trimmed here (to_numeric/to_datetime parse them)
-            isnull = s.isin(nulls)
-            if rule.type == "date":
-                typed = None
-                for fmt in rule.date_formats:
-                    d = pd.to_datetime(s, format=date_strptime(fmt.pattern), errors="coerce")
-                    typed = d if typed is None else typed.fillna(d)
-                bad = typed.isna()
-            else:
-                x = pd.to_numeric(s, errors="coerce")
-                if rule.type == "integer":
-                    xf = x.astype("float64")
-                    bad = x.isna() | (np.floor(xf) != xf) | (xf.abs() >= 1e18)
-                elif rule.type == "decimal":
-                    xf = x.astype("float64")
-                    scaled = xf * (10 ** rule.scale)
-                    bad = (x.isna() | ~np.isfinite(xf) | (xf.abs() >= 10.0 ** (rule.precision - rule.scale))
-                           | (np.abs(scaled - np.round(scaled)) > 1e-6 * np.maximum(1.0, np.abs(scaled)) + 1e-9))
-                else:
-                    bad = x.isna()
-                typed = x
-        fail = ~isnull & bad
-        if rule.required:
-            fail = fail | isnull
+        typed, isnull, fail = _pandas_column(rule, df[src], nulls)
         out[rule.name] = typed
         fail_masks.append(fail.to_numpy())
         null_masks.append(isnull.to_numpy())
     fails = np.vstack(fail_masks) if fail_masks else np.zeros((0, n), bool)
-    any_fail = fails.any(axis=0)
-    first = fails.argmax(axis=0)
-    names = np.array([rule.name for rule, _ in cols], dtype=object)
     lines = np.arange(2, n + 2, dtype=np.int64)
-    if any_fail.any():
-        idx = np.nonzero(any_fail)[0]
-        col_idx = first[idx]
-        was_null = np.vstack(null_masks)[col_idx, idx]
-        kinds = np.array([_REASON_BY_TYPE[rule.type] for rule, _ in cols], dtype=object)
-        q = pd.DataFrame({"source_line": lines[idx],
-                          "reason": np.where(was_null, "missing_value", kinds[col_idx]),
-                          "column": names[col_idx]})
-    else:
-        q = pd.DataFrame({"source_line": [], "reason": [], "column": []})
-    q.to_csv(spec["quarantine"], index=False)
-    keep = ~any_fail
+    _pandas_quarantine(cols, fails, null_masks, lines).to_csv(spec["quarantine"], index=False)
+    keep = ~fails.any(axis=0)
     arrays = []
     fields = []
     for rule, _src in cols:
-        s = out[rule.name][keep]
-        if rule.type == "date":
-            arr = pa.array(s.to_numpy(dtype="datetime64[ms]")).cast(pa.date32())
-        elif rule.type == "decimal":
-            import pyarrow.compute as pc
-
-            arr = pc.round(pa.array(s.to_numpy(dtype="float64")), rule.scale).cast(
-                pa.decimal128(rule.precision, rule.scale))
-        elif rule.type == "integer":
-            arr = pa.array(s.to_numpy(dtype="int64"))
-        elif rule.type == "double":
-            arr = pa.array(s.to_numpy(dtype="float64"))
-        else:
-            arr = pa.array(s.to_numpy(dtype=object), pa.string())
+        arr = _pandas_arrow(rule, out[rule.name][keep])
         arrays.append(arr)
         fields.append(pa.field(rule.name, arr.type, nullable=not rule.required))
     arrays.append(pa.array(lines[keep]))
@@ -294,7 +312,7 @@ def run_engine(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m etl_kit.bench_refs SPEC.json``: run the engine, write ``SPEC.result.json``."""
+    """``python benchmarks/bench_refs.py SPEC.json``: run the engine, write ``SPEC.result.json``."""
     with open(argv[0]) as fh:
         spec = json.load(fh)
     result = run_engine(spec)

@@ -5,7 +5,7 @@ What one run does (see ``docs/benchmarks.md``):
 1. generates Sales Records CSVs (:func:`etl_kit.datagen.generate_sales_csv`, cached under ``OUT/data``);
 2. **transform**: job 1 (:func:`etl_runtime.transform.transform_stream`) against a pandas C-engine
    path (what awswrangler does), a polars lazy ``scan_csv -> sink_parquet`` and the pyarrow parse-only
-   ceiling, every engine in a fresh subprocess (:mod:`etl_kit.bench_refs`) so that its peak RSS
+   ceiling, every engine in a fresh subprocess (``benchmarks/bench_refs.py``) so that its peak RSS
    (the child's ``VmHWM``) is its own; every engine's outputs are checked to hold the same rows;
 3. **memory**: job 1's peak RSS at each ``--memory-sizes`` (and the references' for context);
 4. **load**: job 2 (``etl_runtime.job2.run_load``, Data API ``COPY ... FORMAT AS PARQUET`` +
@@ -15,7 +15,9 @@ What one run does (see ``docs/benchmarks.md``):
 6. **intake**: a burst of :data:`BURST_N` uploads at once through the durable intake
    (:func:`etl_kit.burst.run_burst`): runs started, ledger rows, states, queue and DLQ depth (counts).
 
-Parts whose code has not landed yet are reported as skipped, with the reason. Results go to
+The benchmarks live in the checkout's ``benchmarks/`` folder, not in the installed package: ``etl-kit bench``
+finds them next to the project it runs in (see ``etl_kit.cli``). Parts whose code has not landed yet are
+reported as skipped, with the reason. Results go to
 ``OUT/bench.json`` and ``OUT/bench.md``. Nothing here asserts on time: the targets are evaluated
 and printed as PASS/FAIL, never raised.
 """
@@ -32,14 +34,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["register", "run_bench", "TARGETS", "PARTS"]
+__all__ = ["register", "run_bench", "BenchOptions", "options_from_cli", "TARGETS", "PARTS"]
 
 PARTS = ("transform", "memory", "load", "e2e", "intake")
 BURST_N = 1_000
@@ -69,7 +72,8 @@ TARGETS = (
     ("e2e_small_seconds", "e2e local: 100-row file queryable < 3 s", "<", 3.0),
     ("e2e_large_seconds", "e2e local: 1M-row file queryable < 15 s", "<", 15.0),
 )
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: benchmarks/ sits next to pyproject.toml
+ENGINE_SCRIPT = Path(__file__).resolve().with_name("bench_refs.py")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +205,7 @@ def ensure_csv(data_dir: Path, rows: int, seed: int = 7) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 def run_child(engine: str, csv_meta: dict[str, Any], contract: dict[str, Any], work: Path,
               tag: str = "") -> dict[str, Any]:
-    """Run one engine on one CSV in a fresh ``python -m etl_kit.bench_refs`` and collect its figures."""
+    """Run one engine on one CSV in a fresh ``python benchmarks/bench_refs.py`` and collect its figures."""
     rows = csv_meta["rows"]
     work.mkdir(parents=True, exist_ok=True)
     stem = f"{engine}_{rows}{tag}"
@@ -211,8 +215,10 @@ def run_child(engine: str, csv_meta: dict[str, Any], contract: dict[str, Any], w
         "result": str(work / f"{stem}.result.json"),
     }
     if engine == "job1":  # as run_csv_to_parquet calls it: the Parquet carries its lineage columns
-        spec["lineage"] = {"source_key": f"input/{Path(csv_meta['path']).name}", "source_etag": "bench",
-                           "run_id": "bench"}
+        from etl_runtime.contract import LINEAGE_COLUMNS
+
+        values = (f"input/{Path(csv_meta['path']).name}", "bench", "bench")
+        spec["lineage"] = dict(zip(LINEAGE_COLUMNS, values, strict=True))
     for key in ("parquet", "quarantine", "result"):
         Path(spec[key]).unlink(missing_ok=True)
     spec_path = work / f"{stem}.spec.json"
@@ -220,7 +226,7 @@ def run_child(engine: str, csv_meta: dict[str, Any], contract: dict[str, Any], w
     log_path = work / f"{stem}.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "etl_kit.bench_refs", str(spec_path)], stdout=log,
+        proc = subprocess.Popen([sys.executable, str(ENGINE_SCRIPT), str(spec_path)], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(work))
         proc.wait()
     out: dict[str, Any] = {"engine": engine, "rows": rows, "bytes": csv_meta["bytes"]}
@@ -774,11 +780,15 @@ def _fmt(v: Any, nd: int = 1) -> str:
     return str(v)
 
 
-def render_markdown(doc: dict[str, Any]) -> str:
-    """The run as markdown tables: targets, transform, ratios, memory, load, e2e, machine."""
+def _md_header(doc: dict[str, Any]) -> list[str]:
+    """The title, what the run was measured on, and a warning when the machine was busy."""
     m = doc["machine"]
     v = m["versions"]
-    lines = [
+    busy = m.get("busy_cores_start") or 0.0
+    warning = ([f"**The machine was busy** ({busy:.2f} of {m['cpu_count']} cores in use by other work at the start): "
+                "wall-clock figures and ratios are unreliable in this run; compare CPU seconds, or rerun on a quiet "
+                "machine (`--repeat 3` keeps each engine's fastest run).", ""] if busy > 0.5 else [])
+    return [
         "# etl-kit bench",
         "",
         f"Run {doc['started_at']} ({doc['seconds_total']:.0f} s) on {m['cpu_count']} CPUs ({m['cpu_model']}), "
@@ -787,209 +797,301 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"load average {m['loadavg_start'][0]:.1f} at start; "
         f"{_fmt(m.get('busy_cores_start'), 2)} cores busy with other work when it started.",
         "",
-        *([f"**The machine was busy** ({busy:.2f} of {m['cpu_count']} cores in use by other work at the start): "
-           "wall-clock figures and ratios are unreliable in this run; compare CPU seconds, or rerun on a quiet "
-           "machine (`--repeat 3` keeps each engine's fastest run).", ""]
-          if (busy := m.get("busy_cores_start") or 0.0) > 0.5 else []),
-        "## Targets",
-        "",
-        "| target | threshold | measured | | status |",
-        "|---|---|---:|---|---|",
+        *warning,
     ]
+
+
+def _md_targets(doc: dict[str, Any]) -> list[str]:
+    lines = ["## Targets", "", "| target | threshold | measured | | status |", "|---|---|---:|---|---|"]
     for t in doc["targets"]:
         lines.append(f"| {t['target']} | {t['threshold']} | {_fmt(t['measured'], 2)} | {t['where']} | "
                      f"**{t['status']}** |")
-    if doc.get("transform"):
-        lines += ["", "## Transform: CSV -> validated Parquet + quarantine (same files, same rules)", "",
-                  "| engine | rows | CSV MB | wall s | CPU s | MB/s | rows/s | peak RSS MB | written | quarantined "
-                  "| same result as job 1 |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        for r in sorted(doc["transform"], key=lambda r: (r["rows"], TRANSFORM_ENGINES.index(r["engine"]))):
-            same = _fmt(r.get("parity")) if r.get("parity") is not None else "-"
-            if r.get("parity") is False:
-                same += f" ({r.get('parity_diff', '')[:120]})"
-            lines.append(
-                f"| {LABELS[r['engine']]} | {_fmt(r['rows'])} | {_fmt(r['bytes'] / 1e6)} | {_fmt(r.get('seconds'), 2)} "
-                f"| {_fmt(r.get('cpu_seconds'), 2)} | {_fmt(r.get('mb_s'))} | {_fmt(r.get('rows_s'))} "
-                f"| {_fmt(r.get('peak_rss_mb'), 0)} | {_fmt(r.get('rows_written'))} "
-                f"| {_fmt(r.get('rows_quarantined'))} | {same} |")
-        lines += ["", "Throughput ratios (wall clock; the targets use these) and CPU-second ratios:", "",
-                  "| rows | job 1 / polars | job 1 / pandas | job 1 / parse ceiling | job 1 / 1-thread parse "
-                  "| CPU s polars / job 1 | CPU s pandas / job 1 |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
-        for rows, rt in sorted(doc["ratios"].items(), key=lambda kv: int(kv[0])):
-            lines.append(f"| {_fmt(int(rows))} | {_fmt(rt['job1_vs_polars'], 2)} | {_fmt(rt['job1_vs_pandas'], 2)} "
-                         f"| {_fmt(rt['job1_vs_parse_ceiling'], 2)} | {_fmt(rt['job1_vs_parse_1thread'], 2)} "
-                         f"| {_fmt(rt.get('cpu_polars_over_job1'), 2)} | {_fmt(rt.get('cpu_pandas_over_job1'), 2)} |")
-        staged = [r for r in doc["transform"] if r["engine"] == "job1" and r.get("stages")]
-        if staged:
-            lines += ["", "Where job 1's CPU goes (seconds of each stage's own thread; parse = pyarrow's tokenizer on "
-                      "one thread, write = Parquet encoding and compression, keys = duplicate-key counting):", "",
-                      "| rows | parse | validate | write | keys | sum | parse-only ceiling CPU s |",
-                      "|---:|---:|---:|---:|---:|---:|---:|"]
-            ceiling = {r["rows"]: r for r in doc["transform"] if r["engine"] == "arrow_parse"}
-            for r in staged:
-                st = r["stages"]
-                lines.append(f"| {_fmt(r['rows'])} | {_fmt(st.get('parse'), 2)} | {_fmt(st.get('validate'), 2)} "
-                             f"| {_fmt(st.get('write'), 2)} | {_fmt(st.get('keys'), 2)} "
-                             f"| {_fmt(sum(v for v in st.values() if v), 2)} "
-                             f"| {_fmt(ceiling.get(r['rows'], {}).get('cpu_seconds'), 2)} |")
-    if doc.get("memory"):
-        engines = [e for e in TRANSFORM_ENGINES if any(r["engine"] == e for r in doc["memory"])]
-        sizes = sorted({r["rows"] for r in doc["memory"]})
-        lines += ["", "## Peak RSS (MB), fresh process per run", "",
-                  "| engine | " + " | ".join(_human(s) for s in sizes) + " |",
-                  "|---|" + "---:|" * len(sizes)]
-        for e in engines:
-            cells = []
-            for s in sizes:
-                hit = [r for r in doc["memory"] if r["engine"] == e and r["rows"] == s]
-                cells.append(_fmt(hit[0].get("peak_rss_mb"), 0) if hit else "-")
-            lines.append(f"| {LABELS[e]} | " + " | ".join(cells) + " |")
-    if doc.get("load"):
-        lines += ["", "## Load: Parquet -> local warehouse (embedded PostgreSQL)", "",
-                  "| method | rows | seconds | rows/s | note |", "|---|---:|---:|---:|---|"]
-        for r in doc["load"]:
-            note = r.get("skipped", "")
-            steps = [st for st in r.get("statements", []) if st.get("seconds")]
-            if steps:
-                note = "; ".join(f"{st['sql'].split(' ')[0]} {st['seconds']:.2f}s"
-                                 for st in sorted(steps, key=lambda st: -st["seconds"])[:4])
-            lines.append(f"| {r.get('label', r['method'])} | {_fmt(r['rows'])} | {_fmt(r.get('seconds'), 2)} "
-                         f"| {_fmt(r.get('rows_s'))} | {note} |")
-    if doc.get("e2e"):
-        lines += ["", "## End to end on the local target: put_object -> ledger row", "",
-                  "| rows | seconds | state | note |", "|---:|---:|---|---|"]
-        for r in doc["e2e"]:
-            lines.append(f"| {_fmt(r['rows'])} | {_fmt(r.get('seconds'), 2)} | {r.get('state') or ''} "
-                         f"| {r.get('skipped', '')} |")
-    burst = doc.get("intake") or {}
-    if burst.get("uploads"):
-        lines += ["", f"## Durable intake: a burst of {burst['uploads']:,} uploads", "",
-                  "| runs started | ledger rows | states | left in queue | in DLQ | waits | seconds |",
-                  "|---:|---:|---|---:|---:|---:|---:|",
-                  f"| {burst['runs_started']:,} | {burst['ledger_rows']:,} | {burst['states']} "
-                  f"| {burst['intake_messages']} | {burst['dlq_messages']} | {burst['waiting_decisions']:,} "
-                  f"| {_fmt(burst['seconds'], 1)} |"]
+    return lines
+
+
+def _md_transform(doc: dict[str, Any]) -> list[str]:
+    """Every engine's run, then the ratios the targets use."""
+    lines = ["", "## Transform: CSV -> validated Parquet + quarantine (same files, same rules)", "",
+             "| engine | rows | CSV MB | wall s | CPU s | MB/s | rows/s | peak RSS MB | written | quarantined "
+             "| same result as job 1 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in sorted(doc["transform"], key=lambda r: (r["rows"], TRANSFORM_ENGINES.index(r["engine"]))):
+        same = _fmt(r.get("parity")) if r.get("parity") is not None else "-"
+        if r.get("parity") is False:
+            same += f" ({r.get('parity_diff', '')[:120]})"
+        lines.append(
+            f"| {LABELS[r['engine']]} | {_fmt(r['rows'])} | {_fmt(r['bytes'] / 1e6)} | {_fmt(r.get('seconds'), 2)} "
+            f"| {_fmt(r.get('cpu_seconds'), 2)} | {_fmt(r.get('mb_s'))} | {_fmt(r.get('rows_s'))} "
+            f"| {_fmt(r.get('peak_rss_mb'), 0)} | {_fmt(r.get('rows_written'))} "
+            f"| {_fmt(r.get('rows_quarantined'))} | {same} |")
+    lines += ["", "Throughput ratios (wall clock; the targets use these) and CPU-second ratios:", "",
+              "| rows | job 1 / polars | job 1 / pandas | job 1 / parse ceiling | job 1 / 1-thread parse "
+              "| CPU s polars / job 1 | CPU s pandas / job 1 |",
+              "|---:|---:|---:|---:|---:|---:|---:|"]
+    for rows, rt in sorted(doc["ratios"].items(), key=lambda kv: int(kv[0])):
+        lines.append(f"| {_fmt(int(rows))} | {_fmt(rt['job1_vs_polars'], 2)} | {_fmt(rt['job1_vs_pandas'], 2)} "
+                     f"| {_fmt(rt['job1_vs_parse_ceiling'], 2)} | {_fmt(rt['job1_vs_parse_1thread'], 2)} "
+                     f"| {_fmt(rt.get('cpu_polars_over_job1'), 2)} | {_fmt(rt.get('cpu_pandas_over_job1'), 2)} |")
+    return lines + _md_stages(doc)
+
+
+def _md_stages(doc: dict[str, Any]) -> list[str]:
+    """Where job 1's CPU goes, stage by stage (empty when no run reported its stages)."""
+    staged = [r for r in doc["transform"] if r["engine"] == "job1" and r.get("stages")]
+    if not staged:
+        return []
+    lines = ["", "Where job 1's CPU goes (seconds of each stage's own thread; parse = pyarrow's tokenizer on "
+             "one thread, write = Parquet encoding and compression, keys = duplicate-key counting):", "",
+             "| rows | parse | validate | write | keys | sum | parse-only ceiling CPU s |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    ceiling = {r["rows"]: r for r in doc["transform"] if r["engine"] == "arrow_parse"}
+    for r in staged:
+        st = r["stages"]
+        lines.append(f"| {_fmt(r['rows'])} | {_fmt(st.get('parse'), 2)} | {_fmt(st.get('validate'), 2)} "
+                     f"| {_fmt(st.get('write'), 2)} | {_fmt(st.get('keys'), 2)} "
+                     f"| {_fmt(sum(v for v in st.values() if v), 2)} "
+                     f"| {_fmt(ceiling.get(r['rows'], {}).get('cpu_seconds'), 2)} |")
+    return lines
+
+
+def _md_memory(doc: dict[str, Any]) -> list[str]:
+    engines = [e for e in TRANSFORM_ENGINES if any(r["engine"] == e for r in doc["memory"])]
+    sizes = sorted({r["rows"] for r in doc["memory"]})
+    lines = ["", "## Peak RSS (MB), fresh process per run", "",
+             "| engine | " + " | ".join(_human(s) for s in sizes) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    for e in engines:
+        cells = []
+        for s in sizes:
+            hit = [r for r in doc["memory"] if r["engine"] == e and r["rows"] == s]
+            cells.append(_fmt(hit[0].get("peak_rss_mb"), 0) if hit else "-")
+        lines.append(f"| {LABELS[e]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _md_load(doc: dict[str, Any]) -> list[str]:
+    lines = ["", "## Load: Parquet -> local warehouse (embedded PostgreSQL)", "",
+             "| method | rows | seconds | rows/s | note |", "|---|---:|---:|---:|---|"]
+    for r in doc["load"]:
+        note = r.get("skipped", "")
+        steps = [st for st in r.get("statements", []) if st.get("seconds")]
+        if steps:
+            note = "; ".join(f"{st['sql'].split(' ')[0]} {st['seconds']:.2f}s"
+                             for st in sorted(steps, key=lambda st: -st["seconds"])[:4])
+        lines.append(f"| {r.get('label', r['method'])} | {_fmt(r['rows'])} | {_fmt(r.get('seconds'), 2)} "
+                     f"| {_fmt(r.get('rows_s'))} | {note} |")
+    return lines
+
+
+def _md_e2e(doc: dict[str, Any]) -> list[str]:
+    lines = ["", "## End to end on the local target: put_object -> ledger row", "",
+             "| rows | seconds | state | note |", "|---:|---:|---|---|"]
+    for r in doc["e2e"]:
+        lines.append(f"| {_fmt(r['rows'])} | {_fmt(r.get('seconds'), 2)} | {r.get('state') or ''} "
+                     f"| {r.get('skipped', '')} |")
+    return lines
+
+
+def _md_intake(burst: dict[str, Any]) -> list[str]:
+    return ["", f"## Durable intake: a burst of {burst['uploads']:,} uploads", "",
+            "| runs started | ledger rows | states | left in queue | in DLQ | waits | seconds |",
+            "|---:|---:|---|---:|---:|---:|---:|",
+            f"| {burst['runs_started']:,} | {burst['ledger_rows']:,} | {burst['states']} "
+            f"| {burst['intake_messages']} | {burst['dlq_messages']} | {burst['waiting_decisions']:,} "
+            f"| {_fmt(burst['seconds'], 1)} |"]
+
+
+def _md_footer(doc: dict[str, Any]) -> list[str]:
+    """What was skipped, the notes, and the generated data."""
+    lines: list[str] = []
     if doc.get("skipped"):
         lines += ["", "## Skipped", ""] + [f"- {s}" for s in doc["skipped"]]
     if doc.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {s}" for s in doc["notes"]]
-    lines += ["", "Wall-clock figures are noisy when other work shares the machine; CPU seconds and ratios "
-              "measured in the same run are the comparable figures. Generated data: "
-              + ", ".join(f"{_human(int(k))} rows = {d['bytes'] / 1e6:,.0f} MB ({d['bad_rows']} bad rows)"
-                          for k, d in sorted(doc["datasets"].items(), key=lambda kv: int(kv[0]))) + ".", ""]
-    return "\n".join(lines)
+    data = ", ".join(f"{_human(int(k))} rows = {d['bytes'] / 1e6:,.0f} MB ({d['bad_rows']} bad rows)"
+                     for k, d in sorted(doc["datasets"].items(), key=lambda kv: int(kv[0])))
+    return [*lines, "", "Wall-clock figures are noisy when other work shares the machine; CPU seconds and ratios "
+            f"measured in the same run are the comparable figures. Generated data: {data}.", ""]
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    """The run as markdown tables: targets, transform, ratios, memory, load, e2e, machine."""
+    lines = _md_header(doc) + _md_targets(doc)
+    for key, section in (("transform", _md_transform), ("memory", _md_memory), ("load", _md_load),
+                         ("e2e", _md_e2e)):
+        if doc.get(key):
+            lines += section(doc)
+    burst = doc.get("intake") or {}
+    if burst.get("uploads"):
+        lines += _md_intake(burst)
+    return "\n".join(lines + _md_footer(doc))
 
 
 # ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
-def run_bench(*, sizes: list[int], memory_sizes: list[int], parts: list[str], out: Path, e2e_sizes: list[int],
-              repeat: int = 1, params: str | None = None, progress: bool = True, keep: bool = False,
-              log: Any = None) -> dict[str, Any]:
-    """Run the benchmark and write ``out/bench.json`` and ``out/bench.md``; returns the JSON document."""
-    from tqdm.auto import tqdm
+@dataclass(frozen=True)
+class BenchOptions:
+    """What one ``etl-kit bench`` run measures, and where its results go."""
 
-    say = log or (lambda msg: None)
-    started = time.perf_counter()
-    out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    data_dir = out / "data"
-    work = out / "work"
-    settings = _load_settings(params)
-    contract = settings.dataset_contract.model_dump(mode="json")
-    doc: dict[str, Any] = {"started_at": _now(), "machine": machine_facts(), "config": {
-        "sizes": sizes, "memory_sizes": memory_sizes, "parts": parts, "repeat": repeat, "e2e_sizes": e2e_sizes,
-        "contract_columns": [c["name"] for c in contract["columns"]]},
+    sizes: list[int]
+    memory_sizes: list[int]
+    parts: list[str]
+    out: Path
+    e2e_sizes: list[int]
+    repeat: int = 1
+    params: str | None = None
+    progress: bool = True
+    keep: bool = False
+
+    def wants(self, part: str) -> bool:
+        return part in self.parts
+
+    def plan(self) -> list[tuple[int, str, bool]]:
+        """Which engine runs on which size: ``(rows, engine, timed-for-transform)`` in run order."""
+        plan: list[tuple[int, str, bool]] = []
+        for rows in self.engine_sizes():
+            if self.wants("transform") and rows in self.sizes:
+                for _ in range(self.repeat):
+                    plan.extend((rows, e, True) for e in TRANSFORM_ENGINES)
+            elif self.wants("load") and rows in self.sizes and not (self.wants("memory") and rows in self.memory_sizes):
+                plan.append((rows, "job1", False))  # the load needs job 1's Parquet
+            elif self.wants("memory") and rows in self.memory_sizes:
+                plan.append((rows, "job1", False))
+                if rows <= REFERENCE_MAX_ROWS:
+                    plan.extend((rows, e, False) for e in ("polars", "pandas"))
+        return plan
+
+    def engine_sizes(self) -> list[int]:
+        """The sizes some engine runs on."""
+        return sorted(set(self.sizes if self.wants("transform") or self.wants("load") else [])
+                      | set(self.memory_sizes if self.wants("memory") else []))
+
+    def csv_sizes(self) -> list[int]:
+        """The sizes a CSV is generated for."""
+        return sorted(set(self.engine_sizes()) | (set(self.e2e_sizes) if self.wants("e2e") else set()))
+
+    def needs_cloud(self) -> bool:
+        return self.wants("load") or self.wants("e2e")
+
+    def steps(self) -> int:
+        """Progress-bar steps: CSVs, engine runs, loads, e2e files, the cloud start and the intake burst."""
+        n_load = 2 * len(self.sizes) if self.wants("load") else 0
+        n_e2e = len(self.e2e_sizes) if self.wants("e2e") else 0
+        return (len(self.csv_sizes()) + len(self.plan()) + n_load + n_e2e + int(self.needs_cloud())
+                + int(self.wants("intake")))
+
+
+def _new_doc(opts: BenchOptions, contract: dict[str, Any]) -> dict[str, Any]:
+    return {"started_at": _now(), "machine": machine_facts(), "config": {
+        "sizes": opts.sizes, "memory_sizes": opts.memory_sizes, "parts": opts.parts, "repeat": opts.repeat,
+        "e2e_sizes": opts.e2e_sizes, "contract_columns": [c["name"] for c in contract["columns"]]},
         "datasets": {}, "transform": [], "memory": [], "ratios": {}, "load": [], "e2e": [], "skipped": [], "notes": [],
         "intake": {}}
 
-    # the plan: which engine runs on which size
-    plan: list[tuple[int, str, bool]] = []  # (rows, engine, timed-for-transform)
-    all_sizes = sorted(set(sizes if "transform" in parts or "load" in parts else [])
-                       | set(memory_sizes if "memory" in parts else []))
-    for rows in all_sizes:
-        if "transform" in parts and rows in sizes:
-            for _ in range(repeat):
-                plan.extend((rows, e, True) for e in TRANSFORM_ENGINES)
-        elif "load" in parts and rows in sizes and not ("memory" in parts and rows in memory_sizes):
-            plan.append((rows, "job1", False))  # the load needs job 1's Parquet
-        elif "memory" in parts and rows in memory_sizes:
-            plan.append((rows, "job1", False))
-            if rows <= REFERENCE_MAX_ROWS:
-                plan.extend((rows, e, False) for e in ("polars", "pandas"))
-    need_csv = set(all_sizes) | (set(e2e_sizes) if "e2e" in parts else set())
-    n_load = 2 * len(sizes) if "load" in parts else 0
-    n_e2e = len(e2e_sizes) if "e2e" in parts else 0
-    total = len(need_csv) + len(plan) + n_load + n_e2e + (1 if ("load" in parts or "e2e" in parts) else 0) + (
-        1 if "intake" in parts else 0)
-    bar = tqdm(total=total, desc="bench", unit="step", disable=not progress, dynamic_ncols=True)
+
+def _engine_part(opts: BenchOptions, doc: dict[str, Any], contract: dict[str, Any], bar: Any,
+                 say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every planned engine run in a fresh subprocess; fills transform, memory and ratios; returns the best runs."""
+    runs: list[dict[str, Any]] = []
+    for i, (rows, engine, timed) in enumerate(opts.plan()):
+        bar.set_postfix_str(f"{engine} {_human(rows)}")
+        r = run_child(engine, doc["datasets"][str(rows)], contract, opts.out / "work", tag=f"_{i}")
+        r["timed"] = timed
+        runs.append(r)
+        bar.update(1)
+        if "error" in r:
+            say(f"{engine} at {_human(rows)} rows failed: {r['error']}")
+    parity(runs)
+    best = _best(runs)
+    doc["transform"] = [r for r in best if r["rows"] in opts.sizes and opts.wants("transform")]
+    doc["memory"] = [{k: r.get(k) for k in ("engine", "rows", "peak_rss_mb", "base_rss_mb", "seconds")}
+                     for r in best if opts.wants("memory") and r["rows"] in opts.memory_sizes
+                     and r["engine"] in ("job1", "polars", "pandas")]
+    doc["ratios"] = ratios(doc["transform"])
+    return best
+
+
+def _cloud_part(opts: BenchOptions, doc: dict[str, Any], settings: Any, best: list[dict[str, Any]],
+                bar: Any) -> None:
+    """Load and e2e in one throwaway local cloud; when it cannot start, both are skipped with the reason."""
+    parquets = {r["rows"]: r["parquet"] for r in best
+                if r["engine"] == "job1" and r["rows"] in opts.sizes and r.get("parquet") and "error" not in r}
+    bar.set_postfix_str("local cloud up + provision")
     try:
-        for rows in sorted(need_csv):
-            bar.set_postfix_str(f"generate {_human(rows)} rows")
-            doc["datasets"][str(rows)] = ensure_csv(data_dir, rows)
+        with throwaway_cloud(settings) as cloud:
+            provisioned = provision(cloud)
             bar.update(1)
-        runs: list[dict[str, Any]] = []
-        for i, (rows, engine, _timed) in enumerate(plan):
-            bar.set_postfix_str(f"{engine} {_human(rows)}")
-            r = run_child(engine, doc["datasets"][str(rows)], contract, work, tag=f"_{i}")
-            r["timed"] = _timed
-            runs.append(r)
-            bar.update(1)
-            if "error" in r:
-                say(f"{engine} at {_human(rows)} rows failed: {r['error']}")
-        parity(runs)
-        best = _best(runs)
-        doc["transform"] = [r for r in best if r["rows"] in sizes and "transform" in parts]
-        doc["memory"] = [{k: r.get(k) for k in ("engine", "rows", "peak_rss_mb", "base_rss_mb", "seconds")}
-                         for r in best if "memory" in parts and r["rows"] in memory_sizes
-                         and r["engine"] in ("job1", "polars", "pandas")]
-        doc["ratios"] = ratios(doc["transform"])
-        if "load" in parts or "e2e" in parts:
-            parquets = {r["rows"]: r["parquet"] for r in best
-                        if r["engine"] == "job1" and r["rows"] in sizes and r.get("parquet") and "error" not in r}
-            bar.set_postfix_str("local cloud up + provision")
-            try:
-                with throwaway_cloud(settings) as cloud:
-                    provisioned = provision(cloud)
-                    bar.update(1)
-                    if provisioned:
-                        doc["skipped"].append(provisioned)
-                    elif "e2e" in parts:
-                        doc["notes"].extend(e2e_workarounds(cloud))
-                    if "load" in parts:
-                        doc["load"] = load_part(cloud, parquets, provisioned, bar)
-                    if "e2e" in parts:
-                        doc["e2e"] = e2e_part(cloud, doc["datasets"], e2e_sizes, provisioned, bar)
-            except Exception as exc:
-                why = f"local cloud unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-                doc["skipped"].append(why)
-                for rows in sizes if "load" in parts else []:
-                    doc["load"].append({"method": "adbc+loader", "rows": rows, "skipped": why})
-                for rows in e2e_sizes if "e2e" in parts else []:
-                    doc["e2e"].append({"rows": rows, "skipped": why})
-        if "intake" in parts:
-            bar.set_postfix_str(f"intake burst of {BURST_N}")
-            doc["intake"] = intake_part(settings)
-            bar.update(1)
-            if doc["intake"].get("skipped"):
-                doc["skipped"].append(f"intake burst: {doc['intake']['skipped']}")
-        for r in doc["load"] + doc["e2e"]:
-            if r.get("skipped"):
-                doc["skipped"].append(f"{r.get('method', 'e2e')} {_human(r['rows'])}: {r['skipped']}")
-        doc["skipped"] = list(dict.fromkeys(doc["skipped"]))
+            if provisioned:
+                doc["skipped"].append(provisioned)
+            elif opts.wants("e2e"):
+                doc["notes"].extend(e2e_workarounds(cloud))
+            if opts.wants("load"):
+                doc["load"] = load_part(cloud, parquets, provisioned, bar)
+            if opts.wants("e2e"):
+                doc["e2e"] = e2e_part(cloud, doc["datasets"], opts.e2e_sizes, provisioned, bar)
+    except Exception as exc:
+        why = f"local cloud unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        doc["skipped"].append(why)
+        for rows in opts.sizes if opts.wants("load") else []:
+            doc["load"].append({"method": "adbc+loader", "rows": rows, "skipped": why})
+        for rows in opts.e2e_sizes if opts.wants("e2e") else []:
+            doc["e2e"].append({"rows": rows, "skipped": why})
+
+
+def _measure(opts: BenchOptions, doc: dict[str, Any], settings: Any, bar: Any, say: Callable[[str], None]) -> None:
+    """Every chosen part, in order, into ``doc``; what could not run goes to ``doc["skipped"]``."""
+    contract = settings.dataset_contract.model_dump(mode="json")
+    for rows in opts.csv_sizes():
+        bar.set_postfix_str(f"generate {_human(rows)} rows")
+        doc["datasets"][str(rows)] = ensure_csv(opts.out / "data", rows)
+        bar.update(1)
+    best = _engine_part(opts, doc, contract, bar, say)
+    if opts.needs_cloud():
+        _cloud_part(opts, doc, settings, best, bar)
+    if opts.wants("intake"):
+        bar.set_postfix_str(f"intake burst of {BURST_N}")
+        doc["intake"] = intake_part(settings)
+        bar.update(1)
+        if doc["intake"].get("skipped"):
+            doc["skipped"].append(f"intake burst: {doc['intake']['skipped']}")
+    for r in doc["load"] + doc["e2e"]:
+        if r.get("skipped"):
+            doc["skipped"].append(f"{r.get('method', 'e2e')} {_human(r['rows'])}: {r['skipped']}")
+    doc["skipped"] = list(dict.fromkeys(doc["skipped"]))
+
+
+def run_bench(options: BenchOptions, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the benchmark and write ``out/bench.json`` and ``out/bench.md``; returns the JSON document.
+
+    Parameters
+    ----------
+    options
+        What to measure and where the results go (``options.out`` is made absolute).
+    log
+        Called with a line for each engine run that failed; nothing is printed without it.
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    opts = replace(options, out=options.out.resolve())
+    opts.out.mkdir(parents=True, exist_ok=True)
+    settings = _load_settings(opts.params)
+    doc = _new_doc(opts, settings.dataset_contract.model_dump(mode="json"))
+    bar = tqdm(total=opts.steps(), desc="bench", unit="step", disable=not opts.progress, dynamic_ncols=True)
+    try:
+        _measure(opts, doc, settings, bar, log or (lambda msg: None))
     finally:
         bar.close()
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
+        if not opts.keep:
+            shutil.rmtree(opts.out / "work", ignore_errors=True)
     for r in doc["transform"]:
         r.pop("parquet", None)
     doc["targets"] = evaluate(doc)
     doc["machine"]["loadavg_end"] = list(os.getloadavg())
     doc["seconds_total"] = round(time.perf_counter() - started, 1)
-    (out / "bench.json").write_text(json.dumps(doc, indent=2, default=str))
-    (out / "bench.md").write_text(render_markdown(doc))
+    (opts.out / "bench.json").write_text(json.dumps(doc, indent=2, default=str))
+    (opts.out / "bench.md").write_text(render_markdown(doc))
     return doc
 
 
@@ -1001,6 +1103,26 @@ def _int_list(value: str) -> list[int]:
     if not out or min(out) < 1:
         raise click.BadParameter(f"{value!r}: row counts must be positive")
     return sorted(set(out))
+
+
+def options_from_cli(ctx: click.Context) -> BenchOptions:
+    """The command line's options as one :class:`BenchOptions` (``--quick`` fills the sizes not given)."""
+    p = ctx.params
+    parts = [x.strip() for x in p["parts"].split(",") if x.strip()]
+    bad = [x for x in parts if x not in PARTS]
+    if bad:
+        raise click.BadParameter(f"unknown part(s) {bad}; choose from {', '.join(PARTS)}", param_hint="--parts")
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+
+    quick = p["quick"]
+    return BenchOptions(
+        sizes=_int_list(p["sizes"]) if (given("sizes") or not quick) else list(QUICK_SIZES),
+        memory_sizes=_int_list(p["memory_sizes"]) if (given("memory_sizes") or not quick) else list(QUICK_MEMORY_SIZES),
+        parts=parts, out=Path(p["out_dir"]),
+        e2e_sizes=_int_list(p["e2e_sizes"]) if p["e2e_sizes"] else list(QUICK_E2E_SIZES if quick else E2E_SIZES),
+        repeat=p["repeat"], params=p["params"], progress=not p["no_progress"], keep=p["keep"])
 
 
 def register(group: click.Group) -> None:
@@ -1022,23 +1144,10 @@ def register(group: click.Group) -> None:
     @click.option("--quick", is_flag=True, help="smoke run on small files (20k rows; memory 20k,100k; e2e 100,20k)")
     @click.option("--keep", is_flag=True, help="keep the engines' outputs under OUT/work")
     @click.option("--no-progress", is_flag=True, help="no progress bar")
-    def bench(sizes: str, memory_sizes: str, parts: str, e2e_sizes: str | None, out_dir: str, repeat: int,
-              params: str | None, quick: bool, keep: bool, no_progress: bool) -> None:
+    @click.pass_context
+    def bench(ctx: click.Context, **_options: Any) -> None:
         """Measure job 1 and job 2 against their references in one run; write bench.json and bench.md."""
-        chosen = [p.strip() for p in parts.split(",") if p.strip()]
-        bad = [p for p in chosen if p not in PARTS]
-        if bad:
-            raise click.BadParameter(f"unknown part(s) {bad}; choose from {', '.join(PARTS)}", param_hint="--parts")
-        ctx = click.get_current_context()
-
-        def given(name: str) -> bool:
-            return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
-
-        size_list = _int_list(sizes) if (given("sizes") or not quick) else list(QUICK_SIZES)
-        mem_list = _int_list(memory_sizes) if (given("memory_sizes") or not quick) else list(QUICK_MEMORY_SIZES)
-        e2e_list = _int_list(e2e_sizes) if e2e_sizes else list(QUICK_E2E_SIZES if quick else E2E_SIZES)
-        doc = run_bench(sizes=size_list, memory_sizes=mem_list, parts=chosen, out=Path(out_dir), e2e_sizes=e2e_list,
-                        repeat=repeat, params=params, progress=not no_progress, keep=keep,
-                        log=lambda msg: click.secho(msg, fg="yellow", err=True))
+        opts = options_from_cli(ctx)
+        doc = run_bench(opts, log=lambda msg: click.secho(msg, fg="yellow", err=True))
         click.echo(render_markdown(doc))
-        click.echo(f"wrote {Path(out_dir) / 'bench.json'} and {Path(out_dir) / 'bench.md'}")
+        click.echo(f"wrote {opts.out / 'bench.json'} and {opts.out / 'bench.md'}")
