@@ -1,12 +1,12 @@
 """The errors the Redshift providers answer, named after the codes AWS uses (as moto's ``exceptions.py``).
 
-Both ``redshift-serverless`` and ``redshift-data`` answer with these; the dispatcher turns any
-:class:`~etl_localcloud.dispatcher.ServiceError` into AWS's JSON error shape.
+Both ``redshift-serverless`` and ``redshift-data`` answer with these; the class name is the code
+(:class:`~etl_localcloud.dispatcher.AwsError`) and the dispatcher answers AWS's JSON error shape.
 """
 
 from __future__ import annotations
 
-from etl_localcloud.dispatcher import ServiceError
+from etl_localcloud.dispatcher import AwsError
 
 __all__ = [
     "ValidationException",
@@ -18,43 +18,29 @@ __all__ = [
 ]
 
 
-class ValidationException(ServiceError):
+class ValidationException(AwsError):
     """A request AWS refuses as invalid (400)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("ValidationException", message)
 
-
-class ResourceNotFoundException(ServiceError):
+class ResourceNotFoundException(AwsError):
     """A namespace, workgroup, ARN or statement that does not exist (400)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("ResourceNotFoundException", message)
 
-
-class ConflictException(ServiceError):
+class ConflictException(AwsError):
     """A name already taken, or a resource still in use (400)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("ConflictException", message)
 
-
-class TooManyTagsException(ServiceError):
+class TooManyTagsException(AwsError):
     """More than 50 tags on one resource (400)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("TooManyTagsException", message)
 
-
-class InternalServerException(ServiceError):
+class InternalServerException(AwsError):
     """The local warehouse is not running (500)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("InternalServerException", message, 500)
+    http_status = 500
 
 
-class DatabaseConnectionException(ServiceError):
+class DatabaseConnectionException(AwsError):
     """The Data API could not run a catalog query on the database (500)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("DatabaseConnectionException", message, 500)
+    http_status = 500

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from etl_localcloud.context import CloudContext
@@ -22,6 +23,17 @@ __all__ = ["ServerlessProvider"]
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """How the handlers of one kind of resource read its name and shape its record."""
+
+    key: str  # the response member: "namespace" / "workgroup"
+    name_member: str  # the request member naming it
+    records: Callable[[], dict[str, dict[str, Any]]]
+    find: Callable[[str | None], dict[str, Any]]
+    shape: Callable[[dict[str, Any]], dict[str, Any]]
+
+
 class ServerlessProvider(Provider):
     """``RedshiftServerless.*`` operations on :class:`ServerlessBackend`."""
 
@@ -29,23 +41,19 @@ class ServerlessProvider(Provider):
         super().__init__(name="redshift-serverless", target_prefix="RedshiftServerless")
         self.ctx = ctx
         self.store = store
-        self.backend = ServerlessBackend(ctx, store)
-        operations: dict[str, Handler] = {
-            "CreateNamespace": self.create_namespace,
-            "GetNamespace": self.get_namespace,
-            "ListNamespaces": self.list_namespaces,
-            "UpdateNamespace": self.update_namespace,
-            "DeleteNamespace": self.delete_namespace,
-            "CreateWorkgroup": self.create_workgroup,
-            "GetWorkgroup": self.get_workgroup,
-            "ListWorkgroups": self.list_workgroups,
-            "UpdateWorkgroup": self.update_workgroup,
-            "DeleteWorkgroup": self.delete_workgroup,
-            "GetCredentials": self.get_credentials,
-            "TagResource": self.tag_resource,
-            "UntagResource": self.untag_resource,
-            "ListTagsForResource": self.list_tags_for_resource,
-        }
+        self.backend = backend = ServerlessBackend(ctx, store)
+        operations: dict[str, Handler] = {"GetCredentials": self.get_credentials, "TagResource": self.tag_resource,
+                                          "UntagResource": self.untag_resource,
+                                          "ListTagsForResource": self.list_tags_for_resource}
+        for kind, create, update, delete in (
+                (_Kind("namespace", "namespaceName", lambda: store.namespaces, store.namespace, self._ns_out),
+                 backend.create_namespace, backend.update_namespace, backend.delete_namespace),
+                (_Kind("workgroup", "workgroupName", lambda: store.workgroups, store.workgroup, self._wg_out),
+                 backend.create_workgroup, backend.update_workgroup, backend.delete_workgroup)):
+            noun = kind.key.capitalize()
+            operations.update({f"Create{noun}": self._one(kind, create), f"Update{noun}": self._one(kind, update),
+                               f"Get{noun}": self._get(kind), f"List{noun}s": self._list(kind),
+                               f"Delete{noun}": self._delete(kind, delete)})
         self.operations = {k: self._after_restore(v) for k, v in operations.items()}
 
     def _after_restore(self, fn: Handler) -> Handler:
@@ -84,51 +92,33 @@ class ServerlessProvider(Provider):
         out["port"] = port
         return out
 
-    def _list(self, records: dict[str, dict[str, Any]], shape: Callable[[dict[str, Any]], dict[str, Any]],
-              key: str, body: dict[str, Any]) -> dict[str, Any]:
-        """One page of ``records`` (oldest first) under ``key``."""
-        with self.store.lock:
-            items = [shape(r) for r in sorted(records.values(), key=lambda r: r["creationDate"])]
-        return REDSHIFT_SERVERLESS.response(items, body, key)
+    # -- namespaces and workgroups -------------------------------------------------------
+    def _one(self, kind: _Kind, change: Handler) -> Handler:
+        """Create / Update: the backend changes the record; the answer is its shape."""
+        def op(body: dict[str, Any]) -> dict[str, Any]:
+            with self.store.lock:
+                return {kind.key: kind.shape(change(body))}
+        return op
 
-    # -- namespaces --------------------------------------------------------------------
-    def create_namespace(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"namespace": self._ns_out(self.backend.create_namespace(body))}
+    def _get(self, kind: _Kind) -> Handler:
+        def op(body: dict[str, Any]) -> dict[str, Any]:
+            with self.store.lock:
+                return {kind.key: kind.shape(kind.find(body.get(kind.name_member)))}
+        return op
 
-    def get_namespace(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self.store.lock:
-            return {"namespace": self._ns_out(self.store.namespace(body.get("namespaceName")))}
+    def _list(self, kind: _Kind) -> Handler:
+        """One page of the records (oldest first), as :data:`REDSHIFT_SERVERLESS` pages."""
+        def op(body: dict[str, Any]) -> dict[str, Any]:
+            with self.store.lock:
+                items = [kind.shape(r) for r in sorted(kind.records().values(), key=lambda r: r["creationDate"])]
+            return REDSHIFT_SERVERLESS.response(items, body, kind.key + "s")
+        return op
 
-    def list_namespaces(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._list(self.store.namespaces, self._ns_out, "namespaces", body)
-
-    def update_namespace(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self.store.lock:
-            return {"namespace": self._ns_out(self.backend.update_namespace(body))}
-
-    def delete_namespace(self, body: dict[str, Any]) -> dict[str, Any]:
-        ns = self.backend.delete_namespace(body.get("namespaceName"))
-        return {"namespace": {**self._ns_out(ns), "status": "DELETING"}}
-
-    # -- workgroups --------------------------------------------------------------------
-    def create_workgroup(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self.store.lock:
-            return {"workgroup": self._wg_out(self.backend.create_workgroup(body))}
-
-    def get_workgroup(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self.store.lock:
-            return {"workgroup": self._wg_out(self.store.workgroup(body.get("workgroupName")))}
-
-    def list_workgroups(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._list(self.store.workgroups, self._wg_out, "workgroups", body)
-
-    def update_workgroup(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self.store.lock:
-            return {"workgroup": self._wg_out(self.backend.update_workgroup(body))}
-
-    def delete_workgroup(self, body: dict[str, Any]) -> dict[str, Any]:
-        out = self._wg_out(self.backend.delete_workgroup(body.get("workgroupName")))
-        return {"workgroup": {**out, "status": "DELETING"}}
+    def _delete(self, kind: _Kind, delete: Callable[[str | None], dict[str, Any]]) -> Handler:
+        """Delete (outside the store's lock: a namespace's database is dropped after): the last record, DELETING."""
+        def op(body: dict[str, Any]) -> dict[str, Any]:
+            return {kind.key: {**kind.shape(delete(body.get(kind.name_member))), "status": "DELETING"}}
+        return op
 
     def get_credentials(self, body: dict[str, Any]) -> dict[str, Any]:
         """Temporary credentials: a PostgreSQL login role ``IAMR:local`` valid for ``durationSeconds``."""

@@ -91,25 +91,24 @@ class ServerlessStore:
 
     def namespace(self, name: str | None) -> dict[str, Any]:
         """The record of namespace ``name``; ValidationException / ResourceNotFoundException as AWS answers."""
-        if not name:
-            raise ValidationException("namespaceName is required")
-        ns = self.namespaces.get(name)
-        if ns is None:
-            raise ResourceNotFoundException(f"Namespace {name} does not exist.")
-        return ns
+        return _find(self.namespaces, name, "namespaceName", f"Namespace {name} does not exist.")
 
     def workgroup(self, name: str | None) -> dict[str, Any]:
         """The record of workgroup ``name``; ValidationException / ResourceNotFoundException as AWS answers."""
-        if not name:
-            raise ValidationException("workgroupName is required")
-        wg = self.workgroups.get(name)
-        if wg is None:
-            raise ResourceNotFoundException(f"Serverless workgroup {name} not found.")
-        return wg
+        return _find(self.workgroups, name, "workgroupName", f"Serverless workgroup {name} not found.")
 
     def workgroups_of(self, namespace: str) -> list[dict[str, Any]]:
         """The workgroups associated with ``namespace`` (at most one)."""
         return [w for w in self.workgroups.values() if w["namespaceName"] == namespace]
+
+
+def _find(records: dict[str, dict[str, Any]], name: str | None, member: str, missing: str) -> dict[str, Any]:
+    if not name:
+        raise ValidationException(f"{member} is required")
+    record = records.get(name)
+    if record is None:
+        raise ResourceNotFoundException(missing)
+    return record
 
 
 def _check_name(kind: str, name: Any) -> str:
