@@ -209,101 +209,125 @@ def _unquote(tok: Token) -> str:
 
 def parse_copy(stmt: str) -> CopyCommand:
     """Parse a Redshift ``COPY ... FROM 's3://...'`` statement (options in any order)."""
-    toks = [t for t in tokenize(stmt) if t.kind not in ("space", "comment")]
-    pos = 1  # after COPY
-    table_parts: list[str] = []
-    while pos < len(toks) and (toks[pos].kind in ("word", "ident") or toks[pos].text == "."):
-        if toks[pos].upper == "FROM":
-            break
-        table_parts.append(toks[pos].text)
-        pos += 1
-    if not table_parts:
-        raise TranslationError("COPY: missing table name")
-    columns: list[str] = []
-    if pos < len(toks) and toks[pos].text == "(":
-        pos += 1
-        while pos < len(toks) and toks[pos].text != ")":
-            if toks[pos].text != ",":
-                columns.append(toks[pos].text)
-            pos += 1
-        pos += 1
-    if pos >= len(toks) or toks[pos].upper != "FROM":
-        raise TranslationError("COPY: expected FROM 's3://...'")
-    pos += 1
-    if pos >= len(toks) or toks[pos].kind != "string":
-        raise TranslationError("COPY: FROM needs a quoted 's3://bucket/key' (COPY FROM STDIN is not supported)")
-    source = _unquote(toks[pos])
-    if not source.startswith("s3://"):
-        raise TranslationError(f"COPY: only FROM 's3://...' sources are supported locally, not '{source}'")
-    pos += 1
-    cmd = CopyCommand(table="".join(table_parts), columns=columns, source=source)
-    if pos < len(toks) and toks[pos].upper == "WITH":
-        pos += 1
+    return _CopyParser(stmt).parse()
 
-    def value_after(p: int) -> tuple[str | None, int]:
-        if p < len(toks) and toks[p].upper == "AS":
-            p += 1
-        if (p < len(toks) and toks[p].kind in ("string", "number")) or (
-                p < len(toks) and toks[p].kind == "word" and toks[p].upper not in _COPY_FLAGS | _COPY_VALUED):
-            return _unquote(toks[p]), p + 1
-        return None, p
 
-    while pos < len(toks):
-        t = toks[pos]
+class _CopyParser:
+    """A cursor over a COPY statement's significant tokens: target, source, then one option at a time."""
+
+    def __init__(self, stmt: str) -> None:
+        self.toks = [t for t in tokenize(stmt) if t.kind not in ("space", "comment")]
+        self.pos = 1  # after COPY
+
+    def _upper(self) -> str:
+        return self.toks[self.pos].upper if self.pos < len(self.toks) else ""
+
+    def _text(self) -> str:
+        return self.toks[self.pos].text if self.pos < len(self.toks) else ""
+
+    def parse(self) -> CopyCommand:
+        table = self._table()
+        columns = self._columns()
+        cmd = CopyCommand(table=table, columns=columns, source=self._source())
+        if self._upper() == "WITH":
+            self.pos += 1
+        while self.pos < len(self.toks):
+            self._option(cmd)
+        return cmd
+
+    def _table(self) -> str:
+        parts: list[str] = []
+        toks = self.toks
+        while self.pos < len(toks) and (toks[self.pos].kind in ("word", "ident") or toks[self.pos].text == "."):
+            if toks[self.pos].upper == "FROM":
+                break
+            parts.append(toks[self.pos].text)
+            self.pos += 1
+        if not parts:
+            raise TranslationError("COPY: missing table name")
+        return "".join(parts)
+
+    def _columns(self) -> list[str]:
+        columns: list[str] = []
+        if self._text() == "(":
+            self.pos += 1
+            while self.pos < len(self.toks) and self.toks[self.pos].text != ")":
+                if self.toks[self.pos].text != ",":
+                    columns.append(self.toks[self.pos].text)
+                self.pos += 1
+            self.pos += 1
+        return columns
+
+    def _source(self) -> str:
+        if self._upper() != "FROM":
+            raise TranslationError("COPY: expected FROM 's3://...'")
+        self.pos += 1
+        if self.pos >= len(self.toks) or self.toks[self.pos].kind != "string":
+            raise TranslationError("COPY: FROM needs a quoted 's3://bucket/key' (COPY FROM STDIN is not supported)")
+        source = _unquote(self.toks[self.pos])
+        if not source.startswith("s3://"):
+            raise TranslationError(f"COPY: only FROM 's3://...' sources are supported locally, not '{source}'")
+        self.pos += 1
+        return source
+
+    def _value(self) -> str | None:
+        """The value after an option (``AS`` optional), or None when the next token is not one."""
+        if self._upper() == "AS":
+            self.pos += 1
+        if self.pos < len(self.toks):
+            tok = self.toks[self.pos]
+            if tok.kind in ("string", "number") or (tok.kind == "word" and tok.upper not in _COPY_FLAGS | _COPY_VALUED):
+                self.pos += 1
+                return _unquote(tok)
+        return None
+
+    def _format(self) -> str:
+        """``FORMAT [AS] <format>``: the format's name."""
+        if self._upper() == "AS":
+            self.pos += 1
+        if self._upper() not in _FORMATS:
+            raise TranslationError("COPY: FORMAT needs one of " + ", ".join(sorted(_FORMATS)))
+        self.pos += 1
+        return self.toks[self.pos - 1].upper
+
+    def _option(self, cmd: CopyCommand) -> None:
+        t = self.toks[self.pos]
         word = t.upper
         if not word:
             raise TranslationError(f"COPY: unexpected '{t.text}'")
-        pos += 1
+        self.pos += 1
         if word == "FORMAT":
-            if pos < len(toks) and toks[pos].upper == "AS":
-                pos += 1
-            if pos >= len(toks) or toks[pos].upper not in _FORMATS:
-                raise TranslationError("COPY: FORMAT needs one of " + ", ".join(sorted(_FORMATS)))
-            word = toks[pos].upper
-            pos += 1
+            word = self._format()
         if word in _FORMATS:
             cmd.fmt = word
-            if word == "CSV" and pos < len(toks) and toks[pos].upper == "QUOTE":
-                continue
             if word in ("JSON", "AVRO"):
-                val, pos = value_after(pos)
-            continue
-        if word == "IAM_ROLE":
-            if pos < len(toks) and toks[pos].upper == "DEFAULT":
+                self._value()  # the JSON/AVRO argument ('auto', a jsonpaths file) is not used locally
+        elif word == "IAM_ROLE":
+            if self._upper() == "DEFAULT":
                 cmd.options[word] = "default"
-                pos += 1
+                self.pos += 1
             else:
-                val, pos = value_after(pos)
-                cmd.options[word] = val
-            continue
-        if word == "NULL":
-            val, pos = value_after(pos)
-            if val is None:
+                cmd.options[word] = self._value()
+        elif word in ("NULL", "ACCEPTINVCHARS"):
+            val = self._value()
+            if val is None and word == "NULL":
                 raise TranslationError("COPY: NULL AS needs a quoted string")
-            cmd.options[word] = val
-            continue
-        if word == "ACCEPTINVCHARS":
-            val, pos = value_after(pos)
             cmd.options[word] = val if val is not None else "?"
-            continue
-        if word in ("COMPUPDATE", "STATUPDATE"):
+        elif word in ("COMPUPDATE", "STATUPDATE"):
             setting = "ON"  # the bare keyword means ON
-            if pos < len(toks) and toks[pos].upper in ("ON", "OFF", "TRUE", "FALSE", "PRESET"):
-                setting = {"TRUE": "ON", "FALSE": "OFF"}.get(toks[pos].upper, toks[pos].upper)
-                pos += 1
+            if self._upper() in ("ON", "OFF", "TRUE", "FALSE", "PRESET"):
+                setting = {"TRUE": "ON", "FALSE": "OFF"}.get(self._upper(), self._upper())
+                self.pos += 1
             cmd.options[word] = setting
-            continue
-        if word in _COPY_FLAGS:
+        elif word in _COPY_FLAGS:
             cmd.options[word] = None
-            continue
-        if word in _COPY_VALUED:
-            val, pos = value_after(pos)
+        elif word in _COPY_VALUED:
+            val = self._value()
             if val is None:
                 raise TranslationError(f"COPY: option {word} needs a value")
             cmd.options[word] = val
-            continue
-        raise TranslationError(f"COPY: option {word} is not supported by the local cloud")
-    return cmd
+        else:
+            raise TranslationError(f"COPY: option {word} is not supported by the local cloud")
 
 
 # --------------------------------------------------------------------------- translation
