@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from etl_kit.config import Settings
-from etl_localcloud.motohooks import _transform
+from etl_localcloud.motohooks.event_input import target_input as _transform
 from tests.local._pipeline_helpers import csv_bytes, ledger_rows, outcome, row
 
 pytestmark = pytest.mark.local
