@@ -209,101 +209,125 @@ def _unquote(tok: Token) -> str:
 
 def parse_copy(stmt: str) -> CopyCommand:
     """Parse a Redshift ``COPY ... FROM 's3://...'`` statement (options in any order)."""
-    toks = [t for t in tokenize(stmt) if t.kind not in ("space", "comment")]
-    pos = 1  # after COPY
-    table_parts: list[str] = []
-    while pos < len(toks) and (toks[pos].kind in ("word", "ident") or toks[pos].text == "."):
-        if toks[pos].upper == "FROM":
-            break
-        table_parts.append(toks[pos].text)
-        pos += 1
-    if not table_parts:
-        raise TranslationError("COPY: missing table name")
-    columns: list[str] = []
-    if pos < len(toks) and toks[pos].text == "(":
-        pos += 1
-        while pos < len(toks) and toks[pos].text != ")":
-            if toks[pos].text != ",":
-                columns.append(toks[pos].text)
-            pos += 1
-        pos += 1
-    if pos >= len(toks) or toks[pos].upper != "FROM":
-        raise TranslationError("COPY: expected FROM 's3://...'")
-    pos += 1
-    if pos >= len(toks) or toks[pos].kind != "string":
-        raise TranslationError("COPY: FROM needs a quoted 's3://bucket/key' (COPY FROM STDIN is not supported)")
-    source = _unquote(toks[pos])
-    if not source.startswith("s3://"):
-        raise TranslationError(f"COPY: only FROM 's3://...' sources are supported locally, not '{source}'")
-    pos += 1
-    cmd = CopyCommand(table="".join(table_parts), columns=columns, source=source)
-    if pos < len(toks) and toks[pos].upper == "WITH":
-        pos += 1
+    return _CopyParser(stmt).parse()
 
-    def value_after(p: int) -> tuple[str | None, int]:
-        if p < len(toks) and toks[p].upper == "AS":
-            p += 1
-        if (p < len(toks) and toks[p].kind in ("string", "number")) or (
-                p < len(toks) and toks[p].kind == "word" and toks[p].upper not in _COPY_FLAGS | _COPY_VALUED):
-            return _unquote(toks[p]), p + 1
-        return None, p
 
-    while pos < len(toks):
-        t = toks[pos]
+class _CopyParser:
+    """A cursor over a COPY statement's significant tokens: target, source, then one option at a time."""
+
+    def __init__(self, stmt: str) -> None:
+        self.toks = [t for t in tokenize(stmt) if t.kind not in ("space", "comment")]
+        self.pos = 1  # after COPY
+
+    def _upper(self) -> str:
+        return self.toks[self.pos].upper if self.pos < len(self.toks) else ""
+
+    def _text(self) -> str:
+        return self.toks[self.pos].text if self.pos < len(self.toks) else ""
+
+    def parse(self) -> CopyCommand:
+        table = self._table()
+        columns = self._columns()
+        cmd = CopyCommand(table=table, columns=columns, source=self._source())
+        if self._upper() == "WITH":
+            self.pos += 1
+        while self.pos < len(self.toks):
+            self._option(cmd)
+        return cmd
+
+    def _table(self) -> str:
+        parts: list[str] = []
+        toks = self.toks
+        while self.pos < len(toks) and (toks[self.pos].kind in ("word", "ident") or toks[self.pos].text == "."):
+            if toks[self.pos].upper == "FROM":
+                break
+            parts.append(toks[self.pos].text)
+            self.pos += 1
+        if not parts:
+            raise TranslationError("COPY: missing table name")
+        return "".join(parts)
+
+    def _columns(self) -> list[str]:
+        columns: list[str] = []
+        if self._text() == "(":
+            self.pos += 1
+            while self.pos < len(self.toks) and self.toks[self.pos].text != ")":
+                if self.toks[self.pos].text != ",":
+                    columns.append(self.toks[self.pos].text)
+                self.pos += 1
+            self.pos += 1
+        return columns
+
+    def _source(self) -> str:
+        if self._upper() != "FROM":
+            raise TranslationError("COPY: expected FROM 's3://...'")
+        self.pos += 1
+        if self.pos >= len(self.toks) or self.toks[self.pos].kind != "string":
+            raise TranslationError("COPY: FROM needs a quoted 's3://bucket/key' (COPY FROM STDIN is not supported)")
+        source = _unquote(self.toks[self.pos])
+        if not source.startswith("s3://"):
+            raise TranslationError(f"COPY: only FROM 's3://...' sources are supported locally, not '{source}'")
+        self.pos += 1
+        return source
+
+    def _value(self) -> str | None:
+        """The value after an option (``AS`` optional), or None when the next token is not one."""
+        if self._upper() == "AS":
+            self.pos += 1
+        if self.pos < len(self.toks):
+            tok = self.toks[self.pos]
+            if tok.kind in ("string", "number") or (tok.kind == "word" and tok.upper not in _COPY_FLAGS | _COPY_VALUED):
+                self.pos += 1
+                return _unquote(tok)
+        return None
+
+    def _format(self) -> str:
+        """``FORMAT [AS] <format>``: the format's name."""
+        if self._upper() == "AS":
+            self.pos += 1
+        if self._upper() not in _FORMATS:
+            raise TranslationError("COPY: FORMAT needs one of " + ", ".join(sorted(_FORMATS)))
+        self.pos += 1
+        return self.toks[self.pos - 1].upper
+
+    def _option(self, cmd: CopyCommand) -> None:
+        t = self.toks[self.pos]
         word = t.upper
         if not word:
             raise TranslationError(f"COPY: unexpected '{t.text}'")
-        pos += 1
+        self.pos += 1
         if word == "FORMAT":
-            if pos < len(toks) and toks[pos].upper == "AS":
-                pos += 1
-            if pos >= len(toks) or toks[pos].upper not in _FORMATS:
-                raise TranslationError("COPY: FORMAT needs one of " + ", ".join(sorted(_FORMATS)))
-            word = toks[pos].upper
-            pos += 1
+            word = self._format()
         if word in _FORMATS:
             cmd.fmt = word
-            if word == "CSV" and pos < len(toks) and toks[pos].upper == "QUOTE":
-                continue
             if word in ("JSON", "AVRO"):
-                val, pos = value_after(pos)
-            continue
-        if word == "IAM_ROLE":
-            if pos < len(toks) and toks[pos].upper == "DEFAULT":
+                self._value()  # the JSON/AVRO argument ('auto', a jsonpaths file) is not used locally
+        elif word == "IAM_ROLE":
+            if self._upper() == "DEFAULT":
                 cmd.options[word] = "default"
-                pos += 1
+                self.pos += 1
             else:
-                val, pos = value_after(pos)
-                cmd.options[word] = val
-            continue
-        if word == "NULL":
-            val, pos = value_after(pos)
-            if val is None:
+                cmd.options[word] = self._value()
+        elif word in ("NULL", "ACCEPTINVCHARS"):
+            val = self._value()
+            if val is None and word == "NULL":
                 raise TranslationError("COPY: NULL AS needs a quoted string")
-            cmd.options[word] = val
-            continue
-        if word == "ACCEPTINVCHARS":
-            val, pos = value_after(pos)
             cmd.options[word] = val if val is not None else "?"
-            continue
-        if word in ("COMPUPDATE", "STATUPDATE"):
+        elif word in ("COMPUPDATE", "STATUPDATE"):
             setting = "ON"  # the bare keyword means ON
-            if pos < len(toks) and toks[pos].upper in ("ON", "OFF", "TRUE", "FALSE", "PRESET"):
-                setting = {"TRUE": "ON", "FALSE": "OFF"}.get(toks[pos].upper, toks[pos].upper)
-                pos += 1
+            if self._upper() in ("ON", "OFF", "TRUE", "FALSE", "PRESET"):
+                setting = {"TRUE": "ON", "FALSE": "OFF"}.get(self._upper(), self._upper())
+                self.pos += 1
             cmd.options[word] = setting
-            continue
-        if word in _COPY_FLAGS:
+        elif word in _COPY_FLAGS:
             cmd.options[word] = None
-            continue
-        if word in _COPY_VALUED:
-            val, pos = value_after(pos)
+        elif word in _COPY_VALUED:
+            val = self._value()
             if val is None:
                 raise TranslationError(f"COPY: option {word} needs a value")
             cmd.options[word] = val
-            continue
-        raise TranslationError(f"COPY: option {word} is not supported by the local cloud")
-    return cmd
+        else:
+            raise TranslationError(f"COPY: option {word} is not supported by the local cloud")
 
 
 # --------------------------------------------------------------------------- translation
@@ -457,127 +481,163 @@ def _drop_informational_constraints(tokens: list[Token]) -> list[Token]:
 
 
 def _rewrite(tokens: list[Token], is_ddl: bool) -> str:
-    create_table = False
-    sig = _sig(tokens)
-    words = [tokens[i].upper for i in sig[:5]]
-    if words and words[0] == "CREATE" and "TABLE" in words:
-        create_table = True
-    out: list[str] = []
-    depth = 0
-    prev_sig: Token | None = None
-    i = 0
-    n = len(tokens)
+    """The PostgreSQL text of one statement: Redshift's table and column attributes dropped, IDENTITY,
+    types and functions rewritten, everything else as written."""
+    return _Rewriter(tokens, is_ddl).run()
 
-    def next_sig(j: int) -> int:
-        while j < n and tokens[j].kind in _SIG:
+
+class _Rewriter:
+    """One pass over a statement's tokens; each step recognises one Redshift construct at the cursor.
+
+    A step returns True when it consumed tokens (and wrote their replacement, if any); the cursor
+    ``i`` then points past them. ``prev`` is the last significant token written, ``depth`` the
+    parenthesis depth (the column list of CREATE TABLE is depth 1).
+    """
+
+    def __init__(self, tokens: list[Token], is_ddl: bool) -> None:
+        self.tokens = tokens
+        self.n = len(tokens)
+        self.is_ddl = is_ddl
+        words = [tokens[i].upper for i in _sig(tokens)[:5]]
+        self.create_table = bool(words) and words[0] == "CREATE" and "TABLE" in words
+        self.out: list[str] = []
+        self.depth = 0
+        self.prev: Token | None = None
+        self.i = 0
+        self.steps = (self._table_attribute, self._column_attribute, self._identity, self._max_type,
+                      self._character_varying_max, self._simple_type, self._getdate, self._sysdate, self._function)
+
+    def run(self) -> str:
+        while self.i < self.n:
+            t = self.tokens[self.i]
+            if t.kind == "op" and t.text == "(":
+                self.depth += 1
+            elif t.kind == "op" and t.text == ")":
+                self.depth -= 1
+            if t.upper and not (self.prev is not None and self.prev.text == "."):
+                j = self._next_sig(self.i + 1)
+                nxt = self.tokens[j] if j < self.n else None
+                if any(step(t.upper, j, nxt) for step in self.steps):
+                    continue
+            self.out.append(t.text)
+            if t.kind not in _SIG:
+                self.prev = t
+            self.i += 1
+        return "".join(self.out).strip()
+
+    # -- cursor --------------------------------------------------------------------------
+    def _next_sig(self, j: int) -> int:
+        while j < self.n and self.tokens[j].kind in _SIG:
             j += 1
         return j
 
-    while i < n:
-        t = tokens[i]
-        u = t.upper
-        if t.kind == "op" and t.text == "(":
-            depth += 1
-        elif t.kind == "op" and t.text == ")":
-            depth -= 1
-        if u and not (prev_sig is not None and prev_sig.text == "."):
-            j = next_sig(i + 1)
-            nxt = tokens[j] if j < n else None
-            # Table attributes of CREATE TABLE (outside the column list).
-            if create_table and depth == 0:
-                if u == "DISTSTYLE" and nxt is not None and nxt.kind == "word":
-                    i = j + 1
-                    continue
-                if u in ("COMPOUND", "INTERLEAVED") and nxt is not None and nxt.upper == "SORTKEY":
-                    i = j
-                    continue
-                if u in ("DISTKEY", "SORTKEY") and nxt is not None and nxt.text == "(":
-                    i = _match_paren(tokens, j) + 1
-                    continue
-                if u == "SORTKEY" and nxt is not None and nxt.upper in ("AUTO", "NONE"):
-                    i = j + 1
-                    continue
-                if u == "BACKUP" and nxt is not None and nxt.upper in ("YES", "NO"):
-                    i = j + 1
-                    continue
-                if u == "ENCODE" and nxt is not None and nxt.upper == "AUTO":
-                    i = j + 1
-                    continue
-            # Column attributes inside the column list.
-            if create_table and depth == 1 and prev_sig is not None and prev_sig.text not in (",", "("):
-                if u == "ENCODE" and nxt is not None and nxt.kind == "word":
-                    i = j + 1
-                    continue
-                if u in ("DISTKEY", "SORTKEY"):
-                    i += 1
-                    continue
-            if is_ddl and u == "IDENTITY" and nxt is not None and nxt.text == "(" and prev_sig is not None \
-                    and prev_sig.upper != "AS":
-                close = _match_paren(tokens, j)
-                args = [a.strip() for a in "".join(x.text for x in tokens[j + 1:close]).split(",")]
-                if len(args) == 2:
-                    out.append(f"GENERATED ALWAYS AS IDENTITY (START WITH {args[0]} INCREMENT BY {args[1]})")
-                    i = close + 1
-                    prev_sig = tokens[close]
-                    continue
-            if is_ddl and u == "IDENTITY" and nxt is not None and nxt.text == "(" and prev_sig is not None \
-                    and prev_sig.upper == "AS":
-                close = _match_paren(tokens, j)
-                args = [a.strip() for a in "".join(x.text for x in tokens[j + 1:close]).split(",")]
-                if len(args) == 2:
-                    out.append(f"IDENTITY (START WITH {args[0]} INCREMENT BY {args[1]})")
-                    i = close + 1
-                    prev_sig = tokens[close]
-                    continue
-            # Types: VARCHAR(MAX), SUPER, ...
-            if u in _MAX_TYPES and nxt is not None and nxt.text == "(":
-                k = next_sig(j + 1)
-                c = next_sig(k + 1)
-                if k < n and tokens[k].upper == "MAX" and c < n and tokens[c].text == ")":
-                    out.append(_MAX_TYPES[u])
-                    i = c + 1
-                    prev_sig = tokens[c]
-                    continue
-            if u == "CHARACTER" and nxt is not None and nxt.upper == "VARYING":
-                k = next_sig(j + 1)
-                m1, m2 = next_sig(k + 1), next_sig(next_sig(k + 1) + 1)
-                if k < n and tokens[k].text == "(" and m1 < n and tokens[m1].upper == "MAX" and m2 < n \
-                        and tokens[m2].text == ")":
-                    out.append("varchar(65535)")
-                    i = m2 + 1
-                    prev_sig = tokens[m2]
-                    continue
-            if u in _SIMPLE_TYPES and prev_sig is not None and (
-                    prev_sig.text == "::"
-                    or (is_ddl and prev_sig.kind in ("word", "ident") and (depth >= 1 or not create_table))
-                    or (prev_sig.upper == "AS" and nxt is not None and nxt.text == ")")):
-                out.append(_SIMPLE_TYPES[u])
-                prev_sig = t
-                i += 1
-                continue
-            # Functions.
-            if u == "GETDATE" and nxt is not None and nxt.text == "(":
-                k = next_sig(j + 1)
-                if k < n and tokens[k].text == ")":
-                    out.append("(date_trunc('second', statement_timestamp() AT TIME ZONE 'UTC'))")
-                    i = k + 1
-                    prev_sig = tokens[k]
-                    continue
-            if u == "SYSDATE" and (nxt is None or nxt.text != "("):
-                out.append("(transaction_timestamp() AT TIME ZONE 'UTC')")
-                prev_sig = t
-                i += 1
-                continue
-            if u in _FUNCS and nxt is not None and nxt.text == "(":
-                out.append(_FUNCS[u])
-                prev_sig = t
-                i += 1
-                continue
-        out.append(t.text)
-        if t.kind not in _SIG:
-            prev_sig = t
-        i += 1
-    return "".join(out).strip()
+    def _text_at(self, j: int) -> str:
+        return self.tokens[j].text if j < self.n else ""
+
+    def _upper_at(self, j: int) -> str:
+        return self.tokens[j].upper if j < self.n else ""
+
+    def _skip_to(self, j: int) -> bool:
+        """Drop the tokens before ``j``."""
+        self.i = j
+        return True
+
+    def _write(self, text: str, last: int) -> bool:
+        """Write ``text`` in place of the tokens up to ``last`` (inclusive)."""
+        self.out.append(text)
+        self.i = last + 1
+        self.prev = self.tokens[last]
+        return True
+
+    # -- steps ---------------------------------------------------------------------------
+    def _table_attribute(self, u: str, j: int, nxt: Token | None) -> bool:
+        """DISTSTYLE, DISTKEY, [COMPOUND|INTERLEAVED] SORTKEY, BACKUP, ENCODE AUTO after the column list."""
+        if not self.create_table or self.depth != 0 or nxt is None:
+            return False
+        if u == "DISTSTYLE" and nxt.kind == "word":
+            return self._skip_to(j + 1)
+        if u in ("COMPOUND", "INTERLEAVED") and nxt.upper == "SORTKEY":
+            return self._skip_to(j)
+        if u in ("DISTKEY", "SORTKEY") and nxt.text == "(":
+            return self._skip_to(_match_paren(self.tokens, j) + 1)
+        if (u == "SORTKEY" and nxt.upper in ("AUTO", "NONE")) or (u == "BACKUP" and nxt.upper in ("YES", "NO")) \
+                or (u == "ENCODE" and nxt.upper == "AUTO"):
+            return self._skip_to(j + 1)
+        return False
+
+    def _column_attribute(self, u: str, j: int, nxt: Token | None) -> bool:
+        """ENCODE <codec>, DISTKEY and SORTKEY after a column's name in the column list."""
+        if not self.create_table or self.depth != 1 or self.prev is None or self.prev.text in (",", "("):
+            return False
+        if u == "ENCODE" and nxt is not None and nxt.kind == "word":
+            return self._skip_to(j + 1)
+        if u in ("DISTKEY", "SORTKEY"):
+            return self._skip_to(self.i + 1)
+        return False
+
+    def _identity(self, u: str, j: int, nxt: Token | None) -> bool:
+        """``IDENTITY(seed, step)``: PostgreSQL's identity column (after ``AS`` in ``GENERATED ... AS``)."""
+        if not (self.is_ddl and u == "IDENTITY" and nxt is not None and nxt.text == "(" and self.prev is not None):
+            return False
+        close = _match_paren(self.tokens, j)
+        args = [a.strip() for a in "".join(x.text for x in self.tokens[j + 1:close]).split(",")]
+        if len(args) != 2:
+            return False
+        lead = "IDENTITY" if self.prev.upper == "AS" else "GENERATED ALWAYS AS IDENTITY"
+        return self._write(f"{lead} (START WITH {args[0]} INCREMENT BY {args[1]})", close)
+
+    def _max_type(self, u: str, j: int, nxt: Token | None) -> bool:
+        """``VARCHAR(MAX)`` and the other ``(MAX)`` types: their largest PostgreSQL size."""
+        if u not in _MAX_TYPES or nxt is None or nxt.text != "(":
+            return False
+        k = self._next_sig(j + 1)
+        c = self._next_sig(k + 1)
+        if self._upper_at(k) == "MAX" and self._text_at(c) == ")":
+            return self._write(_MAX_TYPES[u], c)
+        return False
+
+    def _character_varying_max(self, u: str, j: int, nxt: Token | None) -> bool:
+        """``CHARACTER VARYING(MAX)``."""
+        if u != "CHARACTER" or nxt is None or nxt.upper != "VARYING":
+            return False
+        k = self._next_sig(j + 1)
+        m1 = self._next_sig(k + 1)
+        m2 = self._next_sig(m1 + 1)
+        if self._text_at(k) == "(" and self._upper_at(m1) == "MAX" and self._text_at(m2) == ")":
+            return self._write("varchar(65535)", m2)
+        return False
+
+    def _simple_type(self, u: str, j: int, nxt: Token | None) -> bool:
+        """SUPER, NVARCHAR, VARBYTE, ... where a type stands: after ``::``, a column name, or ``AS`` in a cast."""
+        prev = self.prev
+        if u not in _SIMPLE_TYPES or prev is None:
+            return False
+        if prev.text == "::" \
+                or (self.is_ddl and prev.kind in ("word", "ident") and (self.depth >= 1 or not self.create_table)) \
+                or (prev.upper == "AS" and nxt is not None and nxt.text == ")"):
+            return self._write(_SIMPLE_TYPES[u], self.i)
+        return False
+
+    def _getdate(self, u: str, j: int, nxt: Token | None) -> bool:
+        """``GETDATE()``: the statement's start in UTC, to the second."""
+        if u != "GETDATE" or nxt is None or nxt.text != "(":
+            return False
+        k = self._next_sig(j + 1)
+        if self._text_at(k) == ")":
+            return self._write("(date_trunc('second', statement_timestamp() AT TIME ZONE 'UTC'))", k)
+        return False
+
+    def _sysdate(self, u: str, j: int, nxt: Token | None) -> bool:
+        """``SYSDATE``: the transaction's start in UTC."""
+        if u == "SYSDATE" and (nxt is None or nxt.text != "("):
+            return self._write("(transaction_timestamp() AT TIME ZONE 'UTC')", self.i)
+        return False
+
+    def _function(self, u: str, j: int, nxt: Token | None) -> bool:
+        """NVL, LEN: their PostgreSQL names."""
+        if u in _FUNCS and nxt is not None and nxt.text == "(":
+            return self._write(_FUNCS[u], self.i)
+        return False
 
 
 def _merge_remove_duplicates(tokens: list[Token], sig: list[int], stmt: str) -> list[Translated]:

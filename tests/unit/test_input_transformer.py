@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etl_localcloud.motohooks import _transform
+from etl_localcloud.motohooks.event_input import target_input as _transform
 
 pytestmark = pytest.mark.unit
 
