@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["ServiceError", "AwsError", "Provider", "RestRoute", "Dispatcher", "json_default", "INTERNAL_MESSAGE"]
+__all__ = ["ServiceError", "Provider", "RestRoute", "Dispatcher", "json_default", "INTERNAL_MESSAGE"]
 
 log = logging.getLogger("etl_localcloud")
 
@@ -38,18 +38,6 @@ class ServiceError(Exception):
         self.message = message
         self.status = status
 
-
-class AwsError(ServiceError):
-    """A :class:`ServiceError` whose class is named after AWS's error code, as moto's ``exceptions.py`` are.
-
-    Subclass it once per code (``class ValidationException(AwsError)``) and raise it with the message;
-    ``http_status`` is the status AWS answers with (400 unless the subclass says otherwise).
-    """
-
-    http_status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(type(self).__name__, message, self.http_status)
 
 
 def json_default(o: Any) -> Any:

@@ -6,7 +6,7 @@ Both ``redshift-serverless`` and ``redshift-data`` answer with these; the class 
 
 from __future__ import annotations
 
-from etl_localcloud.dispatcher import AwsError
+from etl_localcloud.core.errors import AwsError
 
 __all__ = [
     "ValidationException",
