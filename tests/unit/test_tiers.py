@@ -60,12 +60,10 @@ def test_a_test_in_the_wrong_tier_is_named_with_the_fix(item: FakeItem, says: st
 # files rename theirs (see tests/local/conftest.py for the family); the test fails until the entry is removed.
 KNOWN_DUPLICATES = {
     "cloud": {"conftest.py", "local/test_contract_redshift.py"},
-    "aws": {"local/test_contract_glue.py", "local/test_contract_redshift.py", "unit/test_pipeline_s3.py"},
+    "aws": {"local/test_contract_glue.py", "local/test_contract_redshift.py"},
     "endpoint": {"conftest.py", "local/test_contract_glue.py"},
     "pipeline": {"local/conftest.py", "local/test_localcloud_durable.py"},
-    "s3": {"local/conftest.py", "unit/test_pipeline_lambda.py"},
     "warehouse": {"local/test_contract_redshift.py", "local/test_copy_binary.py"},
-    "engine": {"unit/test_pipeline_bytes.py", "unit/test_pipeline_rules.py", "unit/test_pipeline_transform.py"},
 }
 
 
