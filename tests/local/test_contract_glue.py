@@ -33,7 +33,8 @@ ROLE = "arn:aws:iam::123456789012:role/glue-role"
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
+def glue_endpoint() -> Iterator[str]:
+    """The endpoint of a local cloud of this module's own, whose Glue minute lasts two seconds (job timeouts)."""
     from etl_localcloud import down, up
 
     old = os.environ.get("ETL_KIT_GLUE_TIMEOUT_MINUTE_SECONDS")
@@ -60,21 +61,22 @@ def _client(endpoint: str, service: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def aws(endpoint: str) -> dict[str, Any]:
-    return {s: _client(endpoint, s) for s in ("s3", "glue", "logs", "events", "sqs")}
+def clients(glue_endpoint: str) -> dict[str, Any]:
+    """Plain boto3 clients against ``glue_endpoint``, by service name."""
+    return {s: _client(glue_endpoint, s) for s in ("s3", "glue", "logs", "events", "sqs")}
 
 
 @pytest.fixture()
-def bucket(aws: dict[str, Any]) -> str:
+def bucket(clients: dict[str, Any]) -> str:
     name = f"glue-test-{uuid.uuid4().hex[:10]}"
-    aws["s3"].create_bucket(Bucket=name)
+    clients["s3"].create_bucket(Bucket=name)
     return name
 
 
 @pytest.fixture()
-def database(aws: dict[str, Any]) -> str:
+def database(clients: dict[str, Any]) -> str:
     name = f"db_{uuid.uuid4().hex[:8]}"
-    aws["glue"].create_database(DatabaseInput={"Name": name})
+    clients["glue"].create_database(DatabaseInput={"Name": name})
     return name
 
 
@@ -102,12 +104,12 @@ def job_run(glue: Any, job: str, run_id: str, timeout: float = 30.0) -> dict[str
     return wait_for(done, timeout)
 
 
-def make_job(aws: dict[str, Any], bucket: str, name: str, script: str, **kw: Any) -> str:
+def make_job(clients: dict[str, Any], bucket: str, name: str, script: str, **kw: Any) -> str:
     key = f"scripts/{name}.py"
-    aws["s3"].put_object(Bucket=bucket, Key=key, Body=script.encode())
-    aws["glue"].create_job(Name=name, Role=ROLE, MaxCapacity=kw.pop("MaxCapacity", 0.0625),
-                           Command={"Name": "pythonshell", "ScriptLocation": f"s3://{bucket}/{key}",
-                                    "PythonVersion": "3.9"}, **kw)
+    clients["s3"].put_object(Bucket=bucket, Key=key, Body=script.encode())
+    clients["glue"].create_job(Name=name, Role=ROLE, MaxCapacity=kw.pop("MaxCapacity", 0.0625),
+                               Command={"Name": "pythonshell", "ScriptLocation": f"s3://{bucket}/{key}",
+                                        "PythonVersion": "3.9"}, **kw)
     return name
 
 
@@ -120,8 +122,8 @@ SALES_CSV = (
 
 
 # -- crawlers ------------------------------------------------------------------------------------
-def test_crawler_over_csv_makes_the_right_table(aws: dict[str, Any], bucket: str, database: str) -> None:
-    glue, s3 = aws["glue"], aws["s3"]
+def test_crawler_over_csv_makes_the_right_table(clients: dict[str, Any], bucket: str, database: str) -> None:
+    glue, s3 = clients["glue"], clients["s3"]
     for i in range(3):
         s3.put_object(Bucket=bucket, Key=f"input/sales-{i}.csv", Body=SALES_CSV.encode())
     s3.put_object(Bucket=bucket, Key="input/_SUCCESS", Body=b"")
@@ -152,19 +154,19 @@ def test_crawler_over_csv_makes_the_right_table(aws: dict[str, Any], bucket: str
     assert t["TableType"] == "EXTERNAL_TABLE"
     crawls = glue.list_crawls(CrawlerName=f"csv-{bucket}")["Crawls"]
     assert crawls[0]["State"] == "COMPLETED"
-    logs = aws["logs"].get_log_events(logGroupName="/aws-glue/crawlers", logStreamName=f"csv-{bucket}")
+    logs = clients["logs"].get_log_events(logGroupName="/aws-glue/crawlers", logStreamName=f"csv-{bucket}")
     assert any("Created table input" in e["message"] for e in logs["events"])
 
 
-def test_crawler_over_quoted_semicolon_gzip_csv(aws: dict[str, Any], bucket: str, database: str) -> None:
+def test_crawler_over_quoted_semicolon_gzip_csv(clients: dict[str, Any], bucket: str, database: str) -> None:
     import gzip
 
     body = gzip.compress(b'name;amount;note\n"Smith; J";12;"said ""hi"""\n"Doe";7;x\n')
-    aws["s3"].put_object(Bucket=bucket, Key="raw/people/p.csv.gz", Body=body)
-    aws["glue"].create_crawler(Name=f"gz-{bucket}", Role=ROLE, DatabaseName=database, TablePrefix="src_",
-                               Targets={"S3Targets": [{"Path": f"s3://{bucket}/raw/people"}]})
-    assert crawl(aws["glue"], f"gz-{bucket}")["LastCrawl"]["Status"] == "SUCCEEDED"
-    t = aws["glue"].get_table(DatabaseName=database, Name="src_people")["Table"]
+    clients["s3"].put_object(Bucket=bucket, Key="raw/people/p.csv.gz", Body=body)
+    clients["glue"].create_crawler(Name=f"gz-{bucket}", Role=ROLE, DatabaseName=database, TablePrefix="src_",
+                                   Targets={"S3Targets": [{"Path": f"s3://{bucket}/raw/people"}]})
+    assert crawl(clients["glue"], f"gz-{bucket}")["LastCrawl"]["Status"] == "SUCCEEDED"
+    t = clients["glue"].get_table(DatabaseName=database, Name="src_people")["Table"]
     sd = t["StorageDescriptor"]
     assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == [("name", "string"), ("amount", "bigint"),
                                                                ("note", "string")]
@@ -173,7 +175,7 @@ def test_crawler_over_quoted_semicolon_gzip_csv(aws: dict[str, Any], bucket: str
     assert t["Parameters"]["compressionType"] == "gzip"
 
 
-def test_crawler_over_parquet_makes_the_right_table(aws: dict[str, Any], bucket: str, database: str) -> None:
+def test_crawler_over_parquet_makes_the_right_table(clients: dict[str, Any], bucket: str, database: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -187,11 +189,11 @@ def test_crawler_over_parquet_makes_the_right_table(aws: dict[str, Any], bucket:
     for i in range(2):
         buf = io.BytesIO()
         pq.write_table(table, buf)
-        aws["s3"].put_object(Bucket=bucket, Key=f"output/part-{i}.parquet", Body=buf.getvalue())
-    aws["glue"].create_crawler(Name=f"pq-{bucket}", Role=ROLE, DatabaseName=database,
-                               Targets={"S3Targets": [{"Path": f"s3://{bucket}/output/"}]})
-    assert crawl(aws["glue"], f"pq-{bucket}")["LastCrawl"]["Status"] == "SUCCEEDED"
-    t = aws["glue"].get_table(DatabaseName=database, Name="output")["Table"]
+        clients["s3"].put_object(Bucket=bucket, Key=f"output/part-{i}.parquet", Body=buf.getvalue())
+    clients["glue"].create_crawler(Name=f"pq-{bucket}", Role=ROLE, DatabaseName=database,
+                                   Targets={"S3Targets": [{"Path": f"s3://{bucket}/output/"}]})
+    assert crawl(clients["glue"], f"pq-{bucket}")["LastCrawl"]["Status"] == "SUCCEEDED"
+    t = clients["glue"].get_table(DatabaseName=database, Name="output")["Table"]
     sd = t["StorageDescriptor"]
     assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == [
         ("order_id", "bigint"), ("total_revenue", "decimal(12,2)"), ("order_date", "date"),
@@ -203,8 +205,8 @@ def test_crawler_over_parquet_makes_the_right_table(aws: dict[str, Any], bucket:
     assert t["Parameters"]["recordCount"] == "6"
 
 
-def test_crawler_partitions_exclusions_and_empty_target(aws: dict[str, Any], bucket: str, database: str) -> None:
-    glue, s3 = aws["glue"], aws["s3"]
+def test_crawler_partitions_exclusions_and_empty_target(clients: dict[str, Any], bucket: str, database: str) -> None:
+    glue, s3 = clients["glue"], clients["s3"]
     for day in ("2024-01-01", "2024-01-02"):
         s3.put_object(Bucket=bucket, Key=f"events/day={day}/e.csv", Body=SALES_CSV.encode())
     s3.put_object(Bucket=bucket, Key="events/day=2024-01-03/skip.tmp", Body=b"junk,1\nx,2\n")
@@ -220,8 +222,8 @@ def test_crawler_partitions_exclusions_and_empty_target(aws: dict[str, Any], buc
     assert names == ["events"]  # the empty target made no table
 
 
-def test_crawler_schema_change_policy(aws: dict[str, Any], bucket: str, database: str) -> None:
-    glue, s3 = aws["glue"], aws["s3"]
+def test_crawler_schema_change_policy(clients: dict[str, Any], bucket: str, database: str) -> None:
+    glue, s3 = clients["glue"], clients["s3"]
     s3.put_object(Bucket=bucket, Key="data/a.csv", Body=b"id,name\n1,x\n2,y\n")
     name = f"policy-{bucket}"
     glue.create_crawler(Name=name, Role=ROLE, DatabaseName=database,
@@ -251,25 +253,25 @@ raise FileRejected("s3://b/input/x.csv: header lacks Order ID")
 """
 
 
-def test_failing_job_reports_its_error_and_logs(aws: dict[str, Any], bucket: str) -> None:
-    glue = aws["glue"]
-    job = make_job(aws, bucket, f"fail-{bucket}", FAILING)
+def test_failing_job_reports_its_error_and_logs(clients: dict[str, Any], bucket: str) -> None:
+    glue = clients["glue"]
+    job = make_job(clients, bucket, f"fail-{bucket}", FAILING)
     rid = glue.start_job_run(JobName=job, Arguments={"--source": "x"})["JobRunId"]
     r = job_run(glue, job, rid)
     assert r["JobRunState"] == "FAILED"
     assert r["ErrorMessage"] == "FileRejected: s3://b/input/x.csv: header lacks Order ID"
     assert r["Arguments"] == {"--source": "x"}
     assert r["CompletedOn"] >= r["StartedOn"]
-    out = aws["logs"].get_log_events(logGroupName="/aws-glue/python-jobs/output", logStreamName=rid)["events"]
-    err = aws["logs"].get_log_events(logGroupName="/aws-glue/python-jobs/error", logStreamName=rid)["events"]
+    out = clients["logs"].get_log_events(logGroupName="/aws-glue/python-jobs/output", logStreamName=rid)["events"]
+    err = clients["logs"].get_log_events(logGroupName="/aws-glue/python-jobs/error", logStreamName=rid)["events"]
     assert any("checking the file" in e["message"] for e in out)
     assert any("FileRejected" in e["message"] for e in err)
     assert glue.get_job_runs(JobName=job)["JobRuns"][0]["Id"] == rid
 
 
-def test_job_retries_then_fails(aws: dict[str, Any], bucket: str) -> None:
-    glue = aws["glue"]
-    job = make_job(aws, bucket, f"retry-{bucket}", "import sys\nsys.exit(3)\n", MaxRetries=1)
+def test_job_retries_then_fails(clients: dict[str, Any], bucket: str) -> None:
+    glue = clients["glue"]
+    job = make_job(clients, bucket, f"retry-{bucket}", "import sys\nsys.exit(3)\n", MaxRetries=1)
     rid = glue.start_job_run(JobName=job)["JobRunId"]
     wait_for(lambda: len(glue.get_job_runs(JobName=job)["JobRuns"]) == 2
              and all(r["JobRunState"] == "FAILED" for r in glue.get_job_runs(JobName=job)["JobRuns"]))
@@ -278,27 +280,27 @@ def test_job_retries_then_fails(aws: dict[str, Any], bucket: str) -> None:
     assert "exit code 3" in retry["ErrorMessage"]
 
 
-def test_hanging_job_times_out(aws: dict[str, Any], bucket: str) -> None:
-    glue = aws["glue"]
-    job = make_job(aws, bucket, f"hang-{bucket}", "import time\ntime.sleep(600)\n", Timeout=1)
+def test_hanging_job_times_out(clients: dict[str, Any], bucket: str) -> None:
+    glue = clients["glue"]
+    job = make_job(clients, bucket, f"hang-{bucket}", "import time\ntime.sleep(600)\n", Timeout=1)
     rid = glue.start_job_run(JobName=job)["JobRunId"]
     r = job_run(glue, job, rid, timeout=20)
     assert r["JobRunState"] == "TIMEOUT"
     assert "timed out" in r["ErrorMessage"]
 
 
-def test_memory_hungry_job_fails_with_memory_error(aws: dict[str, Any], bucket: str) -> None:
-    glue = aws["glue"]
-    job = make_job(aws, bucket, f"mem-{bucket}", "x = bytearray(4 * 1024 ** 3)\n")
+def test_memory_hungry_job_fails_with_memory_error(clients: dict[str, Any], bucket: str) -> None:
+    glue = clients["glue"]
+    job = make_job(clients, bucket, f"mem-{bucket}", "x = bytearray(4 * 1024 ** 3)\n")
     r = job_run(glue, job, glue.start_job_run(JobName=job)["JobRunId"])
     assert r["JobRunState"] == "FAILED"
     assert "MemoryError" in r["ErrorMessage"]
 
 
-def test_extra_py_files_and_additional_modules(aws: dict[str, Any], bucket: str) -> None:
+def test_extra_py_files_and_additional_modules(clients: dict[str, Any], bucket: str) -> None:
     import zipfile
 
-    glue, s3 = aws["glue"], aws["s3"]
+    glue, s3 = clients["glue"], clients["s3"]
     s3.put_object(Bucket=bucket, Key="libs/helper_one.py", Body=b"VALUE = 1\n")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -309,7 +311,7 @@ def test_extra_py_files_and_additional_modules(aws: dict[str, Any], bucket: str)
               "args = getResolvedOptions(sys.argv, ['JOB_NAME', 'flag'])\n"
               "assert helper_one.VALUE + helper_two.VALUE == 3 and args['flag'] == 'on', args\n")
     extra = f"s3://{bucket}/libs/helper_one.py,s3://{bucket}/libs/helpers.zip"
-    job = make_job(aws, bucket, f"extra-{bucket}", script,
+    job = make_job(clients, bucket, f"extra-{bucket}", script,
                    DefaultArguments={"--extra-py-files": extra, "--additional-python-modules": "boto3,pyarrow"})
     r = job_run(glue, job, glue.start_job_run(JobName=job, Arguments={"--flag": "on"})["JobRunId"])
     assert r["JobRunState"] == "SUCCEEDED", r.get("ErrorMessage")
@@ -320,18 +322,18 @@ def test_extra_py_files_and_additional_modules(aws: dict[str, Any], bucket: str)
     assert "no-such-pkg-xyz==1.0" in r["ErrorMessage"] and "additional-python-modules" in r["ErrorMessage"]
 
 
-def test_spark_jobs_are_refused_clearly(aws: dict[str, Any], bucket: str) -> None:
-    glue = aws["glue"]
-    aws["s3"].put_object(Bucket=bucket, Key="scripts/spark.py", Body=b"print(1)\n")
+def test_spark_jobs_are_refused_clearly(clients: dict[str, Any], bucket: str) -> None:
+    glue = clients["glue"]
+    clients["s3"].put_object(Bucket=bucket, Key="scripts/spark.py", Body=b"print(1)\n")
     glue.create_job(Name=f"spark-{bucket}", Role=ROLE, GlueVersion="4.0", WorkerType="G.1X", NumberOfWorkers=2,
                     Command={"Name": "glueetl", "ScriptLocation": f"s3://{bucket}/scripts/spark.py"})
     r = job_run(glue, f"spark-{bucket}", glue.start_job_run(JobName=f"spark-{bucket}")["JobRunId"])
     assert r["JobRunState"] == "FAILED" and "Python shell jobs only" in r["ErrorMessage"]
 
 
-def test_concurrency_limits_and_stop(aws: dict[str, Any], bucket: str) -> None:
-    glue = aws["glue"]
-    job = make_job(aws, bucket, f"slow-{bucket}", "import time\ntime.sleep(30)\n",
+def test_concurrency_limits_and_stop(clients: dict[str, Any], bucket: str) -> None:
+    glue = clients["glue"]
+    job = make_job(clients, bucket, f"slow-{bucket}", "import time\ntime.sleep(30)\n",
                    ExecutionProperty={"MaxConcurrentRuns": 1})
     rid = glue.start_job_run(JobName=job)["JobRunId"]
     with pytest.raises(ClientError) as err:
@@ -364,8 +366,8 @@ def _workflow(glue: Any, name: str, max_runs: int | None = None, props: dict[str
     return name
 
 
-def test_unknown_names_get_aws_error_codes(aws: dict[str, Any]) -> None:
-    glue = aws["glue"]
+def test_unknown_names_get_aws_error_codes(clients: dict[str, Any]) -> None:
+    glue = clients["glue"]
     calls = [
         lambda: glue.start_job_run(JobName="no-such-job"),
         lambda: glue.get_job_runs(JobName="no-such-job"),
@@ -411,17 +413,17 @@ boto3.client("s3").put_object(Bucket=args["bucket"], Key="marker/" + args["WORKF
 """
 
 
-def test_four_node_workflow_runs_in_order(aws: dict[str, Any], bucket: str, database: str) -> None:
-    glue, s3 = aws["glue"], aws["s3"]
+def test_four_node_workflow_runs_in_order(clients: dict[str, Any], bucket: str, database: str) -> None:
+    glue, s3 = clients["glue"], clients["s3"]
     s3.put_object(Bucket=bucket, Key="input/sales.csv", Body=SALES_CSV.encode())
     wf = _workflow(glue, f"wf-{bucket}", props={"stage": "default", "input_key": "input/other.csv"})
     c1, c2 = f"c1-{bucket}", f"c2-{bucket}"
     for name, path in ((c1, "input/"), (c2, "output/")):
         glue.create_crawler(Name=name, Role=ROLE, DatabaseName=database,
                             Targets={"S3Targets": [{"Path": f"s3://{bucket}/{path}"}]})
-    j1 = make_job(aws, bucket, f"j1-{bucket}", JOB1, DefaultArguments={"--bucket": bucket},
+    j1 = make_job(clients, bucket, f"j1-{bucket}", JOB1, DefaultArguments={"--bucket": bucket},
                   ExecutionProperty={"MaxConcurrentRuns": 5})
-    j2 = make_job(aws, bucket, f"j2-{bucket}", JOB2, DefaultArguments={"--bucket": bucket})
+    j2 = make_job(clients, bucket, f"j2-{bucket}", JOB2, DefaultArguments={"--bucket": bucket})
     glue.create_trigger(Name=f"t0-{bucket}", WorkflowName=wf, Type="ON_DEMAND", Actions=[{"CrawlerName": c1}])
     chain = [({"CrawlerName": c1, "CrawlState": "SUCCEEDED"}, {"JobName": j1}),
              ({"JobName": j1, "State": "SUCCEEDED"}, {"CrawlerName": c2}),
@@ -467,12 +469,12 @@ def test_four_node_workflow_runs_in_order(aws: dict[str, Any], bucket: str, data
     assert glue.get_workflow_runs(Name=wf)["Runs"][0]["WorkflowRunId"] == run_id
 
 
-def test_failed_node_takes_the_failure_branch(aws: dict[str, Any], bucket: str) -> None:
-    glue = aws["glue"]
+def test_failed_node_takes_the_failure_branch(clients: dict[str, Any], bucket: str) -> None:
+    glue = clients["glue"]
     wf = _workflow(glue, f"wf-fail-{bucket}")
-    bad = make_job(aws, bucket, f"bad-{bucket}", "raise RuntimeError('nope')\n")
-    cleanup = make_job(aws, bucket, f"cleanup-{bucket}", "print('cleaning')\n")
-    never = make_job(aws, bucket, f"never-{bucket}", "print('should not run')\n")
+    bad = make_job(clients, bucket, f"bad-{bucket}", "raise RuntimeError('nope')\n")
+    cleanup = make_job(clients, bucket, f"cleanup-{bucket}", "print('cleaning')\n")
+    never = make_job(clients, bucket, f"never-{bucket}", "print('should not run')\n")
     glue.create_trigger(Name=f"fs-{bucket}", WorkflowName=wf, Type="ON_DEMAND", Actions=[{"JobName": bad}])
     for name, state, job in ((f"ff-{bucket}", "FAILED", cleanup), (f"fo-{bucket}", "SUCCEEDED", never)):
         glue.create_trigger(Name=name, WorkflowName=wf, Type="CONDITIONAL", StartOnCreation=True,
@@ -487,12 +489,12 @@ def test_failed_node_takes_the_failure_branch(aws: dict[str, Any], bucket: str) 
     assert glue.get_job_runs(JobName=never)["JobRuns"] == []
 
 
-def test_state_change_events_reach_sqs_through_a_rule(aws: dict[str, Any], bucket: str, database: str) -> None:
-    glue, sqs, events = aws["glue"], aws["sqs"], aws["events"]
+def test_state_change_events_reach_sqs_through_a_rule(clients: dict[str, Any], bucket: str, database: str) -> None:
+    glue, sqs, events = clients["glue"], clients["sqs"], clients["events"]
     url = sqs.create_queue(QueueName=f"glue-events-{bucket}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    job = make_job(aws, bucket, f"ev-{bucket}", "print('ok')\n")
-    bad = make_job(aws, bucket, f"evbad-{bucket}", "raise KeyError('order_id')\n")
+    job = make_job(clients, bucket, f"ev-{bucket}", "print('ok')\n")
+    bad = make_job(clients, bucket, f"evbad-{bucket}", "raise KeyError('order_id')\n")
     crawler = f"evc-{bucket}"
     glue.create_crawler(Name=crawler, Role=ROLE, DatabaseName=database,
                         Targets={"S3Targets": [{"Path": f"s3://{bucket}/none/"}]})
@@ -528,10 +530,10 @@ def test_state_change_events_reach_sqs_through_a_rule(aws: dict[str, Any], bucke
     assert done["tablesCreated"] == "0" and done["message"] == "Crawler Succeeded" and "completionDate" in done
 
 
-def test_many_workflow_runs_at_once_all_complete(aws: dict[str, Any], bucket: str) -> None:
-    glue = aws["glue"]
+def test_many_workflow_runs_at_once_all_complete(clients: dict[str, Any], bucket: str) -> None:
+    glue = clients["glue"]
     wf = _workflow(glue, f"wf-many-{bucket}")
-    job = make_job(aws, bucket, f"tiny-{bucket}", "pass\n", ExecutionProperty={"MaxConcurrentRuns": 200})
+    job = make_job(clients, bucket, f"tiny-{bucket}", "pass\n", ExecutionProperty={"MaxConcurrentRuns": 200})
     glue.create_trigger(Name=f"tiny-start-{bucket}", WorkflowName=wf, Type="ON_DEMAND", Actions=[{"JobName": job}])
     ids = [glue.start_workflow_run(Name=wf)["RunId"] for _ in range(100)]
 

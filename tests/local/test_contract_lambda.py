@@ -6,6 +6,7 @@ import io
 import json
 import time
 import zipfile
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -187,14 +188,35 @@ def _count(sqs, url: str) -> int:  # type: ignore[no-untyped-def]
     return sum(int(v) for v in a["Attributes"].values())
 
 
+@dataclass(frozen=True)
+class RecorderQueues:
+    """The queues around an SQS_RECORDER function: its source queue, its dead-letter queue, where it records."""
+
+    url: str
+    arn: str
+    dlq_url: str
+    seen_url: str
+
+
+def _recorder_with_queues(boto, prefix: str, **env: str) -> RecorderQueues:  # type: ignore[no-untyped-def]
+    """Queues ``{prefix}-seen``, ``{prefix}-dlq`` and ``{prefix}-src`` (redriven to the DLQ after 2 receives), and
+    the SQS_RECORDER function ``{prefix}-fn`` recording into ``-seen``, with ``env`` added to its environment.
+
+    10 s function timeout and visibility: a loaded machine must not time the function out (that fails the whole
+    batch, redelivering it)."""
+    sqs = boto("sqs")
+    seen_url, _ = _queue(sqs, f"{prefix}-seen")
+    dlq_url, dlq_arn = _queue(sqs, f"{prefix}-dlq")
+    url, arn = _queue(sqs, f"{prefix}-src", VisibilityTimeout="10",
+                      RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
+    _function(boto, f"{prefix}-fn", SQS_RECORDER, timeout=10, env={"SEEN": seen_url, **env})
+    return RecorderQueues(url, arn, dlq_url, seen_url)
+
+
 def test_sqs_mapping_deletes_successes_and_redrives_reported_failures(boto) -> None:
     sqs, lam = boto("sqs"), boto("lambda")
-    seen_url, _ = _queue(sqs, "esm-seen")
-    dlq_url, dlq_arn = _queue(sqs, "esm-dlq")
-    # 10 s: a loaded machine must not time the function out (that fails the whole batch, redelivering it)
-    url, arn = _queue(sqs, "esm-src", VisibilityTimeout="10",
-                      RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
-    _function(boto, "esm-fn", SQS_RECORDER, timeout=10, env={"SEEN": seen_url})
+    q = _recorder_with_queues(boto, "esm")
+    url, arn, dlq_url, seen_url = q.url, q.arn, q.dlq_url, q.seen_url
     esm = lam.create_event_source_mapping(FunctionName="esm-fn", EventSourceArn=arn, BatchSize=10,
                                           MaximumBatchingWindowInSeconds=1, FunctionResponseTypes=[
                                               "ReportBatchItemFailures"], ScalingConfig={"MaximumConcurrency": 2})
@@ -226,11 +248,8 @@ def test_sqs_mapping_deletes_successes_and_redrives_reported_failures(boto) -> N
 
 def test_sqs_mapping_function_error_fails_the_whole_batch_and_poison_reaches_the_dlq(boto) -> None:
     sqs, lam = boto("sqs"), boto("lambda")
-    seen_url, _ = _queue(sqs, "esm-crash-seen")
-    dlq_url, dlq_arn = _queue(sqs, "esm-crash-dlq")
-    url, arn = _queue(sqs, "esm-crash-src", VisibilityTimeout="10",
-                      RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
-    _function(boto, "esm-crash-fn", SQS_RECORDER, timeout=10, env={"SEEN": seen_url, "CRASH": "1"})
+    q = _recorder_with_queues(boto, "esm-crash", CRASH="1")
+    url, arn, dlq_url, seen_url = q.url, q.arn, q.dlq_url, q.seen_url
     sqs.send_message(QueueUrl=url, MessageBody="ok-but-the-function-crashes")
     sqs.send_message(QueueUrl=url, MessageBody="not an event {")
     esm = lam.create_event_source_mapping(FunctionName="esm-crash-fn", EventSourceArn=arn, BatchSize=10,

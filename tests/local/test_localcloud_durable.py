@@ -68,7 +68,7 @@ def kit(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def pipeline() -> Iterator[Settings]:
+def own_pipeline() -> Iterator[Settings]:
     """A provisioned pipeline on a local cloud of its own (these tests kill it)."""
     from etl_kit.provision import apply_all
 
@@ -116,13 +116,13 @@ def _upload(settings: Settings, key: str, body: bytes) -> str:
     return str(s3.put_object(Bucket=settings.bucket_name(), Key=key, Body=body)["ETag"].strip('"'))
 
 
-def test_kill_9_of_the_daemon_loses_nothing_and_the_warehouse_agrees(pipeline: Settings, tmp_path: Path) -> None:
-    bucket = pipeline.bucket_name()
+def test_kill_9_of_the_daemon_loses_nothing_and_the_warehouse_agrees(own_pipeline: Settings, tmp_path: Path) -> None:
+    bucket = own_pipeline.bucket_name()
     good = [row(7_000_000 + i, units=str(i % 9 + 1), price="3.50", cost="1.25") for i in range(30)]
     bad = [row(7_000_100, units="many")]
     key = "input/durable/first.csv"
-    etag = _upload(pipeline, key, csv_bytes(good + bad))
-    first = outcome(pipeline, bucket, key, etag)
+    etag = _upload(own_pipeline, key, csv_bytes(good + bad))
+    first = outcome(own_pipeline, bucket, key, etag)
     assert first.state == "loaded", first
     # an input nobody loaded yet, and a multipart object (assembled on disk), acknowledged just before the kill
     pending_body = csv_bytes([row(7_000_200)])
@@ -130,42 +130,42 @@ def test_kill_9_of_the_daemon_loses_nothing_and_the_warehouse_agrees(pipeline: S
     (tmp_path / "big.bin").write_bytes(big)
     from boto3.s3.transfer import TransferConfig
 
-    client("s3", pipeline).upload_file(str(tmp_path / "big.bin"), bucket, "keep/big.bin",
-                                       Config=TransferConfig(multipart_threshold=5 * 1024 * 1024,
-                                                             multipart_chunksize=5 * 1024 * 1024))
+    client("s3", own_pipeline).upload_file(str(tmp_path / "big.bin"), bucket, "keep/big.bin",
+                                           Config=TransferConfig(multipart_threshold=5 * 1024 * 1024,
+                                                                 multipart_chunksize=5 * 1024 * 1024))
     # the control plane and the run history are saved within the debounce window: wait until they are
-    wait_for("the state snapshot to hold every change", lambda: health(pipeline)["providers"]["state"]["saved"])
-    before_cp = _control_plane(pipeline)
-    client("s3", pipeline).put_object(Bucket=bucket, Key="keep/not-an-input.txt", Body=pending_body)
-    before_objects = _objects(pipeline)
-    ledger_before = ledger_rows(pipeline, bucket, key)
-    rows_before = table_rows(pipeline, key)
+    wait_for("the state snapshot to hold every change", lambda: health(own_pipeline)["providers"]["state"]["saved"])
+    before_cp = _control_plane(own_pipeline)
+    client("s3", own_pipeline).put_object(Bucket=bucket, Key="keep/not-an-input.txt", Body=pending_body)
+    before_objects = _objects(own_pipeline)
+    ledger_before = ledger_rows(own_pipeline, bucket, key)
+    rows_before = table_rows(own_pipeline, key)
     assert any(k.startswith(f"{bucket}/output/") for k in before_objects)
     assert any("quarantine" in k for k in before_objects), sorted(before_objects)
 
-    kill_daemon(pipeline)
-    st = kit(pipeline, "status")
+    kill_daemon(own_pipeline)
+    st = kit(own_pipeline, "status")
     assert st.returncode == 3 and "not running" in st.stdout
-    up = kit(pipeline, "up")
+    up = kit(own_pipeline, "up")
     assert up.returncode == 0, up.stderr
 
-    assert _objects(pipeline) == before_objects  # input, output, quarantine, reports, scripts, the multipart object
-    s3 = client("s3", pipeline)
+    assert _objects(own_pipeline) == before_objects  # input, output, quarantine, reports, scripts, the multipart object
+    s3 = client("s3", own_pipeline)
     assert hashlib.md5(s3.get_object(Bucket=bucket, Key="keep/big.bin")["Body"].read()).digest() == \
         hashlib.md5(big).digest()
     assert s3.get_object(Bucket=bucket, Key="keep/not-an-input.txt")["Body"].read() == pending_body
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == csv_bytes(good + bad)
-    assert _control_plane(pipeline) == before_cp  # catalog, workflow graph, run history, definitions
-    assert ledger_rows(pipeline, bucket, key) == ledger_before  # the warehouse agrees
-    assert table_rows(pipeline, key) == rows_before
+    assert _control_plane(own_pipeline) == before_cp  # catalog, workflow graph, run history, definitions
+    assert ledger_rows(own_pipeline, bucket, key) == ledger_before  # the warehouse agrees
+    assert table_rows(own_pipeline, key) == rows_before
 
     # and the restored pipeline runs: a new upload loads exactly once
     key2 = "input/durable/after-restart.csv"
-    etag2 = _upload(pipeline, key2, csv_bytes([row(7_000_300 + i) for i in range(5)]))
-    second = outcome(pipeline, bucket, key2, etag2)
+    etag2 = _upload(own_pipeline, key2, csv_bytes([row(7_000_300 + i) for i in range(5)]))
+    second = outcome(own_pipeline, bucket, key2, etag2)
     assert second.state == "loaded", second
-    assert len(table_rows(pipeline, key2)) == 5
-    assert len(table_rows(pipeline, key)) == len(rows_before)
+    assert len(table_rows(own_pipeline, key2)) == 5
+    assert len(table_rows(own_pipeline, key)) == len(rows_before)
 
 
 def _sleeping_job(settings: Settings, name: str) -> None:
@@ -195,34 +195,34 @@ def _run_state(settings: Settings, job: str, run_id: str) -> dict[str, Any]:
     return dict(client("glue", settings).get_job_run(JobName=job, RunId=run_id)["JobRun"])
 
 
-def test_a_killed_job_script_ends_its_run_failed_with_the_signal(pipeline: Settings) -> None:
-    _sleeping_job(pipeline, "durable-sleeper")
-    run_id = client("glue", pipeline).start_job_run(JobName="durable-sleeper")["JobRunId"]
+def test_a_killed_job_script_ends_its_run_failed_with_the_signal(own_pipeline: Settings) -> None:
+    _sleeping_job(own_pipeline, "durable-sleeper")
+    run_id = client("glue", own_pipeline).start_job_run(JobName="durable-sleeper")["JobRunId"]
     pid = wait_for("the job script to run", lambda: _script_pid(run_id))
     os.kill(pid, signal.SIGKILL)
-    final = wait_for("the run to end", lambda: (r := _run_state(pipeline, "durable-sleeper", run_id))
+    final = wait_for("the run to end", lambda: (r := _run_state(own_pipeline, "durable-sleeper", run_id))
                      ["JobRunState"] not in ("STARTING", "RUNNING") and r)
     assert final["JobRunState"] == "FAILED"
     assert "killed by SIGKILL" in final["ErrorMessage"]
 
 
-def test_runs_in_flight_when_the_daemon_dies_end_failed_as_interrupted(pipeline: Settings) -> None:
-    _sleeping_job(pipeline, "durable-sleeper-2")
-    sqs = client("sqs", pipeline)
+def test_runs_in_flight_when_the_daemon_dies_end_failed_as_interrupted(own_pipeline: Settings) -> None:
+    _sleeping_job(own_pipeline, "durable-sleeper-2")
+    sqs = client("sqs", own_pipeline)
     qurl = sqs.create_queue(QueueName="durable-sleeper-events")["QueueUrl"]
     qarn = sqs.get_queue_attributes(QueueUrl=qurl, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events = client("events", pipeline)
+    events = client("events", own_pipeline)
     pattern = {"source": ["aws.glue"], "detail-type": ["Glue Job State Change"],
                "detail": {"jobName": ["durable-sleeper-2"]}}
     events.put_rule(Name="durable-sleeper-rule", EventPattern=json.dumps(pattern))
     events.put_targets(Rule="durable-sleeper-rule", Targets=[{"Id": "q", "Arn": qarn}])
-    run_id = client("glue", pipeline).start_job_run(JobName="durable-sleeper-2")["JobRunId"]
+    run_id = client("glue", own_pipeline).start_job_run(JobName="durable-sleeper-2")["JobRunId"]
     pid = wait_for("the job script to run", lambda: _script_pid(run_id))
-    wait_for("the running state to be saved", lambda: health(pipeline)["providers"]["state"]["saved"]
-             and _run_state(pipeline, "durable-sleeper-2", run_id)["JobRunState"] == "RUNNING")
-    kill_daemon(pipeline)
-    localcloud.up(pipeline)
-    run = _run_state(pipeline, "durable-sleeper-2", run_id)
+    wait_for("the running state to be saved", lambda: health(own_pipeline)["providers"]["state"]["saved"]
+             and _run_state(own_pipeline, "durable-sleeper-2", run_id)["JobRunState"] == "RUNNING")
+    kill_daemon(own_pipeline)
+    localcloud.up(own_pipeline)
+    run = _run_state(own_pipeline, "durable-sleeper-2", run_id)
     assert run["JobRunState"] == "FAILED" and run["ErrorMessage"] == INTERRUPTED
     wait_for("the orphaned script to be stopped", lambda: not pid_alive(pid))
     # the failure is announced like any other run's (a "Glue Job State Change" event on the default bus)
@@ -233,18 +233,18 @@ def test_runs_in_flight_when_the_daemon_dies_end_failed_as_interrupted(pipeline:
     wait_for("the FAILED notification of the interrupted run", announced, timeout=30)
 
 
-def test_after_postgres_is_killed_and_restarted_a_new_upload_loads(pipeline: Settings) -> None:
-    bucket = pipeline.bucket_name()
-    before = health(pipeline)["providers"]["postgres"]
+def test_after_postgres_is_killed_and_restarted_a_new_upload_loads(own_pipeline: Settings) -> None:
+    bucket = own_pipeline.bucket_name()
+    before = health(own_pipeline)["providers"]["postgres"]
     os.kill(before["pid"], signal.SIGKILL)
-    wait_for("the watchdog's restart", lambda: (p := health(pipeline)["providers"]["postgres"])["restarts"]
+    wait_for("the watchdog's restart", lambda: (p := health(own_pipeline)["providers"]["postgres"])["restarts"]
              == before["restarts"] + 1 and p["ok"])
     key = "input/durable/after-pg-restart.csv"
-    etag = _upload(pipeline, key, csv_bytes([row(7_000_400 + i) for i in range(7)]))
-    out = outcome(pipeline, bucket, key, etag)
+    etag = _upload(own_pipeline, key, csv_bytes([row(7_000_400 + i) for i in range(7)]))
+    out = outcome(own_pipeline, bucket, key, etag)
     assert out.state == "loaded", out
-    assert len(table_rows(pipeline, key)) == 7
-    assert [r["state"] for r in ledger_rows(pipeline, bucket, key)] == ["loaded"]
+    assert len(table_rows(own_pipeline, key)) == 7
+    assert [r["state"] for r in ledger_rows(own_pipeline, bucket, key)] == ["loaded"]
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -22,10 +21,13 @@ from etl_runtime import job2
 from etl_runtime.contract import compile_contract
 from etl_runtime.loadsql import LedgerEntry, LoadSpec
 from etl_runtime.values import LoadTarget, SourceObject, Warehouse, WorkflowRun
+from tests.local._data_api import Target, run_statement
+from tests.local._data_api import rows as data_api_rows
 
 pytestmark = pytest.mark.local
 
 NS, WG, DB = "sec-ns", "sec-wg", "dev"
+TARGET = Target(WG, DB)
 
 HOSTILE_KEYS = [
     "input/it's.csv",
@@ -52,23 +54,11 @@ def admin(module_boto: Callable[[str], Any]) -> dict[str, Any]:
 
 
 def run(module_boto: Callable[[str], Any], sql: str | list[str], **kw: Any) -> dict[str, Any]:
-    rd = module_boto("redshift-data")
-    kw = {"WorkgroupName": WG, "Database": DB, **kw}
-    r = rd.batch_execute_statement(Sqls=sql, **kw) if isinstance(sql, list) else rd.execute_statement(Sql=sql, **kw)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        d = rd.describe_statement(Id=r["Id"])
-        if d["Status"] in ("FINISHED", "FAILED", "ABORTED"):
-            return dict(d)
-        time.sleep(0.05)
-    raise AssertionError(f"statement {r['Id']} did not end")
+    return run_statement(module_boto("redshift-data"), TARGET, sql, timeout=120, **kw)
 
 
 def rows(module_boto: Callable[[str], Any], sql: str, **kw: Any) -> list[list[Any]]:
-    d = run(module_boto, sql, **kw)
-    assert d["Status"] == "FINISHED", d.get("Error")
-    res = module_boto("redshift-data").get_statement_result(Id=d["Id"])
-    return [[next(iter(f.values())) if "isNull" not in f else None for f in r] for r in res["Records"]]
+    return data_api_rows(module_boto("redshift-data"), TARGET, sql, timeout=120, **kw)
 
 
 def _admin_conn(admin: dict[str, Any]) -> psycopg.Connection[Any]:

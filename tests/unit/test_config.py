@@ -44,21 +44,22 @@ def test_bucket_suffix_supports_account_and_region() -> None:
         load_settings(None, name_suffix="-{acct}")
 
 
-def test_unknown_key_names_the_key_and_the_file(tmp_path: Path) -> None:
+def _refusal(tmp_path: Path, params: str) -> tuple[Path, str]:
+    """Write ``params`` to a params file; return the file and the message of the ConfigError loading it raises."""
     p = tmp_path / "p.yaml"
-    p.write_text("target: local\nbuckett: x\n")
+    p.write_text(params)
     with pytest.raises(ConfigError) as exc:
         load_settings(p)
-    msg = str(exc.value)
+    return p, str(exc.value)
+
+
+def test_unknown_key_names_the_key_and_the_file(tmp_path: Path) -> None:
+    p, msg = _refusal(tmp_path, "target: local\nbuckett: x\n")
     assert "'buckett'" in msg and str(p) in msg and "bucket" in msg
 
 
 def test_bad_value_names_the_key_and_expected_form(tmp_path: Path) -> None:
-    p = tmp_path / "p.yaml"
-    p.write_text("target: gcp\nlocal_port: 80\ninput_prefix: input\n")
-    with pytest.raises(ConfigError) as exc:
-        load_settings(p)
-    msg = str(exc.value)
+    _, msg = _refusal(tmp_path, "target: gcp\nlocal_port: 80\ninput_prefix: input\n")
     assert "'target'" in msg and "'local'" in msg and "'aws'" in msg
     assert "'local_port'" in msg and "1024" in msg
     assert "'input_prefix'" in msg and "must end with '/'" in msg

@@ -145,15 +145,6 @@ def test_over_long_line_inside_a_quoted_field_rejects_the_file(engine: str) -> N
     assert exc.reason == "line_too_long" and "quoted" in str(exc)
 
 
-@pytest.fixture(params=["arrow", "python"])
-def engine(request: pytest.FixtureRequest) -> str:
-    from etl_runtime.csvread import arrow_supports_handler
-
-    if request.param == "arrow" and not arrow_supports_handler():
-        pytest.skip("pyarrow without invalid_row_handler")
-    return str(request.param)
-
-
 def test_utf16_without_bom_and_a_wrong_encoding_say_what_to_declare(engine: str) -> None:
     text = lines(HEADER, row(1), row(2))
     exc = rejected(text.encode("utf-16-le"), engine, dict(SEED_CONTRACT, encoding="auto"))

@@ -94,7 +94,7 @@ class FakeSns:
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Any:
+def mocked_s3(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("WORKFLOW_NAME", "wf")
     monkeypatch.setenv("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t")
@@ -105,48 +105,50 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Any:
         yield c
 
 
-def test_handler_starts_once_then_dedupes(s3: Any) -> None:
-    etag = put(s3, "input/my file.csv", b"a,b\n1,2\n")
+def test_handler_starts_once_then_dedupes(mocked_s3: Any) -> None:
+    etag = put(mocked_s3, "input/my file.csv", b"a,b\n1,2\n")
     glue, sns = FakeGlue(), FakeSns()
     ev = eb_event("input/my+file.csv", etag=etag)  # EventBridge raw key; object exists under the decoded key
-    res = lh.handler(ev, None, s3=s3, glue=glue, sns=sns)
+    res = lh.handler(ev, None, s3=mocked_s3, glue=glue, sns=sns)
     assert res["status"] == "started" and res["run_id"] == "wr_1" and res["key"] == "input/my file.csv"
     props = glue.calls[0]["RunProperties"]
     assert props["source_key"] == "input/my file.csv" and props["source_bucket"] == "bkt"
     assert all(isinstance(v, str) for v in props.values())
-    claim = json.loads(s3.get_object(Bucket="bkt", Key=props["claim_key"])["Body"].read())
+    claim = json.loads(mocked_s3.get_object(Bucket="bkt", Key=props["claim_key"])["Body"].read())
     assert claim["run_id"] == "wr_1"
-    again = lh.handler(ev, None, s3=s3, glue=glue, sns=sns)
+    again = lh.handler(ev, None, s3=mocked_s3, glue=glue, sns=sns)
     assert again["status"] == "skipped" and again["reason"] == "duplicate" and again["run_id"] == "wr_1"
     assert len(glue.calls) == 1
     assert [m["Subject"].split(":")[1].split()[0] for m in sns.messages] == ["started", "skipped"]
 
 
-def test_handler_skips_outside_input_and_missing(s3: Any) -> None:
+def test_handler_skips_outside_input_and_missing(mocked_s3: Any) -> None:
     glue, sns = FakeGlue(), FakeSns()
-    assert lh.handler(eb_event("output/x/part-0000.parquet"), None, s3=s3, glue=glue, sns=sns)["status"] == "skipped"
-    res = lh.handler(eb_event("input/gone.csv"), None, s3=s3, glue=glue, sns=sns)
+    assert lh.handler(eb_event("output/x/part-0000.parquet"), None, s3=mocked_s3, glue=glue,
+                      sns=sns)["status"] == "skipped"
+    res = lh.handler(eb_event("input/gone.csv"), None, s3=mocked_s3, glue=glue, sns=sns)
     assert res["status"] == "skipped" and "no longer exists" in res["reason"]
-    s3.put_object(Bucket="bkt", Key="input/zero.csv", Body=b"")
-    assert "zero-byte" in lh.handler(eb_event("input/zero.csv", size=0), None, s3=s3, glue=glue, sns=sns)["reason"]
+    mocked_s3.put_object(Bucket="bkt", Key="input/zero.csv", Body=b"")
+    assert "zero-byte" in lh.handler(eb_event("input/zero.csv", size=0), None, s3=mocked_s3, glue=glue,
+                                     sns=sns)["reason"]
     assert glue.calls == []
 
 
-def test_direct_event_that_cannot_start_raises_and_releases_the_claim(s3: Any) -> None:
+def test_direct_event_that_cannot_start_raises_and_releases_the_claim(mocked_s3: Any) -> None:
     from botocore.exceptions import ClientError
 
-    etag = put(s3, "input/b.csv", b"y")
+    etag = put(mocked_s3, "input/b.csv", b"y")
     glue, sns = FakeGlue(refuse=1), FakeSns()
     with pytest.raises(ClientError, match="ConcurrentRunsExceeded"):
-        lh.handler(s3_event("input/b.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)
+        lh.handler(s3_event("input/b.csv", etag=etag), None, s3=mocked_s3, glue=glue, sns=sns)
     assert len(glue.calls) == 1  # one attempt: the function never sleeps waiting for a slot
     assert sns.messages == []  # waiting for a run slot is not a failure worth a notice
     # the claim was released: a redelivery can start the run
-    assert lh.handler(s3_event("input/b.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)["status"] == "started"
+    assert lh.handler(s3_event("input/b.csv", etag=etag), None, s3=mocked_s3, glue=glue, sns=sns)["status"] == "started"
 
     # an event for a version that has since been overwritten is skipped: the newer version's event runs it
-    new = put(s3, "input/b.csv", b"z")
-    res = lh.handler(s3_event("input/b.csv", etag="0" * 32), None, s3=s3, glue=FakeGlue(), sns=sns)
+    new = put(mocked_s3, "input/b.csv", b"z")
+    res = lh.handler(s3_event("input/b.csv", etag="0" * 32), None, s3=mocked_s3, glue=FakeGlue(), sns=sns)
     assert res["status"] == "skipped" and res["reason"].startswith("superseded") and new in res["reason"]
 
 
@@ -177,85 +179,89 @@ def test_run_verdict(run: dict[str, Any] | None, verdict: str) -> None:
     assert lh.run_verdict(run) == verdict
 
 
-def test_a_failed_run_is_retried_by_the_next_delivery_once(s3: Any) -> None:
-    etag = put(s3, "input/f.csv", b"a\n1\n")
+def test_a_failed_run_is_retried_by_the_next_delivery_once(mocked_s3: Any) -> None:
+    etag = put(mocked_s3, "input/f.csv", b"a\n1\n")
     glue, sns = FakeGlue(), FakeSns()
-    first = lh.handler(eb_event("input/f.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)
+    first = lh.handler(eb_event("input/f.csv", etag=etag), None, s3=mocked_s3, glue=glue, sns=sns)
     assert first["status"] == "started" and first["attempt"] == 1
     # while attempt 1 runs, the same bytes again are a duplicate
-    assert lh.handler(eb_event("input/f.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)["reason"] == "duplicate"
+    assert lh.handler(eb_event("input/f.csv", etag=etag), None, s3=mocked_s3, glue=glue,
+                      sns=sns)["reason"] == "duplicate"
     _failed(glue, first["run_id"])
-    second = lh.handler(eb_event("input/f.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)
+    second = lh.handler(eb_event("input/f.csv", etag=etag), None, s3=mocked_s3, glue=glue, sns=sns)
     assert second["status"] == "started" and second["attempt"] == 2 and second["run_id"] != first["run_id"]
     props = glue.calls[-1]["RunProperties"]
     assert props["claim_attempt"] == "2" and props["claim_key"].endswith("/2.json")
     # attempt 2 is running: a third delivery is a duplicate naming attempt 2's run
-    third = lh.handler(eb_event("input/f.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)
+    third = lh.handler(eb_event("input/f.csv", etag=etag), None, s3=mocked_s3, glue=glue, sns=sns)
     assert third["status"] == "skipped" and third["run_id"] == second["run_id"]
     assert len(glue.calls) == 2
     # both claims are kept: the history of attempts
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="bkt", Prefix="_etl_kit/claims/")["Contents"]]
+    keys = [o["Key"] for o in mocked_s3.list_objects_v2(Bucket="bkt", Prefix="_etl_kit/claims/")["Contents"]]
     assert sorted(k.rsplit("/", 1)[1] for k in keys) == ["1.json", "2.json"]
 
 
-def test_rejected_and_loaded_attempts_stay_duplicates_unless_replayed(s3: Any) -> None:
-    etag = put(s3, "input/r.csv", b"a\n1\n")
+def test_rejected_and_loaded_attempts_stay_duplicates_unless_replayed(mocked_s3: Any) -> None:
+    etag = put(mocked_s3, "input/r.csv", b"a\n1\n")
     glue, sns = FakeGlue(), FakeSns()
-    run1 = lh.handler(eb_event("input/r.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)["run_id"]
+    run1 = lh.handler(eb_event("input/r.csv", etag=etag), None, s3=mocked_s3, glue=glue, sns=sns)["run_id"]
     glue.runs[run1] = {"Status": "COMPLETED", "Statistics": {"FailedActions": 1},
                        "WorkflowRunProperties": {"job1_state": "rejected"}}
-    assert lh.handler(eb_event("input/r.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)["reason"] == "duplicate"
-    replayed = lh.handler(replay_event("input/r.csv", etag), None, s3=s3, glue=glue, sns=sns)
+    assert lh.handler(eb_event("input/r.csv", etag=etag), None, s3=mocked_s3, glue=glue,
+                      sns=sns)["reason"] == "duplicate"
+    replayed = lh.handler(replay_event("input/r.csv", etag), None, s3=mocked_s3, glue=glue, sns=sns)
     assert replayed["status"] == "started" and replayed["attempt"] == 2
     assert glue.calls[-1]["RunProperties"]["delivery"] == "replay"
     glue.runs[replayed["run_id"]] = {"Status": "COMPLETED", "Statistics": {"SucceededActions": 4}}
     # a succeeded attempt: a duplicate for an event and for a replay; only a forced replay runs it again
-    assert lh.handler(eb_event("input/r.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)["status"] == "skipped"
-    assert lh.handler(replay_event("input/r.csv", etag), None, s3=s3, glue=glue, sns=sns)["status"] == "skipped"
-    forced = lh.handler(replay_event("input/r.csv", etag, force=True), None, s3=s3, glue=glue, sns=sns)
+    assert lh.handler(eb_event("input/r.csv", etag=etag), None, s3=mocked_s3, glue=glue, sns=sns)["status"] == "skipped"
+    assert lh.handler(replay_event("input/r.csv", etag), None, s3=mocked_s3, glue=glue, sns=sns)["status"] == "skipped"
+    forced = lh.handler(replay_event("input/r.csv", etag, force=True), None, s3=mocked_s3, glue=glue, sns=sns)
     assert forced["status"] == "started" and forced["attempt"] == 3
     assert len(glue.calls) == 3
 
 
-def test_a_claim_never_started_is_taken_over_after_its_lease(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    etag = put(s3, "input/l.csv", b"a\n1\n")
+def test_a_claim_never_started_is_taken_over_after_its_lease(mocked_s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    etag = put(mocked_s3, "input/l.csv", b"a\n1\n")
     ck = lh.claim_key("bkt", "input/l.csv", etag, attempt=1)
     # a Lambda that claimed, then died before StartWorkflowRun returned
-    s3.put_object(Bucket="bkt", Key=ck, Body=json.dumps({"run_id": "", "claimed_at": "2020-01-01T00:00:00+00:00"}))
+    mocked_s3.put_object(Bucket="bkt", Key=ck,
+                         Body=json.dumps({"run_id": "", "claimed_at": "2020-01-01T00:00:00+00:00"}))
     glue = FakeGlue()
-    res = lh.handler(eb_event("input/l.csv", etag=etag), None, s3=s3, glue=glue, sns=FakeSns())
+    res = lh.handler(eb_event("input/l.csv", etag=etag), None, s3=mocked_s3, glue=glue, sns=FakeSns())
     assert res["status"] == "started" and res["attempt"] == 2
     # a fresh claim without a run id is a start in progress: a duplicate
-    etag2 = put(s3, "input/m.csv", b"a\n2\n")
+    etag2 = put(mocked_s3, "input/m.csv", b"a\n2\n")
     from datetime import datetime
 
-    s3.put_object(Bucket="bkt", Key=lh.claim_key("bkt", "input/m.csv", etag2, attempt=1),
-                  Body=json.dumps({"run_id": "", "claimed_at": datetime.now(UTC).isoformat()}))
-    assert lh.handler(eb_event("input/m.csv", etag=etag2), None, s3=s3, glue=glue, sns=FakeSns())["status"] == "skipped"
+    mocked_s3.put_object(Bucket="bkt", Key=lh.claim_key("bkt", "input/m.csv", etag2, attempt=1),
+                         Body=json.dumps({"run_id": "", "claimed_at": datetime.now(UTC).isoformat()}))
+    assert lh.handler(eb_event("input/m.csv", etag=etag2), None, s3=mocked_s3, glue=glue,
+                      sns=FakeSns())["status"] == "skipped"
     assert len(glue.calls) == 1
 
 
-def test_a_claim_from_before_attempts_counts_as_attempt_zero(s3: Any) -> None:
-    etag = put(s3, "input/old.csv", b"a\n1\n")
+def test_a_claim_from_before_attempts_counts_as_attempt_zero(mocked_s3: Any) -> None:
+    etag = put(mocked_s3, "input/old.csv", b"a\n1\n")
     legacy = lh.claim_key("bkt", "input/old.csv", etag)
-    s3.put_object(Bucket="bkt", Key=legacy, Body=json.dumps({"run_id": "wr_old", "claimed_at": "x"}))
+    mocked_s3.put_object(Bucket="bkt", Key=legacy, Body=json.dumps({"run_id": "wr_old", "claimed_at": "x"}))
     glue = FakeGlue()
     glue.runs["wr_old"] = {"Status": "COMPLETED", "Statistics": {"SucceededActions": 4}}
-    res = lh.handler(eb_event("input/old.csv", etag=etag), None, s3=s3, glue=glue, sns=FakeSns())
+    res = lh.handler(eb_event("input/old.csv", etag=etag), None, s3=mocked_s3, glue=glue, sns=FakeSns())
     assert res["status"] == "skipped" and res["run_id"] == "wr_old"
     _failed(glue, "wr_old")
-    res = lh.handler(eb_event("input/old.csv", etag=etag), None, s3=s3, glue=glue, sns=FakeSns())
+    res = lh.handler(eb_event("input/old.csv", etag=etag), None, s3=mocked_s3, glue=glue, sns=FakeSns())
     assert res["status"] == "started" and res["attempt"] == 1
 
 
-def test_a_run_glue_no_longer_knows_is_retried_only_on_replay(s3: Any) -> None:
-    etag = put(s3, "input/u.csv", b"a\n1\n")
-    s3.put_object(Bucket="bkt", Key=lh.claim_key("bkt", "input/u.csv", etag, attempt=1),
-                  Body=json.dumps({"run_id": "gone_run", "claimed_at": "x"}))
+def test_a_run_glue_no_longer_knows_is_retried_only_on_replay(mocked_s3: Any) -> None:
+    etag = put(mocked_s3, "input/u.csv", b"a\n1\n")
+    mocked_s3.put_object(Bucket="bkt", Key=lh.claim_key("bkt", "input/u.csv", etag, attempt=1),
+                         Body=json.dumps({"run_id": "gone_run", "claimed_at": "x"}))
     glue = FakeGlue()
-    res = lh.handler(eb_event("input/u.csv", etag=etag), None, s3=s3, glue=glue, sns=FakeSns())
+    res = lh.handler(eb_event("input/u.csv", etag=etag), None, s3=mocked_s3, glue=glue, sns=FakeSns())
     assert res["status"] == "skipped" and "unknown" in res["reason"]
-    res = lh.handler(replay_event("input/u.csv", etag), None, s3=s3, glue=glue, sns=FakeSns())
+    res = lh.handler(replay_event("input/u.csv", etag), None, s3=mocked_s3, glue=glue, sns=FakeSns())
     assert res["status"] == "started" and res["attempt"] == 2
 
 
@@ -276,7 +282,7 @@ class BusyGlue(FakeGlue):
 
 
 @pytest.fixture
-def queue(s3: Any) -> Any:
+def queue(mocked_s3: Any) -> Any:
     sqs = boto3.client("sqs", region_name="us-east-1")
     url = sqs.create_queue(QueueName="intake")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -308,22 +314,22 @@ def visible_bodies(queue: Any) -> list[str]:
         out += [m["Body"] for m in msgs]
 
 
-def test_sqs_batch_reports_waiting_and_poison_records_and_delays_the_waiting(s3: Any, queue: Any) -> None:
+def test_sqs_batch_reports_waiting_and_poison_records_and_delays_the_waiting(mocked_s3: Any, queue: Any) -> None:
     sqs = queue[0]
-    e_a, e_b, e_c = (put(s3, f"input/{k}.csv", b"a,b\n1,2\n" + k.encode()) for k in "abc")
-    s3.put_object(Bucket="bkt", Key="input/notes.txt", Body=b"x")
+    e_a, e_b, e_c = (put(mocked_s3, f"input/{k}.csv", b"a,b\n1,2\n" + k.encode()) for k in "abc")
+    mocked_s3.put_object(Bucket="bkt", Key="input/notes.txt", Body=b"x")
     bodies = [json.dumps(eb_event("input/a.csv", etag=e_a)), json.dumps(eb_event("input/a.csv", etag=e_a)),
               json.dumps(eb_event("input/notes.txt")), "not an event {", json.dumps(eb_event("input/b.csv", etag=e_b)),
               json.dumps(eb_event("input/c.csv", etag=e_c)), json.dumps({"Event": "s3:TestEvent"})]
     records = sqs_records(queue, bodies)
     glue, sns = BusyGlue(free=1), FakeSns()
-    res = lh.handler({"Records": records}, None, s3=s3, glue=glue, sns=sns, sqs=sqs)
+    res = lh.handler({"Records": records}, None, s3=mocked_s3, glue=glue, sns=sns, sqs=sqs)
 
     failed = [f["itemIdentifier"] for f in res["batchItemFailures"]]
     assert failed == [records[3]["messageId"], records[4]["messageId"], records[5]["messageId"]]
     # a started, its duplicate skipped, b refused (no slot), c not even tried once no slot was free
     assert [c["RunProperties"]["source_key"] for c in glue.calls] == ["input/a.csv", "input/b.csv"]
-    claims = [o["Key"] for o in s3.list_objects_v2(Bucket="bkt", Prefix="_etl_kit/claims/").get("Contents", [])]
+    claims = [o["Key"] for o in mocked_s3.list_objects_v2(Bucket="bkt", Prefix="_etl_kit/claims/").get("Contents", [])]
     assert claims == [lh.claim_key("bkt", "input/a.csv", e_a, attempt=1)]  # b's claim released, c never claimed
     assert not [m for m in sns.messages if "FAILED" in m["Subject"]]
     # successes stay for the event source mapping to delete; the poison comes back at once (towards the
@@ -331,18 +337,18 @@ def test_sqs_batch_reports_waiting_and_poison_records_and_delays_the_waiting(s3:
     assert visible_bodies(queue) == sorted(bodies[:4] + bodies[6:])
 
 
-def test_sqs_batch_unexpected_errors_fail_only_their_record(s3: Any, queue: Any) -> None:
-    e_a, e_b = (put(s3, f"input/{k}.csv", b"a,b\n1,2\n" + k.encode()) for k in "ab")
+def test_sqs_batch_unexpected_errors_fail_only_their_record(mocked_s3: Any, queue: Any) -> None:
+    e_a, e_b = (put(mocked_s3, f"input/{k}.csv", b"a,b\n1,2\n" + k.encode()) for k in "ab")
     records = sqs_records(queue, [json.dumps(eb_event(f"input/{k}.csv", etag=e)) for k, e in (("a", e_a), ("b", e_b))])
     glue, sns = BusyGlue(free=0, error="EntityNotFoundException"), FakeSns()
-    res = lh.handler({"Records": records}, None, s3=s3, glue=glue, sns=sns, sqs=queue[0])
+    res = lh.handler({"Records": records}, None, s3=mocked_s3, glue=glue, sns=sns, sqs=queue[0])
     assert [f["itemIdentifier"] for f in res["batchItemFailures"]] == [r["messageId"] for r in records]
     assert len(glue.calls) == 2  # not a busy signal: every record is tried
     assert [m["Subject"] for m in sns.messages] == ["etl-kit: FAILED to start wf"] * 2
     assert "intake DLQ" in sns.messages[0]["Message"]
-    assert s3.list_objects_v2(Bucket="bkt", Prefix="_etl_kit/claims/").get("KeyCount", 0) == 0
+    assert mocked_s3.list_objects_v2(Bucket="bkt", Prefix="_etl_kit/claims/").get("KeyCount", 0) == 0
     # once the workflow exists again, the same records start their runs and are not reported
-    res = lh.handler({"Records": sqs_records(queue, [r["body"] for r in records])}, None, s3=s3, glue=FakeGlue(),
+    res = lh.handler({"Records": sqs_records(queue, [r["body"] for r in records])}, None, s3=mocked_s3, glue=FakeGlue(),
                      sns=sns, sqs=queue[0])
     assert res == {"batchItemFailures": []}
 

@@ -106,12 +106,3 @@ def test_rules_are_validated_against_the_contract() -> None:
     # the params model refuses the same, naming the check
     with pytest.raises(ValueError, match="units_sold / 2"):
         DatasetContract.model_validate({**DEFAULT_CONTRACT, "checks": [{"name": "r", "expr": "units_sold / 2 = 1"}]})
-
-
-@pytest.fixture(params=["arrow", "python"])
-def engine(request: pytest.FixtureRequest) -> str:
-    from etl_runtime.csvread import arrow_supports_handler
-
-    if request.param == "arrow" and not arrow_supports_handler():
-        pytest.skip("pyarrow without invalid_row_handler")
-    return str(request.param)

@@ -27,7 +27,7 @@ CSV = (b"Region,Country,Item Type,Sales Channel,Order Priority,Order Date,Order 
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
@@ -42,8 +42,8 @@ def _get(s3: Any, key: str) -> bytes:
     return bytes(s3.get_object(Bucket="bkt", Key=key)["Body"].read())
 
 
-def test_run_csv_to_parquet_on_moto(aws: Any) -> None:
-    s3, glue, run_id = aws
+def test_run_csv_to_parquet_on_moto(mocked_aws: Any) -> None:
+    s3, glue, run_id = mocked_aws
     etag = s3.put_object(Bucket="bkt", Key="input/2024/sales.csv", Body=CSV)["ETag"].strip('"')
     rep = run_csv_to_parquet(SourceObject("bkt", "input/2024/sales.csv", etag=etag), DEFAULT_CONTRACT,
                              workflow=WorkflowRun("wf", run_id), s3=s3, glue=glue)
@@ -71,8 +71,8 @@ def test_run_csv_to_parquet_on_moto(aws: Any) -> None:
     assert "quarantine/2024/sales.csv.quarantine.csv" not in keys
 
 
-def test_rejection_and_source_changed(aws: Any) -> None:
-    s3, glue, run_id = aws
+def test_rejection_and_source_changed(mocked_aws: Any) -> None:
+    s3, glue, run_id = mocked_aws
     etag = s3.put_object(Bucket="bkt", Key="input/x.csv", Body=CSV)["ETag"].strip('"')
     run_csv_to_parquet(SourceObject("bkt", "input/x.csv", etag=etag), DEFAULT_CONTRACT, s3=s3)
     # overwritten with a file missing a required column: rejected, old output removed, copy in quarantine

@@ -75,11 +75,6 @@ def lines(*rows: str, eol: str = "\r\n", final: bool = True) -> str:
     return eol.join(rows) + (eol if final else "")
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 # --- file-level outcomes ------------------------------------------------------------------------
 def test_empty_file(engine: str) -> None:
     exc = rejected(b"", engine)

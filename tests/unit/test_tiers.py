@@ -56,19 +56,6 @@ def test_a_test_in_the_wrong_tier_is_named_with_the_fix(item: FakeItem, says: st
 
 
 # -- one fixture family: a fixture name means one thing ----------------------------------------------------------
-# Names defined in more than one file today, in files other lanes own (issue 11, item 8): each entry goes when its
-# files rename theirs (see tests/local/conftest.py for the family); the test fails until the entry is removed.
-KNOWN_DUPLICATES = {
-    "cloud": {"conftest.py", "local/test_contract_redshift.py"},
-    "aws": {"local/test_contract_glue.py", "local/test_contract_redshift.py", "unit/test_pipeline_s3.py"},
-    "endpoint": {"conftest.py", "local/test_contract_glue.py"},
-    "pipeline": {"local/conftest.py", "local/test_localcloud_durable.py"},
-    "s3": {"local/conftest.py", "unit/test_pipeline_lambda.py"},
-    "warehouse": {"local/test_contract_redshift.py", "local/test_copy_binary.py"},
-    "engine": {"unit/test_pipeline_bytes.py", "unit/test_pipeline_rules.py", "unit/test_pipeline_transform.py"},
-}
-
-
 def _is_fixture(decorator: ast.expr) -> bool:
     target = decorator.func if isinstance(decorator, ast.Call) else decorator
     return isinstance(target, ast.Attribute) and target.attr == "fixture"
@@ -89,6 +76,6 @@ def test_each_fixture_name_is_defined_once() -> None:
     defined = fixture_files()
     assert {"cloud", "boto", "pipeline", "s3", "module_cloud", "module_boto"} <= set(defined)  # the scan works
     shadowed = {name: files for name, files in defined.items() if len(files) > 1}
-    assert shadowed == KNOWN_DUPLICATES, (
-        "rename a fixture whose meaning differs (tests/local/conftest.py lists the family), or drop the "
-        f"entry from KNOWN_DUPLICATES once it is fixed: {shadowed}")
+    assert shadowed == {}, (
+        "a fixture name is defined in more than one file: give each meaning its own name "
+        f"(tests/local/conftest.py lists the local family; tests/unit/conftest.py the unit tier's): {shadowed}")
