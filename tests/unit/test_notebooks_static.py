@@ -1,4 +1,4 @@
-"""The notebooks stay thin, declare exactly the params keys, and are committed without outputs."""
+"""The notebooks stay thin, stand alone (params_file + the keys they use), and are committed without outputs."""
 
 from __future__ import annotations
 
@@ -19,15 +19,75 @@ def test_the_expected_notebooks_exist() -> None:
                                            "04_validate_redshift", "05_analysis", "99_teardown"]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_one_parameters_cell_whose_names_equal_the_params_keys(path: Path) -> None:
+RUN_PARAMETER_NOTEBOOKS = {"03_monitor_workflow", "04_validate_redshift"}
+
+
+def _parameters(path: Path) -> dict[str, object]:
     nb = nbformat.read(path, as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    names = {t.id for node in ast.parse(tagged[0].source).body if isinstance(node, ast.Assign)
-             for t in node.targets if isinstance(t, ast.Name)}
+    return {t.id: ast.literal_eval(node.value) for node in ast.parse(tagged[0].source).body
+            if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_one_parameters_cell_holding_params_file_and_a_subset_of_the_params_keys(path: Path) -> None:
+    names = _parameters(path)
+    assert names.pop("params_file") == "params/local.yaml"
+    run_params = {"source_key", "run_id"} & set(names)
+    if path.stem in RUN_PARAMETER_NOTEBOOKS:
+        assert run_params == {"source_key", "run_id"} and all(names.pop(k) == "" for k in run_params)
+    else:
+        assert not run_params, f"{path.stem} takes no source_key/run_id"
+    assert names, "each notebook shows the keys it uses"
     for params in ("local.yaml", "aws.yaml"):
-        assert names == set(yaml.safe_load((ROOT / "params" / params).read_text())), params
+        keys = set(yaml.safe_load((ROOT / "params" / params).read_text()))
+        assert set(names) <= keys, f"unknown keys {set(names) - keys} (not in params/{params})"
+    # None = the params file's value: the file stays the one source of truth
+    assert all(v is None for v in names.values()), names
+
+
+def test_the_runner_refuses_a_notebook_declaring_an_unknown_key(tmp_path: Path) -> None:
+    from etl_kit.exceptions import ConfigError
+    from etl_kit.runner import _check_declared
+
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    cell.source += "\nsample_rowz = None"
+    bad = tmp_path / NOTEBOOKS[0].name
+    nbformat.write(nb, bad)
+    _check_declared(NOTEBOOKS)  # the committed ones pass
+    with pytest.raises(ConfigError, match=r"00_setup.*unknown: \['sample_rowz'\]"):
+        _check_declared([bad])
+
+
+def test_run_parameters_split_from_overrides_and_unknown_keys_refused() -> None:
+    from etl_kit.exceptions import ConfigError
+    from etl_kit.runner import _parameter_pairs, split_parameters
+
+    pairs = _parameter_pairs((("sample_rows", "300"), ("run_id", "wr_0001"), ("source_key", "input/1.csv"),
+                              ("keep_data", "true")))
+    assert split_parameters(pairs) == ({"sample_rows": 300, "keep_data": True},
+                                       {"run_id": "wr_0001", "source_key": "input/1.csv"})
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['sample_rowz'\]"):
+        split_parameters({"sample_rowz": 3})
+
+
+def test_teardown_is_left_out_unless_asked() -> None:
+    from etl_kit.exceptions import ConfigError
+    from etl_kit.runner import notebooks
+
+    assert [p.stem for p in notebooks(teardown=False)] == [p.stem for p in NOTEBOOKS if p.stem != "99_teardown"]
+    assert notebooks(["99"], teardown=True)[0].stem == "99_teardown"
+    with pytest.raises(ConfigError, match="runs only with --teardown"):
+        notebooks(["99"], teardown=False)
+
+
+def test_the_notebooks_name_the_kits_kernel() -> None:
+    from etl_kit.runner import KERNEL_NAME
+
+    for path in NOTEBOOKS:
+        assert nbformat.read(path, as_version=4).metadata["kernelspec"]["name"] == KERNEL_NAME
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
