@@ -264,7 +264,11 @@ def lab(params: str, jupyter_args: list[str]) -> None:
         st = local.up(settings)
         click.echo(f"local cloud at {st['endpoint']} (postgres {st.get('postgres')})")
     click.echo(f"kernel {KERNEL_NAME!r} registered in {ensure_kernel()}")
-    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={NOTEBOOK_DIR}", *jupyter_args]
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={NOTEBOOK_DIR}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # containers and CI runners are often root; JupyterLab refuses that unless told (it still binds localhost)
+        argv.append("--allow-root")
+    argv += jupyter_args
     sys.stdout.flush()
     os.execv(sys.executable, argv)
 

@@ -59,7 +59,7 @@ def lab(cloud: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
     log = (tmp / "lab.log").open("wb")
     proc = subprocess.Popen([*_command(), "--params", str(params), "--no-browser", "--ip=127.0.0.1",
-                             f"--port={port}", f"--ServerApp.token={token}", "--ServerApp.port_retries=0"],
+                             f"--port={port}", f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     it = Lab(f"http://127.0.0.1:{port}", token, proc)
     try:
