@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["RUN_PARAMETERS", "SAMPLE_METADATA", "settings_from", "record", "chosen_upload", "chosen_run", "setup",
+__all__ = ["SAMPLE_METADATA", "settings_from", "record", "chosen_upload", "chosen_run", "setup",
            "params_table", "contract_table", "plan", "provision", "inventory", "architecture", "make_sample", "upload",
            "lambda_decision", "started_run", "follow_run", "node_table", "graph_picture", "notifications",
            "failed_logs", "replay_failed", "validate", "assert_checks", "first_rows", "sql", "teardown"]
@@ -59,10 +59,6 @@ _show_figures_in_notebooks()
 
 
 # -- parameters ----------------------------------------------------------------------------
-#: Notebook parameters that are not settings: which upload or workflow run 03 and 04 look at.
-RUN_PARAMETERS = ("source_key", "run_id")
-
-
 def _params_path(params_file: str | Path) -> Path:
     """``params_file`` as given, or (relative and not found from the kernel's directory) from the project root."""
     from etl_kit.config import _project_root

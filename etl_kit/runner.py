@@ -21,6 +21,8 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 RESULTS_FILE = "notebook-results.json"
 
 
+#: Notebook parameters that are not settings: which upload or workflow run 03 and 04 look at.
+RUN_PARAMETERS = ("source_key", "run_id")
 TEARDOWN_PREFIX = "99"
 KERNEL_NAME = "etl-kit"
 KERNEL_DISPLAY = "etl-kit (Python 3.11)"
@@ -70,8 +72,6 @@ def ensure_kernel() -> Path:
 
 def split_parameters(pairs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``-p KEY VALUE`` pairs -> (settings overrides, run parameters); an unknown key is an error."""
-    from etl_kit.nb import RUN_PARAMETERS
-
     unknown = sorted(set(pairs) - set(Settings.model_fields) - set(RUN_PARAMETERS))
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown}: give a key of params/*.yaml or one of "
@@ -82,8 +82,6 @@ def split_parameters(pairs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
 
 def _check_declared(chosen: list[Path]) -> None:
     """Each notebook declares params_file and nothing but settings keys and run parameters."""
-    from etl_kit.nb import RUN_PARAMETERS
-
     allowed = set(Settings.model_fields) | set(RUN_PARAMETERS) | {"params_file"}
     for nb in chosen:
         declared = notebook_parameters(nb)
@@ -243,7 +241,7 @@ def _parameter_pairs(pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
             parsed[key] = yaml.safe_load(raw) if raw else raw
         except yaml.YAMLError:
             parsed[key] = raw
-        if key in {"source_key", "run_id"}:
+        if key in RUN_PARAMETERS:
             parsed[key] = raw  # identifiers stay text
     return parsed
 
