@@ -124,6 +124,8 @@ def _execute(nb: Path, target: Path, parameters: dict[str, Any]) -> dict[str, An
                                    progress_bar=False, cwd=str(ROOT), log_output=False)
     except PapermillExecutionError as exc:
         entry.update(status="failed", error=f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
+    except Exception as exc:  # the kernel died or would not start: still a summary entry, not a lost run
+        entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
     entry["seconds"] = round(time.monotonic() - started, 1)
     if target.exists():
         entry["html"] = str(render_html(target))
@@ -132,7 +134,7 @@ def _execute(nb: Path, target: Path, parameters: dict[str, Any]) -> dict[str, An
 
 def run_notebooks(params_file: str | Path, *, only: list[str] | None = None, out: str | Path | None = None,
                   progress: bool = True, parameters: dict[str, Any] | None = None,
-                  teardown: bool = False) -> dict[str, Any]:
+                  teardown: bool = False, directory: Path = NOTEBOOK_DIR) -> dict[str, Any]:
     """Execute the notebooks in order with papermill; stop at the first failure.
 
     Parameters
@@ -144,6 +146,8 @@ def run_notebooks(params_file: str | Path, *, only: list[str] | None = None, out
         notebooks that declare them (03, 04).
     teardown
         Also run 99_teardown at the end, unattended (the flag is the confirmation).
+    directory
+        Where the numbered notebooks are (default the kit's ``notebooks/``).
 
     Returns the summary (also written as ``summary.json`` and ``summary.md`` in ``out``, beside each executed
     notebook and its HTML rendering).
@@ -159,7 +163,7 @@ def run_notebooks(params_file: str | Path, *, only: list[str] | None = None, out
     if teardown:
         overrides["teardown_confirm"] = False
     settings = load_settings(params_file, **overrides)
-    chosen = notebooks(only, teardown=teardown)
+    chosen = notebooks(only, directory, teardown=teardown)
     _check_declared(chosen)  # before anything runs
     out_dir = Path(out) if out else ROOT / "runs" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)

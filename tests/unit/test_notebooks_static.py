@@ -107,3 +107,30 @@ def test_cells_are_thin_and_clean(path: Path) -> None:
     for prev, cell in zip(nb.cells, nb.cells[1:], strict=False):
         if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
             assert prev.cell_type == "markdown" and prev.source.lstrip().startswith("#")
+
+
+def test_a_failing_notebook_stops_the_run_with_a_summary_naming_it(tmp_path: Path) -> None:
+    """The runner's bookkeeping on a failure: status/error per notebook, later ones not run, HTML of the failed one."""
+    from etl_kit.exceptions import PipelineError
+    from etl_kit.runner import run_notebooks
+
+    src = tmp_path / "nbs"
+    src.mkdir()
+    for name, code in (("10_ok", "x = 1"), ("20_fails", "raise ValueError('no such upload')"), ("30_after", "x = 3")):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "etl-kit", "display_name": "etl-kit (Python 3.11)", "language": "python"}
+        params = nbformat.v4.new_code_cell('params_file = "params/local.yaml"')
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [params, nbformat.v4.new_code_cell(code)]
+        nbformat.write(nb, src / f"{name}.ipynb")
+    out = tmp_path / "out"
+    with pytest.raises(PipelineError, match=r"notebook 20_fails failed in cell 3: ValueError: no such upload"):
+        run_notebooks(ROOT / "params" / "local.yaml", out=out, progress=False, directory=src)
+    import json
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(e["notebook"], e["status"]) for e in summary["notebooks"]] == [
+        ("10_ok", "succeeded"), ("20_fails", "failed"), ("30_after", "not run")]
+    assert summary["failed"].startswith("20_fails cell 3: ValueError")  # cell 2 is papermill's injected one
+    assert (out / "20_fails.html").is_file() and not (out / "30_after.ipynb").exists()
+    assert "| 20_fails | failed |" in (out / "summary.md").read_text()
