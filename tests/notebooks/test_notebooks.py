@@ -39,6 +39,10 @@ def executed(params: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     return out, summary
 
 
+def cloud_workflow(params: Path) -> str:
+    return str(yaml.safe_load(params.read_text())["workflow"])
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "etl_kit.cli", *args], capture_output=True, text=True, cwd=ROOT,
                           timeout=900)
@@ -125,7 +129,9 @@ def test_03_and_04_run_on_a_given_run_and_upload_from_the_command_line(
     by_run = cli("notebooks", "run", "--params", str(params), "--only", "03,04", "-p", "run_id", run_id,
                  "--out", str(tmp_path / "by-run"))
     assert by_run.returncode == 0, by_run.stdout[-3000:] + by_run.stderr[-3000:]
-    assert run_id in texts(tmp_path / "by-run" / "03_monitor_workflow.ipynb")
+    assert f"{cloud_workflow(params)} {run_id[-8:]}" in texts(tmp_path / "by-run" / "03_monitor_workflow.ipynb")
+    followed = json.loads((tmp_path / "by-run" / "summary.json").read_text())["run"]
+    assert followed["run_id"] == run_id and followed["all_succeeded"]
     assert {p.name for p in (tmp_path / "by-run").iterdir()} >= {
         "03_monitor_workflow.ipynb", "03_monitor_workflow.html", "04_validate_redshift.ipynb",
         "04_validate_redshift.html", "summary.md", "summary.json"}
