@@ -1,8 +1,9 @@
 """One helper per notebook cell: each returns something a notebook displays (a table, a figure, a dict).
 
 The notebooks stay thin (a heading, then one call); every bit of logic lives here or in the
-modules these call. Results worth a summary are recorded in ``<state_dir>/notebook-results.json``
-for ``etl-kit notebooks run``; hand-offs between notebooks (the last upload) live there too.
+modules these call. Each notebook stands alone: it reads its settings from ``params_file`` and finds
+the upload or run it looks at in S3 and Glue (``source_key`` / ``run_id``, default the newest upload).
+Results worth a summary are recorded in ``<state_dir>/notebook-results.json`` for ``etl-kit notebooks run``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["settings_from", "record", "recorded", "setup", "params_table", "contract_table", "plan", "provision",
-           "inventory", "architecture", "make_sample", "upload", "lambda_decision", "started_run", "follow_run",
-           "node_table", "graph_picture", "notifications", "failed_logs", "validate", "assert_checks",
-           "sql", "teardown"]
+__all__ = ["SAMPLE_METADATA", "settings_from", "record", "chosen_upload", "chosen_run", "setup",
+           "params_table", "contract_table", "plan", "provision", "inventory", "architecture", "make_sample", "upload",
+           "lambda_decision", "started_run", "follow_run", "node_table", "graph_picture", "notifications",
+           "failed_logs", "replay_failed", "validate", "assert_checks", "first_rows", "sql", "teardown"]
 
 
 def _show_figures_in_notebooks() -> None:
@@ -57,16 +58,29 @@ def _show_figures_in_notebooks() -> None:
 _show_figures_in_notebooks()
 
 
-# -- parameters and hand-offs ------------------------------------------------------------
-def settings_from(namespace: Mapping[str, Any]) -> Settings:
-    """Build the validated settings from the notebook's parameter variables (the `parameters` cell)."""
-    from etl_kit.config import Settings as _S
+# -- parameters ----------------------------------------------------------------------------
+def _params_path(params_file: str | Path) -> Path:
+    """``params_file`` as given, or (relative and not found from the kernel's directory) from the project root."""
+    from etl_kit.config import _project_root
 
-    picked = {k: namespace[k] for k in _S.model_fields if k in namespace}
-    missing = sorted(set(_S.model_fields) - set(picked))
-    if missing:
-        raise EtlKitError(f"the notebook's parameters cell lacks {missing}; it must define every key of params/*.yaml")
-    return load_settings(None, **picked)
+    p = Path(params_file).expanduser()
+    if p.is_absolute() or p.is_file():
+        return p
+    return _project_root() / p
+
+
+def settings_from(namespace: Mapping[str, Any]) -> Settings:
+    """The validated settings of a notebook: its ``params_file``, then the keys its `parameters` cell sets.
+
+    A key left at ``None`` takes the params file's value (one source of truth); any other value wins
+    (what papermill's ``-p`` or a user's edit of the cell gives).
+    """
+    params_file = namespace.get("params_file")
+    if not params_file:
+        raise EtlKitError("the notebook's parameters cell sets no params_file; set it to params/local.yaml or "
+                          "params/aws.yaml (papermill: -p params_file params/local.yaml)")
+    overrides = {k: namespace[k] for k in Settings.model_fields if namespace.get(k) is not None}
+    return load_settings(_params_path(params_file), **overrides)
 
 
 def _results_file(settings: Settings) -> Path:
@@ -76,7 +90,7 @@ def _results_file(settings: Settings) -> Path:
 
 
 def record(settings: Settings, key: str, value: Any) -> None:
-    """Record a result for the run summary (JSON-serialisable)."""
+    """Record a result for the run summary (JSON-serialisable); no notebook reads another's results."""
     path = _results_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     import time
@@ -84,16 +98,6 @@ def record(settings: Settings, key: str, value: Any) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     data[key] = {"value": value, "at": time.time()}
     path.write_text(json.dumps(data, indent=2, default=str))
-
-
-def recorded(settings: Settings, key: str) -> Any:
-    """A value recorded by an earlier notebook, or an error saying which notebook to run first."""
-    path = _results_file(settings)
-    data = json.loads(path.read_text()) if path.exists() else {}
-    if key not in data:
-        raise EtlKitError(f"nothing recorded for {key!r} yet: run the notebook that produces it first "
-                          "(02_upload_test_data for an upload)")
-    return data[key]["value"]
 
 
 def _frame(rows: list[dict[str, Any]] | dict[str, Any], columns: list[str] | None = None) -> pd.DataFrame:
@@ -251,8 +255,16 @@ def make_sample(settings: Settings) -> dict[str, Any]:
     return {"path": str(path), "generated": True, "bytes": path.stat().st_size, **facts}
 
 
+#: The S3 user metadata key that carries a generated sample's facts (what 04 checks the load against).
+SAMPLE_METADATA = "etl-kit-sample"
+
+
 def upload(sample: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Upload the sample to ``input/`` with a progress bar; records the upload for the next notebooks."""
+    """Upload the sample to ``input/`` with a progress bar.
+
+    A generated sample's facts (rows, good and bad rows, sums) travel with the object as S3 metadata, so
+    that 04 can check any upload on its own.
+    """
     import datetime as _dt
 
     from tqdm import tqdm
@@ -262,9 +274,12 @@ def upload(sample: dict[str, Any], settings: Settings) -> dict[str, Any]:
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
     key = f"{settings.input_prefix}{path.stem}_{stamp}{''.join(path.suffixes)}"
     s3 = client("s3", settings)
+    facts = {k: v for k, v in sample.items() if k in {"generated", "rows", "good_rows", "bad_rows",
+                                                     "bad_rows_by_reason", "total_revenue", "total_profit"}}
+    extra = {"Metadata": {SAMPLE_METADATA: json.dumps(facts, default=str)}} if sample.get("generated") else {}
     with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"upload {path.name}") as bar, \
             aws_errors("upload to", f"s3://{bucket}/{key}"):
-        s3.upload_file(str(path), bucket, key, Callback=bar.update)
+        s3.upload_file(str(path), bucket, key, Callback=bar.update, ExtraArgs=extra)
     head = s3.head_object(Bucket=bucket, Key=key)
     up = {"bucket": bucket, "key": key, "etag": head["ETag"].strip('"'), "size": head["ContentLength"],
           "version_id": head.get("VersionId"), "sample": {k: v for k, v in sample.items() if k != "path"},
@@ -273,11 +288,10 @@ def upload(sample: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return up
 
 
-def lambda_decision(settings: Settings, timeout: float = 60.0) -> pd.DataFrame:
-    """What the S3 event made the Lambda do for the last upload (from the Lambda's JSON log lines)."""
+def lambda_decision(up: dict[str, Any], settings: Settings, timeout: float = 60.0) -> pd.DataFrame:
+    """What the S3 event made the Lambda do for the upload ``up`` (from the Lambda's JSON log lines)."""
     import time
 
-    up = recorded(settings, "upload")
     logs = client("logs", settings)
     group = f"/aws/lambda/{settings.lambda_function}"
     deadline = time.monotonic() + timeout
@@ -303,24 +317,84 @@ def lambda_decision(settings: Settings, timeout: float = 60.0) -> pd.DataFrame:
     return _frame(rows)
 
 
-def started_run(settings: Settings) -> pd.DataFrame:
-    """The workflow run the Lambda started for the last upload."""
+def started_run(up: dict[str, Any], settings: Settings) -> pd.DataFrame:
+    """The workflow run the Lambda started for the upload ``up``."""
     from etl_kit.monitor import wait_for_run_of
 
-    up = recorded(settings, "upload")
     run = wait_for_run_of(up["key"], settings, bucket=up["bucket"], timeout=60)
-    record(settings, "run_id", run["WorkflowRunId"])
     props = run.get("WorkflowRunProperties", {})
     return _frame({"run id": run["WorkflowRunId"], "status": run["Status"], "started": run.get("StartedOn"),
                    **{f"property {k}": v for k, v in sorted(props.items())}})
 
 
+# -- 03 and 04: which upload, which run ----------------------------------------------------
+def _newest_upload(settings: Settings, bucket: str) -> str:
+    """The key of the newest object under ``input_prefix`` (what 02 uploaded last, or anyone else)."""
+    s3 = client("s3", settings)
+    newest: dict[str, Any] | None = None
+    with aws_errors("list uploads in", f"s3://{bucket}/{settings.input_prefix}"):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=settings.input_prefix):
+            for obj in page.get("Contents", []):
+                if not obj["Key"].endswith("/") and (newest is None or obj["LastModified"] > newest["LastModified"]):
+                    newest = obj
+    if newest is None:
+        raise EtlKitError(f"no upload under s3://{bucket}/{settings.input_prefix}: run 02_upload_test_data first, "
+                          "or pass source_key")
+    return str(newest["Key"])
+
+
+def _run_source(settings: Settings, run_id: str) -> tuple[str, str]:
+    """(bucket, key) of the object the workflow run ``run_id`` processed (its run properties)."""
+    with aws_errors("get workflow run", f"{settings.workflow} {run_id}"):
+        run = client("glue", settings).get_workflow_run(Name=settings.workflow, RunId=run_id)["Run"]
+    props = run.get("WorkflowRunProperties", {})
+    if not props.get("source_key"):
+        raise EtlKitError(f"workflow run {run_id} of {settings.workflow!r} names no source_key in its run "
+                          "properties: it was not started by the kit's Lambda; pass source_key instead")
+    return str(props.get("source_bucket") or settings.bucket_name()), str(props["source_key"])
+
+
+def chosen_upload(settings: Settings, source_key: str = "", run_id: str = "") -> dict[str, Any]:
+    """The upload 03/04 look at: ``run_id``'s object, else ``source_key`` (a key or s3:// URI), else the newest.
+
+    Returns ``{"bucket", "key", "etag", "size", "last_modified", "sample"}``; ``sample`` holds the generator's
+    facts when the object is a generated sample (its S3 metadata), else ``{}``.
+    """
+    from etl_kit.replay import parse_target
+
+    if run_id:
+        bucket, key = _run_source(settings, run_id)
+    elif source_key:
+        bucket, key = parse_target(source_key, settings)
+    else:
+        bucket = settings.bucket_name(account_id(settings))
+        key = _newest_upload(settings, bucket)
+    with aws_errors("read upload", f"s3://{bucket}/{key}"):
+        head = client("s3", settings).head_object(Bucket=bucket, Key=key)
+    meta = head.get("Metadata", {}).get(SAMPLE_METADATA)
+    return {"bucket": bucket, "key": key, "etag": head["ETag"].strip('"'), "size": head["ContentLength"],
+            "last_modified": str(head.get("LastModified")), "sample": json.loads(meta) if meta else {}}
+
+
+def chosen_run(settings: Settings, source_key: str = "", run_id: str = "", timeout: float = 60.0) -> str:
+    """The workflow run 03 follows: ``run_id``, else the run the Lambda started for the chosen upload."""
+    from etl_kit.monitor import wait_for_run_of
+
+    if run_id:
+        return run_id
+    up = chosen_upload(settings, source_key)
+    return str(wait_for_run_of(up["key"], settings, bucket=up["bucket"], timeout=timeout)["WorkflowRunId"])
+
+
 # -- 03 monitor ---------------------------------------------------------------------------
-def follow_run(settings: Settings) -> dict[str, Any]:
-    """Follow the last upload's workflow run to its end (progress bar + updating graph picture)."""
+def follow_run(settings: Settings, source_key: str = "", run_id: str = "") -> dict[str, Any]:
+    """Follow a workflow run to its end (progress bar + updating graph picture).
+
+    The run is ``run_id``, else the run of ``source_key``, else the run of the newest upload.
+    """
     from etl_kit.monitor import follow, run_summary
 
-    run_id = recorded(settings, "run_id")
+    run_id = chosen_run(settings, source_key, run_id)
     in_notebook = "ipykernel" in sys.modules
     run = follow(run_id, settings, picture=in_notebook)
     summary = run_summary(run)
@@ -386,12 +460,19 @@ def replay_failed(settings: Settings) -> pd.DataFrame:
 
 
 # -- 04 validate --------------------------------------------------------------------------
-def validate(settings: Settings) -> pd.DataFrame:
-    """Run the validation checks for the last upload; a pass/fail table (also recorded)."""
+def first_rows(settings: Settings, limit: int = 10) -> pd.DataFrame:
+    """A first look at the loaded table: ``SELECT * FROM <table> LIMIT <limit>``."""
+    from etl_kit.warehouse import query
+
+    table = f'"{settings.redshift_schema}"."{settings.redshift_table}"'
+    return query(f"SELECT * FROM {table} LIMIT {int(limit)}", settings)
+
+
+def validate(upload: dict[str, Any], settings: Settings) -> pd.DataFrame:
+    """Run the validation checks for ``upload`` (see :func:`chosen_upload`); a pass/fail table (also recorded)."""
     from etl_kit.validate import run_checks
 
-    up = recorded(settings, "upload")
-    df = run_checks(settings, up)
+    df = run_checks(settings, upload)
     record(settings, "checks", df.to_dict(orient="records"))
     return df
 

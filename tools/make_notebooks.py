@@ -1,8 +1,9 @@
 """Write the numbered notebooks from one definition (maintainers: run after changing cells or params).
 
-Each notebook: a title, the `parameters` cell (every key of params/*.yaml, defaults from params/local.yaml),
-a cell that validates them into `settings`, then a markdown heading + one helper call per step.
-Outputs are never committed: the files are written clean.
+Each notebook stands alone: a title, the `parameters` cell (`params_file` plus only the keys that notebook
+uses, each `None` = the params file's value; 03 and 04 also `source_key` / `run_id`), a cell that validates
+them into `settings`, then a markdown heading + one helper call per step. Outputs are never committed: the
+files are written clean.
 """
 
 from __future__ import annotations
@@ -15,6 +16,21 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 NB = ROOT / "notebooks"
+
+KERNEL = {"name": "etl-kit", "display_name": "etl-kit (Python 3.11)", "language": "python"}
+
+#: The settings keys each notebook's `parameters` cell shows (the ones a user tunes for that notebook).
+KEYS: dict[str, list[str]] = {
+    "00_setup": ["target", "region", "aws_profile", "local_port"],
+    "01_provision": ["name_suffix", "redshift_base_capacity", "notification_emails"],
+    "02_upload_test_data": ["sample_rows", "sample_bad_rows", "sample_seed", "upload_file"],
+    "03_monitor_workflow": ["wait_timeout_seconds"],
+    "04_validate_redshift": ["redshift_table"],
+    "05_analysis": ["redshift_table"],
+    "99_teardown": ["teardown_confirm", "keep_data"],
+}
+#: Notebooks that look at one upload / workflow run (default: the newest upload).
+RUN_PARAMETER_NOTEBOOKS = ("03_monitor_workflow", "04_validate_redshift")
 
 NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     "00_setup": ("Setup", "Target, identity and region, and the parameters in force. On the local target this "
@@ -34,14 +50,15 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
                             "broken rows) or take `upload_file`, upload it to `input/`, and see what the S3 event "
                             "started.", [
         ("Make the sample", "sample = nb.make_sample(settings)\nsample"),
-        ("Upload to input/", "nb.upload(sample, settings)"),
-        ("What the S3 event made the Lambda do", "nb.lambda_decision(settings)"),
-        ("The workflow run the Lambda started", "nb.started_run(settings)"),
+        ("Upload to input/", "up = nb.upload(sample, settings)\nup"),
+        ("What the S3 event made the Lambda do", "nb.lambda_decision(up, settings)"),
+        ("The workflow run the Lambda started", "nb.started_run(up, settings)"),
     ]),
-    "03_monitor_workflow": ("Monitor the workflow", "Follow the run until it ends: the graph with each node's state "
+    "03_monitor_workflow": ("Monitor the workflow", "Follow a run until it ends (`run_id`, else the run of "
+                            "`source_key`, else the run of the newest upload): the graph with each node's state "
                             "and duration, the SNS notifications, the log tail of a failed node, and a replay of "
                             "the objects whose load failed.", [
-        ("Follow the run", "run = nb.follow_run(settings)"),
+        ("Follow the run", "run = nb.follow_run(settings, source_key, run_id)"),
         ("Nodes", "nb.node_table(run)"),
         ("Graph", "nb.graph_picture(run)"),
         ("Notifications (SNS -> SQS)", "nb.notifications(settings)"),
@@ -50,8 +67,11 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
          "nb.replay_failed(settings)"),
     ]),
     "04_validate_redshift": ("Validate the load in Redshift", "Reconcile the warehouse with the job's report, "
-                             "the ledger and the source file. Raises on any failure, so a papermill run goes red.", [
-        ("Checks", "checks = nb.validate(settings)\nchecks"),
+                             "the ledger and the source file of one upload (`run_id`'s, else `source_key`, else "
+                             "the newest). Raises on any failure, so a papermill run goes red.", [
+        ("The upload to check", "up = nb.chosen_upload(settings, source_key, run_id)\nup"),
+        ("Sample rows of the table", "nb.first_rows(settings)"),
+        ("Checks", "checks = nb.validate(up, settings)\nchecks"),
         ("All passed?", "nb.assert_checks(checks)"),
     ]),
     "05_analysis": ("Analysis", "Ad-hoc analysis in the warehouse. Every query goes through one helper that returns "
@@ -75,19 +95,29 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
 }
 
 
+def parameters_source(name: str, defaults: dict[str, object]) -> str:
+    """The `parameters` cell of notebook ``name``: params_file, its keys (None: from the file), run parameters."""
+    lines = ["# Parameters. Every setting comes from params_file; a key below set to a value other than None",
+             "# overrides it (papermill: -p KEY VALUE). The comment shows the value in params/local.yaml.",
+             'params_file = "params/local.yaml"']
+    for k in KEYS[name]:
+        lines.append(f"{k} = None  # {pprint.pformat(defaults[k], width=100, sort_dicts=False)}")
+    if name in RUN_PARAMETER_NOTEBOOKS:
+        lines += ["# Which upload: empty = the newest object under input/ (or the object of run_id).",
+                  'source_key = ""  # a key under input/ or an s3:// URI',
+                  'run_id = ""  # a workflow run id of sales-data-workflow']
+    return "\n".join(lines)
+
+
 def main() -> None:
-    params = yaml.safe_load((ROOT / "params" / "local.yaml").read_text())
-    lines = ["# Parameters (papermill injects values from params/*.yaml after this cell; the names equal its keys)"]
-    for k, v in params.items():
-        lines.append(f"{k} = {pprint.pformat(v, width=110, sort_dicts=False)}")
-    param_src = "\n".join(lines)
+    defaults = yaml.safe_load((ROOT / "params" / "local.yaml").read_text())
     NB.mkdir(exist_ok=True)
     for name, (title, intro, steps) in NOTEBOOKS.items():
         nb = nbformat.v4.new_notebook()
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.metadata["kernelspec"] = dict(KERNEL)
         nb.metadata["language_info"] = {"name": "python"}
         cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\n{intro}")]
-        pc = nbformat.v4.new_code_cell(param_src)
+        pc = nbformat.v4.new_code_cell(parameters_source(name, defaults))
         pc.metadata["tags"] = ["parameters"]
         cells.append(pc)
         cells.append(nbformat.v4.new_markdown_cell("## Settings"))

@@ -1,8 +1,10 @@
-"""Execute every notebook with papermill on the local target, assert on their outputs, then nbval them."""
+"""Execute the notebooks with papermill on the local target (as `etl-kit notebooks run` does), assert on their
+outputs, the summary and the HTML renderings; 03/04 on a given run / upload; the teardown when asked; then nbval."""
 
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,23 +22,30 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def executed(cloud: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """All notebooks, 00 to 99, run headless against the session's local cloud."""
-    out = tmp_path_factory.mktemp("executed")
-    params = out / "params.yaml"
+def params(cloud: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A params file pointing at the session's local cloud (keep_data: the teardown keeps the bucket)."""
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
     values = cloud.to_params()
-    values.update(teardown_confirm=False, keep_data=True, sample_rows=300, sample_bad_rows=6)
-    params.write_text(yaml.safe_dump(values))
-    summary = run_notebooks(params, out=out, progress=False)
-    # what 99_teardown left, read now: a later test (nbval) provisions again
-    from etl_kit.clients import client
+    values.update(keep_data=True, sample_rows=300, sample_bad_rows=6)
+    path.write_text(yaml.safe_dump(values))
+    return path
 
-    summary["after_teardown"] = {
-        "functions": [f["FunctionName"] for f in client("lambda", cloud).list_functions()["Functions"]],
-        "input_objects": client("s3", cloud).list_objects_v2(Bucket=cloud.bucket_name(),
-                                                             Prefix=cloud.input_prefix)["KeyCount"],
-    }
+
+@pytest.fixture(scope="module")
+def executed(params: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The notebooks run headless by default (00 to 05; no teardown) against the session's local cloud."""
+    out = tmp_path_factory.mktemp("executed")
+    summary = run_notebooks(params, out=out, progress=False)
     return out, summary
+
+
+def cloud_workflow(params: Path) -> str:
+    return str(yaml.safe_load(params.read_text())["workflow"])
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "etl_kit.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=900)
 
 
 def outputs(path: Path) -> list[dict[str, Any]]:
@@ -58,12 +67,21 @@ def pngs(path: Path) -> list[bytes]:
     return [base64.b64decode(o["data"]["image/png"]) for o in outputs(path) if "image/png" in o.get("data", {})]
 
 
-def test_every_notebook_ran_without_an_error(executed: tuple[Path, dict[str, Any]]) -> None:
+def test_every_notebook_but_the_teardown_ran_without_an_error(executed: tuple[Path, dict[str, Any]]) -> None:
     out, summary = executed
     assert summary["failed"] is None
-    assert set(summary["notebook_seconds"]) == {p.stem for p in notebooks()}
-    for p in notebooks():
+    ran = [p.stem for p in notebooks(teardown=False)]
+    assert "99_teardown" not in ran and not (out / "99_teardown.ipynb").exists()
+    assert [(e["notebook"], e["status"], e["error"]) for e in summary["notebooks"]] == \
+        [(n, "succeeded", None) for n in ran]
+    for p in notebooks(teardown=False):
         assert not [o for o in outputs(out / p.name) if o.get("output_type") == "error"], p.name
+        html = (out / p.name).with_suffix(".html").read_text()
+        assert html.startswith("<!DOCTYPE html>") and "jp-Notebook" in html, p.name
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert [e["notebook"] for e in on_disk["notebooks"]] == ran and all(e["seconds"] > 0 for e in on_disk["notebooks"])
+    md = (out / "summary.md").read_text()
+    assert "| 05_analysis | succeeded |" in md and "all notebooks succeeded" in md
 
 
 def test_setup_and_provision_show_target_plan_and_picture(executed: tuple[Path, dict[str, Any]]) -> None:
@@ -89,7 +107,9 @@ def test_upload_monitor_and_validation_outputs(executed: tuple[Path, dict[str, A
     assert run["rows_written"] + run["rows_quarantined"] == 300 and run["rows_quarantined"] == 6
     checks = summary["checks"]
     assert len(checks) >= 10 and all(c["passed"] for c in checks), [c for c in checks if not c["passed"]]
-    assert f"all {len(checks)} checks passed" in texts(out / "04_validate_redshift.ipynb")
+    validation = texts(out / "04_validate_redshift.ipynb")
+    assert f"all {len(checks)} checks passed" in validation
+    assert "order_id" in validation and "Sub-Saharan Africa" in validation  # the sample rows, before the checks
 
 
 def test_analysis_produced_tables_and_figures(executed: tuple[Path, dict[str, Any]]) -> None:
@@ -102,13 +122,39 @@ def test_analysis_produced_tables_and_figures(executed: tuple[Path, dict[str, An
         assert column in text
 
 
-def test_teardown_removed_what_provision_made(executed: tuple[Path, dict[str, Any]], cloud: Settings) -> None:
-    out, summary = executed
-    text = texts(out / "99_teardown.ipynb")
-    assert "delete" in text
-    left = summary["after_teardown"]
-    assert cloud.lambda_function not in left["functions"]
-    assert left["input_objects"] > 0  # keep_data: the bucket and its objects survive
+def test_03_and_04_run_on_a_given_run_and_upload_from_the_command_line(
+        executed: tuple[Path, dict[str, Any]], params: Path, tmp_path: Path) -> None:
+    _, summary = executed
+    run_id = summary["run"]["run_id"]
+    by_run = cli("notebooks", "run", "--params", str(params), "--only", "03,04", "-p", "run_id", run_id,
+                 "--out", str(tmp_path / "by-run"))
+    assert by_run.returncode == 0, by_run.stdout[-3000:] + by_run.stderr[-3000:]
+    assert f"{cloud_workflow(params)} {run_id[-8:]}" in texts(tmp_path / "by-run" / "03_monitor_workflow.ipynb")
+    followed = json.loads((tmp_path / "by-run" / "summary.json").read_text())["run"]
+    assert followed["run_id"] == run_id and followed["all_succeeded"]
+    assert {p.name for p in (tmp_path / "by-run").iterdir()} >= {
+        "03_monitor_workflow.ipynb", "03_monitor_workflow.html", "04_validate_redshift.ipynb",
+        "04_validate_redshift.html", "summary.md", "summary.json"}
+    key = summary["run"]["source"].split("/", 3)[-1]
+    by_key = cli("notebooks", "run", "--params", str(params), "--only", "04", "-p", "source_key", key,
+                 "--out", str(tmp_path / "by-key"))
+    assert by_key.returncode == 0, by_key.stdout[-3000:] + by_key.stderr[-3000:]
+    assert key in texts(tmp_path / "by-key" / "04_validate_redshift.ipynb")
+    unknown = cli("notebooks", "run", "--params", str(params), "--only", "04", "-p", "sourcekey", key)
+    assert unknown.returncode == 1 and "unknown parameter(s) ['sourcekey']" in unknown.stderr
+
+
+def test_teardown_runs_when_asked_and_removes_what_provision_made(params: Path, cloud: Settings,
+                                                                  tmp_path: Path) -> None:
+    from etl_kit.clients import client
+
+    summary = run_notebooks(params, only=["99"], teardown=True, out=tmp_path, progress=False)
+    assert [(e["notebook"], e["status"]) for e in summary["notebooks"]] == [("99_teardown", "succeeded")]
+    assert "delete" in texts(tmp_path / "99_teardown.ipynb")
+    functions = [f["FunctionName"] for f in client("lambda", cloud).list_functions()["Functions"]]
+    assert cloud.lambda_function not in functions
+    kept = client("s3", cloud).list_objects_v2(Bucket=cloud.bucket_name(), Prefix=cloud.input_prefix)["KeyCount"]
+    assert kept > 0  # keep_data: the bucket and its objects survive
 
 
 def test_nbval_replays_the_executed_notebooks(executed: tuple[Path, dict[str, Any]], cloud: Settings) -> None:
