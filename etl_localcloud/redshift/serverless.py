@@ -5,7 +5,9 @@ Records have AWS's response shapes and are kept as JSON under ``<state_dir>/reds
 of the daemon. A namespace's ``dbName`` is a real database in the
 embedded PostgreSQL and its admin user a real login role; with ``manageAdminPassword``
 the credentials live in a Secrets Manager secret (in moto) named by
-``adminPasswordSecretArn``. A workgroup's endpoint *is* the embedded PostgreSQL.
+``adminPasswordSecretArn``. A workgroup's endpoint is the front of
+:mod:`etl_localcloud.redshift.front` (one port for every workgroup, kept across restarts), which
+speaks to Redshift drivers and relays to the embedded PostgreSQL.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class ServerlessProvider(Provider):
         super().__init__(name="redshift-serverless", target_prefix="RedshiftServerless")
         self.ctx = ctx
         self.store = store
+        self.front: Any = None  # the workgroup endpoint (etl_localcloud.redshift.front.WarehouseFront)
         self.operations = {
             "CreateNamespace": self.create_namespace,
             "GetNamespace": self.get_namespace,
@@ -131,11 +134,12 @@ class ServerlessProvider(Provider):
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
-        """After a restart: re-create what lives outside the state directory (moto's secrets), in the background.
+        """Open the workgroup endpoint; after a restart re-create what lives outside the state directory.
 
         The daemon calls ``start`` before it serves requests, and the secrets are written
-        through the daemon's own endpoint, so this must not block.
+        through the daemon's own endpoint, so restoring them happens in the background.
         """
+        self._start_front()
         if self.store.namespaces:
             threading.Thread(target=self._restore, name="redshift-serverless-restore", daemon=True).start()
         else:
@@ -161,9 +165,41 @@ class ServerlessProvider(Provider):
                 log.exception("could not restore Redshift Serverless namespace %s", name)
         self.store.save()
 
+    def _start_front(self) -> None:
+        from etl_localcloud.redshift.front import WarehouseFront, ensure_tls
+
+        port_file = self.store.dir / "endpoint-port"
+        saved = int(port_file.read_text()) if port_file.exists() else 0
+
+        def backend() -> tuple[str, int] | None:
+            pg = self.ctx.postgres
+            return (pg.host, pg.port) if pg is not None else None
+
+        self.front = WarehouseFront(backend, ensure_tls(self.store.dir / "tls"), port=saved).start()
+        if self.front.port != saved:
+            port_file.write_text(str(self.front.port))
+        log.info("workgroup endpoint on 127.0.0.1:%s (TLS %s)", self.front.port, "on" if self.front.tls else "off")
+
+    def endpoint(self) -> tuple[str, int]:
+        """(address, port) of every workgroup: the front once started, else the embedded PostgreSQL."""
+        if self.front is not None:
+            return self.front.host, self.front.port
+        pg = self.ctx.postgres
+        return (pg.host, pg.port) if pg else ("127.0.0.1", 5439)
+
+    def close(self) -> None:
+        if self.front is not None:
+            self.front.close()
+
     def health(self) -> dict[str, Any]:
         with self.store.lock:
-            return {"ok": True, "namespaces": len(self.store.namespaces), "workgroups": len(self.store.workgroups)}
+            out: dict[str, Any] = {"ok": True, "namespaces": len(self.store.namespaces),
+                                   "workgroups": len(self.store.workgroups)}
+        if self.front is not None:
+            out["endpoint"] = f"{self.front.host}:{self.front.port}"
+            if self.front.tls_files is not None:
+                out["trust_bundle"] = str(self.front.tls_files.trust_bundle)
+        return out
 
     # -- PostgreSQL ----------------------------------------------------------------------
     def _pg(self, autocommit: bool = True) -> Any:
@@ -234,10 +270,10 @@ class ServerlessProvider(Provider):
 
     def _ensure_secret(self, ns: dict[str, Any], password: str) -> str:
         sm = self.ctx.moto_client("secretsmanager")
-        assert self.ctx.postgres is not None
+        host, port = self.endpoint()
         name = f"redshift!{ns['namespaceName']}-{ns['adminUsername']}"
         value = json.dumps({"username": ns["adminUsername"], "password": password, "engine": "redshift",
-                            "host": self.ctx.postgres.host, "port": self.ctx.postgres.port,
+                            "host": host, "port": port,
                             "dbname": ns["dbName"]})
         try:
             return str(sm.put_secret_value(SecretId=name, SecretString=value)["ARN"])
@@ -258,9 +294,8 @@ class ServerlessProvider(Provider):
         out = {k: v for k, v in wg.items() if v is not None and not k.startswith("_")}
         if out.get("status") == "CREATING" and epoch() - wg["_created"] >= _CREATING_SECONDS:
             out["status"] = wg["status"] = "AVAILABLE"
-        pg = self.ctx.postgres
-        port = pg.port if pg else 5439
-        out["endpoint"] = {"address": pg.host if pg else "127.0.0.1", "port": port, "vpcEndpoints": []}
+        address, port = self.endpoint()
+        out["endpoint"] = {"address": address, "port": port, "vpcEndpoints": []}
         out["port"] = port
         return out
 

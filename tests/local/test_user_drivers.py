@@ -1,0 +1,219 @@
+"""The user's own tools against the local workgroup: redshift-connector and awswrangler, as on AWS.
+
+Each connects with exactly the arguments one passes on AWS (the workgroup's endpoint, its managed
+secret, the seed's Glue connection), and its results are compared with the Data API's. Bad input
+(a wrong password, a missing table, a query error, a down warehouse, a silent client) gives the
+driver's normal error with the kit's hint, in bounded time.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pandas as pd
+import pytest
+import redshift_connector
+
+from etl_kit import local
+from etl_kit.config import Settings
+from etl_kit.warehouse import connect, query
+from tests.conftest import client_factory
+from tests.local._pipeline_helpers import csv_bytes, outcome, put, row
+
+pytestmark = pytest.mark.local
+
+ORDER_IDS = [910000001, 910000002, 910000003]
+
+
+@pytest.fixture(scope="module")
+def loaded(pipeline: Settings) -> Settings:
+    """The pipeline with one file loaded: rows in the table, Parquet in output/, tables in the catalog."""
+    s3 = client_factory(pipeline)("s3")
+    key = f"input/drivers-{uuid.uuid4().hex[:8]}.csv"
+    etag = put(s3, pipeline, key, csv_bytes([row(i, units=str(i % 7 + 1)) for i in ORDER_IDS]))
+    assert outcome(pipeline, pipeline.bucket_name(), key, etag).state == "loaded"
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def endpoint(loaded: Settings) -> dict[str, Any]:
+    """What a user reads on AWS: GetWorkgroup's endpoint and the namespace's managed admin secret."""
+    boto = client_factory(loaded)
+    rs = boto("redshift-serverless")
+    wg = rs.get_workgroup(workgroupName=loaded.redshift_workgroup)["workgroup"]
+    ns = rs.get_namespace(namespaceName=wg["namespaceName"])["namespace"]
+    secret = json.loads(boto("secretsmanager").get_secret_value(SecretId=ns["adminPasswordSecretArn"])
+                        ["SecretString"])
+    return {"host": wg["endpoint"]["address"], "port": wg["endpoint"]["port"], "user": secret["username"],
+            "password": secret["password"], "database": loaded.redshift_database,
+            "secret_arn": ns["adminPasswordSecretArn"]}
+
+
+@pytest.fixture
+def trusted(loaded: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust the local cloud's CA the documented way (SSL_CERT_FILE = the trust bundle it reports)."""
+    part = local.status(loaded)["providers"]["redshift-serverless"]
+    monkeypatch.setenv("SSL_CERT_FILE", part["trust_bundle"])
+
+
+@pytest.fixture
+def wr_session(loaded: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    """awswrangler pointed at the local cloud the documented way: AWS_ENDPOINT_URL and a boto3 session."""
+    where = local.address(loaded)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", where.endpoint)
+    yield boto3.Session(region_name=loaded.region, **where.credentials.boto3_kwargs())
+
+
+def _data_api(sql: str, settings: Settings) -> pd.DataFrame:
+    return query(sql, settings)
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Same columns and the same values (as text: drivers differ in Python types, not in data)."""
+    assert list(a.columns) == list(b.columns)
+    assert a.astype(str).values.tolist() == b.astype(str).values.tolist()
+
+
+SAMPLE = "select order_id, country, units_sold, total_revenue from sales_data_table " \
+         f"where order_id in ({', '.join(map(str, ORDER_IDS))}) order by order_id"
+
+
+# -- redshift-connector ---------------------------------------------------------------------------------
+def test_redshift_connector_with_the_drivers_defaults(loaded, endpoint, trusted) -> None:
+    """Host, port, database, user, password: nothing else, as on AWS (TLS verified against the local CA)."""
+    with redshift_connector.connect(host=endpoint["host"], port=endpoint["port"], database=endpoint["database"],
+                                    user=endpoint["user"], password=endpoint["password"]) as conn:
+        assert isinstance(conn._usock, ssl.SSLSocket)  # noqa: SLF001 - TLS, as the driver's default demands
+        cur = conn.cursor()
+        cur.execute("select current_user, current_database()")
+        assert cur.fetchone() == [endpoint["user"], endpoint["database"]]
+        cur.execute("select order_id from sales_data_table where order_id = %s", (ORDER_IDS[1],))
+        assert cur.fetchall() == ([ORDER_IDS[1]],)
+        cur.execute(SAMPLE)
+        direct = cur.fetch_dataframe()
+    _same(direct, _data_api(SAMPLE, loaded))
+    assert len(direct) == len(ORDER_IDS)
+
+
+def test_an_untrusted_endpoint_certificate_is_refused_as_on_aws(endpoint, monkeypatch) -> None:
+    """Without the local CA trusted, the driver's default verification fails, as for any unknown server."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with pytest.raises(redshift_connector.InterfaceError, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
+        redshift_connector.connect(host=endpoint["host"], port=endpoint["port"], database=endpoint["database"],
+                                   user=endpoint["user"], password=endpoint["password"], timeout=10)
+
+
+def test_kit_connect_returns_a_redshift_connector_connection(loaded) -> None:
+    with connect(loaded) as conn:
+        assert isinstance(conn, redshift_connector.Connection)
+        cur = conn.cursor()
+        cur.execute(SAMPLE)
+        _same(cur.fetch_dataframe(), _data_api(SAMPLE, loaded))
+    direct = query("select count(*) as n from sales_data_table where order_id = :id", loaded,
+                   parameters={"id": ORDER_IDS[0]}, via="direct")
+    assert direct["n"].tolist() == [1]
+
+
+# -- awswrangler ----------------------------------------------------------------------------------------
+def test_awswrangler_redshift_connect_by_glue_connection_and_by_secret(loaded, endpoint, trusted,
+                                                                       wr_session) -> None:
+    import awswrangler as wr
+
+    expected = _data_api(SAMPLE, loaded)
+    for how in ({"connection": loaded.glue_connection}, {"secret_id": endpoint["secret_arn"]}):
+        con = wr.redshift.connect(**how, boto3_session=wr_session)
+        try:
+            _same(wr.redshift.read_sql_query(SAMPLE, con=con), expected)
+        finally:
+            con.close()
+
+
+def test_awswrangler_data_api_read_sql_query(loaded, wr_session) -> None:
+    import awswrangler as wr
+
+    con = wr.data_api.redshift.connect(workgroup_name=loaded.redshift_workgroup, database=loaded.redshift_database,
+                                       boto3_session=wr_session)
+    _same(wr.data_api.redshift.read_sql_query(SAMPLE, con=con), _data_api(SAMPLE, loaded))
+
+
+def test_awswrangler_s3_parquet_and_catalog(loaded, wr_session) -> None:
+    import awswrangler as wr
+
+    path = f"s3://{loaded.bucket_name()}/{loaded.output_prefix}"
+    df = wr.s3.read_parquet(path, dataset=True, boto3_session=wr_session)
+    assert len(df) == int(_data_api("select count(*) as n from sales_data_table", loaded)["n"][0])
+    tables = wr.catalog.tables(database=loaded.glue_database, boto3_session=wr_session)
+    assert len(tables) >= 2 and set(tables["Database"]) == {loaded.glue_database}
+    assert wr.catalog.does_table_exist(database=loaded.glue_database, table=tables["Table"][0],
+                                       boto3_session=wr_session)
+
+
+# -- bad input: the driver's error, the kit's hint, never a hang ------------------------------------------
+def test_wrong_password_is_refused_with_the_hint(endpoint, trusted) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(redshift_connector.ProgrammingError) as err:
+        redshift_connector.connect(host=endpoint["host"], port=endpoint["port"], database=endpoint["database"],
+                                   user=endpoint["user"], password="Wrong-password-1")
+    assert time.monotonic() - t0 < 10
+    assert "28P01" in str(err.value) and "password authentication failed" in str(err.value)
+    assert "adminPasswordSecretArn" in str(err.value)
+
+
+def test_missing_table_and_query_error_keep_the_connection(loaded) -> None:
+    with connect(loaded) as conn:
+        cur = conn.cursor()
+        t0 = time.monotonic()
+        with pytest.raises(redshift_connector.ProgrammingError, match="no_such_table"):
+            cur.execute("select * from no_such_table")
+        conn.rollback()
+        with pytest.raises(redshift_connector.ProgrammingError, match="division by zero"):
+            cur.execute("select 1 / 0")
+        conn.rollback()
+        assert time.monotonic() - t0 < 10
+        cur.execute("select 1")
+        assert cur.fetchone() == [1]
+
+
+def test_superuser_cannot_log_in_through_the_endpoint(loaded, endpoint) -> None:
+    pg = local.warehouse_info(loaded)
+    with pytest.raises(redshift_connector.Error, match=r"pg_hba\.conf rejects"):
+        redshift_connector.connect(host=endpoint["host"], port=endpoint["port"], database="postgres",
+                                   user=pg["user"], password=pg["password"], ssl=False, timeout=10)
+
+
+def test_a_stopped_local_cloud_names_the_command(loaded, tmp_path) -> None:
+    from etl_kit.config import load_settings
+    from etl_kit.exceptions import EtlKitError
+    from tests.conftest import ROOT, free_port
+
+    stopped = load_settings(ROOT / "params" / "local.yaml", local_state_dir=str(tmp_path), local_port=free_port())
+    t0 = time.monotonic()
+    with pytest.raises(EtlKitError, match="etl-kit local up"):
+        connect(stopped)
+    assert time.monotonic() - t0 < 10
+
+
+def test_front_answers_a_down_warehouse_and_drops_a_silent_client() -> None:
+    """The front alone (no PostgreSQL behind it): an ErrorResponse naming the fix; a silent client is cut off."""
+    from etl_localcloud.redshift.front import WarehouseFront
+
+    front = WarehouseFront(lambda: None, tls=None, startup_timeout=1.0).start()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(redshift_connector.Error, match="local up") as err:
+            redshift_connector.connect(host="127.0.0.1", port=front.port, database="dev", user="admin",
+                                       password="x", ssl=False, timeout=10)
+        assert "57P03" in str(err.value) and time.monotonic() - t0 < 5
+        with socket.create_connection(("127.0.0.1", front.port), timeout=10) as silent:
+            t0 = time.monotonic()
+            assert silent.recv(1) == b""  # closed by the front's startup deadline
+            assert time.monotonic() - t0 < 5
+    finally:
+        front.close()
