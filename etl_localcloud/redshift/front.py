@@ -5,8 +5,10 @@ expects it: an ``SSLRequest`` first (its default ``ssl=True`` refuses a server t
 ``N``), then a startup message carrying Redshift-only parameters (``client_protocol_version``,
 ``driver_version``, ...) that PostgreSQL rejects as unknown settings. The front listens on the
 workgroups' endpoint port, answers the ``SSLRequest`` with TLS (a certificate of the local
-cloud's own CA, see :func:`ensure_tls`), drops those parameters, and from then on relays bytes
-both ways. psycopg and psql connect through it as well (their ``sslmode=prefer`` takes the TLS).
+cloud's own CA, see :func:`ensure_tls`), drops those parameters, and from then on relays the
+conversation, translating the Redshift SQL of Query and Parse messages as the Data API does
+(``DISTSTYLE``/``SORTKEY`` dropped, Redshift's string escapes ...). psycopg and psql connect
+through it as well (their ``sslmode=prefer`` takes the TLS).
 
 Bad input never hangs a client: the startup phase has a deadline, a down warehouse is answered
 with a PostgreSQL ``ErrorResponse`` naming the fix, and a failed login carries a hint saying where
@@ -141,6 +143,57 @@ def _read_startup(sock: socket.socket) -> tuple[int, bytes]:
     return struct.unpack("!I", body[:4])[0], body[4:]
 
 
+def redshift_to_postgres(sql: str) -> str:
+    """The statement(s) PostgreSQL runs for Redshift SQL, as the Data API translates them.
+
+    What has no one-statement equivalent (a COPY from S3, MERGE ... REMOVE DUPLICATES) or cannot be
+    translated passes unchanged, so PostgreSQL's own error reaches the client.
+    """
+    from etl_localcloud.redshift.sqltranslate import TranslationError, split_statements, translate
+
+    try:
+        out = []
+        for stmt in split_statements(sql):
+            done = translate(stmt)
+            if len(done) != 1 or done[0].copy is not None:
+                return sql
+            if done[0].sql is not None:  # a no-op (VACUUM, ALTER ... DISTSTYLE) is dropped
+                out.append(done[0].sql)
+    except TranslationError:
+        return sql
+    return "; ".join(out)  # empty: PostgreSQL answers EmptyQueryResponse, as for a no-op
+
+
+def _translated(sql: bytes) -> bytes:
+    # client_encoding is UTF8 (both drivers set it); undecodable bytes pass through untouched
+    return redshift_to_postgres(sql.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+
+class _ClientStream:
+    """The client's messages after login: Redshift SQL in Query and Parse messages becomes PostgreSQL's."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+
+    def feed(self, data: bytes) -> bytes:
+        """Complete messages of ``data`` (plus what was buffered), rewritten; a partial one waits."""
+        self.buf += data
+        out = []
+        while len(self.buf) >= 5:
+            length = struct.unpack("!I", self.buf[1:5])[0]
+            if len(self.buf) < length + 1:
+                break
+            kind, body, self.buf = self.buf[:1], self.buf[5:length + 1], self.buf[length + 1:]
+            if kind == b"Q":
+                body = _translated(body[:-1]) + b"\x00"
+            elif kind == b"P":
+                name, rest = body.split(b"\x00", 1)
+                query, tail = rest.split(b"\x00", 1)
+                body = name + b"\x00" + _translated(query) + b"\x00" + tail
+            out.append(kind + struct.pack("!I", len(body) + 4) + body)
+        return b"".join(out)
+
+
 def rewrite_startup(params: bytes) -> bytes:
     """The protocol-3 startup message for PostgreSQL: the client's parameters minus the Redshift-only ones."""
     parts = params.split(b"\x00")
@@ -247,6 +300,7 @@ class _Session:
     def _relay(self) -> None:
         assert self.server is not None
         peers: dict[socket.socket, socket.socket] = {self.client: self.server, self.server: self.client}
+        client_stream = _ClientStream()
         while True:
             # TLS may hold decrypted bytes select() cannot see
             ready: list[socket.socket] = [s for s in peers if isinstance(s, ssl.SSLSocket) and s.pending()]
@@ -258,7 +312,7 @@ class _Session:
                 data = src.recv(65536)
                 if not data:
                     return
-                peers[src].sendall(data)
+                peers[src].sendall(client_stream.feed(data) if src is self.client else data)
 
 
 class WarehouseFront:

@@ -90,7 +90,7 @@ def test_redshift_connector_with_the_drivers_defaults(loaded, endpoint, trusted)
     """Host, port, database, user, password: nothing else, as on AWS (TLS verified against the local CA)."""
     with redshift_connector.connect(host=endpoint["host"], port=endpoint["port"], database=endpoint["database"],
                                     user=endpoint["user"], password=endpoint["password"]) as conn:
-        assert isinstance(conn._usock, ssl.SSLSocket)  # noqa: SLF001 - TLS, as the driver's default demands
+        assert isinstance(conn._usock, ssl.SSLSocket)  # TLS, as the driver's default demands
         cur = conn.cursor()
         cur.execute("select current_user, current_database()")
         assert cur.fetchone() == [endpoint["user"], endpoint["database"]]
@@ -105,7 +105,7 @@ def test_redshift_connector_with_the_drivers_defaults(loaded, endpoint, trusted)
 def test_an_untrusted_endpoint_certificate_is_refused_as_on_aws(endpoint, monkeypatch) -> None:
     """Without the local CA trusted, the driver's default verification fails, as for any unknown server."""
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    with pytest.raises(redshift_connector.InterfaceError, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
+    with pytest.raises(redshift_connector.InterfaceError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
         redshift_connector.connect(host=endpoint["host"], port=endpoint["port"], database=endpoint["database"],
                                    user=endpoint["user"], password=endpoint["password"], timeout=10)
 
@@ -127,12 +127,21 @@ def test_awswrangler_redshift_connect_by_glue_connection_and_by_secret(loaded, e
     import awswrangler as wr
 
     expected = _data_api(SAMPLE, loaded)
+    frame = pd.DataFrame({"id": [1, 2, 3], "name": ["a", "b\\c", "d'e"], "amount": [1.5, 2.25, -3.0]})
     for how in ({"connection": loaded.glue_connection}, {"secret_id": endpoint["secret_arn"]}):
         con = wr.redshift.connect(**how, boto3_session=wr_session)
+        table = f"wr_{next(iter(how))}_{uuid.uuid4().hex[:6]}"
         try:
             _same(wr.redshift.read_sql_query(SAMPLE, con=con), expected)
+            wr.redshift.to_sql(frame, con=con, table=table, schema="public", mode="overwrite",
+                               diststyle="AUTO", sortkey=["id"])
+            wr.redshift.to_sql(frame.head(1), con=con, table=table, schema="public", mode="append")
         finally:
             con.close()
+        back = _data_api(f"select id, name, amount from public.{table} order by id, name", loaded)
+        assert back["id"].tolist() == [1, 1, 2, 3]
+        assert back["name"].tolist() == ["a", "a", "b\\c", "d'e"]
+        assert back["amount"].tolist() == [1.5, 1.5, 2.25, -3.0]
 
 
 def test_awswrangler_data_api_read_sql_query(loaded, wr_session) -> None:
