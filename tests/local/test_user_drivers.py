@@ -9,6 +9,8 @@ driver's normal error with the kit's hint, in bounded time.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import ssl
 import time
@@ -24,7 +26,7 @@ import redshift_connector
 from etl_kit import local
 from etl_kit.config import Settings
 from etl_kit.warehouse import connect, query
-from tests.conftest import client_factory
+from tests.conftest import client_factory, private_cloud, wait_for
 from tests.local._pipeline_helpers import csv_bytes, outcome, put, row
 
 pytestmark = pytest.mark.local
@@ -226,3 +228,55 @@ def test_front_answers_a_down_warehouse_and_drops_a_silent_client() -> None:
             assert time.monotonic() - t0 < 5
     finally:
         front.close()
+
+
+# -- the endpoint across a PostgreSQL death and a restart of the local cloud -------------------------------
+@pytest.fixture
+def own_cloud(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """A local cloud of this test's own (it kills PostgreSQL and restarts the daemon), with no automatic repair."""
+    monkeypatch.setenv("ETL_KIT_PG_RESTART_DELAY", "-1")
+    yield from private_cloud(tmp_path_factory, "drivers-own")
+
+
+def test_endpoint_reports_a_dead_warehouse_and_survives_a_restart(own_cloud: Settings) -> None:
+    import etl_localcloud
+
+    boto = client_factory(own_cloud)
+    rs = boto("redshift-serverless")
+    ns = rs.create_namespace(namespaceName="own-ns", dbName="dev", adminUsername="admin",
+                             manageAdminPassword=True)["namespace"]
+    port = rs.create_workgroup(workgroupName="own-wg", namespaceName="own-ns")["workgroup"]["endpoint"]["port"]
+
+    def login() -> Any:
+        secret = json.loads(boto("secretsmanager").get_secret_value(SecretId=ns["adminPasswordSecretArn"])
+                            ["SecretString"])
+        assert secret["port"] == port  # the secret names the endpoint, as on AWS
+        return redshift_connector.connect(host="127.0.0.1", port=port, database="dev", user=secret["username"],
+                                          password=secret["password"], ssl=False, timeout=10)
+
+    with login() as conn:
+        conn.cursor().execute("create table kept (n int)")
+        conn.commit()
+    local.down(own_cloud)
+    t0 = time.monotonic()
+    with pytest.raises(redshift_connector.InterfaceError):  # nothing listens: refused at once
+        redshift_connector.connect(host="127.0.0.1", port=port, database="dev", user="admin",
+                                   password="x", ssl=False, timeout=10)
+    assert time.monotonic() - t0 < 5
+    local.up(own_cloud)
+    assert rs.get_workgroup(workgroupName="own-wg")["workgroup"]["endpoint"]["port"] == port
+    with login() as conn:
+        cur = conn.cursor()
+        cur.execute("select count(*) from kept")
+        assert cur.fetchone() == [0]
+
+    os.kill(etl_localcloud.health(own_cloud.local_endpoint)["providers"]["postgres"]["pid"], signal.SIGKILL)
+    t0 = time.monotonic()
+    with pytest.raises(redshift_connector.Error, match="etl-kit local up") as err:
+        wait_for("PostgreSQL to be seen down", lambda: login() and False, timeout=10)
+    assert "57P03" in str(err.value) and time.monotonic() - t0 < 10
+    local.up(own_cloud)  # repairs PostgreSQL; the endpoint follows its new process
+    with login() as conn:
+        cur = conn.cursor()
+        cur.execute("select current_user")
+        assert cur.fetchone() == ["admin"]
