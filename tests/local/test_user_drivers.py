@@ -45,7 +45,7 @@ def loaded(pipeline: Settings) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def endpoint(loaded: Settings) -> dict[str, Any]:
+def workgroup_login(loaded: Settings) -> dict[str, Any]:
     """What a user reads on AWS: GetWorkgroup's endpoint and the namespace's managed admin secret."""
     boto = client_factory(loaded)
     rs = boto("redshift-serverless")
@@ -88,14 +88,15 @@ SAMPLE = "select order_id, country, units_sold, total_revenue from sales_data_ta
 
 
 # -- redshift-connector ---------------------------------------------------------------------------------
-def test_redshift_connector_with_the_drivers_defaults(loaded, endpoint, trusted) -> None:
+def test_redshift_connector_with_the_drivers_defaults(loaded, workgroup_login, trusted) -> None:
     """Host, port, database, user, password: nothing else, as on AWS (TLS verified against the local CA)."""
-    with redshift_connector.connect(host=endpoint["host"], port=endpoint["port"], database=endpoint["database"],
-                                    user=endpoint["user"], password=endpoint["password"]) as conn:
+    with redshift_connector.connect(host=workgroup_login["host"], port=workgroup_login["port"],
+                                    database=workgroup_login["database"], user=workgroup_login["user"],
+                                    password=workgroup_login["password"]) as conn:
         assert isinstance(conn._usock, ssl.SSLSocket)  # TLS, as the driver's default demands
         cur = conn.cursor()
         cur.execute("select current_user, current_database()")
-        assert cur.fetchone() == [endpoint["user"], endpoint["database"]]
+        assert cur.fetchone() == [workgroup_login["user"], workgroup_login["database"]]
         cur.execute("select order_id from sales_data_table where order_id = %s", (ORDER_IDS[1],))
         assert cur.fetchall() == ([ORDER_IDS[1]],)
         cur.execute(SAMPLE)
@@ -104,12 +105,13 @@ def test_redshift_connector_with_the_drivers_defaults(loaded, endpoint, trusted)
     assert len(direct) == len(ORDER_IDS)
 
 
-def test_an_untrusted_endpoint_certificate_is_refused_as_on_aws(endpoint, monkeypatch) -> None:
+def test_an_untrusted_endpoint_certificate_is_refused_as_on_aws(workgroup_login, monkeypatch) -> None:
     """Without the local CA trusted, the driver's default verification fails, as for any unknown server."""
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     with pytest.raises(redshift_connector.InterfaceError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
-        redshift_connector.connect(host=endpoint["host"], port=endpoint["port"], database=endpoint["database"],
-                                   user=endpoint["user"], password=endpoint["password"], timeout=10)
+        redshift_connector.connect(host=workgroup_login["host"], port=workgroup_login["port"],
+                                   database=workgroup_login["database"], user=workgroup_login["user"],
+                                   password=workgroup_login["password"], timeout=10)
 
 
 def test_kit_connect_returns_a_redshift_connector_connection(loaded) -> None:
@@ -124,13 +126,13 @@ def test_kit_connect_returns_a_redshift_connector_connection(loaded) -> None:
 
 
 # -- awswrangler ----------------------------------------------------------------------------------------
-def test_awswrangler_redshift_connect_by_glue_connection_and_by_secret(loaded, endpoint, trusted,
+def test_awswrangler_redshift_connect_by_glue_connection_and_by_secret(loaded, workgroup_login, trusted,
                                                                        wr_session) -> None:
     import awswrangler as wr
 
     expected = _data_api(SAMPLE, loaded)
     frame = pd.DataFrame({"id": [1, 2, 3], "name": ["a", "b\\c", "d'e"], "amount": [1.5, 2.25, -3.0]})
-    for how in ({"connection": loaded.glue_connection}, {"secret_id": endpoint["secret_arn"]}):
+    for how in ({"connection": loaded.glue_connection}, {"secret_id": workgroup_login["secret_arn"]}):
         con = wr.redshift.connect(**how, boto3_session=wr_session)
         table = f"wr_{next(iter(how))}_{uuid.uuid4().hex[:6]}"
         try:
@@ -167,11 +169,12 @@ def test_awswrangler_s3_parquet_and_catalog(loaded, wr_session) -> None:
 
 
 # -- bad input: the driver's error, the kit's hint, never a hang ------------------------------------------
-def test_wrong_password_is_refused_with_the_hint(endpoint, trusted) -> None:
+def test_wrong_password_is_refused_with_the_hint(workgroup_login, trusted) -> None:
     t0 = time.monotonic()
     with pytest.raises(redshift_connector.ProgrammingError) as err:
-        redshift_connector.connect(host=endpoint["host"], port=endpoint["port"], database=endpoint["database"],
-                                   user=endpoint["user"], password="Wrong-password-1")
+        redshift_connector.connect(host=workgroup_login["host"], port=workgroup_login["port"],
+                                   database=workgroup_login["database"], user=workgroup_login["user"],
+                                   password="Wrong-password-1")
     assert time.monotonic() - t0 < 10
     assert "28P01" in str(err.value) and "password authentication failed" in str(err.value)
     assert "adminPasswordSecretArn" in str(err.value)
@@ -192,10 +195,10 @@ def test_missing_table_and_query_error_keep_the_connection(loaded) -> None:
         assert cur.fetchone() == [1]
 
 
-def test_superuser_cannot_log_in_through_the_endpoint(loaded, endpoint) -> None:
+def test_superuser_cannot_log_in_through_the_endpoint(loaded, workgroup_login) -> None:
     pg = local.warehouse_info(loaded)
     with pytest.raises(redshift_connector.Error, match=r"pg_hba\.conf rejects"):
-        redshift_connector.connect(host=endpoint["host"], port=endpoint["port"], database="postgres",
+        redshift_connector.connect(host=workgroup_login["host"], port=workgroup_login["port"], database="postgres",
                                    user=pg["user"], password=pg["password"], ssl=False, timeout=10)
 
 
