@@ -161,7 +161,10 @@ def test_awswrangler_s3_parquet_and_catalog(loaded, wr_session) -> None:
 
     path = f"s3://{loaded.bucket_name()}/{loaded.output_prefix}"
     df = wr.s3.read_parquet(path, dataset=True, boto3_session=wr_session)
-    assert len(df) == int(_data_api("select count(*) as n from sales_data_table", loaded)["n"][0])
+    mine = df[df["order_id"].isin(ORDER_IDS)].sort_values("order_id")
+    loaded_rows = _data_api(SAMPLE, loaded)
+    assert mine["order_id"].tolist() == loaded_rows["order_id"].tolist() == ORDER_IDS
+    assert mine["units_sold"].tolist() == loaded_rows["units_sold"].tolist()
     tables = wr.catalog.tables(database=loaded.glue_database, boto3_session=wr_session)
     assert len(tables) >= 2 and set(tables["Database"]) == {loaded.glue_database}
     assert wr.catalog.does_table_exist(database=loaded.glue_database, table=tables["Table"][0],
@@ -212,6 +215,31 @@ def test_a_stopped_local_cloud_names_the_command(loaded, tmp_path) -> None:
     with pytest.raises(EtlKitError, match="etl-kit local up"):
         connect(stopped)
     assert time.monotonic() - t0 < 10
+
+
+def test_front_rewrites_startup_and_sql_messages_split_anywhere() -> None:
+    """The startup loses only the Redshift-only parameters; Query/Parse SQL is translated whatever the read sizes."""
+    import struct
+
+    from etl_localcloud.redshift.front import REDSHIFT_ONLY_PARAMETERS, _ClientStream, rewrite_startup
+
+    params = b"user\x00admin\x00database\x00dev\x00" + b"".join(
+        p.encode() + b"\x002\x00" for p in sorted(REDSHIFT_ONLY_PARAMETERS)) + b"application_name\x00x\x00\x00"
+    out = rewrite_startup(params)
+    assert struct.unpack("!I", out[:4])[0] == len(out)
+    assert out[8:] == b"user\x00admin\x00database\x00dev\x00application_name\x00x\x00\x00"
+
+    def message(kind: bytes, body: bytes) -> bytes:
+        return kind + struct.pack("!I", len(body) + 4) + body
+
+    create = "create table t (a int) diststyle auto sortkey(a)"
+    stream = message(b"P", b"s1\x00" + create.encode() + b"\x00\x00\x00") + message(b"S", b"") + \
+        message(b"Q", b"vacuum t; select nvl(null, 'a\\\\b')\x00")
+    for cut in range(1, len(stream)):
+        feeder = _ClientStream()
+        got = feeder.feed(stream[:cut]) + feeder.feed(stream[cut:])
+        assert got == message(b"P", b"s1\x00create table t (a int)\x00\x00\x00") + message(b"S", b"") + \
+            message(b"Q", b"select coalesce(null, E'a\\\\b')\x00"), cut
 
 
 def test_front_answers_a_down_warehouse_and_drops_a_silent_client() -> None:
