@@ -189,7 +189,7 @@ def connect(settings: Settings, session: boto3.Session | None = None) -> Any:
 def _connect_hint(settings: Settings, wg: dict[str, Any], secret_arn: str, exc: Exception) -> str:
     """What to do about a failed direct connection, by what failed and where."""
     where = f"workgroup {settings.redshift_workgroup!r} at {wg['endpoint']['address']}:{wg['endpoint']['port']}"
-    if "28P01" in str(exc) or "28000" in str(exc):
+    if "28P01" in str(exc):
         return (f"etl-kit: the login to {where} was refused with the password of secret {secret_arn}; "
                 "re-provision (`etl-kit provision`) to make them agree again")
     if settings.target == "local":

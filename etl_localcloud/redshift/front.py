@@ -29,7 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FrontTls", "WarehouseFront", "ensure_tls", "REDSHIFT_ONLY_PARAMETERS"]
+__all__ = ["ClientStream", "FrontTls", "REDSHIFT_ONLY_PARAMETERS", "WarehouseFront", "ensure_tls", "error_response",
+           "redshift_to_postgres", "rewrite_startup"]
 
 log = logging.getLogger("etl_localcloud.redshift.front")
 
@@ -169,7 +170,7 @@ def _translated(sql: bytes) -> bytes:
     return redshift_to_postgres(sql.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
 
 
-class _ClientStream:
+class ClientStream:
     """The client's messages after login: Redshift SQL in Query and Parse messages becomes PostgreSQL's."""
 
     def __init__(self) -> None:
@@ -279,7 +280,7 @@ class _Session:
             kind = _recv_exact(self.server, 1)
             length = struct.unpack("!I", _recv_exact(self.server, 4))[0]
             body = _recv_exact(self.server, length - 4)
-            if kind == b"E" and (b"C28P01\x00" in body or b"C28000\x00" in body) and b"\x00H" not in body:
+            if kind == b"E" and b"C28P01\x00" in body and b"\x00H" not in body:  # a wrong password
                 body = body[:-1] + b"H" + _LOGIN_HINT.encode() + b"\x00\x00"
                 length = len(body) + 4
             self.client.sendall(kind + struct.pack("!I", length) + body)
@@ -300,7 +301,7 @@ class _Session:
     def _relay(self) -> None:
         assert self.server is not None
         peers: dict[socket.socket, socket.socket] = {self.client: self.server, self.server: self.client}
-        client_stream = _ClientStream()
+        client_stream = ClientStream()
         while True:
             # TLS may hold decrypted bytes select() cannot see
             ready: list[socket.socket] = [s for s in peers if isinstance(s, ssl.SSLSocket) and s.pending()]

@@ -221,7 +221,7 @@ def test_front_rewrites_startup_and_sql_messages_split_anywhere() -> None:
     """The startup loses only the Redshift-only parameters; Query/Parse SQL is translated whatever the read sizes."""
     import struct
 
-    from etl_localcloud.redshift.front import REDSHIFT_ONLY_PARAMETERS, _ClientStream, rewrite_startup
+    from etl_localcloud.redshift.front import REDSHIFT_ONLY_PARAMETERS, ClientStream, rewrite_startup
 
     params = b"user\x00admin\x00database\x00dev\x00" + b"".join(
         p.encode() + b"\x002\x00" for p in sorted(REDSHIFT_ONLY_PARAMETERS)) + b"application_name\x00x\x00\x00"
@@ -236,7 +236,7 @@ def test_front_rewrites_startup_and_sql_messages_split_anywhere() -> None:
     stream = message(b"P", b"s1\x00" + create.encode() + b"\x00\x00\x00") + message(b"S", b"") + \
         message(b"Q", b"vacuum t; select nvl(null, 'a\\\\b')\x00")
     for cut in range(1, len(stream)):
-        feeder = _ClientStream()
+        feeder = ClientStream()
         got = feeder.feed(stream[:cut]) + feeder.feed(stream[cut:])
         assert got == message(b"P", b"s1\x00create table t (a int)\x00\x00\x00") + message(b"S", b"") + \
             message(b"Q", b"select coalesce(null, E'a\\\\b')\x00"), cut
@@ -276,7 +276,8 @@ def test_endpoint_reports_a_dead_warehouse_and_survives_a_restart(own_cloud: Set
     rs = boto("redshift-serverless")
     ns = rs.create_namespace(namespaceName="own-ns", dbName="dev", adminUsername="admin",
                              manageAdminPassword=True)["namespace"]
-    port = rs.create_workgroup(workgroupName="own-wg", namespaceName="own-ns")["workgroup"]["endpoint"]["port"]
+    wg_name = own_cloud.redshift_workgroup
+    port = rs.create_workgroup(workgroupName=wg_name, namespaceName="own-ns")["workgroup"]["endpoint"]["port"]
 
     def login() -> Any:
         secret = json.loads(boto("secretsmanager").get_secret_value(SecretId=ns["adminPasswordSecretArn"])
@@ -295,7 +296,7 @@ def test_endpoint_reports_a_dead_warehouse_and_survives_a_restart(own_cloud: Set
                                    password="x", ssl=False, timeout=10)
     assert time.monotonic() - t0 < 5
     local.up(own_cloud)
-    assert rs.get_workgroup(workgroupName="own-wg")["workgroup"]["endpoint"]["port"] == port
+    assert rs.get_workgroup(workgroupName=wg_name)["workgroup"]["endpoint"]["port"] == port
     with login() as conn:
         cur = conn.cursor()
         cur.execute("select count(*) from kept")
@@ -311,3 +312,10 @@ def test_endpoint_reports_a_dead_warehouse_and_survives_a_restart(own_cloud: Set
         cur = conn.cursor()
         cur.execute("select current_user")
         assert cur.fetchone() == ["admin"]
+    # a secret that no longer matches the login: the driver's error, with the kit's note naming the fix
+    sm = boto("secretsmanager")
+    value = json.loads(sm.get_secret_value(SecretId=ns["adminPasswordSecretArn"])["SecretString"])
+    sm.put_secret_value(SecretId=ns["adminPasswordSecretArn"], SecretString=json.dumps({**value, "password": "Nope-1"}))
+    with pytest.raises(redshift_connector.ProgrammingError) as err:
+        connect(own_cloud)
+    assert "28P01" in str(err.value) and any("etl-kit provision" in n for n in err.value.__notes__)
