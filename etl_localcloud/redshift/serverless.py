@@ -3,6 +3,8 @@
 Thin handlers, as moto's ``responses.py``: each reads the request's members, calls
 :class:`~.serverless_models.ServerlessBackend` and shapes AWS's response. Errors are the
 classes of :mod:`.exceptions`; lists page as :data:`~etl_localcloud.core.paging.REDSHIFT_SERVERLESS`.
+A workgroup's endpoint is the front of :mod:`etl_localcloud.redshift.front` (one port for every
+workgroup, kept across restarts), which speaks to Redshift drivers and relays to the embedded PostgreSQL.
 """
 
 from __future__ import annotations
@@ -64,19 +66,30 @@ class ServerlessProvider(Provider):
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
-        """After a restart: re-create what lives outside the state directory (moto's secrets), in the background.
+        """Open the workgroup endpoint; after a restart re-create what lives outside the state directory.
 
         The daemon calls ``start`` before it serves requests, and the secrets are written
-        through the daemon's own endpoint, so this must not block.
+        through the daemon's own endpoint, so restoring them happens in the background.
         """
+        self.backend.start_front()
         if self.store.namespaces:
             threading.Thread(target=self.backend.restore, name="redshift-serverless-restore", daemon=True).start()
         else:
             self.store.ready.set()
 
+    def close(self) -> None:
+        self.backend.close_front()
+
     def health(self) -> dict[str, Any]:
         with self.store.lock:
-            return {"ok": True, "namespaces": len(self.store.namespaces), "workgroups": len(self.store.workgroups)}
+            out: dict[str, Any] = {"ok": True, "namespaces": len(self.store.namespaces),
+                                   "workgroups": len(self.store.workgroups)}
+        front = self.backend.front
+        if front is not None:
+            out["endpoint"] = f"{front.host}:{front.port}"
+            if front.tls_files is not None:
+                out["trust_bundle"] = str(front.tls_files.trust_bundle)
+        return out
 
     # -- shapes ------------------------------------------------------------------------
     @staticmethod
@@ -86,9 +99,8 @@ class ServerlessProvider(Provider):
     def _wg_out(self, wg: dict[str, Any]) -> dict[str, Any]:
         self.backend.settle(wg)
         out = {k: v for k, v in wg.items() if v is not None and not k.startswith("_")}
-        pg = self.ctx.postgres
-        port = pg.port if pg else 5439
-        out["endpoint"] = {"address": pg.host if pg else "127.0.0.1", "port": port, "vpcEndpoints": []}
+        address, port = self.backend.endpoint()
+        out["endpoint"] = {"address": address, "port": port, "vpcEndpoints": []}
         out["port"] = port
         return out
 

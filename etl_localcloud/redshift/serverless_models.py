@@ -5,7 +5,7 @@ Records have AWS's response shapes and are kept as JSON under ``<state_dir>/reds
 of the daemon. A namespace's ``dbName`` is a real database in the embedded PostgreSQL and
 its admin user a real login role (:mod:`.pgadmin`); with ``manageAdminPassword`` the
 credentials live in a Secrets Manager secret (in moto) named by ``adminPasswordSecretArn``.
-A workgroup's endpoint *is* the embedded PostgreSQL.
+A workgroup's endpoint is the front of :mod:`etl_localcloud.redshift.front`.
 """
 
 from __future__ import annotations
@@ -167,6 +167,35 @@ class ServerlessBackend:
         self.ctx = ctx
         self.store = store
         self.pg = PgAdmin(ctx)
+        self.front: Any = None  # the workgroup endpoint (etl_localcloud.redshift.front.WarehouseFront)
+
+    # -- the workgroup endpoint ----------------------------------------------------------
+    def start_front(self) -> None:
+        """Open the front every workgroup's endpoint names, on the port it had before a restart."""
+        from etl_localcloud.redshift.front import WarehouseFront, ensure_tls
+
+        port_file = self.store.dir / "endpoint-port"
+        saved = int(port_file.read_text()) if port_file.exists() else 0
+
+        def backend() -> tuple[str, int] | None:
+            pg = self.ctx.postgres
+            return (pg.host, pg.port) if pg is not None else None
+
+        self.front = WarehouseFront(backend, ensure_tls(self.store.dir / "tls"), port=saved).start()
+        if self.front.port != saved:
+            port_file.write_text(str(self.front.port))
+        log.info("workgroup endpoint on 127.0.0.1:%s (TLS %s)", self.front.port, "on" if self.front.tls else "off")
+
+    def endpoint(self) -> tuple[str, int]:
+        """(address, port) of every workgroup: the front once started, else the embedded PostgreSQL."""
+        if self.front is not None:
+            return self.front.host, self.front.port
+        pg = self.ctx.postgres
+        return (pg.host, pg.port) if pg else ("127.0.0.1", 5439)
+
+    def close_front(self) -> None:
+        if self.front is not None:
+            self.front.close()
 
     # -- restart -----------------------------------------------------------------------
     def restore(self) -> None:
@@ -217,10 +246,10 @@ class ServerlessBackend:
 
     def _ensure_secret(self, ns: dict[str, Any], password: str) -> str:
         sm = self.ctx.moto_client("secretsmanager")
-        assert self.ctx.postgres is not None
+        host, port = self.endpoint()
         name = f"redshift!{ns['namespaceName']}-{ns['adminUsername']}"
         value = json.dumps({"username": ns["adminUsername"], "password": password, "engine": "redshift",
-                            "host": self.ctx.postgres.host, "port": self.ctx.postgres.port,
+                            "host": host, "port": port,
                             "dbname": ns["dbName"]})
         try:
             return str(sm.put_secret_value(SecretId=name, SecretString=value)["ARN"])
