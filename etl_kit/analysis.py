@@ -52,6 +52,10 @@ def tools_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+#: What :func:`use_target` set in this process for a local cloud (taken back when a later call is for aws).
+_SET_FOR_LOCAL: dict[str, str] = {}
+
+
 def use_target(settings: Settings) -> pd.DataFrame:
     """Set :func:`tools_environment` in this process (the notebook's kernel); a table of what was set.
 
@@ -60,6 +64,13 @@ def use_target(settings: Settings) -> pd.DataFrame:
     import pandas as pd
 
     env = tools_environment(settings)
+    if settings.target == "local":
+        _SET_FOR_LOCAL.update(env)
+    else:  # a kernel that ran on local before: take back the local endpoint and keys (unless changed since)
+        for k, v in _SET_FOR_LOCAL.items():
+            if os.environ.get(k) == v and k not in env:
+                del os.environ[k]
+        _SET_FOR_LOCAL.clear()
     os.environ.update(env)
     return pd.DataFrame([{"variable": k, "value": "(set)" if "SECRET" in k else v} for k, v in env.items()])
 

@@ -281,11 +281,13 @@ def lab(params: str, jupyter_args: list[str]) -> None:
 
         st = local.up(settings)
         click.echo(f"local cloud at {st['endpoint']} (postgres {st.get('postgres')})")
-    # every kernel inherits it: the user's own boto3 / awswrangler / redshift-connector reach the target
-    env = tools_environment(settings)
-    os.environ.update(env)
-    if "SSL_CERT_FILE" in env:
-        click.echo(f"kernels trust the local cloud's CA: SSL_CERT_FILE={env['SSL_CERT_FILE']}")
+    # Every kernel inherits the local cloud's trust bundle (the system's CAs plus the local CA, harmless on aws),
+    # so redshift-connector's defaults verify the local endpoint. Not the endpoint or keys: a notebook may run
+    # on params/aws.yaml in this JupyterLab; 00 and 05 set those for their own target (analysis.use_target).
+    bundle = tools_environment(settings).get("SSL_CERT_FILE")
+    if bundle:
+        os.environ["SSL_CERT_FILE"] = bundle
+        click.echo(f"kernels trust the local cloud's CA: SSL_CERT_FILE={bundle}")
     click.echo(f"kernel {KERNEL_NAME!r} registered in {ensure_kernel()}")
     argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={NOTEBOOK_DIR}",
             f"--KernelManager.transport={KERNEL_TRANSPORT}"]

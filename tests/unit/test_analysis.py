@@ -54,6 +54,20 @@ def test_on_aws_the_tools_get_the_params_region_and_profile(monkeypatch: pytest.
     assert "AWS_ENDPOINT_URL" not in analysis.tools_environment(settings)  # AWS's own endpoints
 
 
+def test_on_aws_a_kernel_that_ran_on_local_forgets_the_local_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What use_target set for a local cloud earlier in the process is taken back; a value changed since stays."""
+    local_values = {"AWS_ENDPOINT_URL": "http://127.0.0.1:4599", "AWS_ACCESS_KEY_ID": "testing",
+                    "SSL_CERT_FILE": "/tmp/state/redshift/tls/trust-bundle.pem"}
+    for k, v in local_values.items():
+        monkeypatch.setenv(k, v)
+        monkeypatch.setitem(analysis._SET_FOR_LOCAL, k, v)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUSERSOWNKEY")  # the user's own key, set after: kept
+    analysis.use_target(load_settings(ROOT / "params" / "aws.yaml"))
+    assert "AWS_ENDPOINT_URL" not in os.environ and "SSL_CERT_FILE" not in os.environ
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "AKIAUSERSOWNKEY"
+    assert analysis._SET_FOR_LOCAL == {}
+
+
 def test_charts_draw_one_bar_per_row_and_one_line_per_series() -> None:
     df = pd.DataFrame({"item_type": ["Cosmetics", "Fruits", "Meat"], "revenue": [30.5, 20.0, 10.25],
                        "profit": [3.0, 2.0, 1.0]})
