@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SAMPLE_METADATA", "settings_from", "record", "chosen_upload", "chosen_run", "setup",
            "params_table", "contract_table", "plan", "provision", "inventory", "architecture", "make_sample", "upload",
-           "lambda_decision", "started_run", "follow_run", "node_table", "graph_picture", "notifications",
-           "failed_logs", "replay_failed", "validate", "assert_checks", "first_rows", "sql", "teardown"]
+           "pipeline_picture", "lambda_decision", "started_run", "follow_run", "node_table", "graph_picture",
+           "notifications", "failed_logs", "replay_failed", "validate", "assert_checks", "first_rows", "sql",
+           "teardown"]
 
 
 def _show_figures_in_notebooks() -> None:
@@ -180,12 +181,6 @@ def inventory(settings: Settings) -> pd.DataFrame:
 
 def architecture(settings: Settings) -> Figure:
     """The pipeline drawn from the live resources (green: exists, grey: missing)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-
     acct = account_id(settings)
     bucket = settings.bucket_name(acct)
 
@@ -218,21 +213,44 @@ def architecture(settings: Settings) -> Figure:
         ("SQS " + settings.notification_queue, lambda: sqs.get_queue_url(QueueName=settings.notification_queue),
          (7.3, 0.9)),
     ]
+    return pipeline_picture([(label, exists(check), xy) for label, check, xy in boxes],
+                            f"etl-kit pipeline on {settings.target} ({settings.region})")
+
+
+#: Width and height of a box of :func:`pipeline_picture`, in data units (boxes sit on a grid of 1.0).
+BOX_W, BOX_H = 0.78, 0.6
+#: Arrows between boxes at the grid positions of :func:`architecture`: the main row (S3 ... Redshift), the
+#: workflow that runs the Glue part of it, the Glue nodes' state-change rules, SNS and its SQS subscriber.
+PIPELINE_ARROWS = [*(((i + BOX_W, 2.0), (i + 1.0, 2.0)) for i in range(7)),
+                   ((4.89, 2.8), (4.89, 2.3)), ((4.89, 1.7), (4.89, 1.2)),
+                   ((4.5 + BOX_W, 0.9), (6.0, 0.9)), ((6.0 + BOX_W, 0.9), (7.3, 0.9))]
+
+
+def pipeline_picture(boxes: list[tuple[str, bool, tuple[float, float]]], title: str) -> Figure:
+    """Boxes ``(label, exists, (x, y))`` (green: exists, grey: missing) joined by :data:`PIPELINE_ARROWS`."""
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
     fig = Figure(figsize=(14, 4.2))
     ax = fig.add_subplot(111)
     ax.set_xlim(-0.2, 8.3)
     ax.set_ylim(0.3, 3.7)
     ax.axis("off")
-    for label, check, (x, y) in boxes:
-        ok = exists(check)
-        ax.add_patch(FancyBboxPatch((x * 1.0, y - 0.3), 0.95, 0.6, boxstyle="round,pad=0.03",
+    for label, ok, (x, y) in boxes:
+        ax.add_patch(FancyBboxPatch((x, y - BOX_H / 2), BOX_W, BOX_H, boxstyle="round,pad=0.03",
                                     fc="#2e7d32" if ok else "#9e9e9e", ec="black", lw=0.6))
-        ax.text(x + 0.475, y, label.replace(" ", "\n", 1), ha="center", va="center", fontsize=6.5, color="white")
-    for i in range(7):
-        ax.add_patch(FancyArrowPatch((i + 0.95, 2), (i + 1.0, 2), arrowstyle="->", mutation_scale=10))
-    for (x0, y0), (x1, y1) in [((5.45, 0.9), (6.0, 0.9)), ((6.95, 0.9), (7.3, 0.9)), ((4.95, 1.7), (4.95, 1.2))]:
-        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="->", mutation_scale=10))
-    ax.set_title(f"etl-kit pipeline on {settings.target} ({settings.region})", fontsize=10)
+        kind, _, name = label.partition(" ")
+        ax.text(x + BOX_W / 2, y, "\n".join([kind, *textwrap.wrap(name, 20)]), ha="center", va="center",
+                fontsize=6.5, color="white")
+    for start, end in PIPELINE_ARROWS:  # drawn on top, from box edge to box edge, in black
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, lw=1.2, color="black",
+                                     shrinkA=1, shrinkB=1, zorder=3))
+    ax.set_title(title, fontsize=10)
     return fig
 
 

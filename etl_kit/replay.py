@@ -255,7 +255,7 @@ def replay_failed(settings: Settings, *, progress: bool = True) -> list[Replayed
     before anything wrote a ledger row). An object overwritten since its failed attempt is not
     replayed: its new version has an event (and a run) of its own.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: JupyterLab and papermill outputs show it as one line (no ipywidgets)
 
     failed = failed_identities(_workflow_runs(settings), _newest_or_none(settings, None))
     out: list[Replayed] = []
@@ -308,7 +308,7 @@ def replay_dlq(settings: Settings, *, progress: bool = True, visibility_timeout:
     dict
         ``{"moved": n, "dlq_left": approximate messages left in the DLQ}``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: JupyterLab and papermill outputs show it as one line (no ipywidgets)
 
     sqs = client("sqs", settings)
     dlq = _queue(settings, settings.intake_dlq, "intake dead-letter")

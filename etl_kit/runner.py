@@ -14,7 +14,7 @@ from etl_kit.config import Settings, load_settings
 from etl_kit.exceptions import ConfigError, PipelineError
 
 __all__ = ["NOTEBOOK_DIR", "KERNEL_NAME", "notebooks", "notebook_parameters", "ensure_kernel", "split_parameters",
-           "render_html", "run_notebooks", "write_summary", "lab", "register"]
+           "render_html", "run_notebooks", "write_summary", "lab", "register", "kernel_config"]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -70,6 +70,19 @@ def ensure_kernel() -> Path:
     return Path(install(kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY, prefix=sys.prefix))
 
 
+#: The kernel's channels run over IPC (unix sockets, private to this user) instead of TCP on 127.0.0.1: the
+#: notebooks never run on another machine than their kernel, and over TCP ipykernel warns that the channels are
+#: unencrypted ("Kernel is running over TCP without encryption").
+KERNEL_TRANSPORT = "ipc"
+
+
+def kernel_config() -> Any:
+    """The traitlets config of the kernel managers papermill and JupyterLab start the kit's kernels with."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": KERNEL_TRANSPORT}})
+
+
 def split_parameters(pairs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``-p KEY VALUE`` pairs -> (settings overrides, run parameters); an unknown key is an error."""
     unknown = sorted(set(pairs) - set(Settings.model_fields) - set(RUN_PARAMETERS))
@@ -121,7 +134,8 @@ def _execute(nb: Path, target: Path, parameters: dict[str, Any]) -> dict[str, An
     entry: dict[str, Any] = {"notebook": nb.stem, "status": "succeeded", "error": None, "executed": str(target)}
     try:
         papermill.execute_notebook(str(nb), str(target), parameters=parameters, kernel_name=KERNEL_NAME,
-                                   progress_bar=False, cwd=str(ROOT), log_output=False)
+                                   progress_bar=False, cwd=str(ROOT), log_output=False,
+                                   config=kernel_config(), coalesce_streams=True)
     except PapermillExecutionError as exc:
         entry.update(status="failed", error=f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
     except Exception as exc:  # the kernel died or would not start: still a summary entry, not a lost run
@@ -259,14 +273,24 @@ def lab(params: str, jupyter_args: list[str]) -> None:
     import os
     import sys
 
+    from etl_kit.analysis import tools_environment
+
     settings = load_settings(params)
     if settings.target == "local":
         from etl_kit import local
 
         st = local.up(settings)
         click.echo(f"local cloud at {st['endpoint']} (postgres {st.get('postgres')})")
+    # Every kernel inherits the local cloud's trust bundle (the system's CAs plus the local CA, harmless on aws),
+    # so redshift-connector's defaults verify the local endpoint. Not the endpoint or keys: a notebook may run
+    # on params/aws.yaml in this JupyterLab; 00 and 05 set those for their own target (analysis.use_target).
+    bundle = tools_environment(settings).get("SSL_CERT_FILE")
+    if bundle:
+        os.environ["SSL_CERT_FILE"] = bundle
+        click.echo(f"kernels trust the local cloud's CA: SSL_CERT_FILE={bundle}")
     click.echo(f"kernel {KERNEL_NAME!r} registered in {ensure_kernel()}")
-    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={NOTEBOOK_DIR}"]
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={NOTEBOOK_DIR}",
+            f"--KernelManager.transport={KERNEL_TRANSPORT}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         # containers and CI runners are often root; JupyterLab refuses that unless told (it still binds localhost)
         argv.append("--allow-root")

@@ -31,6 +31,8 @@ KEYS: dict[str, list[str]] = {
 }
 #: Notebooks that look at one upload / workflow run (default: the newest upload).
 RUN_PARAMETER_NOTEBOOKS = ("03_monitor_workflow", "04_validate_redshift")
+#: Notebooks that import etl_kit.analysis (00 points the kernel's own tools at the target with it).
+ANALYSIS_NOTEBOOKS = ("00_setup", "05_analysis")
 
 NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     "00_setup": ("Setup", "Target, identity and region, and the parameters in force. On the local target this "
@@ -38,6 +40,10 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
         ("Target and identity", "nb.setup(settings)"),
         ("Parameters in force", "nb.params_table(settings)"),
         ("The dataset contract", "nb.contract_table(settings)"),
+        ("Your own tools in this kernel\n\nboto3, awswrangler and redshift-connector pointed at the target "
+         "(on local: `AWS_ENDPOINT_URL`, the local cloud's keys and `SSL_CERT_FILE`, its trust bundle, so "
+         "`redshift_connector.connect(...)` with the driver's defaults verifies the workgroup's certificate).",
+         "analysis.use_target(settings)"),
     ]),
     "01_provision": ("Provision", "The seed's set-up steps with boto3, idempotent: first the plan, then the apply "
                      "(a second run changes nothing), the inventory and a picture drawn from the live resources.", [
@@ -74,19 +80,32 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
         ("Checks", "checks = nb.validate(up, settings)\nchecks"),
         ("All passed?", "nb.assert_checks(checks)"),
     ]),
-    "05_analysis": ("Analysis", "Ad-hoc analysis in the warehouse. Every query goes through one helper that returns "
-                    "a DataFrame (the Data API on both targets; `via='direct'` uses a driver connection).", [
-        ("Revenue and profit by item type", "by_item = analysis.revenue_by_item_type(settings)\nby_item"),
+    "05_analysis": ("Analysis", "Ad-hoc analysis in the warehouse as an analyst does it: Redshift SQL run with "
+                    "awswrangler on the Data API, which works on both targets and from anywhere (an aws workgroup "
+                    "need not be publicly accessible). The queries are in `etl_kit.analysis.queries(settings)`; "
+                    "the last cells are yours.", [
+        ("Connect: awswrangler's Data API connection (`direct=True`: redshift-connector to the endpoint)",
+         "con = analysis.connect(settings)"),
+        ("Revenue and profit by item type", "by_item = analysis.revenue_by_item_type(con, settings)\nby_item"),
         ("Revenue by item type (chart)",
          "analysis.bar_figure(by_item, 'item_type', 'revenue', 'Revenue by item type')"),
-        ("Revenue and profit by region and item type", "analysis.revenue_by_region_and_item_type(settings)"),
-        ("Top countries", "top = analysis.top_countries(settings)\ntop"),
+        ("Revenue and profit by region and item type", "analysis.revenue_by_region_and_item_type(con, settings)"),
+        ("Top countries", "top = analysis.top_countries(con, settings)\ntop"),
         ("Top countries (chart)", "analysis.bar_figure(top, 'country', 'revenue', 'Top countries by revenue')"),
-        ("Monthly trend", "trend = analysis.monthly_trend(settings)\ntrend"),
+        ("Monthly trend", "trend = analysis.monthly_trend(con, settings)\ntrend"),
         ("Monthly trend (chart)", "analysis.line_figure(trend, 'month', ['revenue', 'profit'], 'Monthly trend')"),
-        ("Order to ship days", "analysis.order_to_ship_days(settings)"),
-        ("Your own SQL (direct connection)", "nb.sql(f'select count(*) as orders, sum(total_revenue) as revenue "
-         "from {settings.redshift_table}', settings, via='direct')"),
+        ("Order to ship days", "analysis.order_to_ship_days(con, settings)"),
+        ("Your own queries\n\nAny Redshift SQL, with awswrangler as on AWS (`:name` parameters are bound by the "
+         "Data API, never spliced). A direct connection works too where the endpoint is reachable (always "
+         "locally; on aws from inside the workgroup's VPC or when it is publicly accessible): "
+         "`wr.redshift.read_sql_query(sql, con=analysis.connect(settings, direct=True))`, or "
+         "`redshift_connector.connect(host=..., port=..., database=..., user=..., password=...)` with the "
+         "driver's defaults (this kernel trusts the local cloud's CA: `SSL_CERT_FILE`, set by `./kit lab`, "
+         "notebook 00 and `analysis.connect`).",
+         "wr.data_api.redshift.read_sql_query(\n"
+         "    f\"select item_type, count(*) as big_orders from {settings.redshift_table} \"\n"
+         "    \"where units_sold >= :min_units group by item_type order by big_orders desc\",\n"
+         "    con=con, parameters=[{\"name\": \"min_units\", \"value\": \"5000\"}])"),
     ]),
     "99_teardown": ("Teardown", "Remove what 01 made, in reverse order. Asks first unless `teardown_confirm` is "
                     "false; `keep_data` keeps the bucket contents and the warehouse.", [
@@ -121,7 +140,9 @@ def main() -> None:
         pc.metadata["tags"] = ["parameters"]
         cells.append(pc)
         cells.append(nbformat.v4.new_markdown_cell("## Settings"))
-        imports = "from etl_kit import nb" + (", analysis" if name == "05_analysis" else "")
+        imports = "from etl_kit import nb" + (", analysis" if name in ANALYSIS_NOTEBOOKS else "")
+        if name == "05_analysis":
+            imports += "\nimport awswrangler as wr"
         cells.append(nbformat.v4.new_code_cell(f"{imports}\n\nsettings = nb.settings_from(globals())"))
         for heading, code in steps:
             cells.append(nbformat.v4.new_markdown_cell(f"## {heading}"))

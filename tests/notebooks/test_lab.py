@@ -34,8 +34,9 @@ def _command() -> list[str]:
 
 
 class Lab:
-    def __init__(self, base: str, token: str, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, base: str, token: str, proc: subprocess.Popen[bytes], tmp: Path) -> None:
         self.base, self.token, self.proc = base, token, proc
+        self.runtime, self.log_path = tmp / "runtime", tmp / "lab.log"
 
     def api(self, path: str, method: str = "GET", body: dict[str, Any] | None = None, *,
             token: bool = True) -> tuple[int, Any]:
@@ -61,7 +62,7 @@ def lab(cloud: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     proc = subprocess.Popen([*_command(), "--params", str(params), "--no-browser", "--ip=127.0.0.1",
                              f"--port={port}", f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    it = Lab(f"http://127.0.0.1:{port}", token, proc)
+    it = Lab(f"http://127.0.0.1:{port}", token, proc, tmp)
     try:
         deadline = time.monotonic() + 300  # a first `./kit` may install into .venv
         while True:
@@ -110,3 +111,34 @@ def test_the_local_cloud_is_up_beside_lab(lab: Lab, cloud: Settings) -> None:
 
     assert lab.proc.poll() is None
     assert local.status(cloud)["endpoint"] == cloud.local_endpoint
+
+
+def test_lab_kernels_run_over_ipc_and_trust_the_local_cloud(lab: Lab, cloud: Settings) -> None:
+    """The kernels' channels are unix sockets (no "running over TCP without encryption" warning), and a kernel
+    trusts the local cloud's CA: SSL_CERT_FILE is its trust bundle (redshift-connector's defaults then work)."""
+    from jupyter_client import BlockingKernelClient
+
+    from etl_kit import local
+
+    status, kernel = lab.api("/api/kernels", "POST", {"name": KERNEL_NAME})
+    assert status == 201
+    try:
+        conn = lab.runtime / f"kernel-{kernel['id']}.json"
+        assert json.loads(conn.read_text())["transport"] == "ipc"
+        kc = BlockingKernelClient(connection_file=str(conn))
+        kc.load_connection_file()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            seen: list[str] = []
+            reply = kc.execute_interactive(
+                "import os; print(os.environ['SSL_CERT_FILE'])", timeout=60,
+                output_hook=lambda m: seen.append(m["content"].get("text", "")))
+            assert reply["content"]["status"] == "ok"
+        finally:
+            kc.stop_channels()
+        bundle = local.status(cloud)["providers"]["redshift-serverless"]["trust_bundle"]
+        assert "".join(seen).split() == [str(bundle)]
+    finally:
+        assert lab.api(f"/api/kernels/{kernel['id']}", "DELETE")[0] == 204
+    assert b"without encryption" not in lab.log_path.read_bytes()

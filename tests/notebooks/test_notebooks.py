@@ -128,8 +128,47 @@ def test_analysis_produced_tables_and_figures(executed: tuple[Path, dict[str, An
     assert len(pngs(nb)) == 3
     text = texts(nb)
     for column in ("region", "Sub-Saharan Africa", "item_type", "revenue", "margin_pct", "country", "month",
-                   "avg_days", "orders"):
+                   "avg_days", "orders", "big_orders"):  # big_orders: the user's own awswrangler query
         assert column in text
+    assert "<table" in text  # DataFrames, shown as tables
+
+
+def test_the_analysis_reads_the_same_through_the_data_api_and_redshift_connector(
+        executed: tuple[Path, dict[str, Any]], cloud: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQL of 05 on awswrangler's Data API connection and on a driver connection: the same frames, and
+    the per-item-type orders add up to the table's rows."""
+    from etl_kit import analysis
+    from etl_kit.warehouse import query
+
+    for k, v in analysis.tools_environment(cloud).items():
+        monkeypatch.setenv(k, v)  # restored after the test (connect sets them for the kernel's own tools)
+    api, direct = analysis.connect(cloud), analysis.connect(cloud, direct=True)
+    try:
+        for helper in (analysis.revenue_by_item_type, analysis.revenue_by_region_and_item_type,
+                       analysis.top_countries, analysis.monthly_trend, analysis.order_to_ship_days):
+            a, b = helper(api, cloud), helper(direct, cloud)
+            assert len(a) > 0 and list(a.columns) == list(b.columns), helper.__name__
+            assert a.astype(str).values.tolist() == b.astype(str).values.tolist(), helper.__name__
+    finally:
+        direct.close()
+    rows = int(query(f"select count(*) as n from {cloud.redshift_table}", cloud)["n"][0])
+    assert int(analysis.revenue_by_item_type(api, cloud)["orders"].sum()) == rows
+
+
+def test_outputs_read_cleanly(executed: tuple[Path, dict[str, Any]]) -> None:
+    """No kernel transport or widget warnings; each progress bar is one finished line (no carriage returns)."""
+    out, _ = executed
+    for p in notebooks(teardown=False):
+        streams = [o["text"] for o in outputs(out / p.name) if o.get("output_type") == "stream"]
+        for text in streams:
+            assert "\r" not in text, (p.name, text[:300])
+            for noise in ("without encryption", "IProgress not found", "TqdmWarning"):
+                assert noise not in text, (p.name, text[:300])
+    up = "".join(o["text"] for o in outputs(out / "02_upload_test_data.ipynb") if o.get("output_type") == "stream")
+    bars = [line for line in up.splitlines() if line.startswith("upload sales_")]
+    assert len(bars) == 1 and "100%" in bars[0], up[-500:]
+    setup = texts(out / "00_setup.ipynb")
+    assert "SSL_CERT_FILE" in setup and "trust-bundle.pem" in setup and "AWS_ENDPOINT_URL" in setup
 
 
 def test_03_and_04_run_on_a_given_run_and_upload_from_the_command_line(
@@ -139,6 +178,7 @@ def test_03_and_04_run_on_a_given_run_and_upload_from_the_command_line(
     by_run = cli("notebooks", "run", "--params", str(params), "--only", "03,04", "-p", "run_id", run_id,
                  "--out", str(tmp_path / "by-run"))
     assert by_run.returncode == 0, by_run.stdout[-3000:] + by_run.stderr[-3000:]
+    assert "without encryption" not in by_run.stderr  # the kernels' channels are unix sockets
     assert f"{cloud_workflow(params)} {run_id[-8:]}" in texts(tmp_path / "by-run" / "03_monitor_workflow.ipynb")
     followed = json.loads((tmp_path / "by-run" / "summary.json").read_text())["run"]
     assert followed["run_id"] == run_id and followed["all_succeeded"]
