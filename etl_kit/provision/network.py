@@ -2,9 +2,10 @@
 
 The workgroup and the Glue connection live in ``vpc_id`` (or the account's default VPC) and
 ``subnet_ids`` (or the VPC's subnets). The security group has the self-referencing rule Glue
-needs; the interface endpoints share it. With ``create_vpc_endpoints`` the kit adds an S3
-gateway endpoint and interface endpoints for Secrets Manager, the Redshift Data API, STS, Glue
-and CloudWatch Logs, which a job attached to the connection needs when the subnets have no NAT.
+needs; the interface endpoints share it. When job 2 sits on the connection (``network_placement``
+``one_az`` or ``every_az``) and ``create_vpc_endpoints`` is on, the kit adds an S3 gateway endpoint and
+interface endpoints for Secrets Manager, the Redshift Data API, STS, Glue and CloudWatch Logs, which a
+job attached to the connection needs when the subnets have no NAT (:func:`endpoint_subnets`).
 Endpoints that already exist for a service are used as they are and never deleted by the kit.
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from etl_kit.config import Settings
 from etl_kit.exceptions import ConfigError
 from etl_kit.provision.base import Ctx, Resource, Step, tag_list
 
-__all__ = ["STEP", "resolve", "INTERFACE_SERVICES"]
+__all__ = ["STEP", "resolve", "INTERFACE_SERVICES", "endpoint_subnets", "planned_endpoints"]
 
 INTERFACE_SERVICES = ("secretsmanager", "redshift-data", "sts", "glue", "logs")
 [TAG] = tag_list()
@@ -147,16 +149,37 @@ def _resources(ctx: Ctx) -> list[Resource]:
     vpc = _vpc(ctx)
     subnets = _subnets(ctx, vpc)  # checks subnet_ids on every run, endpoints or not
     out = [_security_group(ctx, vpc)]
-    if not ctx.settings.create_vpc_endpoints:
+    placed = endpoint_subnets(ctx.settings, subnets)
+    if not placed:
         return out
-    one_per_az: dict[str, str] = {}
-    for sn in subnets:
-        one_per_az.setdefault(sn["AvailabilityZone"], sn["SubnetId"])
     region = ctx.settings.region
     services = [(f"com.amazonaws.{region}.s3", "Gateway")] + [
         (f"com.amazonaws.{region}.{svc}", "Interface") for svc in INTERFACE_SERVICES
     ]
-    return out + [_endpoint(ctx, vpc, service, kind, sorted(one_per_az.values())) for service, kind in services]
+    return out + [_endpoint(ctx, vpc, service, kind, placed) for service, kind in services]
+
+
+def endpoint_subnets(settings: Settings, subnets: list[dict[str, Any]]) -> list[str]:
+    """The subnets that get the interface endpoints under ``network_placement`` (empty: no endpoints).
+
+    ``none``: job 2 runs outside the VPC, nothing needs them. ``one_az``: the Glue connection's subnet
+    (the first, as :func:`resolve` orders them), the only one job 2 ever runs in. ``every_az``: the seed's
+    placement, one subnet per availability zone.
+    """
+    if settings.network_placement == "none" or not settings.create_vpc_endpoints or not subnets:
+        return []
+    if settings.network_placement == "one_az":
+        return [subnets[0]["SubnetId"]]
+    one_per_az: dict[str, str] = {}
+    for sn in subnets:
+        one_per_az.setdefault(sn["AvailabilityZone"], sn["SubnetId"])
+    return sorted(one_per_az.values())
+
+
+def planned_endpoints(ctx: Ctx) -> tuple[int, int]:
+    """(interface endpoints, subnets each sits in) that the placement asks for, from the VPC's subnets."""
+    placed = endpoint_subnets(ctx.settings, _subnets(ctx, _vpc(ctx)))
+    return (len(INTERFACE_SERVICES), len(placed)) if placed else (0, 0)
 
 
 STEP = Step("network", _resources, inventory=lambda ctx: {"network": resolve(ctx)})
