@@ -132,12 +132,22 @@ def _security_configuration_resource(ctx: Ctx) -> Resource:
                     delete=partial(glue.delete_security_configuration, Name=name), arn=ctx.arns.catalog)
 
 
+def _job_state(r: dict[str, Any]) -> dict[str, Any]:
+    out = {k: r["Job"].get(k) for k in _JOB_FIELDS}
+    if not (out["Connections"] or {}).get("Connections"):
+        out["Connections"] = None  # absent or empty: no connection
+    return out
+
+
 def _job(ctx: Ctx, name: str, spec: dict[str, Any]) -> Resource:
     glue = ctx.client("glue")
     return Resource("glue-job", name,
                     read=read_with(partial(glue.get_job, JobName=name),
-                                   lambda r: {k: r["Job"].get(k) for k in _JOB_FIELDS}),
-                    desired=spec, create=partial(glue.create_job, Name=name, Tags=TAGS, **spec),
+                                   _job_state),
+                    # no connection is desired as None, so a job left on one is updated (UpdateJob replaces
+                    # the whole definition, which drops the connection)
+                    desired={"Connections": None, **spec}, create=partial(glue.create_job, Name=name, Tags=TAGS,
+                                                                          **spec),
                     update=lambda _: glue.update_job(JobName=name, JobUpdate=spec),
                     delete=partial(glue.delete_job, JobName=name), arn=ctx.arns.job(name))
 

@@ -117,8 +117,9 @@ def _security_group(ctx: Ctx, vpc: str) -> Resource:
                     update=add_rule, delete=delete, extra={"vpc_id": vpc})
 
 
-def _endpoint(ctx: Ctx, vpc: str, service: str, kind: str, subnets: list[str]) -> Resource:
-    """A VPC endpoint for ``service`` (``Gateway`` or ``Interface`` in one subnet per AZ)."""
+def _endpoint(ctx: Ctx, vpc: str, service: str, kind: str, subnets: list[str], wanted: bool = True) -> Resource:
+    """A VPC endpoint for ``service`` (``Gateway``, or ``Interface`` in ``subnets``); ``wanted=False``: one the
+    kit created under a placement that needed it, to remove now that none does."""
     ec2 = ctx.client("ec2")
 
     def create() -> None:
@@ -140,9 +141,20 @@ def _endpoint(ctx: Ctx, vpc: str, service: str, kind: str, subnets: list[str]) -
         if mine:
             ec2.delete_vpc_endpoints(VpcEndpointIds=mine)
 
-    return Resource(f"vpc-endpoint-{kind.lower()}", service,
-                    read=lambda: {} if _endpoints(ctx, vpc, service) else None, create=create, delete=delete,
+    def read() -> dict[str, Any] | None:
+        found = _endpoints(ctx, vpc, service)
+        if not wanted:  # a leftover: only the kit's own endpoints count (it never deletes anyone else's)
+            found = [e for e in found if TAG in e.get("Tags", [])]
+        return {} if found else None
+
+    return Resource(f"vpc-endpoint-{kind.lower()}", service, read=read, create=create, delete=delete,
                     extra={"vpc_id": vpc})
+
+
+def _services(region: str) -> list[tuple[str, str]]:
+    return [(f"com.amazonaws.{region}.s3", "Gateway")] + [
+        (f"com.amazonaws.{region}.{svc}", "Interface") for svc in INTERFACE_SERVICES
+    ]
 
 
 def _resources(ctx: Ctx) -> list[Resource]:
@@ -152,11 +164,15 @@ def _resources(ctx: Ctx) -> list[Resource]:
     placed = endpoint_subnets(ctx.settings, subnets)
     if not placed:
         return out
-    region = ctx.settings.region
-    services = [(f"com.amazonaws.{region}.s3", "Gateway")] + [
-        (f"com.amazonaws.{region}.{svc}", "Interface") for svc in INTERFACE_SERVICES
-    ]
-    return out + [_endpoint(ctx, vpc, service, kind, placed) for service, kind in services]
+    return out + [_endpoint(ctx, vpc, service, kind, placed) for service, kind in _services(ctx.settings.region)]
+
+
+def _unwanted_endpoints(ctx: Ctx) -> list[Resource]:
+    """The kit's endpoints when the placement needs none (switched from one_az / every_az): they bill hourly."""
+    vpc = _vpc(ctx)
+    if endpoint_subnets(ctx.settings, _subnets(ctx, vpc)):
+        return []
+    return [_endpoint(ctx, vpc, service, kind, [], wanted=False) for service, kind in _services(ctx.settings.region)]
 
 
 def endpoint_subnets(settings: Settings, subnets: list[dict[str, Any]]) -> list[str]:
@@ -182,4 +198,4 @@ def planned_endpoints(ctx: Ctx) -> tuple[int, int]:
     return (len(INTERFACE_SERVICES), len(placed)) if placed else (0, 0)
 
 
-STEP = Step("network", _resources, inventory=lambda ctx: {"network": resolve(ctx)})
+STEP = Step("network", _resources, legacy=_unwanted_endpoints, inventory=lambda ctx: {"network": resolve(ctx)})
