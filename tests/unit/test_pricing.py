@@ -3,6 +3,8 @@ of each network placement, and the REPORT lines the run cost reads."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from etl_kit import pricing
@@ -90,3 +92,15 @@ def test_report_line_of_aws_and_of_the_local_cloud() -> None:
     local = "REPORT RequestId: 9a\tDuration: 812.40 ms\tMemory Size: 256 MB"
     assert parse_report(local) == (812.4, 256, False)
     assert parse_report("END RequestId: 9a") is None
+
+
+def test_the_run_summary_prints_the_recorded_cost_total(tmp_path: Path) -> None:
+    from etl_kit.nb import record
+    from etl_kit.runner import write_summary
+
+    s = Settings(local_state_dir=str(tmp_path / "state"))
+    record(s, "cost", {"run_id": "wr_1", "total_usd": 0.34567, "note": "us-east-1 list prices; local durations"})
+    summary = write_summary(s, tmp_path, [{"notebook": "03_monitor_workflow", "status": "succeeded",
+                                           "error": None, "seconds": 1.0}])
+    assert summary["cost"]["total_usd"] == 0.34567
+    assert "- cost of run wr_1: $0.3457 (us-east-1 list prices; local durations)" in summary["markdown"]
