@@ -141,14 +141,26 @@ def _endpoint(ctx: Ctx, vpc: str, service: str, kind: str, subnets: list[str], w
         if mine:
             ec2.delete_vpc_endpoints(VpcEndpointIds=mine)
 
+    desired = {"SubnetIds": sorted(subnets)} if kind == "Interface" and wanted else {}
+
     def read() -> dict[str, Any] | None:
         found = _endpoints(ctx, vpc, service)
+        mine = [e for e in found if TAG in e.get("Tags", [])]
         if not wanted:  # a leftover: only the kit's own endpoints count (it never deletes anyone else's)
-            found = [e for e in found if TAG in e.get("Tags", [])]
-        return {} if found else None
+            return {} if mine else None
+        if not found:
+            return None
+        # the kit moves only its own endpoint between subnets (a placement change); anyone else's is used as is
+        return {"SubnetIds": sorted(mine[0].get("SubnetIds", []))} if mine and desired else dict(desired)
 
-    return Resource(f"vpc-endpoint-{kind.lower()}", service, read=read, create=create, delete=delete,
-                    extra={"vpc_id": vpc})
+    def move(_: Any) -> None:
+        mine = next(e for e in _endpoints(ctx, vpc, service) if TAG in e.get("Tags", []))  # read found it
+        have = set(mine.get("SubnetIds", []))
+        kw = {"AddSubnetIds": sorted(set(subnets) - have), "RemoveSubnetIds": sorted(have - set(subnets))}
+        ec2.modify_vpc_endpoint(VpcEndpointId=mine["VpcEndpointId"], **{k: v for k, v in kw.items() if v})
+
+    return Resource(f"vpc-endpoint-{kind.lower()}", service, read=read, desired=desired, create=create,
+                    update=move, delete=delete, extra={"vpc_id": vpc})
 
 
 def _services(region: str) -> list[tuple[str, str]]:

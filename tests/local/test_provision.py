@@ -179,6 +179,16 @@ def test_seed_placement_puts_job2_on_the_connection_with_endpoints_in_every_az(s
         assert len(endpoints[f"com.amazonaws.{seed.region}.{svc}"]) == len(azs) > 1
     assert set(_actions(apply_all(seed, progress=False))) <= {"no-change", "skip"}
 
+    # one_az: the kit's interface endpoints move to the connection's subnet only
+    one = settings.model_copy(update={"network_placement": "one_az"})
+    moved = {x for x in _actions(apply_all(one, progress=False)).get("update", []) if ":vpc-endpoint-" in x}
+    assert len(moved) == 5, moved
+    first = sorted(subnets, key=lambda x: (x["AvailabilityZone"], x["SubnetId"]))[0]["SubnetId"]
+    assert {svc: sn for svc, sn in _kit_endpoints(one).items() if not svc.endswith(".s3")} == {
+        f"com.amazonaws.{one.region}.{svc}": [first] for svc in ("secretsmanager", "redshift-data", "sts", "glue",
+                                                                  "logs")}
+    assert set(_actions(apply_all(one, progress=False))) <= {"no-change", "skip"}
+
     # back to the default: the kit's endpoints are planned for deletion, then removed; job 2 leaves the VPC
     plan = _actions(plan_all(settings, only=["network"]))
     assert len([x for x in plan.get("delete", []) if ":vpc-endpoint-" in x]) == 6, plan
