@@ -67,34 +67,74 @@ def _jobs_and_crawls(run: dict[str, Any], settings: Settings, session: boto3.Ses
     return out
 
 
-def _lambda(run: dict[str, Any], settings: Settings, session: boto3.Session | None) -> list[CostLine]:
-    """The invocation whose log says it started this run, priced from its REPORT line."""
-    logs = client("logs", settings, session)
-    group = f"/aws/lambda/{settings.lambda_function}"
-    started: _dt.datetime = run["StartedOn"]
-    since = int((started - _dt.timedelta(minutes=15)).timestamp() * 1000)
+def _group_events(logs: Any, **kw: Any) -> list[dict[str, Any]]:
+    """Every event ``filter_log_events(**kw)`` returns, over all pages (none when the group is absent)."""
     events: list[dict[str, Any]] = []
-    kw: dict[str, Any] = {"logGroupName": group, "startTime": since, "endTime": since + 30 * 60 * 1000}
     while True:
-        r = logs.filter_log_events(**kw)
+        try:
+            r = logs.filter_log_events(**kw)
+        except ClientError as exc:
+            if is_not_found(exc):
+                return events
+            raise
         events += r.get("events", [])
         if not r.get("nextToken") or r["nextToken"] == kw.get("nextToken"):
-            break
+            return events
         kw["nextToken"] = r["nextToken"]
-    events.sort(key=lambda e: (e.get("logStreamName", ""), e.get("timestamp", 0)))
-    mine = next((e for e in events if run["WorkflowRunId"] in e.get("message", "")
-                 and '"started"' in e.get("message", "")), None)
-    if mine is not None:
-        after = [e for e in events if e.get("logStreamName") == mine.get("logStreamName")
-                 and e.get("timestamp", 0) >= mine.get("timestamp", 0)]
-        for e in after:
-            parsed = parse_report(e.get("message", ""))
-            if parsed:
-                ms, mb, billed = parsed
-                how = "Billed Duration of its REPORT line" if billed else "Duration of its REPORT line, rounded up"
-                return pricing.lambda_invocation(f"Lambda {settings.lambda_function}", ms, mb, how)
+
+
+def _invocation(run: dict[str, Any], settings: Settings, session: boto3.Session | None) -> list[dict[str, Any]]:
+    """The log events (START .. REPORT) of the Lambda invocation whose log says it started this run."""
+    started: _dt.datetime = run["StartedOn"]
+    since = int((started - _dt.timedelta(minutes=15)).timestamp() * 1000)
+    events = _group_events(client("logs", settings, session), logGroupName=f"/aws/lambda/{settings.lambda_function}",
+                           startTime=since, endTime=since + 30 * 60 * 1000)
+    events.sort(key=lambda e: (e.get("logStreamName", ""), e.get("timestamp", 0), e.get("eventId", "")))
+    at = next((i for i, e in enumerate(events) if run["WorkflowRunId"] in e.get("message", "")
+               and '"started"' in e.get("message", "")), None)
+    if at is None:
+        return []
+    stream = [e for e in events if e.get("logStreamName") == events[at].get("logStreamName")]
+    i = stream.index(events[at])
+    first = max((j for j in range(i + 1) if stream[j].get("message", "").startswith("START ")), default=i)
+    last = next((j for j in range(i, len(stream)) if parse_report(stream[j].get("message", ""))), len(stream) - 1)
+    return stream[first:last + 1]
+
+
+def _lambda(invocation: list[dict[str, Any]], settings: Settings) -> list[CostLine]:
+    """The invocation priced from its REPORT line."""
+    parsed = parse_report(invocation[-1].get("message", "")) if invocation else None
+    if parsed:
+        ms, mb, billed = parsed
+        how = "Billed Duration of its REPORT line" if billed else "Duration of its REPORT line, rounded up"
+        return pricing.lambda_invocation(f"Lambda {settings.lambda_function}", ms, mb, how)
+    group = f"/aws/lambda/{settings.lambda_function}"
     return [CostLine(f"Lambda {settings.lambda_function}", 0, "GB-second", pricing.price("lambda_gb_second"), 0.0,
-                     f"no REPORT line of the invocation that started the run found in {group}")]
+                     f"no REPORT line of the invocation that started the run in {group}")]
+
+
+def _event_bytes(events: list[dict[str, Any]]) -> int:
+    # CloudWatch Logs sizes an event as its UTF-8 message plus 26 bytes
+    return sum(len(e.get("message", "").encode("utf-8")) + 26 for e in events)
+
+
+def _logs(run: dict[str, Any], invocation: list[dict[str, Any]], settings: Settings,
+          session: boto3.Session | None) -> CostLine:
+    """CloudWatch Logs ingestion: the invocation's lines, each job run's output and error streams, each crawl's
+    lines of its crawler's stream (the crawl's time window)."""
+    logs = client("logs", settings, session)
+    size, parts = _event_bytes(invocation), ["the Lambda invocation"]
+    for n in node_states(run):
+        if n.type == "JOB" and n.run_id:
+            for group in ("/aws-glue/python-jobs/output", "/aws-glue/python-jobs/error"):
+                size += _event_bytes(_group_events(logs, logGroupName=group, logStreamNames=[n.run_id]))
+            parts.append(f"job {n.name}'s streams")
+        elif n.type == "CRAWLER" and n.started and n.completed:
+            window = {"startTime": int(n.started.timestamp() * 1000), "endTime": int(n.completed.timestamp() * 1000)}
+            size += _event_bytes(_group_events(logs, logGroupName="/aws-glue/crawlers", logStreamNames=[n.name],
+                                               **window))
+            parts.append(f"crawl of {n.name}")
+    return pricing.logs_ingestion(size, ", ".join(parts))
 
 
 def _redshift(run: dict[str, Any], settings: Settings, session: boto3.Session | None) -> CostLine:
@@ -148,7 +188,9 @@ def _messaging(run: dict[str, Any]) -> list[CostLine]:
 def run_cost(run: dict[str, Any], settings: Settings, session: boto3.Session | None = None) -> RunCost:
     """Price one finished workflow run (``get_workflow_run(IncludeGraph=True)``'s ``Run``) by component."""
     lines = _jobs_and_crawls(run, settings, session)
-    lines += _lambda(run, settings, session)
+    invocation = _invocation(run, settings, session)
+    lines += _lambda(invocation, settings)
+    lines.append(_logs(run, invocation, settings, session))
     lines.append(_redshift(run, settings, session))
     lines += _s3(run, settings, session)
     lines += _messaging(run)

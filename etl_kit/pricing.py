@@ -14,7 +14,7 @@ from etl_kit.config import Settings
 
 __all__ = ["Price", "PRICES", "REGION", "PRICE_DATE", "HOURS_PER_MONTH", "CRAWLER_DPUS", "CostLine", "price",
            "glue_job", "crawler", "lambda_invocation", "redshift_serverless", "s3_requests", "requests",
-           "idle_monthly", "total"]
+           "logs_ingestion", "idle_monthly", "total"]
 
 REGION = "us-east-1"
 PRICE_DATE = "2025-06-01"
@@ -128,6 +128,12 @@ def s3_requests(puts: int, gets: int, stored_bytes: int, what: str) -> list[Cost
 def requests(component: str, count: int, price_name: str, derivation: str) -> CostLine:
     """``count`` requests at ``price_name`` (SQS, SNS)."""
     return _line(component, count, price_name, derivation)
+
+
+def logs_ingestion(size_bytes: int, sources: str) -> CostLine:
+    """CloudWatch Logs ingestion of ``size_bytes`` (each event's UTF-8 message plus 26 bytes)."""
+    return _line("CloudWatch Logs ingestion", size_bytes / 1024 ** 3, "logs_ingested_gb",
+                 f"{size_bytes:,} bytes (message + 26 B per event) from {sources}")
 
 
 def idle_monthly(settings: Settings, interface_endpoints: int, subnets: int) -> list[CostLine]:

@@ -38,5 +38,9 @@ def test_a_loaded_run_gets_a_cost_line_for_every_component(pipeline: Settings, s
 
     assert by["S3 PUT/LIST requests"].quantity >= 4 and by["S3 GET requests"].quantity >= 4
     assert by["S3 storage (one month)"].quantity > 0
+    logs = by["CloudWatch Logs ingestion"]
+    assert logs.quantity > 0 and "the Lambda invocation" in logs.derivation, logs
+    assert f"job {pipeline.load_job}'s streams" in logs.derivation
+    assert f"crawl of {pipeline.csv_crawler}" in logs.derivation
     assert by["SQS requests"].quantity == 3 and by["SNS publishes"].quantity == 5
     assert cost.total_usd == pytest.approx(sum(x.usd for x in cost.lines)) and cost.total_usd > 0.29

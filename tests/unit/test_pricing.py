@@ -59,6 +59,11 @@ def test_s3_requests_and_storage() -> None:
     assert stored.usd == pytest.approx(2 * 0.023)
 
 
+def test_logs_ingestion_by_the_gigabyte() -> None:
+    line = pricing.logs_ingestion(3 * 1024 ** 3, "x")
+    assert line.usd == pytest.approx(1.50) and "3,221,225,472 bytes" in line.derivation
+
+
 def test_default_placement_has_no_endpoints_and_idles_under_forty_dollars() -> None:
     s = Settings()
     assert s.network_placement == "none" and endpoint_subnets(s, SUBNETS) == []
