@@ -122,7 +122,8 @@ def s3_requests(puts: int, gets: int, stored_bytes: int, what: str) -> list[Cost
     gb = stored_bytes / 1024 ** 3
     return [_line("S3 PUT/LIST requests", puts, "s3_put_request", what),
             _line("S3 GET requests", gets, "s3_get_request", what),
-            _line("S3 storage (one month)", gb, "s3_gb_month", f"{stored_bytes:,} bytes written by the run")]
+            _line("S3 storage (one month)", gb, "s3_gb_month",
+                  f"{stored_bytes:,} bytes: the source and the objects the run wrote")]
 
 
 def requests(component: str, count: int, price_name: str, derivation: str) -> CostLine:
