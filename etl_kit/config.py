@@ -209,7 +209,12 @@ class Settings(BaseModel):
     # networking (aws)
     vpc_id: str | None = None
     subnet_ids: list[str] = Field(default_factory=list)
-    create_vpc_endpoints: bool = True
+    # where job 2 runs (docs/provisioning.md, "Network placement"): "none" = outside the VPC (it reaches
+    # Redshift through the Data API, over HTTPS), no interface endpoints; "one_az" = on the Glue connection,
+    # endpoints in the connection's subnet only; "every_az" = the seed's placement, endpoints in one subnet per AZ
+    network_placement: Literal["none", "one_az", "every_az"] = "none"
+    create_vpc_endpoints: bool = Field(True, description="with network_placement one_az/every_az: add the endpoints "
+                                                        "(false when the subnets have a NAT)")
     # SNS
     sns_topic: str = "sales-data-topic"
     notification_emails: list[str] = Field(default_factory=list)

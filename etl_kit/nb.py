@@ -420,6 +420,17 @@ def follow_run(settings: Settings, source_key: str = "", run_id: str = "") -> di
     return run
 
 
+def cost_table(run: dict[str, Any], settings: Settings) -> pd.DataFrame:
+    """What the run cost by component (:func:`etl_kit.cost.run_cost`), with a total row; records the total."""
+    from etl_kit.cost import run_cost
+
+    cost = run_cost(run, settings)
+    record(settings, "cost", {"run_id": cost.run_id, "total_usd": cost.total_usd, "note": cost.note})
+    rows = [dict(x.__dict__) for x in cost.lines]
+    rows.append({"component": "total", "usd": cost.total_usd, "derivation": cost.note})
+    return _frame(rows, ["component", "quantity", "unit", "unit_usd", "usd", "derivation"])
+
+
 def node_table(run: dict[str, Any]) -> pd.DataFrame:
     """Each node's state, start, end, duration and error."""
     from etl_kit.monitor import node_states

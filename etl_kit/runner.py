@@ -241,6 +241,9 @@ def _run_lines(recorded: dict[str, Any]) -> list[str]:
                   f"quarantined {run.get('rows_quarantined')}")
         md += ["", "| node | type | state | seconds |", "|---|---|---|---|"]
         md += [f"| {n['name']} | {n['type']} | {n['state']} | {n['duration_s']} |" for n in run.get("nodes", [])]
+    cost = recorded.get("cost") or {}
+    if cost:
+        md.append(f"- cost of run {cost.get('run_id')}: ${cost.get('total_usd', 0):.4f} ({cost.get('note')})")
     checks = recorded.get("checks") or []
     if checks:
         passed = sum(1 for c in checks if c["passed"])

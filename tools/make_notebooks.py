@@ -67,6 +67,7 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
         ("Follow the run", "run = nb.follow_run(settings, source_key, run_id)"),
         ("Nodes", "nb.node_table(run)"),
         ("Graph", "nb.graph_picture(run)"),
+        ("What the run cost, by component (on local: local durations at AWS prices)", "nb.cost_table(run, settings)"),
         ("Notifications (SNS -> SQS)", "nb.notifications(settings)"),
         ("Logs of failed nodes", "print(nb.failed_logs(run, settings))"),
         ("Replay what failed (each object whose newest ledger attempt failed, exactly once)",

@@ -29,6 +29,7 @@ __all__ = [
     "inventory",
     "preflight",
     "console_links",
+    "idle_cost",
 ]
 
 # Seed order (S3, IAM, Lambda, crawlers, jobs, workflow, SNS, EventBridge, Redshift) adjusted for
@@ -90,6 +91,16 @@ def plan_all(settings: Settings, session: boto3.Session | None = None, *,
     """Every step's plan (create / update with differing fields / no-change / skip); changes nothing."""
     preflight(settings, session)
     return [c for step in _select(only) for c in step.plan(settings, session)]
+
+
+def idle_cost(settings: Settings, session: boto3.Session | None = None) -> list[Any]:
+    """The monthly cost of the planned resources while no file arrives (:func:`etl_kit.pricing.idle_monthly`),
+    with the endpoints and AZs read from the target's VPC (aws prices on either target)."""
+    from etl_kit.pricing import idle_monthly
+    from etl_kit.provision.base import Ctx
+
+    endpoints, subnets = network.planned_endpoints(Ctx(settings, session))
+    return idle_monthly(settings, endpoints, subnets)
 
 
 def apply_all(

@@ -241,10 +241,13 @@ class Step:
 
     def delete(self, settings: Settings, session: boto3.Session | None = None, *,
                keep_data: bool = False) -> list[Change]:
-        """Delete the resources in reverse order (tolerating absent ones) and any former layout's leftovers."""
+        """Delete any former layout's leftovers, then the resources in reverse order (tolerating absent ones).
+
+        Leftovers go first: they may still use a current resource (a VPC endpoint its security group).
+        """
         ctx = Ctx(settings, session)
-        changes = run_delete(self.name, self.resources(ctx), keep_data=keep_data)
-        return changes + [c for c in run_delete(self.name, self._legacy(ctx)) if c.action == "delete"]
+        changes = [c for c in run_delete(self.name, self._legacy(ctx)) if c.action == "delete"]
+        return changes + run_delete(self.name, self.resources(ctx), keep_data=keep_data)
 
 
 def norm_json(value: Any) -> Any:

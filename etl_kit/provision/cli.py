@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -31,6 +32,16 @@ def _print(changes: list[Change]) -> None:
     click.echo(", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "nothing to do")
 
 
+def _print_idle(lines: list[Any], target: str) -> None:
+    from etl_kit.pricing import PRICE_DATE, REGION, total
+
+    where = "" if target == "aws" else " (what these resources would cost on AWS; the local cloud is free)"
+    click.secho(f"idle cost per month{where}, {REGION} list prices of {PRICE_DATE}:", bold=True)
+    for x in lines:
+        click.echo(f"  {x.component:<28} ${x.usd:>8.2f}  {x.derivation} @ ${x.unit_usd:g} per {x.unit}")
+    click.secho(f"  {'total':<28} ${total(lines):>8.2f}", bold=True)
+
+
 def register(group: click.Group) -> None:
     """Add the provisioning commands to ``group``."""
 
@@ -40,10 +51,14 @@ def register(group: click.Group) -> None:
     @click.option("--plan", "plan_only", is_flag=True, help="show what would change, change nothing")
     def provision_cmd(params: str, plan_only: bool) -> None:
         """Create or update every pipeline resource (idempotent; drift is put back)."""
-        from etl_kit.provision import apply_all, plan_all
+        from etl_kit.provision import apply_all, idle_cost, plan_all
 
         settings = load_settings(params)
-        _print(plan_all(settings) if plan_only else apply_all(settings, progress=True))
+        if not plan_only:
+            _print(apply_all(settings, progress=True))
+            return
+        _print(plan_all(settings))
+        _print_idle(idle_cost(settings), settings.target)
 
     @group.command("resources")
     @click.option("--params", "params", required=True, type=click.Path(exists=True, dir_okay=False))

@@ -1,7 +1,8 @@
 """Step ``glue_jobs``: the security configuration and the two jobs (Python shell by default).
 
 Job 1 (``csv_job``) validates one CSV into Parquet; job 2 (``load_job``) loads it into Redshift
-through the Data API and is attached to the Glue connection (see docs/provisioning.md).
+through the Data API; it is attached to the Glue connection only with ``network_placement``
+``one_az`` / ``every_az`` (see docs/provisioning.md).
 Both import the runtime package from ``etl_runtime.zip`` (``--extra-py-files``).
 """
 
@@ -101,7 +102,8 @@ def job_specs(ctx: Ctx) -> dict[str, dict[str, Any]]:
         return out
 
     job2 = spec(LOAD_SCRIPT, s.load_job_role, job2_args, "load Parquet into Redshift via the Data API")
-    job2["Connections"] = {"Connections": [s.glue_connection]}
+    if s.network_placement != "none":  # the Data API needs no VPC; on the connection only by choice
+        job2["Connections"] = {"Connections": [s.glue_connection]}
     return {
         s.csv_job: spec(CSV_SCRIPT, s.csv_job_role, job1_args, "validate one CSV into Parquet"),
         s.load_job: job2,
@@ -130,12 +132,22 @@ def _security_configuration_resource(ctx: Ctx) -> Resource:
                     delete=partial(glue.delete_security_configuration, Name=name), arn=ctx.arns.catalog)
 
 
+def _job_state(r: dict[str, Any]) -> dict[str, Any]:
+    out = {k: r["Job"].get(k) for k in _JOB_FIELDS}
+    if not (out["Connections"] or {}).get("Connections"):
+        out["Connections"] = None  # absent or empty: no connection
+    return out
+
+
 def _job(ctx: Ctx, name: str, spec: dict[str, Any]) -> Resource:
     glue = ctx.client("glue")
     return Resource("glue-job", name,
                     read=read_with(partial(glue.get_job, JobName=name),
-                                   lambda r: {k: r["Job"].get(k) for k in _JOB_FIELDS}),
-                    desired=spec, create=partial(glue.create_job, Name=name, Tags=TAGS, **spec),
+                                   _job_state),
+                    # no connection is desired as None, so a job left on one is updated (UpdateJob replaces
+                    # the whole definition, which drops the connection)
+                    desired={"Connections": None, **spec}, create=partial(glue.create_job, Name=name, Tags=TAGS,
+                                                                          **spec),
                     update=lambda _: glue.update_job(JobName=name, JobUpdate=spec),
                     delete=partial(glue.delete_job, JobName=name), arn=ctx.arns.job(name))
 

@@ -2,9 +2,10 @@
 
 The workgroup and the Glue connection live in ``vpc_id`` (or the account's default VPC) and
 ``subnet_ids`` (or the VPC's subnets). The security group has the self-referencing rule Glue
-needs; the interface endpoints share it. With ``create_vpc_endpoints`` the kit adds an S3
-gateway endpoint and interface endpoints for Secrets Manager, the Redshift Data API, STS, Glue
-and CloudWatch Logs, which a job attached to the connection needs when the subnets have no NAT.
+needs; the interface endpoints share it. When job 2 sits on the connection (``network_placement``
+``one_az`` or ``every_az``) and ``create_vpc_endpoints`` is on, the kit adds an S3 gateway endpoint and
+interface endpoints for Secrets Manager, the Redshift Data API, STS, Glue and CloudWatch Logs, which a
+job attached to the connection needs when the subnets have no NAT (:func:`endpoint_subnets`).
 Endpoints that already exist for a service are used as they are and never deleted by the kit.
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from etl_kit.config import Settings
 from etl_kit.exceptions import ConfigError
 from etl_kit.provision.base import Ctx, Resource, Step, tag_list
 
-__all__ = ["STEP", "resolve", "INTERFACE_SERVICES"]
+__all__ = ["STEP", "resolve", "INTERFACE_SERVICES", "endpoint_subnets", "planned_endpoints"]
 
 INTERFACE_SERVICES = ("secretsmanager", "redshift-data", "sts", "glue", "logs")
 [TAG] = tag_list()
@@ -115,8 +117,9 @@ def _security_group(ctx: Ctx, vpc: str) -> Resource:
                     update=add_rule, delete=delete, extra={"vpc_id": vpc})
 
 
-def _endpoint(ctx: Ctx, vpc: str, service: str, kind: str, subnets: list[str]) -> Resource:
-    """A VPC endpoint for ``service`` (``Gateway`` or ``Interface`` in one subnet per AZ)."""
+def _endpoint(ctx: Ctx, vpc: str, service: str, kind: str, subnets: list[str], wanted: bool = True) -> Resource:
+    """A VPC endpoint for ``service`` (``Gateway``, or ``Interface`` in ``subnets``); ``wanted=False``: one the
+    kit created under a placement that needed it, to remove now that none does."""
     ec2 = ctx.client("ec2")
 
     def create() -> None:
@@ -138,25 +141,73 @@ def _endpoint(ctx: Ctx, vpc: str, service: str, kind: str, subnets: list[str]) -
         if mine:
             ec2.delete_vpc_endpoints(VpcEndpointIds=mine)
 
-    return Resource(f"vpc-endpoint-{kind.lower()}", service,
-                    read=lambda: {} if _endpoints(ctx, vpc, service) else None, create=create, delete=delete,
-                    extra={"vpc_id": vpc})
+    desired = {"SubnetIds": sorted(subnets)} if kind == "Interface" and wanted else {}
+
+    def read() -> dict[str, Any] | None:
+        found = _endpoints(ctx, vpc, service)
+        mine = [e for e in found if TAG in e.get("Tags", [])]
+        if not wanted:  # a leftover: only the kit's own endpoints count (it never deletes anyone else's)
+            return {} if mine else None
+        if not found:
+            return None
+        # the kit moves only its own endpoint between subnets (a placement change); anyone else's is used as is
+        return {"SubnetIds": sorted(mine[0].get("SubnetIds", []))} if mine and desired else dict(desired)
+
+    def move(_: Any) -> None:
+        mine = next(e for e in _endpoints(ctx, vpc, service) if TAG in e.get("Tags", []))  # read found it
+        have = set(mine.get("SubnetIds", []))
+        kw = {"AddSubnetIds": sorted(set(subnets) - have), "RemoveSubnetIds": sorted(have - set(subnets))}
+        ec2.modify_vpc_endpoint(VpcEndpointId=mine["VpcEndpointId"], **{k: v for k, v in kw.items() if v})
+
+    return Resource(f"vpc-endpoint-{kind.lower()}", service, read=read, desired=desired, create=create,
+                    update=move, delete=delete, extra={"vpc_id": vpc})
+
+
+def _services(region: str) -> list[tuple[str, str]]:
+    return [(f"com.amazonaws.{region}.s3", "Gateway")] + [
+        (f"com.amazonaws.{region}.{svc}", "Interface") for svc in INTERFACE_SERVICES
+    ]
 
 
 def _resources(ctx: Ctx) -> list[Resource]:
     vpc = _vpc(ctx)
     subnets = _subnets(ctx, vpc)  # checks subnet_ids on every run, endpoints or not
     out = [_security_group(ctx, vpc)]
-    if not ctx.settings.create_vpc_endpoints:
+    placed = endpoint_subnets(ctx.settings, subnets)
+    if not placed:
         return out
+    return out + [_endpoint(ctx, vpc, service, kind, placed) for service, kind in _services(ctx.settings.region)]
+
+
+def _unwanted_endpoints(ctx: Ctx) -> list[Resource]:
+    """The kit's endpoints when the placement needs none (switched from one_az / every_az): they bill hourly."""
+    vpc = _vpc(ctx)
+    if endpoint_subnets(ctx.settings, _subnets(ctx, vpc)):
+        return []
+    return [_endpoint(ctx, vpc, service, kind, [], wanted=False) for service, kind in _services(ctx.settings.region)]
+
+
+def endpoint_subnets(settings: Settings, subnets: list[dict[str, Any]]) -> list[str]:
+    """The subnets that get the interface endpoints under ``network_placement`` (empty: no endpoints).
+
+    ``none``: job 2 runs outside the VPC, nothing needs them. ``one_az``: the Glue connection's subnet
+    (the first, as :func:`resolve` orders them), the only one job 2 ever runs in. ``every_az``: the seed's
+    placement, one subnet per availability zone.
+    """
+    if settings.network_placement == "none" or not settings.create_vpc_endpoints or not subnets:
+        return []
+    if settings.network_placement == "one_az":
+        return [subnets[0]["SubnetId"]]
     one_per_az: dict[str, str] = {}
     for sn in subnets:
         one_per_az.setdefault(sn["AvailabilityZone"], sn["SubnetId"])
-    region = ctx.settings.region
-    services = [(f"com.amazonaws.{region}.s3", "Gateway")] + [
-        (f"com.amazonaws.{region}.{svc}", "Interface") for svc in INTERFACE_SERVICES
-    ]
-    return out + [_endpoint(ctx, vpc, service, kind, sorted(one_per_az.values())) for service, kind in services]
+    return sorted(one_per_az.values())
 
 
-STEP = Step("network", _resources, inventory=lambda ctx: {"network": resolve(ctx)})
+def planned_endpoints(ctx: Ctx) -> tuple[int, int]:
+    """(interface endpoints, subnets each sits in) that the placement asks for, from the VPC's subnets."""
+    placed = endpoint_subnets(ctx.settings, _subnets(ctx, _vpc(ctx)))
+    return (len(INTERFACE_SERVICES), len(placed)) if placed else (0, 0)
+
+
+STEP = Step("network", _resources, legacy=_unwanted_endpoints, inventory=lambda ctx: {"network": resolve(ctx)})

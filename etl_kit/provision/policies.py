@@ -364,8 +364,9 @@ def _load_job_policy(a: Arns) -> dict[str, Any]:
         # Statement calls carry no resource; AWS scopes them to the statement's owner.
         _stmt("ReadStatements", ["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"], ["*"]),
         _stmt("AdminSecret", ["secretsmanager:GetSecretValue"], [a.admin_secret]),
-        _stmt("GetConnection", ["glue:GetConnection"], [a.catalog, a.connection]),
-        *_connection_network(a),
+        # on the Glue connection only with network_placement one_az / every_az (docs/provisioning.md)
+        *([] if s.network_placement == "none" else
+          [_stmt("GetConnection", ["glue:GetConnection"], [a.catalog, a.connection]), *_connection_network(a)]),
         _logs(a, a.job_log_groups),
         *_kms(a, encrypt=False),
     )

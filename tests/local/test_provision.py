@@ -118,7 +118,8 @@ def _assert_configuration(s: Settings) -> None:
     assert job1["DefaultArguments"]["--extra-py-files"].endswith("etl_runtime.zip")
     assert job1["SecurityConfiguration"] == f"{s.workflow}-security"
     job2 = glue.get_job(JobName=s.load_job)["Job"]
-    assert job2["Connections"]["Connections"] == [s.glue_connection]
+    # the default placement: job 2 reaches Redshift through the Data API, off the Glue connection
+    assert "Connections" not in job2 or not job2["Connections"].get("Connections")
     assert job2["DefaultArguments"]["--table"] == s.redshift_table
     assert glue.get_security_configuration(Name=f"{s.workflow}-security")["SecurityConfiguration"]
     assert glue.get_workflow(Name=s.workflow)["Workflow"]["MaxConcurrentRuns"] == s.workflow_max_concurrent_runs
@@ -152,9 +153,49 @@ def _assert_configuration(s: Settings) -> None:
     sg = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{s.redshift_workgroup}-sg"]}])
     group = sg["SecurityGroups"][0]
     assert any(p.get("UserIdGroupPairs", [{}])[0].get("GroupId") == group["GroupId"] for p in group["IpPermissions"])
-    services = {e["ServiceName"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]}
-    for svc in ("s3", "secretsmanager", "redshift-data", "sts", "glue", "logs"):
-        assert f"com.amazonaws.{s.region}.{svc}" in services
+    assert _kit_endpoints(s) == {}  # nothing needs them: no hourly charge
+
+
+def _kit_endpoints(s: Settings) -> dict[str, list[str]]:
+    """The kit's VPC endpoints: service -> the subnets it sits in."""
+    found = client("ec2", s).describe_vpc_endpoints(Filters=[{"Name": "tag:etl-kit", "Values": ["managed"]}])
+    return {e["ServiceName"]: sorted(e.get("SubnetIds", [])) for e in found["VpcEndpoints"]
+            if e.get("State", "").lower() not in ("deleted", "deleting")}
+
+
+def test_seed_placement_puts_job2_on_the_connection_with_endpoints_in_every_az(settings: Settings) -> None:
+    seed = settings.model_copy(update={"network_placement": "every_az"})
+    apply_all(seed, progress=False)
+    job2 = client("glue", seed).get_job(JobName=seed.load_job)["Job"]
+    assert job2["Connections"]["Connections"] == [seed.glue_connection]
+    ec2 = client("ec2", seed)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    azs = {x["AvailabilityZone"] for x in subnets}
+    endpoints = _kit_endpoints(seed)
+    assert set(endpoints) == {f"com.amazonaws.{seed.region}.{svc}"
+                              for svc in ("s3", "secretsmanager", "redshift-data", "sts", "glue", "logs")}
+    for svc in ("secretsmanager", "redshift-data", "sts", "glue", "logs"):
+        assert len(endpoints[f"com.amazonaws.{seed.region}.{svc}"]) == len(azs) > 1
+    assert set(_actions(apply_all(seed, progress=False))) <= {"no-change", "skip"}
+
+    # one_az: the kit's interface endpoints move to the connection's subnet only
+    one = settings.model_copy(update={"network_placement": "one_az"})
+    moved = {x for x in _actions(apply_all(one, progress=False)).get("update", []) if ":vpc-endpoint-" in x}
+    assert len(moved) == 5, moved
+    first = sorted(subnets, key=lambda x: (x["AvailabilityZone"], x["SubnetId"]))[0]["SubnetId"]
+    assert {svc: sn for svc, sn in _kit_endpoints(one).items() if not svc.endswith(".s3")} == {
+        f"com.amazonaws.{one.region}.{svc}": [first] for svc in ("secretsmanager", "redshift-data", "sts", "glue",
+                                                                  "logs")}
+    assert set(_actions(apply_all(one, progress=False))) <= {"no-change", "skip"}
+
+    # back to the default: the kit's endpoints are planned for deletion, then removed; job 2 leaves the VPC
+    plan = _actions(plan_all(settings, only=["network"]))
+    assert len([x for x in plan.get("delete", []) if ":vpc-endpoint-" in x]) == 6, plan
+    assert any(x.endswith(f"glue-job:{settings.load_job}") for x in _actions(plan_all(settings)).get("update", []))
+    apply_all(settings, progress=False)
+    assert _kit_endpoints(settings) == {}
+    assert not client("glue", settings).get_job(JobName=settings.load_job)["Job"].get("Connections")
 
 
 def test_apply_creates_everything_then_noop_then_teardown(settings: Settings) -> None:
@@ -295,6 +336,12 @@ def test_cli_plan_and_resources(settings: Settings, tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["provision", "--params", str(params), "--plan"])
     assert r.exit_code == 0, r.output
     assert "create" in r.output and settings.lambda_function in r.output
+    assert "idle cost per month (what these resources would cost on AWS" in r.output, r.output
+    assert "0 endpoints x 0 AZ x 730 h" in r.output and "$    0.40" in r.output, r.output
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(yaml.safe_dump({**settings.to_params(), "network_placement": "every_az"}))
+    r = CliRunner().invoke(cli, ["provision", "--params", str(seed), "--plan"])
+    assert r.exit_code == 0 and "5 endpoints x 6 AZ x 730 h" in r.output and "$  219.40" in r.output, r.output
     r = CliRunner().invoke(cli, ["resources", "--params", str(params)])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli, ["teardown", "--params", str(params)], input="n\n")

@@ -13,7 +13,8 @@ from etl_kit.provision.policies import STAR_ONLY_ACTIONS, Arns, all_documents
 pytestmark = pytest.mark.unit
 ACCOUNT = "123456789012"
 SETTINGS = [Settings(), Settings(kms_key_id="1234abcd-12ab-34cd-56ef-1234567890ab", region="eu-west-1",
-                                 name_suffix="-{account_id}-{region}")]
+                                 name_suffix="-{account_id}-{region}"),
+            Settings(network_placement="every_az")]  # job 2 on the Glue connection (the seed's placement)
 
 
 def _docs() -> list[tuple[str, Settings, str, dict[str, Any]]]:
