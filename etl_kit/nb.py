@@ -54,6 +54,8 @@ def _show_figures_in_notebooks() -> None:
     pd.set_option("display.max_rows", 500)
     pd.set_option("display.max_columns", 50)
     pd.set_option("display.width", 200)
+    # Paths, ARNs and error texts are read whole too: pandas would cut them at 50 characters with "...".
+    pd.set_option("display.max_colwidth", None)
 
 
 _show_figures_in_notebooks()
