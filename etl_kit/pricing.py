@@ -1,7 +1,8 @@
 """The kit's one price table and the billing arithmetic (minimums, rounding) it is applied with.
 
-Prices are us-east-1 on-demand list prices in USD, each with the AWS pricing page it comes from and
-the date it was read (:data:`PRICE_DATE`). They change: check the cited page before relying on a figure.
+Prices are us-east-1 on-demand list prices in USD, each with the AWS pricing page it comes from, as of
+:data:`PRICE_DATE`. They were written down without fetching the pages (this kit is built with no network
+beyond the package index), and AWS changes them: check the cited page before relying on a figure.
 :func:`idle_monthly` prices what provisioning leaves running; :mod:`etl_kit.cost` prices one run.
 """
 
