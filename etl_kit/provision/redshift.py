@@ -1,8 +1,9 @@
-"""Step ``redshift``: Serverless namespace and workgroup, the admin secret, the Glue connection, the tables.
+"""Step ``redshift``: Serverless namespace and workgroup, the admin secret, the Glue connection, the tables,
+and the loader user the jobs sign in as with its secret (:mod:`etl_kit.provision.redshift_loader`).
 
 The admin password is managed by Secrets Manager (``manageAdminPassword``): it never appears
-in params, logs or outputs. The Redshift role is attached (default role) for COPY. Tables are
-created through the Data API with the admin secret.
+in params, logs or outputs; only provisioning uses it. The Redshift role is attached (default role) for
+COPY. Tables and the loader user are created through the Data API with the admin secret.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any
 
 from etl_kit.config import Settings
 from etl_kit.exceptions import WarehouseError
-from etl_kit.provision import glue, network
+from etl_kit.provision import glue, network, redshift_loader
 from etl_kit.provision.base import Ctx, Resource, Step, read_with, tag_list, wait_until
 
 __all__ = [
     "STEP",
     "available",
     "admin_secret_arn",
+    "workgroup_exists",
     "table_ddl",
     "execute",
 ]
@@ -50,6 +52,21 @@ def _namespace(ctx: Ctx) -> dict[str, Any] | None:
 def _workgroup(ctx: Ctx) -> dict[str, Any] | None:
     get = partial(ctx.client("redshift-serverless").get_workgroup, workgroupName=ctx.settings.redshift_workgroup)
     return read_with(get, lambda r: dict(r["workgroup"]))()
+
+
+def workgroup_exists(ctx: Ctx) -> bool:
+    """Whether the workgroup exists (statements can run on it)."""
+    return _workgroup(ctx) is not None
+
+
+def _as_admin(ctx: Ctx) -> Any:
+    """Where provisioning's statements run: the workgroup as the namespace's admin (None before it exists)."""
+    from etl_runtime.values import Warehouse
+
+    arn = admin_secret_arn(ctx)
+    if not arn or not workgroup_exists(ctx):
+        return None
+    return Warehouse(ctx.settings.redshift_workgroup, ctx.settings.redshift_database, arn)
 
 
 def admin_secret_arn(ctx: Ctx) -> str | None:
@@ -247,7 +264,8 @@ def _resources(ctx: Ctx) -> list[Resource]:
     s = ctx.settings
     if not available(ctx):
         names = [("redshift-namespace", s.redshift_namespace), ("redshift-workgroup", s.redshift_workgroup),
-                 ("glue-connection", s.glue_connection)]
+                 ("glue-connection", s.glue_connection), ("secretsmanager-secret", s.redshift_loader_secret),
+                 ("redshift-user", s.redshift_loader_user)]
         return [Resource(t, n, read=lambda: None, create=lambda: None, skip=_UNAVAILABLE) for t, n in names]
     # The network is resolved only when a desired state needs it (plan, ensure), never for teardown.
     net = cache(lambda: network.resolve(ctx))
@@ -257,6 +275,9 @@ def _resources(ctx: Ctx) -> list[Resource]:
         _workgroup_resource(ctx, _workgroup(ctx), net),
         glue.connection_resource(ctx, lambda: _jdbc_target(ctx, net)),
         _tables_resource(ctx),
+        # the user the jobs sign in as: its secret first (the user's password comes from it)
+        redshift_loader.loader_secret_resource(ctx),
+        redshift_loader.loader_user_resource(ctx, partial(_as_admin, ctx)),
     ]
 
 

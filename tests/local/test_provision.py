@@ -66,13 +66,22 @@ def _assert_configuration(s: Settings) -> None:
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # no prefix markers
 
     iam = client("iam", s)
-    for role in (s.lambda_role, s.crawler_role, s.csv_job_role, s.load_job_role, s.redshift_role, s.events_role):
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="NoSuchEntity"):  # EventBridge reaches its targets without a role
+        iam.get_role(RoleName=s.events_role)
+    for role in (s.lambda_role, s.crawler_role, s.csv_job_role, s.load_job_role, s.redshift_role):
         r = iam.get_role(RoleName=role)["Role"]
         assert r["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
         doc = iam.get_role_policy(RoleName=role, PolicyName="etl-kit-least-privilege")["PolicyDocument"]
         for st in doc["Statement"]:
             acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             assert all("*" not in a for a in acts)
+
+    # both jobs sign in to the warehouse as the loader user, with its secret (never the admin's)
+    loader = client("secretsmanager", s).describe_secret(SecretId=s.redshift_loader_secret)["ARN"]
+    for job in (s.csv_job, s.load_job):
+        assert client("glue", s).get_job(JobName=job)["Job"]["DefaultArguments"]["--secret_arn"] == loader
 
     lam = client("lambda", s)
     cfg = lam.get_function_configuration(FunctionName=s.lambda_function)
@@ -276,7 +285,14 @@ def test_apply_removes_the_direct_invocation_layout(settings: Settings) -> None:
                                              QueueUrl=old_dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]}})
     lam.add_permission(FunctionName=settings.lambda_function, StatementId="etl-kit-start-rule",
                        Action="lambda:InvokeFunction", Principal="events.amazonaws.com")
-    legacy = {("lambda-event-invoke-config", settings.lambda_function),
+    # the EventBridge role an earlier etl-kit made (attached to nothing), with its inline policy
+    iam = client("iam", settings)
+    iam.create_role(RoleName=settings.events_role, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName=settings.events_role, PolicyName="etl-kit-least-privilege", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"}]}))
+    legacy = {("iam-role", settings.events_role), ("lambda-event-invoke-config", settings.lambda_function),
               ("lambda-permission", f"{settings.lambda_function}/etl-kit-start-rule"),
               ("sqs-queue", f"{settings.lambda_function}-dlq"), ("sqs-queue", f"{settings.start_rule}-dlq")}
     assert {(c.resource_type, c.name) for c in plan_all(settings) if c.action == "delete"} == legacy
@@ -323,6 +339,83 @@ def test_redshift_step(settings: Settings) -> None:
     again = apply_all(settings, only=["network", "iam", "redshift"], progress=False)
     assert set(_actions(again)) <= {"no-change", "skip"}, _actions(again)
     teardown_all(settings, yes=True, only=["network", "iam", "redshift"])
+
+
+REDSHIFT = ["network", "iam", "redshift"]
+
+
+def _loader_refusal(rd: Any, target: Any, sql: str, secret: str) -> str:
+    from tests.local._data_api import run_statement
+
+    d = run_statement(rd, target, sql, SecretArn=secret)
+    assert d["Status"] == "FAILED", f"the loader could run {sql!r}"
+    return str(d["Error"])
+
+
+def test_the_loader_user_can_load_and_record_but_nothing_more(settings: Settings) -> None:
+    """Provisioning makes the loader user with a load's grants only; its password is made once; teardown drops
+    the user and deletes its secret."""
+    from etl_runtime.job2 import record_ledger
+    from etl_runtime.loadsql import LedgerEntry
+    from etl_runtime.values import LoadTarget, SourceObject, Warehouse, WorkflowRun
+    from tests.local._data_api import Target, finished, rows
+
+    apply_all(settings, only=REDSHIFT, progress=False)
+    sm, rd = client("secretsmanager", settings), client("redshift-data", settings)
+    loader = sm.describe_secret(SecretId=settings.redshift_loader_secret)["ARN"]
+    value = json.loads(sm.get_secret_value(SecretId=loader)["SecretString"])
+    assert value["username"] == settings.redshift_loader_user and len(value["password"]) == 32
+    target = Target(settings.redshift_workgroup, settings.redshift_database)
+    assert rows(rd, target, "SELECT current_user", SecretArn=loader) == [[settings.redshift_loader_user]]
+
+    # what job 1's rejected path does, as the loader: its ledger row is written
+    schema, ledger, table = settings.redshift_schema, settings.ledger_table, settings.redshift_table
+    entry = LedgerEntry(SourceObject("bkt", "input/x.csv", "e1"), "rejected", WorkflowRun("wf", "wr_loader"),
+                        reason="no_data_rows", message="rejected as the loader")
+    record_ledger(Warehouse(settings.redshift_workgroup, settings.redshift_database, loader),
+                  LoadTarget(schema=schema, ledger_table=ledger), entry, rd)
+    assert rows(rd, target, f'SELECT "state", "message" FROM "{schema}"."{ledger}" WHERE "run_id" = \'wr_loader\'',
+                SecretArn=loader) == [["rejected", "rejected as the loader"]]
+    # and a load's statements on the target: staging, COPY-free insert, delete
+    finished(rd, target, ["CREATE TEMP TABLE etl_kit_staging (x INT)", "DROP TABLE etl_kit_staging",
+                          f'LOCK "{schema}"."{table}"', f'DELETE FROM "{schema}"."{table}" WHERE 1 = 0'],
+             SecretArn=loader)
+    # nothing outside its grants
+    admin = client("redshift-serverless", settings).get_namespace(
+        namespaceName=settings.redshift_namespace)["namespace"]["adminPasswordSecretArn"]
+    other = f"loader_cannot_read_{settings.redshift_loader_user}"
+    finished(rd, target, f"CREATE TABLE {schema}.{other} (x INT)", SecretArn=admin)
+    for sql in (f'DROP TABLE "{schema}"."{table}"', f'ALTER TABLE "{schema}"."{ledger}" ADD COLUMN y INT',
+                f'TRUNCATE "{schema}"."{ledger}"', "CREATE SCHEMA loader_cannot_create",
+                f"SELECT * FROM {schema}.{other}", "CREATE USER loader_cannot_make PASSWORD 'Abcdefg1'"):
+        err = _loader_refusal(rd, target, sql, loader).lower()
+        assert "permission denied" in err or "must be owner" in err, (sql, err)
+    finished(rd, target, f"DROP TABLE {schema}.{other}", SecretArn=admin)
+
+    # idempotent: nothing to change, and the password is not made again
+    version = sm.describe_secret(SecretId=loader)["VersionIdsToStages"]
+    assert set(_actions(apply_all(settings, only=REDSHIFT, progress=False))) <= {"no-change", "skip"}
+    assert sm.describe_secret(SecretId=loader)["VersionIdsToStages"] == version
+    # drift: a revoked grant and a changed password are put back (the password from the secret)
+    finished(rd, target, [f'REVOKE DELETE ON "{schema}"."{table}" FROM "{settings.redshift_loader_user}"',
+                          f"ALTER USER \"{settings.redshift_loader_user}\" PASSWORD 'Changed12345'"], SecretArn=admin)
+    [drift] = [c for c in plan_all(settings, only=REDSHIFT) if c.action != "no-change" and c.action != "skip"]
+    assert drift.resource_type == "redshift-user" and set(drift.diffs) == {"signs_in", "grants"}
+    apply_all(settings, only=REDSHIFT, progress=False)
+    assert rows(rd, target, "SELECT current_user", SecretArn=loader) == [[settings.redshift_loader_user]]
+    assert set(_actions(plan_all(settings, only=REDSHIFT))) <= {"no-change", "skip"}
+
+    # teardown (keeping the warehouse) drops the user and deletes its secret
+    gone = teardown_all(settings, keep_data=True, only=REDSHIFT)
+    assert {(c.resource_type, c.name) for c in gone if c.action == "delete"} >= {
+        ("redshift-user", settings.redshift_loader_user), ("secretsmanager-secret", settings.redshift_loader_secret)}
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="ResourceNotFound"):
+        sm.describe_secret(SecretId=settings.redshift_loader_secret)
+    assert rows(rd, target, "SELECT count(*) FROM pg_user WHERE usename = :u", SecretArn=admin,
+                Parameters=[{"name": "u", "value": settings.redshift_loader_user}]) == [[0]]
+    teardown_all(settings, yes=True, only=REDSHIFT)
 
 
 def test_cli_plan_and_resources(settings: Settings, tmp_path: Path) -> None:
