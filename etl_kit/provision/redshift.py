@@ -90,12 +90,10 @@ def table_ddl(settings: Settings) -> list[str]:
     """CREATE statements for the target and ledger tables: job 2's own DDL, so both always agree."""
     from etl_runtime.contract import compile_contract
     from etl_runtime.loadsql import ledger_ddl, target_ddl
-    from etl_runtime.values import LoadTarget
 
     contract = compile_contract(settings.dataset_contract.model_dump(mode="json"))
-    schema = settings.redshift_schema
-    target = LoadTarget(schema=schema, table=settings.redshift_table, ledger_table=settings.ledger_table)
-    return [f"CREATE SCHEMA IF NOT EXISTS {schema}", target_ddl(target, contract), ledger_ddl(target)]
+    target = _load_target(settings)
+    return [f"CREATE SCHEMA IF NOT EXISTS {target.schema}", target_ddl(target, contract), ledger_ddl(target)]
 
 
 def execute(ctx: Ctx, sqls: list[str], secret_arn: str) -> None:
@@ -249,15 +247,42 @@ def _tables_resource(ctx: Ctx) -> Resource:
             WorkgroupName=s.redshift_workgroup, Database=s.redshift_database, SecretArn=arn,
             SchemaPattern=s.redshift_schema, TablePattern="%")
         have = {t["name"] for t in r.get("Tables", [])}
-        return {} if {s.redshift_table, s.ledger_table} <= have else None
+        if not {s.redshift_table, s.ledger_table} <= have:
+            return None
+        return {"ledger_layout": _ledger_layout(ctx)}
 
     def create() -> None:
         arn = admin_secret_arn(ctx)
         assert arn, "namespace has no admin secret"
         execute(ctx, table_ddl(s), arn)
 
+    def update(_: Any) -> None:
+        # the jobs' loader user may not ALTER the ledger (the admin owns it): its migration happens here
+        from etl_runtime.job2 import ensure_ledger_layout
+
+        ensure_ledger_layout(ctx.client("redshift-data"), _as_admin(ctx), _load_target(s))
+
     return Resource("redshift-tables", f"{s.redshift_schema}.{s.redshift_table}, {s.redshift_schema}.{s.ledger_table}",
-                    read=read, create=create, part_of=s.redshift_workgroup)
+                    read=read, create=create, update=update, desired={"ledger_layout": "attempts"},
+                    part_of=s.redshift_workgroup)
+
+
+def _load_target(s: Settings) -> Any:
+    from etl_runtime.values import LoadTarget
+
+    return LoadTarget(schema=s.redshift_schema, table=s.redshift_table, ledger_table=s.ledger_table)
+
+
+def _ledger_layout(ctx: Ctx) -> str:
+    """``attempts`` when the ledger has every column of :data:`etl_runtime.loadsql.LEDGER_COLUMNS`, else
+    ``before attempts`` (an older etl-kit's table, migrated in place by provisioning)."""
+    from etl_runtime import dataapi
+    from etl_runtime.loadsql import LEDGER_COLUMNS, columns_query
+
+    s = ctx.settings
+    rows = dataapi.query(ctx.client("redshift-data"), _as_admin(ctx), columns_query(s.redshift_schema, s.ledger_table))
+    have = {str(r[0]).lower() for r in rows}
+    return "attempts" if all(n in have for n, _ in LEDGER_COLUMNS) else "before attempts"
 
 
 def _resources(ctx: Ctx) -> list[Resource]:

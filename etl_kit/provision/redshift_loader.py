@@ -195,9 +195,11 @@ def _signs_in(ctx: Ctx) -> bool:
     if arn is None:
         return False
     s = ctx.settings
+    from botocore.exceptions import ClientError
+
     try:
         rows = _query(ctx, Warehouse(s.redshift_workgroup, s.redshift_database, arn), Query("SELECT current_user"))
-    except WarehouseError:
+    except (WarehouseError, ClientError):  # the login is refused, or the secret is not one the Data API takes
         return False
     return bool(rows) and str(rows[0][0]) == s.redshift_loader_user
 

@@ -430,12 +430,44 @@ def test_cli_plan_and_resources(settings: Settings, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "create" in r.output and settings.lambda_function in r.output
     assert "idle cost per month (what these resources would cost on AWS" in r.output, r.output
-    assert "0 endpoints x 0 AZ x 730 h" in r.output and "$    0.40" in r.output, r.output
+    assert "0 endpoints x 0 AZ x 730 h" in r.output and "$    0.80" in r.output, r.output
     seed = tmp_path / "seed.yaml"
     seed.write_text(yaml.safe_dump({**settings.to_params(), "network_placement": "every_az"}))
     r = CliRunner().invoke(cli, ["provision", "--params", str(seed), "--plan"])
-    assert r.exit_code == 0 and "5 endpoints x 6 AZ x 730 h" in r.output and "$  219.40" in r.output, r.output
+    assert r.exit_code == 0 and "5 endpoints x 6 AZ x 730 h" in r.output and "$  219.80" in r.output, r.output
     r = CliRunner().invoke(cli, ["resources", "--params", str(params)])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli, ["teardown", "--params", str(params)], input="n\n")
     assert r.exit_code != 0
+
+
+def test_provisioning_migrates_an_old_ledger_the_loader_may_not_alter(settings: Settings) -> None:
+    """The loader user does not own the ledger, so an older etl-kit's ledger is migrated by provisioning."""
+    from etl_kit.warehouse import execute
+    from etl_runtime.job2 import record_ledger
+    from etl_runtime.loadsql import LEDGER_COLUMNS, LedgerEntry
+    from etl_runtime.values import LoadTarget, SourceObject, Warehouse, WorkflowRun
+    from tests.local._data_api import Target, rows
+
+    s = settings.model_copy(update={"ledger_table": f"ledger_{settings.redshift_loader_user}"})
+    apply_all(s, only=REDSHIFT, progress=False)
+    schema, ledger = s.redshift_schema, s.ledger_table
+    old_cols = [f'"{n}" {t}' for n, t in LEDGER_COLUMNS if n != "attempt"]
+    execute([f"DROP TABLE {schema}.{ledger}",
+             f'CREATE TABLE {schema}.{ledger} ({", ".join(old_cols)}, PRIMARY KEY ("bucket", "key", "etag"))',
+             f"INSERT INTO {schema}.{ledger} (bucket, key, etag, run_id, state, rows_loaded) "
+             "VALUES ('b', 'input/o.csv', 'e1', 'wr_old', 'failed', 0)"], s)
+    [change] = [c for c in plan_all(s, only=REDSHIFT) if c.action not in ("no-change", "skip")
+                and c.resource_type == "redshift-tables"]
+    assert change.diffs["ledger_layout"] == {"actual": "before attempts", "desired": "attempts"}
+    apply_all(s, only=REDSHIFT, progress=False)  # migrates it and grants the loader the new table again
+    assert set(_actions(plan_all(s, only=REDSHIFT))) <= {"no-change", "skip"}
+    loader = client("secretsmanager", s).describe_secret(SecretId=s.redshift_loader_secret)["ARN"]
+    rd = client("redshift-data", s)
+    record_ledger(Warehouse(s.redshift_workgroup, s.redshift_database, loader),
+                  LoadTarget(schema=schema, ledger_table=ledger),
+                  LedgerEntry(SourceObject("b", "input/o.csv", "e1"), "rejected", WorkflowRun(run_id="wr_new")), rd)
+    assert rows(rd, Target(s.redshift_workgroup), f'SELECT "run_id", "attempt" FROM {schema}.{ledger} ORDER BY 2',
+                SecretArn=loader) == [["wr_old", 1], ["wr_new", 2]]
+    execute(f"DROP TABLE {schema}.{ledger}", s)
+    teardown_all(s, yes=True, only=REDSHIFT)
