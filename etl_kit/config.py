@@ -195,6 +195,8 @@ class Settings(BaseModel):
     csv_job_role: str = "csv-to-parquet-job-role"
     load_job_role: str = "redshift-loader-job-role"
     redshift_role: str = "redshift-copy-role"
+    # no longer created: EventBridge reaches its targets through their resource policies; provisioning
+    # removes a role of this name that an earlier etl-kit left
     events_role: str = "eventbridge-invoke-role"
     # Redshift
     redshift_namespace: str = "sales-data-namespace"
@@ -202,6 +204,10 @@ class Settings(BaseModel):
     # the warehouse's and job 2's defaults are the runtime's own (etl_runtime.values), kept in one place
     redshift_database: str = Warehouse.database
     redshift_admin_user: str = "admin"
+    # the database user jobs 1 and 2 sign in as (only the grants a load needs; docs/provisioning.md), and
+    # the Secrets Manager secret holding its generated password
+    redshift_loader_user: str = Field("etl_loader", pattern=r"^[a-z_][a-z0-9_]{0,126}$")
+    redshift_loader_secret: str = "sales-data-redshift-loader"
     redshift_base_capacity: int = Field(8, ge=8, le=512)
     redshift_schema: str = LoadTarget.schema
     redshift_table: str = LoadTarget.table

@@ -141,9 +141,10 @@ def logs_ingestion(size_bytes: int, sources: str) -> CostLine:
 def idle_monthly(settings: Settings, interface_endpoints: int, subnets: int) -> list[CostLine]:
     """What the provisioned resources cost per month with no file arriving.
 
-    ``interface_endpoints`` in ``subnets`` subnets (one AZ each) bill every hour; the admin password's
-    secret bills per month; Redshift Serverless compute, Glue, Lambda, SQS, SNS and EventBridge bill only
-    per use (storage of the data itself is left out: it grows with what you load).
+    ``interface_endpoints`` in ``subnets`` subnets (one AZ each) bill every hour; the two secrets (the
+    admin password's and the loader user's) bill per month; Redshift Serverless compute, Glue, Lambda, SQS,
+    SNS and EventBridge bill only per use (storage of the data itself is left out: it grows with what you
+    load).
     """
     az_hours = interface_endpoints * subnets * HOURS_PER_MONTH
     return [
@@ -151,7 +152,8 @@ def idle_monthly(settings: Settings, interface_endpoints: int, subnets: int) -> 
               f"{interface_endpoints} endpoints x {subnets} AZ x {HOURS_PER_MONTH} h "
               f"(network_placement {settings.network_placement!r})"),
         _line("S3 gateway endpoint", 1 if interface_endpoints else 0, "vpc_gateway_endpoint", "free"),
-        _line("Secrets Manager secret", 1, "secret_month", "the workgroup's managed admin password"),
+        _line("Secrets Manager secrets", 2, "secret_month",
+              "the workgroup's managed admin password and the loader user's password (the jobs' sign-in)"),
         _line("Redshift Serverless compute", 0, "redshift_rpu_hour",
               f"0 RPU-h idle (billed only while queries run; base capacity {settings.redshift_base_capacity} RPU)"),
     ]

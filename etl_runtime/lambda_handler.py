@@ -27,7 +27,11 @@ longest a Lambda can run) -> it races for attempt n+1. A replay event (detail-ty
 ``Object Replay Requested`` / ``Object Replay Forced``, sent by ``etl-kit replay``) may also take over a
 rejected attempt or one whose run is no longer known, and with force a succeeded one. A claim written
 before attempts existed (``claims/<sha256>.json``) counts as attempt 0.
-If the workflow cannot be started the claim is deleted and the error re-raised.
+If the workflow cannot be started the claim is released (deleted) and the error re-raised, so the retried
+event takes the same attempt again. A release that fails (``s3:DeleteObject`` refused, ...) is logged as an
+error naming the claim and the cause, and the claim is marked ``start_failed`` instead: the retried event
+then reads that attempt as ``failed`` and takes the next one, rather than skipping as a duplicate of an
+attempt that never started.
 
 Waiting (SQS batches): ``StartWorkflowRun`` is tried once, never with a sleep. A record that cannot start
 now (``ConcurrentRunsExceededException``, throttling, a transient or unexpected error) is reported in
@@ -39,7 +43,6 @@ after ``maxReceiveCount`` receives. Started, skipped and duplicate records are s
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -192,6 +195,8 @@ def claim_verdict(claim: Dict[str, Any], glue: Any, workflow: str, *, lease_seco
     """How the attempt recorded in ``claim`` ended (see :func:`run_verdict`), plus ``starting`` (claimed,
     no run id yet) and ``abandoned`` (claimed more than ``lease_seconds`` ago and never started)."""
     run_id = str(claim.get("run_id") or "")
+    if claim.get("start_failed"):
+        return "failed"  # its start failed and the claim could not be released (see _Delivery._release)
     if not run_id:
         try:
             claimed = datetime.fromisoformat(str(claim.get("claimed_at") or ""))
@@ -414,7 +419,7 @@ class _Delivery:
         except Exception as exc:
             last = exc
         if not run_id:
-            self._not_started(claim["claim_key"], last)
+            self._not_started(claim, last)
         claim["run_id"] = run_id
         claim["started_at"] = datetime.now(timezone.utc).isoformat()
         try:
@@ -429,11 +434,37 @@ class _Delivery:
                 f"({props['source_size']} bytes, ETag {claim['etag']}).")
         return self.result
 
-    def _not_started(self, ckey: str, last: Optional[BaseException]) -> NoReturn:
-        """Release the claim so the retry can act, log (and, unless waiting for a run slot, notify), raise."""
-        with contextlib.suppress(Exception):
+    def _release(self, claim: Dict[str, Any], cause: str) -> str:
+        """Delete the claim of a run that did not start, so the retried event can take the attempt again.
+
+        Returns "" when released. When the delete fails, the failure is logged as an error (the claim's key
+        and why) and the claim is marked ``start_failed`` (:func:`claim_verdict` reads it as ``failed``), so
+        the retried event takes the next attempt instead of skipping this one as a duplicate; the error
+        text is returned for the notification.
+        """
+        ckey = claim["claim_key"]
+        try:
             self.s3.delete_object(Bucket=self.bucket, Key=ckey)
+            return ""
+        except Exception as exc:
+            error = f"{error_code(exc) or type(exc).__name__}: {exc}"
+        _log(level="ERROR", decision="claim_release_failed", claim_key=ckey, bucket=self.bucket, error=error,
+             start_error=cause)
+        marked = dict(claim, start_failed=cause, release_error=error, run_id="")
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=ckey, Body=json.dumps(marked).encode("utf-8"),
+                               ContentType="application/json")
+        except Exception as exc:  # the claim then holds the attempt until its lease ends (CLAIM_LEASE_SECONDS)
+            _log(level="ERROR", decision="claim_mark_failed", claim_key=ckey, bucket=self.bucket,
+                 error=f"{error_code(exc) or type(exc).__name__}: {exc}")
+        return error
+
+    def _not_started(self, claim: Dict[str, Any], last: Optional[BaseException]) -> NoReturn:
+        """Release the claim so the retry can act, log (and, unless waiting for a run slot, notify), raise."""
         reason = f"{error_code(last) or type(last).__name__}: {last}" if last else "no run id returned"
+        release_error = self._release(claim, reason)
+        if release_error:
+            self.result["claim_release_error"] = release_error
         if last is not None and error_code(last) in WAIT_CODES:
             # Waiting for a free run slot is the normal state of a burst: logged, not notified.
             self.result.update(status="waiting", reason=reason)
@@ -443,6 +474,8 @@ class _Delivery:
             _log(decision="failed", **self.result)
             _notify(self.sns, self.topic, f"etl-kit: FAILED to start {self.workflow}",
                     f"Could not start workflow {self.workflow} for s3://{self.bucket}/{self.key}: {reason}\n"
+                    + (f"Its claim {claim['claim_key']} could not be released ({release_error}); it is marked "
+                       "as a failed start instead.\n" if release_error else "") +
                     "The event stays in the intake queue and is retried; after the queue's maxReceiveCount "
                     "it moves to the intake DLQ (etl-kit replay --dlq).")
         raise last if last is not None else RuntimeError(reason)

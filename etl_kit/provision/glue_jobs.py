@@ -33,10 +33,11 @@ def _security_configuration(ctx: Ctx) -> dict[str, Any]:
     }
 
 
-def _admin_secret_arn(ctx: Ctx) -> str | None:
-    from etl_kit.provision.redshift import admin_secret_arn
+def _loader_secret_arn(ctx: Ctx) -> str | None:
+    from etl_kit.provision.redshift import available
+    from etl_kit.provision.redshift_loader import loader_secret_arn
 
-    return admin_secret_arn(ctx)
+    return loader_secret_arn(ctx) if available(ctx) else None
 
 
 def job_specs(ctx: Ctx) -> dict[str, dict[str, Any]]:
@@ -80,9 +81,10 @@ def job_specs(ctx: Ctx) -> dict[str, dict[str, Any]]:
         "--ledger_table": s.ledger_table,
         "--redshift_role_arn": a.role(s.redshift_role),
     }
-    secret = _admin_secret_arn(ctx)
+    # both jobs sign in to the warehouse as the loader user (step redshift), never as the namespace's admin
+    secret = _loader_secret_arn(ctx)
     if secret:
-        job2_args["--secret_arn"] = secret
+        job1_args["--secret_arn"] = job2_args["--secret_arn"] = secret
 
     def spec(script: str, role: str, args: dict[str, Any], what: str) -> dict[str, Any]:
         out: dict[str, Any] = {

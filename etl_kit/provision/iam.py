@@ -1,4 +1,7 @@
-"""Step ``iam``: the six roles, their trust policies and least-privilege inline policies.
+"""Step ``iam``: the five roles, their trust policies and least-privilege inline policies.
+
+A role an earlier etl-kit made that nothing uses any more (:data:`~etl_kit.provision.policies.LEGACY_ROLES`:
+the EventBridge role) is removed by ``ensure`` and ``delete`` and shown as ``delete`` by ``plan``.
 
 The documents come from :mod:`etl_kit.provision.policies` (pure, linted by the unit tests).
 """
@@ -11,14 +14,20 @@ from typing import Any
 
 from etl_kit.config import Settings
 from etl_kit.provision.base import Change, Ctx, Resource, Step, read_with, tag_list
-from etl_kit.provision.policies import INLINE_POLICY_NAME, ROLE_SERVICES, dumps, role_policies, trust_policy
+from etl_kit.provision.policies import (
+    INLINE_POLICY_NAME,
+    LEGACY_ROLES,
+    ROLE_SERVICES,
+    dumps,
+    role_policies,
+    trust_policy,
+)
 
 __all__ = ["STEP", "role_arn"]
 
 
-
 def role_arn(settings: Settings, account: str, key: str) -> str:
-    """ARN of the role ``key`` (``lambda``, ``crawler``, ``csv_job``, ``load_job``, ``redshift``, ``events``)."""
+    """ARN of the role ``key`` (``lambda``, ``crawler``, ``csv_job``, ``load_job``, ``redshift``)."""
     from etl_kit.provision.policies import Arns
 
     return Arns(settings, account).role(getattr(settings, ROLE_SERVICES[key][0]))
@@ -68,4 +77,9 @@ def _propagate(ctx: Ctx, changes: list[Change]) -> None:
         time.sleep(10)  # IAM is eventually consistent: new roles are not assumable by services at once
 
 
-STEP = Step("iam", _resources, after_ensure=_propagate)
+def _legacy(ctx: Ctx) -> list[Resource]:
+    """The roles nothing uses any more, to remove (their desired state is absent)."""
+    return [_role(ctx, key, getattr(ctx.settings, attr), {}) for key, attr in LEGACY_ROLES.items()]
+
+
+STEP = Step("iam", _resources, legacy=_legacy, after_ensure=_propagate)

@@ -18,6 +18,7 @@ __all__ = [
     "Arns",
     "STAR_ONLY_ACTIONS",
     "ROLE_SERVICES",
+    "LEGACY_ROLES",
     "trust_policy",
     "role_policies",
     "bucket_policy",
@@ -38,7 +39,8 @@ STAR_ONLY_ACTIONS = frozenset(
         "ec2:DescribeSubnets",
         "ec2:DescribeSecurityGroups",
         "ec2:DescribeNetworkInterfaces",
-        # Redshift Data API statement calls are scoped by statement owner, not resource.
+        # Redshift Data API statement calls name no resource; a condition scopes them to the caller's own
+        # statements (redshift-data:statement-owner-iam-userid, see _data_api).
         "redshift-data:DescribeStatement",
         "redshift-data:GetStatementResult",
     }
@@ -183,10 +185,9 @@ class Arns:
         return self._arn("redshift-serverless", "namespace/*")
 
     @property
-    def admin_secret(self) -> str:
-        # The secret Redshift creates for manageAdminPassword: redshift!<namespace>-<user>-<6 random chars>.
-        s = self.settings
-        return self._arn("secretsmanager", f"secret:redshift!{s.redshift_namespace}-{s.redshift_admin_user}-??????")
+    def loader_secret(self) -> str:
+        # Secrets Manager appends "-" and 6 random characters to a secret's name in its ARN.
+        return self._arn("secretsmanager", f"secret:{self.settings.redshift_loader_secret}-??????")
 
     @property
     def kms_key(self) -> str | None:
@@ -207,8 +208,11 @@ ROLE_SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "csv_job": ("csv_job_role", ("glue.amazonaws.com",)),
     "load_job": ("load_job_role", ("glue.amazonaws.com",)),
     "redshift": ("redshift_role", ("redshift.amazonaws.com", "redshift-serverless.amazonaws.com")),
-    "events": ("events_role", ("events.amazonaws.com",)),
 }
+# Roles an earlier etl-kit created that nothing uses any more (removed by provisioning): EventBridge sends
+# to its SQS and SNS targets through their resource policies (queue policy, topic policy), so its role was
+# attached to nothing.
+LEGACY_ROLES: dict[str, str] = {"events": "events_role"}
 
 
 def _stmt(
@@ -319,6 +323,8 @@ def _csv_job_policy(a: Arns) -> dict[str, Any]:
         _scripts(a),
         _workflow_run(a),
         _catalog(a, _CATALOG_READ),
+        # the ledger row of a file that does not reach job 2, written as the loader user
+        *_data_api(a),
         _logs(a, a.job_log_groups),
         *_kms(a, encrypt=True),
     )
@@ -349,21 +355,27 @@ def _connection_network(a: Arns) -> list[dict[str, Any]]:
     ]
 
 
+def _data_api(a: Arns) -> list[dict[str, Any]]:
+    """Run statements on the workgroup as the loader user and read back only the role's own statements."""
+    return [
+        _stmt("RunStatements", ["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"],
+              [a.workgroup]),
+        # DescribeStatement / GetStatementResult name no resource: AWS scopes them by the statement's owner
+        # (the service authorization reference; as in the AmazonRedshiftDataFullAccess managed policy)
+        _stmt("ReadOwnStatements", ["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"], ["*"],
+              {"StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}}),
+        _stmt("LoaderSecret", ["secretsmanager:GetSecretValue"], [a.loader_secret]),
+    ]
+
+
 def _load_job_policy(a: Arns) -> dict[str, Any]:
-    s, b = a.settings, a.bucket
+    # No S3 statement: job 2 reads no object itself (COPY reads the Parquet file with the Redshift role;
+    # job 1's counts arrive as workflow run properties). Glue fetches the scripts with this role.
+    s = a.settings
     return _doc(
-        _stmt("ReadOutput", ["s3:GetObject"], [a.s3(b, s.output_prefix + "*"), a.s3(b, s.reports_prefix + "*")]),
-        _list_bucket(a, b, [s.output_prefix, s.reports_prefix]),
         _scripts(a),
         _workflow_run(a),
-        _stmt(
-            "RunStatements",
-            ["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"],
-            [a.workgroup],
-        ),
-        # Statement calls carry no resource; AWS scopes them to the statement's owner.
-        _stmt("ReadStatements", ["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"], ["*"]),
-        _stmt("AdminSecret", ["secretsmanager:GetSecretValue"], [a.admin_secret]),
+        *_data_api(a),
         # on the Glue connection only with network_placement one_az / every_az (docs/provisioning.md)
         *([] if s.network_placement == "none" else
           [_stmt("GetConnection", ["glue:GetConnection"], [a.catalog, a.connection]), *_connection_network(a)]),
@@ -382,16 +394,6 @@ def _redshift_policy(a: Arns) -> dict[str, Any]:
     )
 
 
-def _events_policy(a: Arns) -> dict[str, Any]:
-    s = a.settings
-    return _doc(
-        # Kept for seed parity: the kit's SQS/SNS targets authorise through resource policies
-        # (queue policy, topic policy); this role serves targets that need a role.
-        _stmt("SendIntake", ["sqs:SendMessage"], [a.queue(s.intake_queue), a.queue(s.intake_dlq)]),
-        _stmt("PublishNotifications", ["sns:Publish"], [a.topic]),
-    )
-
-
 # role key (as in ROLE_SERVICES) -> its inline policy
 _ROLE_POLICIES = {
     "lambda": _lambda_policy,
@@ -399,12 +401,11 @@ _ROLE_POLICIES = {
     "csv_job": _csv_job_policy,
     "load_job": _load_job_policy,
     "redshift": _redshift_policy,
-    "events": _events_policy,
 }
 
 
 def role_policies(settings: Settings, account: str) -> dict[str, dict[str, Any]]:
-    """The inline least-privilege policy of each of the six roles, keyed like :data:`ROLE_SERVICES`."""
+    """The inline least-privilege policy of each of the five roles, keyed like :data:`ROLE_SERVICES`."""
     a = Arns(settings, account)
     return {key: _ROLE_POLICIES[key](a) for key in ROLE_SERVICES}
 

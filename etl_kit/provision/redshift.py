@@ -1,8 +1,9 @@
-"""Step ``redshift``: Serverless namespace and workgroup, the admin secret, the Glue connection, the tables.
+"""Step ``redshift``: Serverless namespace and workgroup, the admin secret, the Glue connection, the tables,
+and the loader user the jobs sign in as with its secret (:mod:`etl_kit.provision.redshift_loader`).
 
 The admin password is managed by Secrets Manager (``manageAdminPassword``): it never appears
-in params, logs or outputs. The Redshift role is attached (default role) for COPY. Tables are
-created through the Data API with the admin secret.
+in params, logs or outputs; only provisioning uses it. The Redshift role is attached (default role) for
+COPY. Tables and the loader user are created through the Data API with the admin secret.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any
 
 from etl_kit.config import Settings
 from etl_kit.exceptions import WarehouseError
-from etl_kit.provision import glue, network
+from etl_kit.provision import glue, network, redshift_loader
 from etl_kit.provision.base import Ctx, Resource, Step, read_with, tag_list, wait_until
 
 __all__ = [
     "STEP",
     "available",
     "admin_secret_arn",
+    "workgroup_exists",
     "table_ddl",
     "execute",
 ]
@@ -52,6 +54,21 @@ def _workgroup(ctx: Ctx) -> dict[str, Any] | None:
     return read_with(get, lambda r: dict(r["workgroup"]))()
 
 
+def workgroup_exists(ctx: Ctx) -> bool:
+    """Whether the workgroup exists (statements can run on it)."""
+    return _workgroup(ctx) is not None
+
+
+def _as_admin(ctx: Ctx) -> Any:
+    """Where provisioning's statements run: the workgroup as the namespace's admin (None before it exists)."""
+    from etl_runtime.values import Warehouse
+
+    arn = admin_secret_arn(ctx)
+    if not arn or not workgroup_exists(ctx):
+        return None
+    return Warehouse(ctx.settings.redshift_workgroup, ctx.settings.redshift_database, arn)
+
+
 def admin_secret_arn(ctx: Ctx) -> str | None:
     """The ARN of the Secrets Manager secret holding the admin password (None when unknown)."""
     if not available(ctx):
@@ -73,12 +90,10 @@ def table_ddl(settings: Settings) -> list[str]:
     """CREATE statements for the target and ledger tables: job 2's own DDL, so both always agree."""
     from etl_runtime.contract import compile_contract
     from etl_runtime.loadsql import ledger_ddl, target_ddl
-    from etl_runtime.values import LoadTarget
 
     contract = compile_contract(settings.dataset_contract.model_dump(mode="json"))
-    schema = settings.redshift_schema
-    target = LoadTarget(schema=schema, table=settings.redshift_table, ledger_table=settings.ledger_table)
-    return [f"CREATE SCHEMA IF NOT EXISTS {schema}", target_ddl(target, contract), ledger_ddl(target)]
+    target = _load_target(settings)
+    return [f"CREATE SCHEMA IF NOT EXISTS {target.schema}", target_ddl(target, contract), ledger_ddl(target)]
 
 
 def execute(ctx: Ctx, sqls: list[str], secret_arn: str) -> None:
@@ -232,22 +247,50 @@ def _tables_resource(ctx: Ctx) -> Resource:
             WorkgroupName=s.redshift_workgroup, Database=s.redshift_database, SecretArn=arn,
             SchemaPattern=s.redshift_schema, TablePattern="%")
         have = {t["name"] for t in r.get("Tables", [])}
-        return {} if {s.redshift_table, s.ledger_table} <= have else None
+        if not {s.redshift_table, s.ledger_table} <= have:
+            return None
+        return {"ledger_layout": _ledger_layout(ctx)}
 
     def create() -> None:
         arn = admin_secret_arn(ctx)
         assert arn, "namespace has no admin secret"
         execute(ctx, table_ddl(s), arn)
 
+    def update(_: Any) -> None:
+        # the jobs' loader user may not ALTER the ledger (the admin owns it): its migration happens here
+        from etl_runtime.job2 import ensure_ledger_layout
+
+        ensure_ledger_layout(ctx.client("redshift-data"), _as_admin(ctx), _load_target(s))
+
     return Resource("redshift-tables", f"{s.redshift_schema}.{s.redshift_table}, {s.redshift_schema}.{s.ledger_table}",
-                    read=read, create=create, part_of=s.redshift_workgroup)
+                    read=read, create=create, update=update, desired={"ledger_layout": "attempts"},
+                    part_of=s.redshift_workgroup)
+
+
+def _load_target(s: Settings) -> Any:
+    from etl_runtime.values import LoadTarget
+
+    return LoadTarget(schema=s.redshift_schema, table=s.redshift_table, ledger_table=s.ledger_table)
+
+
+def _ledger_layout(ctx: Ctx) -> str:
+    """``attempts`` when the ledger has every column of :data:`etl_runtime.loadsql.LEDGER_COLUMNS`, else
+    ``before attempts`` (an older etl-kit's table, migrated in place by provisioning)."""
+    from etl_runtime import dataapi
+    from etl_runtime.loadsql import LEDGER_COLUMNS, columns_query
+
+    s = ctx.settings
+    rows = dataapi.query(ctx.client("redshift-data"), _as_admin(ctx), columns_query(s.redshift_schema, s.ledger_table))
+    have = {str(r[0]).lower() for r in rows}
+    return "attempts" if all(n in have for n, _ in LEDGER_COLUMNS) else "before attempts"
 
 
 def _resources(ctx: Ctx) -> list[Resource]:
     s = ctx.settings
     if not available(ctx):
         names = [("redshift-namespace", s.redshift_namespace), ("redshift-workgroup", s.redshift_workgroup),
-                 ("glue-connection", s.glue_connection)]
+                 ("glue-connection", s.glue_connection), ("secretsmanager-secret", s.redshift_loader_secret),
+                 ("redshift-user", s.redshift_loader_user)]
         return [Resource(t, n, read=lambda: None, create=lambda: None, skip=_UNAVAILABLE) for t, n in names]
     # The network is resolved only when a desired state needs it (plan, ensure), never for teardown.
     net = cache(lambda: network.resolve(ctx))
@@ -257,6 +300,9 @@ def _resources(ctx: Ctx) -> list[Resource]:
         _workgroup_resource(ctx, _workgroup(ctx), net),
         glue.connection_resource(ctx, lambda: _jdbc_target(ctx, net)),
         _tables_resource(ctx),
+        # the user the jobs sign in as: its secret first (the user's password comes from it)
+        redshift_loader.loader_secret_resource(ctx),
+        redshift_loader.loader_user_resource(ctx, partial(_as_admin, ctx)),
     ]
 
 

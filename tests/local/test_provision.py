@@ -66,13 +66,22 @@ def _assert_configuration(s: Settings) -> None:
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # no prefix markers
 
     iam = client("iam", s)
-    for role in (s.lambda_role, s.crawler_role, s.csv_job_role, s.load_job_role, s.redshift_role, s.events_role):
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="NoSuchEntity"):  # EventBridge reaches its targets without a role
+        iam.get_role(RoleName=s.events_role)
+    for role in (s.lambda_role, s.crawler_role, s.csv_job_role, s.load_job_role, s.redshift_role):
         r = iam.get_role(RoleName=role)["Role"]
         assert r["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
         doc = iam.get_role_policy(RoleName=role, PolicyName="etl-kit-least-privilege")["PolicyDocument"]
         for st in doc["Statement"]:
             acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             assert all("*" not in a for a in acts)
+
+    # both jobs sign in to the warehouse as the loader user, with its secret (never the admin's)
+    loader = client("secretsmanager", s).describe_secret(SecretId=s.redshift_loader_secret)["ARN"]
+    for job in (s.csv_job, s.load_job):
+        assert client("glue", s).get_job(JobName=job)["Job"]["DefaultArguments"]["--secret_arn"] == loader
 
     lam = client("lambda", s)
     cfg = lam.get_function_configuration(FunctionName=s.lambda_function)
@@ -276,7 +285,14 @@ def test_apply_removes_the_direct_invocation_layout(settings: Settings) -> None:
                                              QueueUrl=old_dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]}})
     lam.add_permission(FunctionName=settings.lambda_function, StatementId="etl-kit-start-rule",
                        Action="lambda:InvokeFunction", Principal="events.amazonaws.com")
-    legacy = {("lambda-event-invoke-config", settings.lambda_function),
+    # the EventBridge role an earlier etl-kit made (attached to nothing), with its inline policy
+    iam = client("iam", settings)
+    iam.create_role(RoleName=settings.events_role, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName=settings.events_role, PolicyName="etl-kit-least-privilege", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"}]}))
+    legacy = {("iam-role", settings.events_role), ("lambda-event-invoke-config", settings.lambda_function),
               ("lambda-permission", f"{settings.lambda_function}/etl-kit-start-rule"),
               ("sqs-queue", f"{settings.lambda_function}-dlq"), ("sqs-queue", f"{settings.start_rule}-dlq")}
     assert {(c.resource_type, c.name) for c in plan_all(settings) if c.action == "delete"} == legacy
@@ -325,6 +341,83 @@ def test_redshift_step(settings: Settings) -> None:
     teardown_all(settings, yes=True, only=["network", "iam", "redshift"])
 
 
+REDSHIFT = ["network", "iam", "redshift"]
+
+
+def _loader_refusal(rd: Any, target: Any, sql: str, secret: str) -> str:
+    from tests.local._data_api import run_statement
+
+    d = run_statement(rd, target, sql, SecretArn=secret)
+    assert d["Status"] == "FAILED", f"the loader could run {sql!r}"
+    return str(d["Error"])
+
+
+def test_the_loader_user_can_load_and_record_but_nothing_more(settings: Settings) -> None:
+    """Provisioning makes the loader user with a load's grants only; its password is made once; teardown drops
+    the user and deletes its secret."""
+    from etl_runtime.job2 import record_ledger
+    from etl_runtime.loadsql import LedgerEntry
+    from etl_runtime.values import LoadTarget, SourceObject, Warehouse, WorkflowRun
+    from tests.local._data_api import Target, finished, rows
+
+    apply_all(settings, only=REDSHIFT, progress=False)
+    sm, rd = client("secretsmanager", settings), client("redshift-data", settings)
+    loader = sm.describe_secret(SecretId=settings.redshift_loader_secret)["ARN"]
+    value = json.loads(sm.get_secret_value(SecretId=loader)["SecretString"])
+    assert value["username"] == settings.redshift_loader_user and len(value["password"]) == 32
+    target = Target(settings.redshift_workgroup, settings.redshift_database)
+    assert rows(rd, target, "SELECT current_user", SecretArn=loader) == [[settings.redshift_loader_user]]
+
+    # what job 1's rejected path does, as the loader: its ledger row is written
+    schema, ledger, table = settings.redshift_schema, settings.ledger_table, settings.redshift_table
+    entry = LedgerEntry(SourceObject("bkt", "input/x.csv", "e1"), "rejected", WorkflowRun("wf", "wr_loader"),
+                        reason="no_data_rows", message="rejected as the loader")
+    record_ledger(Warehouse(settings.redshift_workgroup, settings.redshift_database, loader),
+                  LoadTarget(schema=schema, ledger_table=ledger), entry, rd)
+    assert rows(rd, target, f'SELECT "state", "message" FROM "{schema}"."{ledger}" WHERE "run_id" = \'wr_loader\'',
+                SecretArn=loader) == [["rejected", "rejected as the loader"]]
+    # and a load's statements on the target: staging, COPY-free insert, delete
+    finished(rd, target, ["CREATE TEMP TABLE etl_kit_staging (x INT)", "DROP TABLE etl_kit_staging",
+                          f'LOCK "{schema}"."{table}"', f'DELETE FROM "{schema}"."{table}" WHERE 1 = 0'],
+             SecretArn=loader)
+    # nothing outside its grants
+    admin = client("redshift-serverless", settings).get_namespace(
+        namespaceName=settings.redshift_namespace)["namespace"]["adminPasswordSecretArn"]
+    other = f"loader_cannot_read_{settings.redshift_loader_user}"
+    finished(rd, target, f"CREATE TABLE {schema}.{other} (x INT)", SecretArn=admin)
+    for sql in (f'DROP TABLE "{schema}"."{table}"', f'ALTER TABLE "{schema}"."{ledger}" ADD COLUMN y INT',
+                f'TRUNCATE "{schema}"."{ledger}"', "CREATE SCHEMA loader_cannot_create",
+                f"SELECT * FROM {schema}.{other}", "CREATE USER loader_cannot_make PASSWORD 'Abcdefg1'"):
+        err = _loader_refusal(rd, target, sql, loader).lower()
+        assert "permission denied" in err or "must be owner" in err, (sql, err)
+    finished(rd, target, f"DROP TABLE {schema}.{other}", SecretArn=admin)
+
+    # idempotent: nothing to change, and the password is not made again
+    version = sm.describe_secret(SecretId=loader)["VersionIdsToStages"]
+    assert set(_actions(apply_all(settings, only=REDSHIFT, progress=False))) <= {"no-change", "skip"}
+    assert sm.describe_secret(SecretId=loader)["VersionIdsToStages"] == version
+    # drift: a revoked grant and a changed password are put back (the password from the secret)
+    finished(rd, target, [f'REVOKE DELETE ON "{schema}"."{table}" FROM "{settings.redshift_loader_user}"',
+                          f"ALTER USER \"{settings.redshift_loader_user}\" PASSWORD 'Changed12345'"], SecretArn=admin)
+    [drift] = [c for c in plan_all(settings, only=REDSHIFT) if c.action != "no-change" and c.action != "skip"]
+    assert drift.resource_type == "redshift-user" and set(drift.diffs) == {"signs_in", "grants"}
+    apply_all(settings, only=REDSHIFT, progress=False)
+    assert rows(rd, target, "SELECT current_user", SecretArn=loader) == [[settings.redshift_loader_user]]
+    assert set(_actions(plan_all(settings, only=REDSHIFT))) <= {"no-change", "skip"}
+
+    # teardown (keeping the warehouse) drops the user and deletes its secret
+    gone = teardown_all(settings, keep_data=True, only=REDSHIFT)
+    assert {(c.resource_type, c.name) for c in gone if c.action == "delete"} >= {
+        ("redshift-user", settings.redshift_loader_user), ("secretsmanager-secret", settings.redshift_loader_secret)}
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="ResourceNotFound"):
+        sm.describe_secret(SecretId=settings.redshift_loader_secret)
+    assert rows(rd, target, "SELECT count(*) FROM pg_user WHERE usename = :u", SecretArn=admin,
+                Parameters=[{"name": "u", "value": settings.redshift_loader_user}]) == [[0]]
+    teardown_all(settings, yes=True, only=REDSHIFT)
+
+
 def test_cli_plan_and_resources(settings: Settings, tmp_path: Path) -> None:
     import yaml
     from click.testing import CliRunner
@@ -337,12 +430,44 @@ def test_cli_plan_and_resources(settings: Settings, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "create" in r.output and settings.lambda_function in r.output
     assert "idle cost per month (what these resources would cost on AWS" in r.output, r.output
-    assert "0 endpoints x 0 AZ x 730 h" in r.output and "$    0.40" in r.output, r.output
+    assert "0 endpoints x 0 AZ x 730 h" in r.output and "$    0.80" in r.output, r.output
     seed = tmp_path / "seed.yaml"
     seed.write_text(yaml.safe_dump({**settings.to_params(), "network_placement": "every_az"}))
     r = CliRunner().invoke(cli, ["provision", "--params", str(seed), "--plan"])
-    assert r.exit_code == 0 and "5 endpoints x 6 AZ x 730 h" in r.output and "$  219.40" in r.output, r.output
+    assert r.exit_code == 0 and "5 endpoints x 6 AZ x 730 h" in r.output and "$  219.80" in r.output, r.output
     r = CliRunner().invoke(cli, ["resources", "--params", str(params)])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli, ["teardown", "--params", str(params)], input="n\n")
     assert r.exit_code != 0
+
+
+def test_provisioning_migrates_an_old_ledger_the_loader_may_not_alter(settings: Settings) -> None:
+    """The loader user does not own the ledger, so an older etl-kit's ledger is migrated by provisioning."""
+    from etl_kit.warehouse import execute
+    from etl_runtime.job2 import record_ledger
+    from etl_runtime.loadsql import LEDGER_COLUMNS, LedgerEntry
+    from etl_runtime.values import LoadTarget, SourceObject, Warehouse, WorkflowRun
+    from tests.local._data_api import Target, rows
+
+    s = settings.model_copy(update={"ledger_table": f"ledger_{settings.redshift_loader_user}"})
+    apply_all(s, only=REDSHIFT, progress=False)
+    schema, ledger = s.redshift_schema, s.ledger_table
+    old_cols = [f'"{n}" {t}' for n, t in LEDGER_COLUMNS if n != "attempt"]
+    execute([f"DROP TABLE {schema}.{ledger}",
+             f'CREATE TABLE {schema}.{ledger} ({", ".join(old_cols)}, PRIMARY KEY ("bucket", "key", "etag"))',
+             f"INSERT INTO {schema}.{ledger} (bucket, key, etag, run_id, state, rows_loaded) "
+             "VALUES ('b', 'input/o.csv', 'e1', 'wr_old', 'failed', 0)"], s)
+    [change] = [c for c in plan_all(s, only=REDSHIFT) if c.action not in ("no-change", "skip")
+                and c.resource_type == "redshift-tables"]
+    assert change.diffs["ledger_layout"] == {"actual": "before attempts", "desired": "attempts"}
+    apply_all(s, only=REDSHIFT, progress=False)  # migrates it and grants the loader the new table again
+    assert set(_actions(plan_all(s, only=REDSHIFT))) <= {"no-change", "skip"}
+    loader = client("secretsmanager", s).describe_secret(SecretId=s.redshift_loader_secret)["ARN"]
+    rd = client("redshift-data", s)
+    record_ledger(Warehouse(s.redshift_workgroup, s.redshift_database, loader),
+                  LoadTarget(schema=schema, ledger_table=ledger),
+                  LedgerEntry(SourceObject("b", "input/o.csv", "e1"), "rejected", WorkflowRun(run_id="wr_new")), rd)
+    assert rows(rd, Target(s.redshift_workgroup), f'SELECT "run_id", "attempt" FROM {schema}.{ledger} ORDER BY 2',
+                SecretArn=loader) == [["wr_old", 1], ["wr_new", 2]]
+    execute(f"DROP TABLE {schema}.{ledger}", s)
+    teardown_all(s, yes=True, only=REDSHIFT)

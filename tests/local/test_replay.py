@@ -29,14 +29,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def target_swapped(settings: Settings) -> Iterator[None]:
-    """While inside, the target table is one with other columns: job 2's loads fail (and are recorded)."""
+    """While inside, the target table is one with other columns: job 2's loads fail (and are recorded).
+
+    The stand-in is granted to the loader user as provisioning grants the real one, so the load fails on its
+    columns (not on a missing grant)."""
     from etl_kit.warehouse import execute
 
     schema, table = settings.redshift_schema, settings.redshift_table
     contract = settings.dataset_contract.model_dump(mode="json")
     cols = ", ".join(f'"{c["name"]}" VARCHAR(64)' for c in contract["columns"])
     execute([f"ALTER TABLE {schema}.{table} RENAME TO {table}_aside",
-             f"CREATE TABLE {schema}.{table} ({cols}, loaded_at TIMESTAMP)"], settings)
+             f"CREATE TABLE {schema}.{table} ({cols}, loaded_at TIMESTAMP)",
+             f'GRANT SELECT, INSERT, DELETE ON {schema}.{table} TO "{settings.redshift_loader_user}"'], settings)
     try:
         yield
     finally:

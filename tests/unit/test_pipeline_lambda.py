@@ -152,6 +152,42 @@ def test_direct_event_that_cannot_start_raises_and_releases_the_claim(mocked_s3:
     assert res["status"] == "skipped" and res["reason"].startswith("superseded") and new in res["reason"]
 
 
+class NoDeleteS3:
+    """The project bucket through a role that may not delete claims (as before s3:DeleteObject on claims/*)."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3 = s3
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.s3, name)
+
+    def delete_object(self, **kw: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform: s3:DeleteObject"}},
+                          "DeleteObject")
+
+
+def test_a_claim_that_cannot_be_released_is_logged_and_the_retry_still_starts(
+        mocked_s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from botocore.exceptions import ClientError
+
+    etag = put(mocked_s3, "input/r.csv", b"y")
+    glue, sns, s3 = FakeGlue(refuse=1), FakeSns(), NoDeleteS3(mocked_s3)
+    with pytest.raises(ClientError, match="ConcurrentRunsExceeded"):
+        lh.handler(s3_event("input/r.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)
+    logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [err] = [rec for rec in logs if rec.get("decision") == "claim_release_failed"]
+    ckey = lh.claim_key("bkt", "input/r.csv", etag, attempt=1)
+    assert err["level"] == "ERROR" and err["claim_key"] == ckey
+    assert "AccessDenied" in err["error"] and "ConcurrentRunsExceeded" in err["start_error"]
+    # the claim stayed, marked as a failed start: the retried event takes the next attempt and starts
+    held = json.loads(mocked_s3.get_object(Bucket="bkt", Key=ckey)["Body"].read())
+    assert held["start_failed"] and held["run_id"] == ""
+    res = lh.handler(s3_event("input/r.csv", etag=etag), None, s3=s3, glue=glue, sns=sns)
+    assert res["status"] == "started" and res["attempt"] == 2 and len(glue.calls) == 2
+
+
 def _failed(glue: FakeGlue, run_id: str) -> None:
     glue.runs[run_id] = {"Status": "COMPLETED", "Statistics": {"TotalActions": 4, "SucceededActions": 3,
                                                                 "FailedActions": 1}}

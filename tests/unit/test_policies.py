@@ -77,3 +77,48 @@ def test_reproducible_zips() -> None:
     assert packaging.pipeline_zip() == packaging.pipeline_zip()
     a = packaging.reproducible_zip([("b.py", b"x"), ("a.py", b"y")])
     assert a == packaging.reproducible_zip([("a.py", b"y"), ("b.py", b"x")])
+
+
+def _statements(settings: Settings, role: str) -> dict[str, dict[str, Any]]:
+    return {st["Sid"]: st for st in all_documents(settings, ACCOUNT)[f"role:{role}"][1]["Statement"]}
+
+
+@pytest.mark.parametrize("role", ["csv_job", "load_job"])
+def test_both_jobs_run_statements_as_the_loader_and_read_only_their_own(role: str) -> None:
+    s = SETTINGS[0]
+    sts = _statements(s, role)
+    assert sts["RunStatements"]["Action"] == ["redshift-data:BatchExecuteStatement", "redshift-data:ExecuteStatement"]
+    assert sts["RunStatements"]["Resource"] == [f"arn:aws:redshift-serverless:{s.region}:{ACCOUNT}:workgroup/*"]
+    own = sts["ReadOwnStatements"]
+    assert own["Action"] == ["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"]
+    assert own["Condition"] == {"StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}}
+    # the loader's secret only, never the namespace admin's
+    secrets = [st for st in sts.values() if any(a.startswith("secretsmanager:") for a in _actions(st))]
+    assert [(st["Action"], st["Resource"]) for st in secrets] == [
+        (["secretsmanager:GetSecretValue"],
+         [f"arn:aws:secretsmanager:{s.region}:{ACCOUNT}:secret:{s.redshift_loader_secret}-??????"])]
+
+
+def test_job2_reads_no_data_object() -> None:
+    s = SETTINGS[0]
+    s3 = [(a, r) for st in _statements(s, "load_job").values() for a in _actions(st) if a.startswith("s3:")
+          for r in st["Resource"]]
+    # only its own scripts (Glue fetches them with the job's role); COPY reads the Parquet with the Redshift role
+    assert s3 == [("s3:GetObject", f"arn:aws:s3:::{Arns(s, ACCOUNT).assets_bucket}/{s.scripts_prefix}*")]
+
+
+def test_lambda_may_delete_claims_and_nothing_else() -> None:
+    s = SETTINGS[0]
+    deletes = [(st["Sid"], st["Resource"]) for st in _statements(s, "lambda").values()
+               if "s3:DeleteObject" in _actions(st)]
+    assert deletes == [("ReleaseClaim", [f"arn:aws:s3:::{Arns(s, ACCOUNT).bucket}/{s.state_prefix}claims/*"])]
+
+
+def test_no_eventbridge_role_is_made_and_the_old_one_is_removed() -> None:
+    from etl_kit.provision.policies import LEGACY_ROLES, ROLE_SERVICES
+
+    docs = all_documents(SETTINGS[0], ACCOUNT)
+    assert "role:events" not in docs and "trust:events" not in docs and "events" not in ROLE_SERVICES
+    assert LEGACY_ROLES == {"events": "events_role"}
+    passable = docs["deployer:passrole"][1]["Statement"][0]["Resource"]
+    assert not any(r.endswith(f"role/{SETTINGS[0].events_role}") for r in passable)

@@ -68,7 +68,7 @@ def test_default_placement_has_no_endpoints_and_idles_under_forty_dollars() -> N
     s = Settings()
     assert s.network_placement == "none" and endpoint_subnets(s, SUBNETS) == []
     lines = pricing.idle_monthly(s, 0, 0)
-    assert pricing.total(lines) == pytest.approx(0.40)  # the managed admin secret
+    assert pricing.total(lines) == pytest.approx(0.80)  # the managed admin secret and the loader's secret
     assert pricing.total(lines) < 40
 
 
@@ -76,7 +76,7 @@ def test_one_az_puts_the_endpoints_in_the_connections_subnet_only() -> None:
     s = Settings(network_placement="one_az")
     assert endpoint_subnets(s, SUBNETS) == ["subnet-a1"]
     lines = pricing.idle_monthly(s, len(INTERFACE_SERVICES), 1)
-    assert pricing.total(lines) == pytest.approx(5 * 730 * 0.01 + 0.40)  # $36.90
+    assert pricing.total(lines) == pytest.approx(5 * 730 * 0.01 + 0.80)  # $37.30
 
 
 def test_every_az_is_the_seeds_placement_one_subnet_per_az() -> None:
