@@ -79,6 +79,12 @@ CREATE OR REPLACE FUNCTION pg_catalog.convert_timezone(target text, ts timestamp
 LANGUAGE sql STABLE AS $$ SELECT (ts AT TIME ZONE 'UTC') AT TIME ZONE target $$;
 CREATE OR REPLACE FUNCTION pg_catalog.convert_timezone(source text, target text, ts timestamp) RETURNS timestamp
 LANGUAGE sql STABLE AS $$ SELECT (ts AT TIME ZONE source) AT TIME ZONE target $$;
+CREATE OR REPLACE FUNCTION pg_catalog.trunc(ts timestamp) RETURNS date LANGUAGE sql IMMUTABLE
+AS $$ SELECT ts::date $$;
+CREATE OR REPLACE FUNCTION pg_catalog.last_day(d timestamp) RETURNS date LANGUAGE sql IMMUTABLE
+AS $$ SELECT (date_trunc('month', d) + interval '1 month - 1 day')::date $$;
+CREATE OR REPLACE FUNCTION pg_catalog.round(x double precision, digits integer) RETURNS double precision
+LANGUAGE sql IMMUTABLE AS $$ SELECT round(x::numeric, digits)::double precision $$;
 CREATE OR REPLACE FUNCTION pg_catalog.regexp_replace(s text, pattern text) RETURNS text LANGUAGE sql IMMUTABLE
 AS $$ SELECT regexp_replace(s, pattern, '', 'g') $$;
 CREATE OR REPLACE FUNCTION pg_catalog.pg_get_late_binding_view_cols() RETURNS SETOF record LANGUAGE sql STABLE

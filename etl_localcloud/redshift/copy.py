@@ -461,12 +461,17 @@ def _copy_text(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: list[t
         if len(errors) > maxerror:
             break
     if len(errors) > maxerror:
-        first = errors[0]
-        where = f", column {first.column}" if first.column else ""
-        raise CopyError(f"Load into table '{cmd.table}' failed. Check 'sys_load_error_detail' system table for "
-                        f"details. (local cloud: line {first.line} of {first.file}{where}: {first.reason}; "
-                        f"{len(errors)} error(s), MAXERROR {maxerror})", first)
+        raise _too_many_errors(cmd, errors, maxerror)
     return total
+
+
+def _too_many_errors(cmd: CopyCommand, errors: list[LoadError], maxerror: int) -> CopyError:
+    """Redshift's error for a delimited COPY with more rejected lines than MAXERROR (the first one recorded)."""
+    first = errors[0]
+    where = f", column {first.column}" if first.column else ""
+    return CopyError(f"Load into table '{cmd.table}' failed. Check 'sys_load_error_detail' system table for "
+                     f"details. (local cloud: line {first.line} of {first.file}{where}: {first.reason}; "
+                     f"{len(errors)} error(s), MAXERROR {maxerror})", first)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -115,7 +115,7 @@ def _record_history(conn: Any, st: Statement, failed: Sub | None, error: str) ->
                 continue
             status = "success" if not error else ("canceled" if "cancelled" in error else "failed")
             rec = QueryRecord(_query_type(sub.query), status, _utc(sub.started), _utc(sub.ended or epoch()),
-                              error if sub is failed or (failed is None and error) else "", sub.result_rows or 0,
+                              error if sub is failed or (failed is None and error) else "", max(sub.result_rows, 0),
                               sub.query)
             log_query(conn, rec)
         if not conn.autocommit:

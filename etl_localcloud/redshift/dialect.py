@@ -18,6 +18,7 @@ A statement without such a construct is left as the hand-written rewriter made i
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,7 +30,7 @@ REFUSED_FUNCTIONS = frozenset({
     "array_position", "unnest", "generate_subscripts", "regexp_split_to_table", "regexp_split_to_array",
     "to_json", "to_jsonb", "row_to_json", "json_agg", "jsonb_agg", "json_build_object", "jsonb_build_object",
     "jsonb_set", "jsonb_each", "jsonb_array_elements", "json_array_elements", "jsonb_typeof", "gen_random_uuid",
-    "to_tsvector", "to_tsquery", "pg_sleep",
+    "to_tsvector", "to_tsquery",
 })
 # Redshift's documented dateparts and their abbreviations -> PostgreSQL's field names.
 _DATEPARTS = {
@@ -69,14 +70,32 @@ class Refusal:
     sqlstate: str
 
 
+_READER: list[Any] = []
+
+
+def _reader() -> Any:
+    """sqlglot's Redshift dialect, keeping DATE_PART a function call (sqlglot folds it into EXTRACT, whose
+    PostgreSQL result is a numeric where Redshift's DATE_PART answers a double precision)."""
+    from sqlglot.dialects.redshift import Redshift
+
+    class LocalRedshift(Redshift):
+        class Parser(Redshift.Parser):  # type: ignore[misc,valid-type]
+            FUNCTION_PARSERS: ClassVar[dict[str, Any]] = {
+                k: v for k, v in Redshift.Parser.FUNCTION_PARSERS.items() if k != "DATE_PART"}
+
+    return LocalRedshift
+
+
 def _parse(sql: str) -> Any:
     """sqlglot's tree of one Redshift statement, or None when sqlglot cannot read it (PostgreSQL judges)."""
     import sqlglot
     from sqlglot.errors import ErrorLevel
 
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to a Command" is not the user's error
+    if not _READER:
+        _READER.append(_reader())
     try:
-        return sqlglot.parse_one(sql, read="redshift", error_level=ErrorLevel.RAISE)
+        return sqlglot.parse_one(sql, read=_READER[0], error_level=ErrorLevel.RAISE)
     except Exception:
         return None
 
@@ -95,10 +114,10 @@ def _refused_node(node: Any) -> Refusal | None:
         return _syntax("RETURNING")
     if isinstance(node, exp.TableSample):
         return _syntax("TABLESAMPLE")
-    if isinstance(node, (exp.JSONExtract, exp.JSONBExtract)):
-        return Refusal("operator does not exist: ->", "42883")
-    if isinstance(node, (exp.JSONExtractScalar, exp.JSONBExtractScalar)):
-        return Refusal("operator does not exist: ->>", "42883")
+    operators = {exp.JSONExtract: "->", exp.JSONExtractScalar: "->>", exp.JSONBExtract: "#>",
+                 exp.JSONBExtractScalar: "#>>"}
+    if type(node) in operators:
+        return Refusal(f"operator does not exist: {operators[type(node)]}", "42883")
     if isinstance(node, (exp.JSONBContains, exp.ArrayContainsAll)):
         return Refusal("operator does not exist: @>", "42883")
     if isinstance(node, exp.JSONBContainsTopKey):
@@ -124,7 +143,7 @@ def _refused_type(node: Any) -> Refusal | None:
     return None
 
 
-def refusal(sql: str) -> Refusal | None:
+def refusal(sql: str, tokens: Sequence[Any]) -> Refusal | None:
     """Redshift's error for ``sql`` (one statement) when Redshift refuses it, else None.
 
     Checked: the explicit list in this module's docstring. A statement sqlglot cannot parse is
@@ -144,7 +163,7 @@ def refusal(sql: str) -> Refusal | None:
         found = _refused_node(node)
         if found is not None:
             return found
-    return _token_refusal(sql) or _series_over_table(tree)
+    return _token_refusal(tokens) or _series_over_table(tree)
 
 
 def _command_refusal(sql: str) -> Refusal | None:
@@ -158,12 +177,9 @@ def _command_refusal(sql: str) -> Refusal | None:
     return None
 
 
-def _token_refusal(sql: str) -> Refusal | None:
+def _token_refusal(sig: Sequence[Any]) -> Refusal | None:
     """``ARRAY[...]`` (PostgreSQL's array constructor; Redshift's ARRAY(...) builds a SUPER) and calls of
     :data:`REFUSED_FUNCTIONS` (by name: sqlglot maps several of them onto Redshift's own nodes)."""
-    from etl_localcloud.redshift.sqltranslate import tokenize
-
-    sig = [t for t in tokenize(sql) if t.kind not in ("space", "comment")]
     for prev, word, nxt in zip([None, *sig], sig, [*sig[1:], None]):  # noqa: B905
         if word.upper == "ARRAY" and nxt is not None and nxt.text == "[":
             return _syntax("[")
@@ -188,19 +204,51 @@ def _series_over_table(tree: Any) -> Refusal | None:
 
 
 # --------------------------------------------------------------------------- transpiling
-def _needs(tree: Any, sql: str) -> bool:
+def _needs(tree: Any, sig: Sequence[Any]) -> bool:
     """Whether the tree holds a Redshift construct PostgreSQL lacks (else the text is kept as it is)."""
     from sqlglot import exp
-
-    from etl_localcloud.redshift.sqltranslate import tokenize
 
     kinds = (exp.TsOrDsAdd, exp.DateAdd, exp.TsOrDsDiff, exp.DateDiff, exp.GroupConcat, exp.Median,
              exp.ApproxDistinct, exp.StrPosition, exp.ConvertTimezone, exp.Nvl2, exp.DecodeCase)
     if any(True for _ in tree.find_all(*kinds)) or any(_redshift_field(e) for e in tree.find_all(exp.Extract)):
         return True
+    if any(_alias_refs(select) for select in tree.find_all(exp.Select)):
+        return True
     if any(f.name.upper() in ("RATIO_TO_REPORT", "DATEPART", "DATE_PART") for f in tree.find_all(exp.Anonymous)):
         return True
-    return any(t.upper == "TOP" for t in tokenize(sql))
+    if any(t.upper == "TOP" for t in sig):
+        return True
+    # DATE_PART(dow, x): a datepart keyword, where PostgreSQL's date_part takes a string
+    return any(a.upper in ("DATE_PART", "DATEPART") and b.text == "(" and c.kind == "word"
+               for a, b, c in zip(sig, sig[1:], sig[2:]))  # noqa: B905
+
+
+def _alias_refs(select: Any) -> list[tuple[Any, Any]]:
+    """(column, aliased expression) for each reference to a select-list alias in WHERE or in a later item of
+    the select list (Redshift's lateral column alias reference; PostgreSQL knows only the tables' columns)."""
+    from sqlglot import exp
+
+    def refs_in(node: Any, aliases: dict[str, Any]) -> list[tuple[Any, Any]]:
+        return [(col, aliases[col.name.lower()]) for col in node.find_all(exp.Column)
+                if not col.table and col.name.lower() in aliases and col.find_ancestor(exp.Select) is select]
+
+    refs: list[tuple[Any, Any]] = []
+    aliases: dict[str, Any] = {}
+    for item in select.expressions:
+        refs += refs_in(item, aliases)
+        if isinstance(item, exp.Alias) and not (isinstance(item.this, exp.Column) and item.this.name == item.alias):
+            aliases[item.alias.lower()] = item.this
+    where = select.args.get("where")
+    return refs + (refs_in(where, aliases) if where is not None else [])
+
+
+def _expand_alias_refs(tree: Any) -> Any:
+    from sqlglot import exp
+
+    for select in list(tree.find_all(exp.Select)):
+        for col, expression in _alias_refs(select):
+            col.replace(exp.Paren(this=expression.copy()))
+    return tree
 
 
 def _redshift_field(node: Any) -> bool:
@@ -232,7 +280,8 @@ def _rewrite(node: Any) -> Any:
     if isinstance(node, exp.Anonymous) and node.name.upper() in ("DATEPART", "DATE_PART") \
             and len(node.expressions) == 2:
         part, value = node.expressions
-        return exp.func("date_part", exp.Literal.string(_DATEPARTS.get(part.name.lower(), part.name)), value)
+        return exp.Anonymous(this="date_part", expressions=[
+            exp.Literal.string(_DATEPARTS.get(part.name.lower(), part.name)), value])
     if isinstance(node, exp.ApproxDistinct):
         return exp.Count(this=exp.Distinct(expressions=[node.this]))
     if isinstance(node, exp.WithinGroup) and isinstance(node.this, exp.GroupConcat):
@@ -254,15 +303,19 @@ def _listagg(concat: Any, order: Any) -> Any:
     from sqlglot import exp
 
     value = concat.this
+    sep = concat.args.get("separator") or exp.Literal.string("")
     distinct = isinstance(value, exp.Distinct)
     if distinct:
+        if len(value.expressions) > 1:  # LISTAGG(DISTINCT x, sep): sqlglot keeps sep inside the DISTINCT
+            sep = value.expressions[1]
         value = value.expressions[0]
-    sep = concat.args.get("separator") or exp.Literal.string("")
     arg: Any = exp.cast(value, "varchar")
     if distinct:
         arg = exp.Distinct(expressions=[arg])
-    if order is not None:  # string_agg(x, sep ORDER BY ...)
-        sep = exp.Order(this=sep, expressions=order.expressions)
+    if order is not None:  # string_agg(x, sep ORDER BY ...); with DISTINCT PostgreSQL orders by the argument itself
+        keys = [exp.Ordered(this=arg.expressions[0].copy(), desc=o.args.get("desc"))
+                if distinct and o.this == value else o for o in order.expressions]
+        sep = exp.Order(this=sep, expressions=keys)
     return exp.Anonymous(this="string_agg", expressions=[arg, sep])
 
 
@@ -293,14 +346,15 @@ def _generator() -> Any:
 _DIALECT: list[Any] = []
 
 
-def transpile(sql: str) -> str:
+def transpile(sql: str, tokens: Sequence[Any]) -> str:
     """``sql`` (one statement, after the hand-written rewriter) with Redshift's functions made PostgreSQL's.
 
+    ``tokens`` are the significant tokens of the statement as written (:func:`.sqltranslate.tokenize`).
     Returned unchanged when it holds nothing to rewrite or sqlglot cannot read it.
     """
     tree = _parse(sql)
-    if tree is None or not _needs(tree, sql):
+    if tree is None or not _needs(tree, tokens):
         return sql
     if not _DIALECT:
         _DIALECT.append(_generator())
-    return str(tree.transform(_rewrite).sql(dialect=_DIALECT[0]))
+    return str(_expand_alias_refs(tree).transform(_rewrite).sql(dialect=_DIALECT[0]))

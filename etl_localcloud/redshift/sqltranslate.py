@@ -410,13 +410,14 @@ def translate(stmt: str) -> list[Translated]:
             return [Translated(stmt, note="ALTER TABLE ... DISTSTYLE/DISTKEY/SORTKEY/ENCODE is a no-op locally")]
     if first == "MERGE" and any(tokens[i].upper == "REMOVE" for i in sig) and tokens[sig[-1]].upper == "DUPLICATES":
         return _merge_remove_duplicates(tokens, sig, stmt)
-    refused = dialect.refusal(stmt)
+    written = [tokens[i] for i in sig]
+    refused = dialect.refusal(stmt, written)
     if refused is not None:
         raise RefusedError(refused.message, refused.sqlstate)
     is_ddl = first in ("CREATE", "ALTER")
     if first == "CREATE" and "TABLE" in [tokens[i].upper for i in sig[:5]]:
         tokens = _drop_informational_constraints(tokens)
-    out = dialect.transpile(_rewrite(tokens, is_ddl))
+    out = dialect.transpile(_rewrite(tokens, is_ddl), written)
     return [Translated(stmt, sql=out)]
 
 
@@ -601,7 +602,10 @@ class _Rewriter:
         if len(args) != 2:
             return False
         lead = "IDENTITY" if self.prev.upper == "AS" else "GENERATED ALWAYS AS IDENTITY"
-        return self._write(f"{lead} (START WITH {args[0]} INCREMENT BY {args[1]})", close)
+        # Redshift's seed may be 0 or negative (IDENTITY(0, 1) is common); PostgreSQL's sequence then needs
+        # a MINVALUE at or below it (its default minimum is 1).
+        low = f" MINVALUE {args[0]}" if re.fullmatch(r"-\d+|0+", args[0]) else ""
+        return self._write(f"{lead} (START WITH {args[0]} INCREMENT BY {args[1]}{low})", close)
 
     def _max_type(self, u: str, j: int, nxt: Token | None) -> bool:
         """``VARCHAR(MAX)`` and the other ``(MAX)`` types: their largest PostgreSQL size."""
