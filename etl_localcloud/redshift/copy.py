@@ -18,18 +18,28 @@ import gzip
 import io
 import json
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from etl_localcloud.redshift.compat import LoadError
 from etl_localcloud.redshift.sqltranslate import CopyCommand, TranslationError
 
 __all__ = ["CopyError", "run_copy", "redshift_format_to_strptime"]
 
 
 class CopyError(Exception):
-    """A COPY that fails the way Redshift fails it (the message is what the caller sees)."""
+    """A COPY that fails the way Redshift fails it (the message is what the caller sees).
+
+    ``load_error`` is the row Redshift would write to STL_LOAD_ERRORS / SYS_LOAD_ERROR_DETAIL for it
+    (the caller records it once the COPY's transaction has been rolled back), or None.
+    """
+
+    def __init__(self, message: str, load_error: LoadError | None = None) -> None:
+        super().__init__(message)
+        self.load_error = load_error
 
 
 @dataclass
@@ -125,6 +135,55 @@ _PARQUET_REJECT = ("DELIMITER", "IGNOREHEADER", "NULL", "QUOTE", "DATEFORMAT", "
                    "ACCEPTANYDATE", "TRUNCATECOLUMNS", "ROUNDEC", "IGNOREBLANKLINES", "REMOVEQUOTES", "ESCAPE")
 
 
+# Which Parquet (Arrow) types Redshift's columnar COPY loads into each column type (anything else fails the
+# COPY with "incompatible Parquet schema"); PostgreSQL would convert most of them silently.
+def _accepts(base: str, t: Any) -> bool:
+    """Whether a Parquet column of Arrow type ``t`` loads into a column of PostgreSQL type ``base``."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_null(t) or base in ("jsonb", "json"):
+        return True
+    ints = pa.types.is_integer(t)
+    rules: dict[str, Callable[[Any], bool]] = {
+        "int2": lambda x: ints and x.bit_width <= 16,
+        "int4": lambda x: ints and x.bit_width <= 32 and not (pa.types.is_unsigned_integer(x) and x.bit_width == 32),
+        "int8": lambda x: ints and not pa.types.is_uint64(x),
+        "float4": lambda x: pa.types.is_float16(x) or pa.types.is_float32(x),
+        "float8": pa.types.is_floating,
+        "numeric": lambda x: pa.types.is_decimal(x) or ints,
+        "bool": pa.types.is_boolean,
+        "date": pa.types.is_date,
+        "timestamp": pa.types.is_timestamp,
+        "timestamptz": pa.types.is_timestamp,
+        "time": pa.types.is_time,
+        "bytea": lambda x: pa.types.is_binary(x) or pa.types.is_large_binary(x) or pa.types.is_fixed_size_binary(x),
+    }
+    if base in _TEXTUAL:
+        return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+    rule = rules.get(base)
+    return True if rule is None else bool(rule(t))
+
+
+def _check_parquet_types(pf: Any, cols: list[_Column], cmd: CopyCommand, where: tuple[str, str, str]) -> None:
+    """Fail as Redshift does when a Parquet column's type does not fit its target column (by position)."""
+    bucket, key, region = where
+    for i, col in enumerate(cols):
+        field = pf.schema_arrow.field(i)
+        if _accepts(col.base, field.type):
+            continue
+        leaf = pf.schema.column(i)
+        logical = f" ({leaf.logical_type})" if str(leaf.logical_type) not in ("None", "") else ""
+        parquet = f"optional {leaf.physical_type.lower()} {leaf.name}{logical}"
+        url = f"https://s3.{region}.amazonaws.com/{bucket}/{key}"
+        context = (f"File '{url}' has an incompatible Parquet schema for column 's3://{bucket}/{key}.{field.name}'. "
+                   f"Column type: {col.type_name.upper()}, Parquet schema:\n{parquet}")
+        raise CopyError(f"Spectrum Scan Error: {context}", LoadError(
+            table=cmd.table, file=f"s3://{bucket}/{key}", line=1, column=col.name, column_type=col.base,
+            column_length="", raw_line="", raw_value="", code=15007, reason=context))
+
+
 def _arrow_to_csv_ready(table: Any) -> Any:
     """Columns pyarrow's CSV writer cannot render (nested, binary) become JSON / hex text."""
     import pyarrow as pa
@@ -196,9 +255,13 @@ def _copy_parquet(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: lis
         use = cols
         if ncols != len(cols):
             if not ("FILLRECORD" in cmd.options and ncols < len(cols)):
-                raise CopyError(f"Unmatched number of columns between table and file. Table columns: {len(cols)}, "
-                                f"Data columns: {ncols}, File name: https://s3.{region}.amazonaws.com/{bucket}/{key}")
+                context = (f"Unmatched number of columns between table and file. Table columns: {len(cols)}, "
+                           f"Data columns: {ncols}, File name: https://s3.{region}.amazonaws.com/{bucket}/{key}")
+                raise CopyError(context, LoadError(
+                    table=cmd.table, file=f"s3://{bucket}/{key}", line=1, column="", column_type="",
+                    column_length="", raw_line="", raw_value="", code=15007, reason=context))
             use = cols[:ncols]  # FILLRECORD: the table's trailing columns missing from the file get NULL
+        _check_parquet_types(pf, use, cmd, (bucket, key, region))
         target = f"{cmd.table} ({', '.join(_ident(c.name) for c in use)})"
         # Binary COPY when every column pairs types the encoder knows (the server then parses nothing);
         # else CSV, which PostgreSQL converts with the columns' text input functions.
@@ -307,6 +370,20 @@ def _rows(text: str, cmd: CopyCommand) -> Iterator[list[str]]:
         yield row
 
 
+# Redshift's load error codes (STL_LOAD_ERRORS.err_code) for what the local COPY finds itself.
+_TEXT_CODES = {"Delimiter not found": 1214, "Extra column(s) found": 1202}
+
+
+def _text_error(cmd: CopyCommand, file: str, line: int, col: _Column | None, reason: str, row: list[str],
+                value: str = "") -> LoadError:
+    """The STL_LOAD_ERRORS row of one rejected line of a delimited file."""
+    code = _TEXT_CODES.get(reason, 1205 if col is not None and col.base == "date" else
+                           1206 if col is not None and col.base.startswith("timestamp") else 1200)
+    return LoadError(table=cmd.table, file=file, line=line, column=col.name if col else "",
+                     column_type=col.base if col else "", column_length="", raw_line=(cmd.options.get("DELIMITER")
+                     or ("," if cmd.fmt == "CSV" else "|")).join(row), raw_value=value, code=code, reason=reason)
+
+
 def _copy_text(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: list[tuple[str, str]], s3: Any) -> int:
     opts = cmd.options
     for opt in ("FIXEDWIDTH", "JSON", "ORC", "AVRO", "ENCRYPTED", "SERIALIZETOJSON"):
@@ -322,7 +399,7 @@ def _copy_text(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: list[t
     textual = [c.base in _TEXTUAL for c in cols]
     convs = [_converter(c, opts) for c in cols]
     ncols = len(cols)
-    errors: list[str] = []
+    errors: list[LoadError] = []
     total = 0
     target = f"{cmd.table} ({', '.join(_ident(c.name) for c in cols)})"
     copy_opts = ""
@@ -348,12 +425,12 @@ def _copy_text(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: list[t
                             row = row + [""] * (ncols - len(row))
                         else:
                             what = "Delimiter not found" if len(row) < ncols else "Extra column(s) found"
-                            errors.append(f"line {line_no} of s3://{bucket}/{key}: {what}")
+                            errors.append(_text_error(cmd, f"s3://{bucket}/{key}", line_no, None, what, row))
                             if len(errors) > maxerror:
                                 break
                             continue
                     out: list[str | None] = []
-                    bad = None
+                    bad: LoadError | None = None
                     for i, v in enumerate(row):
                         if remove_quotes and len(v) >= 2 and v[0] == v[-1] == '"':
                             v = v[1:-1]
@@ -368,7 +445,7 @@ def _copy_text(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: list[t
                             try:
                                 v = conv(v)
                             except (ValueError, OverflowError) as exc:
-                                bad = f"line {line_no} of s3://{bucket}/{key}, column {cols[i].name}: {exc}"
+                                bad = _text_error(cmd, f"s3://{bucket}/{key}", line_no, cols[i], str(exc), row, v)
                                 break
                         out.append(v)
                     if bad:
@@ -378,15 +455,23 @@ def _copy_text(conn: Any, cmd: CopyCommand, cols: list[_Column], objects: list[t
                         continue
                     cp.write_row(out)
             except csv.Error as exc:
-                errors.append(f"line {line_no} of s3://{bucket}/{key}: {exc}")
+                errors.append(_text_error(cmd, f"s3://{bucket}/{key}", line_no, None, str(exc), []))
         total += max(cur.rowcount, 0)  # rows PostgreSQL loaded (ON_ERROR ignore skips some)
         cur.close()
         if len(errors) > maxerror:
             break
     if len(errors) > maxerror:
-        raise CopyError(f"Load into table '{cmd.table}' failed. Check 'sys_load_error_detail' system table for "
-                        f"details. (local cloud: {errors[0]}; {len(errors)} error(s), MAXERROR {maxerror})")
+        raise _too_many_errors(cmd, errors, maxerror)
     return total
+
+
+def _too_many_errors(cmd: CopyCommand, errors: list[LoadError], maxerror: int) -> CopyError:
+    """Redshift's error for a delimited COPY with more rejected lines than MAXERROR (the first one recorded)."""
+    first = errors[0]
+    where = f", column {first.column}" if first.column else ""
+    return CopyError(f"Load into table '{cmd.table}' failed. Check 'sys_load_error_detail' system table for "
+                     f"details. (local cloud: line {first.line} of {first.file}{where}: {first.reason}; "
+                     f"{len(errors)} error(s), MAXERROR {maxerror})", first)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -425,5 +510,18 @@ def run_copy(conn: Any, cmd: CopyCommand, s3: Any, region: str = "us-east-1") ->
         diag = exc.diag
         where = f" ({diag.context.strip()})" if diag.context else ""
         raise CopyError(f"Load into table '{cmd.table}' failed. Check 'sys_load_error_detail' system table for "
-                        f"details. (local cloud: {diag.message_primary or exc}{where})") from None
+                        f"details. (local cloud: {diag.message_primary or exc}{where})",
+                        _pg_load_error(cmd, diag.message_primary or str(exc), diag.context or "")) from None
+
+
+_PG_CONTEXT = re.compile(r'line (\d+)(?:, column ([^:]+))?(?:: "(.*)")?', re.S)
+
+
+def _pg_load_error(cmd: CopyCommand, message: str, context: str) -> LoadError:
+    """The STL_LOAD_ERRORS row of a value PostgreSQL rejected (its context names the line and column)."""
+    m = _PG_CONTEXT.search(context)
+    line, column, value = (int(m.group(1)), m.group(2) or "", m.group(3) or "") if m else (0, "", "")
+    return LoadError(table=cmd.table, file=cmd.source, line=line, column=column, column_type="", column_length="",
+                     raw_line="", raw_value=value, code=1200 if "syntax" not in message else 1207,
+                     reason=message)
 

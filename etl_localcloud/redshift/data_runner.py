@@ -9,6 +9,7 @@ statement is an EventBridge event, as on AWS.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -85,6 +86,59 @@ def _fetch(cur: Any, sub: Sub) -> None:
 def _rollback(conn: Any) -> None:
     with contextlib.suppress(Exception):
         conn.rollback()
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
+
+
+def _query_type(sql: str) -> str:
+    """SYS_QUERY_HISTORY's query_type of a statement, from its first word."""
+    words = sql.split(None, 2)
+    head = words[0].upper() if words else ""
+    if head in ("CREATE", "ALTER", "DROP", "TRUNCATE", "GRANT", "REVOKE"):
+        return "CTAS" if head == "CREATE" and " AS SELECT" in sql.upper() else "DDL"
+    return head if head in ("SELECT", "INSERT", "UPDATE", "DELETE", "COPY", "UNLOAD", "MERGE") else "UTILITY"
+
+
+def _record_history(conn: Any, st: Statement, failed: Sub | None, error: str) -> None:
+    """One SYS_QUERY_HISTORY / STL_QUERY row per sub-statement that ran (after the transaction ended).
+
+    ``failed`` is the sub-statement that failed with ``error`` (the others of a failed batch were
+    rolled back with it: ``failed`` too, as Redshift reports them). A failure to record is logged only.
+    """
+    from etl_localcloud.redshift.compat import QueryRecord, log_query
+
+    try:
+        for sub in st.subs:
+            if not sub.started:
+                continue
+            status = "success" if not error else ("canceled" if "cancelled" in error else "failed")
+            rec = QueryRecord(_query_type(sub.query), status, _utc(sub.started), _utc(sub.ended or epoch()),
+                              error if sub is failed or (failed is None and error) else "", max(sub.result_rows, 0),
+                              sub.query)
+            log_query(conn, rec)
+        if not conn.autocommit:
+            conn.commit()
+    except Exception as exc:
+        _rollback(conn)
+        log.warning("could not record statement %s in sys_query_history: %s", st.id, exc)
+
+
+def _record_load_error(conn: Any, exc: Exception) -> None:
+    """The STL_LOAD_ERRORS row of a failed COPY, written after its transaction was rolled back."""
+    from etl_localcloud.redshift.compat import log_load_error
+    from etl_localcloud.redshift.copy import CopyError
+
+    if not isinstance(exc, CopyError) or exc.load_error is None:
+        return
+    try:
+        log_load_error(conn, exc.load_error)
+        if not conn.autocommit:
+            conn.commit()
+    except Exception as err:
+        _rollback(conn)
+        log.warning("could not record the COPY failure in stl_load_errors: %s", err)
 
 
 class StatementRunner:
@@ -174,7 +228,8 @@ class StatementRunner:
             self._execute(conn, st, current)
         except Exception as exc:
             _rollback(conn)
-            self._failed(st, current[-1] if current else None, exc)
+            _record_load_error(conn, exc)
+            self._failed(conn, st, current[-1] if current else None, exc)
         finally:
             st.conn = None
             with contextlib.suppress(Exception):
@@ -192,7 +247,7 @@ class StatementRunner:
             self._fail(st, None, f"ERROR: {exc}")
         return None
 
-    def _failed(self, st: Statement, current: Sub | None, exc: Exception) -> None:
+    def _failed(self, conn: Any, st: Statement, current: Sub | None, exc: Exception) -> None:
         """Record how ``st`` ended on ``exc``: ABORTED on a cancel, else FAILED with Redshift's message."""
         import psycopg
 
@@ -200,14 +255,18 @@ class StatementRunner:
         from etl_localcloud.redshift.sqltranslate import TranslationError
 
         if isinstance(exc, psycopg.errors.QueryCanceled):
+            _record_history(conn, st, current, "Query cancelled on user's request")
             self._abort(st, current)
-        elif isinstance(exc, psycopg.Error):
-            self._fail(st, current, f"ERROR: {pg_message(exc)}")
+            return
+        if isinstance(exc, psycopg.Error):
+            error = f"ERROR: {pg_message(exc)}"
         elif isinstance(exc, (CopyError, TranslationError)):
-            self._fail(st, current, f"ERROR: {exc}")
+            error = f"ERROR: {exc}"
         else:  # never lose a statement in a pending state
             log.error("statement %s failed unexpectedly", st.id, exc_info=exc)
-            self._fail(st, current, "ERROR: internal error of the local cloud (the traceback is in daemon.log)")
+            error = "ERROR: internal error of the local cloud (the traceback is in daemon.log)"
+        _record_history(conn, st, current, error)
+        self._fail(st, current, error)
 
     def _execute(self, conn: Any, st: Statement, current: list[Sub]) -> None:
         import psycopg
@@ -235,6 +294,7 @@ class StatementRunner:
             sub.status = "FINISHED"
         if not autocommit:
             conn.commit()
+        _record_history(conn, st, None, "")
         with self.lock:
             self.set_status(st, "FINISHED")
 

@@ -18,6 +18,7 @@ the password lives.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import select
 import socket
@@ -148,9 +149,12 @@ def redshift_to_postgres(sql: str) -> str:
     """The statement(s) PostgreSQL runs for Redshift SQL, as the Data API translates them.
 
     What has no one-statement equivalent (a COPY from S3, MERGE ... REMOVE DUPLICATES) or cannot be
-    translated passes unchanged, so PostgreSQL's own error reaches the client.
+    translated passes unchanged, so PostgreSQL's own error reaches the client. What Redshift refuses
+    becomes a statement that fails with Redshift's error (:func:`.compat.raise_sql`), taking as many bind
+    values as the refused one, so the driver reads the error from the server in its usual place.
     """
-    from etl_localcloud.redshift.sqltranslate import TranslationError, split_statements, translate
+    from etl_localcloud.redshift.compat import raise_sql
+    from etl_localcloud.redshift.sqltranslate import RefusedError, TranslationError, split_statements, translate
 
     try:
         out = []
@@ -160,9 +164,23 @@ def redshift_to_postgres(sql: str) -> str:
                 return sql
             if done[0].sql is not None:  # a no-op (VACUUM, ALTER ... DISTSTYLE) is dropped
                 out.append(done[0].sql)
+    except RefusedError as exc:
+        return raise_sql(str(exc), exc.sqlstate, _bind_count(sql))
     except TranslationError:
         return sql
     return "; ".join(out)  # empty: PostgreSQL answers EmptyQueryResponse, as for a no-op
+
+
+def _bind_count(sql: str) -> int:
+    """The highest ``$n`` bind placeholder of ``sql`` (0 without any)."""
+    from etl_localcloud.redshift.sqltranslate import TranslationError, tokenize
+
+    try:
+        toks = [t for t in tokenize(sql) if t.kind not in ("space", "comment")]
+    except TranslationError:
+        return 0
+    return max((int(b.text) for a, b in itertools.pairwise(toks) if a.text == "$" and b.kind == "number"
+                and b.text.isdigit()), default=0)
 
 
 def _translated(sql: bytes) -> bytes:

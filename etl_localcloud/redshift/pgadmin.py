@@ -57,12 +57,26 @@ class PgAdmin:
         return psycopg.connect(pg.dsn(database), autocommit=True, connect_timeout=timeout, **extra)
 
     def ensure_database(self, db: str) -> None:
-        """Create database ``db`` unless it exists."""
+        """Create database ``db`` unless it exists, with Redshift's functions and system views (:mod:`.compat`).
+
+        ``template1`` gets them first, so a database a user makes with CREATE DATABASE has them too;
+        a database of an older etl-kit is upgraded here, at its namespace's creation or restore.
+        """
         from psycopg import sql
 
+        self.install_dialect("template1")
         with self.connect() as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone() is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+        self.install_dialect(db)
+
+    def install_dialect(self, db: str) -> None:
+        """Install or upgrade :mod:`.compat`'s objects in ``db`` (nothing when they are current)."""
+        from etl_localcloud.redshift.compat import install
+
+        with self.connect(db, timeout=10) as conn:
+            if install(conn):
+                log.info("installed Redshift's functions and system views in database %s", db)
 
     def drop_database(self, db: str) -> None:
         """Drop ``db`` with its sessions; a failure is logged (the namespace is gone either way)."""

@@ -18,8 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from etl_localcloud.redshift import dialect
+
 __all__ = [
     "CopyCommand",
+    "RefusedError",
     "Token",
     "TranslationError",
     "Translated",
@@ -33,6 +36,14 @@ __all__ = [
 
 class TranslationError(Exception):
     """Redshift SQL the local cloud does not support (the message names the construct)."""
+
+
+class RefusedError(TranslationError):
+    """SQL Redshift itself refuses: the message is Redshift's (after ``ERROR:``), ``sqlstate`` its code."""
+
+    def __init__(self, message: str, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 @dataclass(frozen=True)
@@ -375,6 +386,9 @@ def translate(stmt: str) -> list[Translated]:
 
     Returns a list because ``MERGE ... REMOVE DUPLICATES`` becomes DELETE + INSERT;
     a COPY from S3 comes back parsed (``copy``), a maintenance no-op as ``sql=None``.
+    What Redshift refuses raises :class:`RefusedError` with Redshift's message (:mod:`.dialect`);
+    the hand-written steps below handle Redshift's DDL, types, literals and GETDATE/SYSDATE/NVL/LEN,
+    then sqlglot rewrites the functions PostgreSQL lacks (:func:`.dialect.transpile`).
     """
     tokens = _escape_strings(tokenize(stmt))
     sig = _sig(tokens)
@@ -396,10 +410,14 @@ def translate(stmt: str) -> list[Translated]:
             return [Translated(stmt, note="ALTER TABLE ... DISTSTYLE/DISTKEY/SORTKEY/ENCODE is a no-op locally")]
     if first == "MERGE" and any(tokens[i].upper == "REMOVE" for i in sig) and tokens[sig[-1]].upper == "DUPLICATES":
         return _merge_remove_duplicates(tokens, sig, stmt)
+    written = [tokens[i] for i in sig]
+    refused = dialect.refusal(stmt, written)
+    if refused is not None:
+        raise RefusedError(refused.message, refused.sqlstate)
     is_ddl = first in ("CREATE", "ALTER")
     if first == "CREATE" and "TABLE" in [tokens[i].upper for i in sig[:5]]:
         tokens = _drop_informational_constraints(tokens)
-    out = _rewrite(tokens, is_ddl)
+    out = dialect.transpile(_rewrite(tokens, is_ddl), written)
     return [Translated(stmt, sql=out)]
 
 
@@ -584,7 +602,10 @@ class _Rewriter:
         if len(args) != 2:
             return False
         lead = "IDENTITY" if self.prev.upper == "AS" else "GENERATED ALWAYS AS IDENTITY"
-        return self._write(f"{lead} (START WITH {args[0]} INCREMENT BY {args[1]})", close)
+        # Redshift's seed may be 0 or negative (IDENTITY(0, 1) is common); PostgreSQL's sequence then needs
+        # a MINVALUE at or below it (its default minimum is 1).
+        low = f" MINVALUE {args[0]}" if re.fullmatch(r"-\d+|0+", args[0]) else ""
+        return self._write(f"{lead} (START WITH {args[0]} INCREMENT BY {args[1]}{low})", close)
 
     def _max_type(self, u: str, j: int, nxt: Token | None) -> bool:
         """``VARCHAR(MAX)`` and the other ``(MAX)`` types: their largest PostgreSQL size."""

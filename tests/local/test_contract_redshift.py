@@ -267,8 +267,13 @@ def test_copy_errors_are_redshift_like(module_boto, rs_workgroup) -> None:
     d = run(module_boto, f"COPY two_cols FROM 's3://{BUCKET}/bad/three.parquet' IAM_ROLE default FORMAT AS PARQUET")
     assert d["Status"] == "FAILED"
     assert "Unmatched number of columns between table and file. Table columns: 2, Data columns: 3" in d["Error"]
-    d = run(module_boto, "SELECT * FROM sys_load_error_detail")
-    assert d["Status"] == "FAILED" and 'relation "sys_load_error_detail" does not exist' in d["Error"]
+    # as on Redshift, the failure is in SYS_LOAD_ERROR_DETAIL / STL_LOAD_ERRORS (Spectrum's code 15007)
+    assert rows(module_boto, "SELECT error_code, TRIM(error_message) FROM sys_load_error_detail "
+                             f"WHERE file_name = 's3://{BUCKET}/bad/three.parquet'") == [
+        [15007, "Unmatched number of columns between table and file. Table columns: 2, Data columns: 3, File name: "
+                f"https://s3.us-east-1.amazonaws.com/{BUCKET}/bad/three.parquet"]]
+    assert rows(module_boto, "SELECT TRIM(filename) FROM stl_load_errors WHERE err_code = 15007 AND filename LIKE "
+                             "'%three.parquet'") == [[f"s3://{BUCKET}/bad/three.parquet"]]
 
 
 def test_copy_refreshes_statistics_like_statupdate(module_boto, rs_workgroup) -> None:
