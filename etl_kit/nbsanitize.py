@@ -56,6 +56,8 @@ RULES: tuple[Rule, ...] = (
     Rule("job-run-id", r"\bjr_[0-9A-Za-z]+", "jr_<id>"),
     Rule("sha256", rf"\b{_HEX}{{64}}\b", "<sha256>"),
     Rule("etag", rf"\b{_HEX}{{32}}(?:-\d+)?\b", "<etag>"),
+    # the digest a source id ends in (etl_runtime.keys.source_id: of the source key, whose stamp varies)
+    Rule("source-id-digest", rf"-{_HEX}{{16}}\b", "-<digest>"),
     # a progress bar labelled with a run's short id ("sales-data-workflow a5147088: 100%|...")
     Rule("short-run-id", rf"\b{_HEX}{{8}}(?=: +\d+%\|)", "<run>"),
     Rule("memory-address", r"\b0x[0-9a-fA-F]{6,}\b", "0x<address>"),

@@ -39,6 +39,8 @@ CASES = [
     ("password q9Zk3_vQ9-aBcDeFgHiJkLmAa1", "password <secret>"),
     ("ETag 3858f62230ac3c915f300c664312c63f", "ETag <etag>"),
     ("claims/422091fcd6b14c3703cdfa2417878a553f9816ae9454989bc6c4781a1ec975ce/1.json", "claims/<sha256>/1.json"),
+    ("quarantine/sales_1000_42_20261127T120127.csv-9fade79944e12274.quarantine.csv",
+     "quarantine/sales_1000_42_<stamp>.csv-<digest>.quarantine.csv"),
     ("<Figure at 0x7f3a2b1c9d80>", "<Figure at 0x<address>>"),
     ("upload x.csv: 100%|##########| 124k/124k [00:00<00:00, 1.23MB/s]", "upload x.csv: 100%|##########| 124k/124k "
      "[<elapsed>]"),
