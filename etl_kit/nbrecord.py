@@ -39,6 +39,7 @@ class Recording:
     notebooks: tuple[Path, ...]
     seconds: float
     values: RunValues
+    kept: Path | None = None  # the temporary run, when kept
 
 
 def run_values(settings: Settings, extra_paths: dict[str, str] | None = None) -> RunValues:
@@ -65,7 +66,8 @@ def run_values(settings: Settings, extra_paths: dict[str, str] | None = None) ->
 
 
 def _secret_strings(value: str) -> list[str]:
-    """A secret's string values: each value of a JSON object (password, username...), else the whole string."""
+    """What of a secret must not be published: of a JSON object its password / secret / token values (a user
+    name or host is no secret), else the whole string."""
     try:
         parsed = json.loads(value)
     except ValueError:
@@ -164,7 +166,7 @@ def record_notebooks(directory: Path | None = None, *, progress: bool = True, ke
             executed = json.loads((tmp / "executed" / path.name).read_text(encoding="utf-8"))
             write_notebook(path, sanitize_notebook(graft_outputs(source, executed), rules))
             written.append(path)
-    return Recording(tuple(written), round(time.monotonic() - started, 1), values)
+    return Recording(tuple(written), round(time.monotonic() - started, 1), values, tmp if keep else None)
 
 
 def register(group: click.Group) -> None:
@@ -180,3 +182,5 @@ def register(group: click.Group) -> None:
         for path in done.notebooks:
             click.echo(f"recorded {path.relative_to(_project_root())}")
         click.echo(f"{len(done.notebooks)} notebooks recorded in {done.seconds:.0f} s")
+        if done.kept:
+            click.echo(f"the run (executed notebooks, summary, the cloud's state) is kept in {done.kept}")

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from etl_kit.exceptions import PipelineError
-from etl_kit.nbrecord import graft_outputs
+from etl_kit.nbrecord import _secret_strings, graft_outputs
 from etl_kit.nbsanitize import RULES, RunValues, nbval_config, rules_for, sanitize_notebook, sanitize_text
 
 pytestmark = pytest.mark.unit
@@ -127,3 +127,10 @@ def test_grafting_puts_the_executed_outputs_on_the_committed_cells() -> None:
     executed["cells"][3]["source"] = "nb.setup(other)"
     with pytest.raises(PipelineError, match="cell c of the committed notebook"):
         graft_outputs(source, executed)
+
+
+def test_the_secret_values_of_a_managed_secret() -> None:
+    """A Redshift managed admin secret: its password is a secret, its user name and host are not."""
+    value = '{"username": "admin", "password": "q9Zk3_vQ9-aBcDeFgHiJkLmAa1", "engine": "redshift", "port": 5439}'
+    assert _secret_strings(value) == ["q9Zk3_vQ9-aBcDeFgHiJkLmAa1"]
+    assert _secret_strings("plain-secret-text") == ["plain-secret-text"]
