@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
 
-from etl_kit.nbrecord import recording_cloud, run_values
+from etl_kit.nbrecord import record_notebooks, recording_cloud, run_values
 from etl_kit.nbsanitize import write_nbval_config
-from etl_kit.runner import ensure_kernel, notebooks
+from etl_kit.runner import NOTEBOOK_DIR, ensure_kernel, notebooks
 
 pytestmark = pytest.mark.notebooks
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,3 +56,30 @@ def test_nbval_checks_the_committed_outputs_against_a_fresh_run() -> None:
     passed = re.search(r"(\d+) passed", res.stdout)
     assert passed and int(passed.group(1)) == cells + injected, res.stdout[-2000:]
     assert compared >= 25  # the recorded outputs nbval compared (a notebook without outputs would compare nothing)
+
+
+def _without_what_varies(nb: dict[str, Any]) -> dict[str, Any]:
+    """``nb`` without its pictures (they draw measured durations) and the outputs of the cells nbval ignores."""
+    nb = json.loads(json.dumps(nb))
+    for cell in nb["cells"]:
+        if "NBVAL_IGNORE_OUTPUT" in "".join(cell["source"]):
+            cell["outputs"] = []
+        for out in cell.get("outputs", []):
+            out.get("data", {}).pop("image/png", None)
+    return nb
+
+
+def test_recording_again_reproduces_the_committed_notebooks(tmp_path: Path) -> None:
+    """`etl-kit notebooks record` on a copy of notebooks/: the same bytes, but for 03's pictures and its cost
+    (measured durations); the teardown is not recorded."""
+    copy = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOK_DIR, copy)
+    done = record_notebooks(copy, progress=False)
+    assert [p.name for p in done.notebooks] == [p.name for p in notebooks(teardown=False)]
+    assert (copy / "99_teardown.ipynb").read_bytes() == (NOTEBOOK_DIR / "99_teardown.ipynb").read_bytes()
+    for path in done.notebooks:
+        new, old = path.read_text(encoding="utf-8"), (NOTEBOOK_DIR / path.name).read_text(encoding="utf-8")
+        if path.stem.startswith("03"):
+            assert _without_what_varies(json.loads(new)) == _without_what_varies(json.loads(old)), path.name
+        else:
+            assert new == old, f"{path.name} differs from its recording: re-record with `etl-kit notebooks record`"
