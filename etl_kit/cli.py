@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "etl_kit.local",
     "etl_kit.provision.cli",
     "etl_kit.runner",
+    "etl_kit.nbrecord",  # adds `notebooks record` to the group runner made
 )
 
 

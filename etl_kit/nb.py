@@ -127,7 +127,7 @@ def setup(settings: Settings) -> pd.DataFrame:
     info["identity"] = ident["Arn"].split(":", 5)[-1]  # the role/user, without the account id
     info["project bucket"] = settings.bucket_name(account_id(settings)) if settings.target == "local" \
         else f"{settings.bucket}{settings.name_suffix} (suffix resolved per account)"
-    info["python"] = sys.version.split()[0]
+    info["python"] = "{}.{}".format(*sys.version_info[:2])  # the kernel's Python; the patch level is the machine's
     return _frame(info)
 
 
@@ -434,10 +434,15 @@ def cost_table(run: dict[str, Any], settings: Settings) -> pd.DataFrame:
 
 
 def node_table(run: dict[str, Any]) -> pd.DataFrame:
-    """Each node's state, start, end, duration and error."""
+    """Each node's state, start, end, duration (as "2.4 s", as the graph shows it) and error."""
     from etl_kit.monitor import node_states
 
-    return _frame([n.__dict__ for n in node_states(run)])
+    rows = []
+    for n in node_states(run):
+        row = dict(n.__dict__)
+        seconds = row.pop("duration_s")
+        rows.append({**row, "duration": f"{seconds:.1f} s" if seconds is not None else ""})
+    return _frame(rows, ["order", "name", "type", "state", "started", "completed", "duration", "error", "run_id"])
 
 
 def graph_picture(run: dict[str, Any]) -> Figure:

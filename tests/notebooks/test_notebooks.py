@@ -1,5 +1,6 @@
 """Execute the notebooks with papermill on the local target (as `etl-kit notebooks run` does), assert on their
-outputs, the summary and the HTML renderings; 03/04 on a given run / upload; the teardown when asked; then nbval."""
+outputs, the summary and the HTML renderings; 03/04 on a given run / upload; the teardown when asked (nbval's check
+of the committed outputs is test_nbval.py)."""
 
 from __future__ import annotations
 
@@ -205,16 +206,3 @@ def test_teardown_runs_when_asked_and_removes_what_provision_made(params: Path, 
     assert cloud.lambda_function not in functions
     kept = client("s3", cloud).list_objects_v2(Bucket=cloud.bucket_name(), Prefix=cloud.input_prefix)["KeyCount"]
     assert kept > 0  # keep_data: the bucket and its objects survive
-
-
-def test_nbval_replays_the_executed_notebooks(executed: tuple[Path, dict[str, Any]], cloud: Settings) -> None:
-    """nbval (lax) re-runs the executed notebooks (their injected parameters point at this cloud)."""
-    out, _ = executed
-    from etl_kit.provision import apply_all
-
-    apply_all(cloud, progress=False)  # 99 tore it down; replay 01-05 on a provisioned pipeline
-    names = [str(out / p.name) for p in notebooks() if not p.stem.startswith("99")]
-    res = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
-                          "--rootdir", str(out), *names], capture_output=True, text=True, cwd=ROOT, timeout=900)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-    assert " passed" in res.stdout

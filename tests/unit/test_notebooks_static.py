@@ -1,4 +1,5 @@
-"""The notebooks stay thin, stand alone (params_file + the keys they use), and are committed without outputs."""
+"""The notebooks stay thin and stand alone (params_file + the keys they use); their committed outputs are
+checked in test_notebook_outputs.py (recorded, sanitised, free of secrets and local paths)."""
 
 from __future__ import annotations
 
@@ -108,7 +109,6 @@ def test_cells_are_thin_and_clean(path: Path) -> None:
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     code = [c for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
     for cell in code:
-        assert not cell.outputs and cell.execution_count is None, "commit notebooks without outputs"
         stmts = [s for s in ast.parse(cell.source).body if not isinstance(s, (ast.Import, ast.ImportFrom))]
         calls = sum(isinstance(n, ast.Call) and _root(n.func) in HELPERS for s in stmts for n in ast.walk(s))
         assert calls == 1, f"each cell makes exactly one helper call: {cell.source!r}"
