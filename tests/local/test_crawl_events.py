@@ -1,0 +1,193 @@
+"""Glue crawlers in S3 event mode on the local cloud: a crawl reads only what the bucket's events name.
+
+Plain boto3 against the session's cloud: a bucket whose object-created events go to an SQS queue, a crawler
+with ``RecrawlPolicy`` CRAWL_EVENT_MODE on that queue, and assertions on the catalog, the queue and the
+crawl's own log (which says how many objects it read and in which mode).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.local
+
+ROLE = "arn:aws:iam::123456789012:role/glue-crawler-role"
+CSV = b"id,name\n1,x\n2,y\n"
+CSV_WIDER = b"id,name,extra\n3,z,1.5\n"
+
+
+@dataclass
+class Setup:
+    """A bucket sending ``data/`` object events to a queue, and a database, with the clients to use them."""
+
+    s3: Any
+    sqs: Any
+    glue: Any
+    logs: Any
+    bucket: str
+    database: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    dlq_arn: str
+
+    def crawler(self, name: str, mode: str = "CRAWL_EVENT_MODE", **target: Any) -> str:
+        s3_target = {"Path": f"s3://{self.bucket}/data/", **target}
+        if mode == "CRAWL_EVENT_MODE":
+            s3_target.update(EventQueueArn=self.queue_arn, DlqEventQueueArn=self.dlq_arn)
+        self.glue.create_crawler(Name=name, Role=ROLE, DatabaseName=self.database,
+                                 Targets={"S3Targets": [s3_target]}, RecrawlPolicy={"RecrawlBehavior": mode},
+                                 SchemaChangePolicy={"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "LOG"})
+        return name
+
+    def crawl(self, name: str) -> list[str]:
+        """Run a crawl to its end; the lines of its log (SUCCEEDED asserted)."""
+        before = len(self.glue.list_crawls(CrawlerName=name)["Crawls"])
+        self.glue.start_crawler(Name=name)
+        wait_for(f"crawl of {name}", lambda: (c := self.glue.get_crawler(Name=name)["Crawler"])["State"] == "READY"
+                 and len(self.glue.list_crawls(CrawlerName=name)["Crawls"]) > before and c)
+        last = self.glue.get_crawler(Name=name)["Crawler"]["LastCrawl"]
+        assert last["Status"] == "SUCCEEDED", last
+        events = self.logs.filter_log_events(logGroupName=last["LogGroup"], logStreamNames=[last["LogStream"]])
+        return [e["message"] for e in events["events"] if e["message"].startswith(f"[{last['MessagePrefix']}]")]
+
+    def columns(self, table: str = "data") -> list[str]:
+        return [c["Name"] for c in self.glue.get_table(DatabaseName=self.database, Name=table)["Table"][
+            "StorageDescriptor"]["Columns"]]
+
+    def partitions(self, table: str = "data") -> list[str]:
+        parts = self.glue.get_partitions(DatabaseName=self.database, TableName=table)["Partitions"]
+        return sorted(p["Values"][0] for p in parts)
+
+    def waiting(self, url: str) -> int:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+
+@pytest.fixture
+def setup(boto: Callable[[str], Any]) -> Setup:
+    s3, sqs, glue = boto("s3"), boto("sqs"), boto("glue")
+    tag = uuid.uuid4().hex[:10]
+    bucket, database = f"crawl-events-{tag}", f"db_{tag}"
+    s3.create_bucket(Bucket=bucket)
+    glue.create_database(DatabaseInput={"Name": database})
+    dlq_url = sqs.create_queue(QueueName=f"q-{tag}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName=f"q-{tag}", Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "EventBridgeConfiguration": {},
+        "QueueConfigurations": [{"Id": "crawler", "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+                                 "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "data/"}]}}}]})
+    return Setup(s3, sqs, glue, boto("logs"), bucket, database, url, arn, dlq_url, dlq_arn)
+
+
+def _read(lines: list[str]) -> str:
+    return next(ln for ln in lines if "crawl read" in ln)
+
+
+def test_event_crawl_reads_only_the_new_object_and_merges_it(setup: Setup) -> None:
+    s3, b = setup.s3, setup.bucket
+    s3.put_object(Bucket=b, Key="data/day=1/a.csv", Body=CSV)
+    s3.put_object(Bucket=b, Key="data/day=1/b.csv", Body=CSV)
+    s3.put_object(Bucket=b, Key="data/day=1/broken.parquet", Body=b"PAR1 not parquet at all PAR1")
+    s3.put_object(Bucket=b, Key="elsewhere/x.csv", Body=CSV)  # outside the prefix filter: no event
+    name = setup.crawler(f"events-{b}")
+
+    first = setup.crawl(name)  # the first crawl lists the whole target, as Glue's does
+    assert any("not running in S3 event mode" in ln for ln in first)
+    assert "Listing crawl read 3 object(s)" in _read(first)
+    assert any("broken.parquet" in ln for ln in first)  # a listing crawl trips on the corrupt object
+    assert setup.columns() == ["id", "name"] and setup.partitions() == ["1"]
+    assert setup.waiting(setup.queue_url) == 0  # the listing consumed the events it covered
+
+    s3.put_object(Bucket=b, Key="data/day=2/c.csv", Body=CSV_WIDER)  # a new partition with a new column
+    second = setup.crawl(name)
+    assert any("running by consuming Amazon S3 events" in ln for ln in second)
+    assert "Event crawl read 1 object(s)" in _read(second)
+    assert not any("broken.parquet" in ln or "a.csv" in ln for ln in second)  # nothing old is re-read
+    assert setup.columns() == ["id", "name", "extra"]  # the existing columns keep their place
+    assert setup.partitions() == ["1", "2"]
+    params = setup.glue.get_table(DatabaseName=setup.database, Name="data")["Table"]["Parameters"]
+    assert params["recordCount"] == "5" and params["objectCount"] == "3"
+    assert setup.waiting(setup.queue_url) == 0  # the consumed messages are deleted
+
+    third = setup.crawl(name)  # no event: nothing read, catalog unchanged
+    assert "Event crawl read 0 object(s)" in _read(third)
+    assert setup.partitions() == ["1", "2"]
+
+
+def test_copy_multipart_and_an_event_for_a_deleted_object(setup: Setup) -> None:
+    s3, b = setup.s3, setup.bucket
+    s3.put_object(Bucket=b, Key="data/day=1/a.csv", Body=CSV)
+    name = setup.crawler(f"events-{b}")
+    setup.crawl(name)
+    s3.put_object(Bucket=b, Key="data/day=3/gone.csv", Body=CSV)
+    s3.delete_object(Bucket=b, Key="data/day=3/gone.csv")  # its created event stays in the queue
+    s3.copy_object(Bucket=b, Key="data/day=4/copy.csv", CopySource={"Bucket": b, "Key": "data/day=1/a.csv"})
+    up = s3.create_multipart_upload(Bucket=b, Key="data/day=5/multi.csv")
+    part = s3.upload_part(Bucket=b, Key="data/day=5/multi.csv", UploadId=up["UploadId"], PartNumber=1, Body=CSV)
+    s3.complete_multipart_upload(Bucket=b, Key="data/day=5/multi.csv", UploadId=up["UploadId"],
+                                 MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+    lines = setup.crawl(name)
+    assert any("gone.csv named by an event no longer exists" in ln for ln in lines)
+    assert "Event crawl read 2 object(s)" in _read(lines)
+    assert setup.partitions() == ["1", "4", "5"]
+    assert setup.waiting(setup.queue_url) == 0
+
+
+def test_lost_events_or_a_changed_definition_make_a_listing_crawl(setup: Setup) -> None:
+    s3, b = setup.s3, setup.bucket
+    s3.put_object(Bucket=b, Key="data/day=1/a.csv", Body=CSV)
+    name = setup.crawler(f"events-{b}")
+    setup.crawl(name)
+    setup.sqs.send_message(QueueUrl=setup.dlq_url, MessageBody=json.dumps({"Records": []}))  # an event lost
+    s3.put_object(Bucket=b, Key="data/day=2/a.csv", Body=CSV)
+    lines = setup.crawl(name)
+    assert any("event(s) were lost to the dead-letter queue" in ln for ln in lines)
+    assert "Listing crawl read 2 object(s)" in _read(lines)
+    assert setup.waiting(setup.dlq_url) == 0 and setup.partitions() == ["1", "2"]
+    assert "Event crawl read 0 object(s)" in _read(setup.crawl(name))  # trusted again
+
+    setup.glue.update_crawler(Name=name, TablePrefix="t_")
+    lines = setup.crawl(name)
+    assert any("definition changed since its last crawl" in ln for ln in lines)
+    assert setup.partitions("t_data") == ["1", "2"]
+
+
+def test_glue_refuses_what_event_mode_cannot_serve(setup: Setup) -> None:
+    glue, b = setup.glue, setup.bucket
+    with pytest.raises(ClientError) as err:
+        glue.create_crawler(Name=f"noq-{b}", Role=ROLE, DatabaseName=setup.database,
+                            Targets={"S3Targets": [{"Path": f"s3://{b}/data/"}]},
+                            RecrawlPolicy={"RecrawlBehavior": "CRAWL_EVENT_MODE"})
+    assert err.value.response["Error"]["Code"] == "InvalidInputException"
+    assert "Event queue ARN is required" in err.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as err:
+        glue.create_crawler(Name=f"two-{b}", Role=ROLE, DatabaseName=setup.database,
+                            Targets={"S3Targets": [{"Path": f"s3://{b}/data/", "EventQueueArn": setup.queue_arn},
+                                                   {"Path": f"s3://{b}/more/", "EventQueueArn": setup.queue_arn}]},
+                            RecrawlPolicy={"RecrawlBehavior": "CRAWL_EVENT_MODE"})
+    assert "single Amazon S3 target" in err.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as err:
+        glue.create_crawler(Name=f"gone-{b}", Role=ROLE, DatabaseName=setup.database,
+                            Targets={"S3Targets": [{"Path": f"s3://{b}/data/",
+                                                    "EventQueueArn": setup.queue_arn + "-missing"}]},
+                            RecrawlPolicy={"RecrawlBehavior": "CRAWL_EVENT_MODE"})
+    assert "does not exist" in err.value.response["Error"]["Message"]
+    with pytest.raises(ClientError):
+        glue.get_crawler(Name=f"gone-{b}")
+    name = setup.crawler(f"full-{b}", mode="CRAWL_EVERYTHING")
+    with pytest.raises(ClientError) as err:
+        glue.update_crawler(Name=name, RecrawlPolicy={"RecrawlBehavior": "CRAWL_EVENT_MODE"})
+    assert "Event queue ARN is required" in err.value.response["Error"]["Message"]
