@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from etl_kit.provision.base import Ctx, Resource
+from etl_kit.provision.base import Ctx, Resource, or_none
 from etl_kit.provision.policies import s3_queue_policy
 
 __all__ = ["CrawlTarget", "crawl_targets", "recrawl_policy", "s3_target", "queue_resources", "legacy_queues",
@@ -79,8 +79,27 @@ def _queues(ctx: Ctx, t: CrawlTarget) -> list[Resource]:
     queue, dlq = a.crawler_queue(t.crawler), a.crawler_dlq(t.crawler)
     redrive = f'{{"deadLetterTargetArn":"{a.queue(dlq)}","maxReceiveCount":"{MAX_RECEIVES}"}}'
     policy = s3_queue_policy(a.queue(queue), a.s3(a.bucket), ctx.account)
-    return [queue_resource(ctx, dlq, None, {"MessageRetentionPeriod": _RETENTION}),
-            queue_resource(ctx, queue, policy, {"MessageRetentionPeriod": _RETENTION, "RedrivePolicy": redrive})]
+    main = queue_resource(ctx, queue, policy, {"MessageRetentionPeriod": _RETENTION, "RedrivePolicy": redrive})
+    delete = main.delete
+
+    def unhook_then_delete() -> None:
+        _unhook(ctx, a.queue(queue))
+        delete()
+
+    main.delete = unhook_then_delete
+    return [queue_resource(ctx, dlq, None, {"MessageRetentionPeriod": _RETENTION}), main]
+
+
+def _unhook(ctx: Ctx, queue_arn: str) -> None:
+    """Take ``queue_arn`` out of the bucket's notifications (a kept bucket must not send to a deleted queue)."""
+    s3 = ctx.client("s3")
+    bucket = ctx.arns.bucket
+    current = or_none(lambda: s3.get_bucket_notification_configuration(Bucket=bucket))
+    if current is None or not any(q.get("QueueArn") == queue_arn for q in current.get("QueueConfigurations", [])):
+        return
+    keep = {k: v for k, v in current.items() if k != "ResponseMetadata"}
+    keep["QueueConfigurations"] = [q for q in current["QueueConfigurations"] if q.get("QueueArn") != queue_arn]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=keep)
 
 
 def queue_resources(ctx: Ctx) -> list[Resource]:
