@@ -191,3 +191,40 @@ def test_glue_refuses_what_event_mode_cannot_serve(setup: Setup) -> None:
     with pytest.raises(ClientError) as err:
         glue.update_crawler(Name=name, RecrawlPolicy={"RecrawlBehavior": "CRAWL_EVENT_MODE"})
     assert "Event queue ARN is required" in err.value.response["Error"]["Message"]
+
+
+def _last_crawl_lines(settings: Any, name: str) -> list[str]:
+    from etl_kit.clients import client
+
+    last = client("glue", settings).get_crawler(Name=name)["Crawler"]["LastCrawl"]
+    events = client("logs", settings).filter_log_events(logGroupName=last["LogGroup"],
+                                                        logStreamNames=[last["LogStream"]])["events"]
+    return [e["message"] for e in events if e["message"].startswith(f"[{last['MessagePrefix']}]")]
+
+
+def test_the_pipeline_loads_in_event_mode_and_its_crawls_read_only_the_new_files(pipeline: Any, s3: Any,
+                                                                                  boto: Callable[[str], Any]) -> None:
+    from tests.local._pipeline_helpers import csv_bytes, outcome, put, row, wait_idle
+
+    glue, sqs = boto("glue"), boto("sqs")
+    for name in (pipeline.csv_crawler, pipeline.parquet_crawler):
+        crawler = glue.get_crawler(Name=name)["Crawler"]
+        assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_EVENT_MODE"}
+        assert crawler["Targets"]["S3Targets"][0]["EventQueueArn"].endswith(f":{name}-events")
+    bucket = pipeline.bucket_name()
+    for n in range(2):
+        key = f"input/events/sales_{uuid.uuid4().hex[:8]}.csv"
+        etag = put(s3, pipeline, key, csv_bytes([row(7_000_000 + 10 * n + i) for i in range(5)]))
+        assert outcome(pipeline, bucket, key, etag).state == "loaded"
+    wait_idle(pipeline)
+    inputs = s3.list_objects_v2(Bucket=bucket, Prefix=pipeline.input_prefix)["KeyCount"]
+    for name in (pipeline.csv_crawler, pipeline.parquet_crawler):
+        lines = _last_crawl_lines(pipeline, name)
+        assert any("running by consuming Amazon S3 events" in ln for ln in lines), lines
+        read = int(_read(lines).split("crawl read ")[1].split()[0])
+        assert 1 <= read < inputs, lines  # the new file, never the whole prefix
+        url = sqs.get_queue_url(QueueName=f"{name}-events")["QueueUrl"]
+        assert int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"]["ApproximateNumberOfMessages"]) == 0
+    table = glue.get_table(DatabaseName=pipeline.glue_database, Name="input")["Table"]
+    assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]][:2] == ["region", "country"]
