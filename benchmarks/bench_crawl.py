@@ -12,7 +12,6 @@ plus the S3 LIST/GET and SQS requests the crawl makes.
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import time
 import uuid
@@ -102,15 +101,13 @@ class _Rig:
 def _price(mode: str, seconds: float, objects: int, read: int) -> dict[str, float]:
     """One crawl priced as :mod:`etl_kit.cost` prices a crawl, plus its S3 and SQS requests."""
     from etl_kit import pricing
+    from etl_kit.cost import crawl_requests
 
     crawl = pricing.crawler(f"crawler ({mode})", seconds)
-    lists = math.ceil(objects / 1000) if mode == "full" else 0  # an event crawl lists nothing
-    gets = read + (read if mode == "events" else 0)  # an event crawl HEADs each named object first
-    # event mode: receive until empty (1 with the message, 1 empty), delete the batch, the DLQ's depth
-    sqs = 4 if mode == "events" else 0
+    lists, gets, sqs = crawl_requests(mode, objects, read)
     lines = [crawl, pricing.requests("S3 LIST", lists, "s3_put_request", "list of the prefix"),
              pricing.requests("S3 GET", gets, "s3_get_request", "objects read"),
-             pricing.requests("SQS", sqs, "sqs_request", "receive, delete, DLQ depth")]
+             pricing.requests("SQS", sqs, "sqs_request", "S3's send, receives, delete, DLQ depth")]
     return {"crawler_usd": crawl.usd, "requests_usd": sum(x.usd for x in lines[1:]), "usd": pricing.total(lines)}
 
 
