@@ -228,3 +228,35 @@ def test_the_pipeline_loads_in_event_mode_and_its_crawls_read_only_the_new_files
             "Attributes"]["ApproximateNumberOfMessages"]) == 0
     table = glue.get_table(DatabaseName=pipeline.glue_database, Name="input")["Table"]
     assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]][:2] == ["region", "country"]
+
+
+def test_crawl_mode_full_removes_the_queues_and_events_brings_them_back(pipeline: Any,
+                                                                        boto: Callable[[str], Any]) -> None:
+    from etl_kit.provision import apply_all, plan_all
+
+    s3, sqs, glue = boto("s3"), boto("sqs"), boto("glue")
+    bucket, steps = pipeline.bucket_name(), ["s3", "iam", "glue_crawlers"]
+    crawlers = (pipeline.csv_crawler, pipeline.parquet_crawler)
+
+    def queues() -> set[str]:
+        urls = sqs.list_queues().get("QueueUrls", [])
+        return {u.rsplit("/", 1)[-1] for u in urls} & {f"{c}-events{x}" for c in crawlers for x in ("", "-dlq")}
+
+    full = pipeline.model_copy(update={"crawl_mode": "full"})
+    try:
+        apply_all(full, progress=False, only=steps)
+        assert queues() == set()
+        cfg = s3.get_bucket_notification_configuration(Bucket=bucket)
+        assert "QueueConfigurations" not in cfg and "EventBridgeConfiguration" in cfg
+        for c in crawlers:
+            crawler = glue.get_crawler(Name=c)["Crawler"]
+            assert crawler["RecrawlPolicy"] == {"RecrawlBehavior": "CRAWL_EVERYTHING"}
+            assert "EventQueueArn" not in crawler["Targets"]["S3Targets"][0]
+        assert {ch.action for ch in plan_all(full, only=steps)} <= {"no-change", "skip"}  # skip: local-only
+    finally:
+        apply_all(pipeline, progress=False, only=steps)
+    assert len(queues()) == 4
+    cfg = s3.get_bucket_notification_configuration(Bucket=bucket)
+    assert sorted(q["Filter"]["Key"]["FilterRules"][0]["Value"] for q in cfg["QueueConfigurations"]) == [
+        pipeline.input_prefix, pipeline.output_prefix]
+    assert {ch.action for ch in plan_all(pipeline, only=steps)} <= {"no-change", "skip"}
