@@ -13,7 +13,9 @@ What one run does (see ``docs/benchmarks.md``):
 5. **e2e**: the whole pipeline provisioned into a throwaway local cloud, ``put_object`` into ``input/``,
    time until the ledger row exists;
 6. **intake**: a burst of :data:`BURST_N` uploads at once through the durable intake
-   (:func:`etl_kit.burst.run_burst`): runs started, ledger rows, states, queue and DLQ depth (counts).
+   (:func:`etl_kit.burst.run_burst`): runs started, ledger rows, states, queue and DLQ depth (counts);
+7. **crawl**: the cost per file of a crawl at 10, 100 and 1,000 objects in the bucket, S3 event mode against
+   the full crawl (``benchmarks/bench_crawl.py``).
 
 The benchmarks live in the checkout's ``benchmarks/`` folder, not in the installed package: ``etl-kit bench``
 finds them next to the project it runs in (see ``etl_kit.cli``). Parts whose code has not landed yet are
@@ -35,7 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ import click
 
 __all__ = ["register", "run_bench", "BenchOptions", "options_from_cli", "TARGETS", "PARTS"]
 
-PARTS = ("transform", "memory", "load", "e2e", "intake")
+PARTS = ("transform", "memory", "load", "e2e", "intake", "crawl")
 BURST_N = 1_000
 DEFAULT_SIZES = (1_000_000, 5_000_000)
 DEFAULT_MEMORY_SIZES = (1_000_000, 5_000_000, 20_000_000)
@@ -71,9 +73,30 @@ TARGETS = (
     ("load_vs_adbc", "job 2 load >= 0.9x raw ADBC ingest", ">=", 0.9),
     ("e2e_small_seconds", "e2e local: 100-row file queryable < 3 s", "<", 3.0),
     ("e2e_large_seconds", "e2e local: 1M-row file queryable < 15 s", "<", 15.0),
+    ("crawl_event_growth", "event-mode crawl duration flat from the smallest to the largest bucket (growth <= 50%)",
+     "<=", 0.5),
 )
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: benchmarks/ sits next to pyproject.toml
 ENGINE_SCRIPT = Path(__file__).resolve().with_name("bench_refs.py")
+
+
+def _sibling(name: str) -> Any:
+    """The module ``benchmarks/<name>.py``, loaded by path as this one is (``benchmarks`` is no installed package)."""
+    import importlib.util
+
+    full = f"benchmarks.{name}"
+    if full not in sys.modules:
+        spec = importlib.util.spec_from_file_location(full, Path(__file__).resolve().with_name(f"{name}.py"))
+        assert spec is not None and spec.loader is not None, f"benchmarks/{name}.py is missing"
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[full] = module
+        spec.loader.exec_module(module)
+    return sys.modules[full]
+
+
+_crawl = _sibling("bench_crawl")
+crawl_part, crawl_growth, md_crawl = _crawl.crawl_part, _crawl.crawl_growth, _crawl.md_crawl
+CRAWL_SIZES, QUICK_CRAWL_SIZES = _crawl.CRAWL_SIZES, _crawl.QUICK_CRAWL_SIZES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -748,6 +771,8 @@ def evaluate(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if pairs:
         r, a = max(pairs, key=lambda p: p[0]["rows"])
         measured["load_vs_adbc"] = (round(r["rows_s"] / a["rows_s"], 3), f"at {_human(r['rows'])} rows")
+    if doc.get("crawl"):
+        measured["crawl_event_growth"] = crawl_growth(doc["crawl"])
     e2e = [r for r in doc.get("e2e", []) if r.get("seconds") is not None]
     if e2e:
         small = min(e2e, key=lambda r: r["rows"])
@@ -924,6 +949,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
     burst = doc.get("intake") or {}
     if burst.get("uploads"):
         lines += _md_intake(burst)
+    if doc.get("crawl"):
+        lines += md_crawl(doc["crawl"])
     return "\n".join(lines + _md_footer(doc))
 
 
@@ -939,6 +966,7 @@ class BenchOptions:
     parts: list[str]
     out: Path
     e2e_sizes: list[int]
+    crawl_sizes: list[int] = field(default_factory=lambda: list(CRAWL_SIZES))
     repeat: int = 1
     params: str | None = None
     progress: bool = True
@@ -979,15 +1007,16 @@ class BenchOptions:
         n_load = 2 * len(self.sizes) if self.wants("load") else 0
         n_e2e = len(self.e2e_sizes) if self.wants("e2e") else 0
         return (len(self.csv_sizes()) + len(self.plan()) + n_load + n_e2e + int(self.needs_cloud())
-                + int(self.wants("intake")))
+                + int(self.wants("intake")) + int(self.wants("crawl")))
 
 
 def _new_doc(opts: BenchOptions, contract: dict[str, Any]) -> dict[str, Any]:
     return {"started_at": _now(), "machine": machine_facts(), "config": {
         "sizes": opts.sizes, "memory_sizes": opts.memory_sizes, "parts": opts.parts, "repeat": opts.repeat,
-        "e2e_sizes": opts.e2e_sizes, "contract_columns": [c["name"] for c in contract["columns"]]},
+        "e2e_sizes": opts.e2e_sizes, "crawl_sizes": opts.crawl_sizes,
+        "contract_columns": [c["name"] for c in contract["columns"]]},
         "datasets": {}, "transform": [], "memory": [], "ratios": {}, "load": [], "e2e": [], "skipped": [], "notes": [],
-        "intake": {}}
+        "intake": {}, "crawl": []}
 
 
 def _engine_part(opts: BenchOptions, doc: dict[str, Any], contract: dict[str, Any], bar: Any,
@@ -1055,6 +1084,14 @@ def _measure(opts: BenchOptions, doc: dict[str, Any], settings: Any, bar: Any, s
         bar.update(1)
         if doc["intake"].get("skipped"):
             doc["skipped"].append(f"intake burst: {doc['intake']['skipped']}")
+    if opts.wants("crawl"):
+        bar.set_postfix_str("crawl cost at " + ",".join(map(str, opts.crawl_sizes)) + " objects")
+        try:
+            with throwaway_cloud(settings) as cloud:
+                doc["crawl"] = crawl_part(cloud, opts.crawl_sizes, repeat=max(3, opts.repeat))
+        except Exception as exc:
+            doc["skipped"].append(f"crawl cost: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+        bar.update(1)
     for r in doc["load"] + doc["e2e"]:
         if r.get("skipped"):
             doc["skipped"].append(f"{r.get('method', 'e2e')} {_human(r['rows'])}: {r['skipped']}")
@@ -1122,6 +1159,8 @@ def options_from_cli(ctx: click.Context) -> BenchOptions:
         memory_sizes=_int_list(p["memory_sizes"]) if (given("memory_sizes") or not quick) else list(QUICK_MEMORY_SIZES),
         parts=parts, out=Path(p["out_dir"]),
         e2e_sizes=_int_list(p["e2e_sizes"]) if p["e2e_sizes"] else list(QUICK_E2E_SIZES if quick else E2E_SIZES),
+        crawl_sizes=(_int_list(p["crawl_sizes"]) if p["crawl_sizes"]
+                     else list(QUICK_CRAWL_SIZES if quick else CRAWL_SIZES)),
         repeat=p["repeat"], params=p["params"], progress=not p["no_progress"], keep=p["keep"])
 
 
@@ -1136,6 +1175,8 @@ def register(group: click.Group) -> None:
     @click.option("--parts", default=",".join(PARTS), show_default=True,
                   help=f"comma-separated subset of {', '.join(PARTS)}")
     @click.option("--e2e-sizes", default=None, help="rows of the end-to-end files [default: 100,1000000]")
+    @click.option("--crawl-sizes", default=None,
+                  help="objects in the bucket for the crawl cost part [default: 10,100,1000; quick: 10,100]")
     @click.option("--out", "out_dir", default="bench-results", show_default=True, type=click.Path(file_okay=False),
                   help="where bench.json, bench.md and the cached data go (git-ignored)")
     @click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 10),

@@ -189,6 +189,10 @@ class Settings(BaseModel):
     job_max_concurrent_runs: int = Field(5, ge=1)
     job_max_retries: int = Field(0, ge=0, le=10)
     glue_connection: str = "sales-data-redshift-connection"
+    # how the crawlers find new objects (docs/provisioning.md, "Crawl mode"): "events" = CRAWL_EVENT_MODE, the
+    # bucket's object events to a queue per crawler, a crawl reads only what they name (cost flat in the bucket's
+    # size); "full" = the seed's CRAWL_EVERYTHING, every crawl lists and reads the whole prefix
+    crawl_mode: Literal["events", "full"] = "events"
     # IAM roles
     lambda_role: str = "start-workflow-function-role"
     crawler_role: str = "glue-crawler-role"

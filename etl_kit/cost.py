@@ -24,7 +24,22 @@ from etl_kit.exceptions import error_code, is_not_found
 from etl_kit.monitor import node_states
 from etl_kit.pricing import CostLine
 
-__all__ = ["RunCost", "run_cost", "parse_report"]
+__all__ = ["RunCost", "run_cost", "parse_report", "crawl_requests", "EVENT_CRAWL_SQS_REQUESTS"]
+
+# An event-mode crawl's SQS requests: S3's send of the event, the receive with it, the empty receive that ends
+# the batch, the delete, the DLQ's depth.
+EVENT_CRAWL_SQS_REQUESTS = 5
+
+
+def crawl_requests(crawl_mode: str, objects: int, read: int) -> tuple[int, int, int]:
+    """The (S3 LIST, S3 GET/HEAD, SQS) requests of one crawl of a prefix holding ``objects`` that read ``read``.
+
+    A full crawl lists the prefix (1,000 keys a page) and GETs each object; an event-mode crawl lists nothing,
+    HEADs and GETs each object its events name, and makes :data:`EVENT_CRAWL_SQS_REQUESTS` on its queues.
+    """
+    if crawl_mode == "events":
+        return 0, 2 * read, EVENT_CRAWL_SQS_REQUESTS
+    return math.ceil(objects / 1000), read, 0
 
 _REPORT = re.compile(r"REPORT RequestId: (?P<rid>\S+).*?\tDuration: (?P<ms>[\d.]+) ms"
                      r"(?:\tBilled Duration: (?P<billed>\d+) ms)?.*?\tMemory Size: (?P<mb>\d+) MB")
@@ -171,17 +186,23 @@ def _s3(run: dict[str, Any], settings: Settings, session: boto3.Session | None) 
                 raise
             continue  # deleted since the run (e.g. a quarantine file cleaned up): it stores nothing
     n_in, n_out = _count(s3, bucket, settings.input_prefix), _count(s3, bucket, settings.output_prefix)
-    # each full crawl lists its prefix and reads every object under it; job 1 reads the source, COPY the Parquet
-    puts = len(written) + 1 + math.ceil(n_in / 1000) + math.ceil(n_out / 1000)
-    gets = 2 + n_in + n_out
-    what = (f"{len(written)} objects written + the Lambda's claim; 2 crawls listing and reading "
-            f"{n_in} + {n_out} objects; job 1 and COPY reading one each")
+    # a full crawl lists its prefix and reads every object under it, an event-mode crawl reads the run's new
+    # object; job 1 reads the source, COPY the Parquet
+    mode = settings.crawl_mode
+    crawls = [crawl_requests(mode, n, n if mode == "full" else 1) for n in (n_in, n_out)]
+    puts = len(written) + 1 + sum(c[0] for c in crawls)
+    gets = 2 + sum(c[1] for c in crawls)
+    how = (f"listing and reading {n_in} + {n_out} objects" if mode == "full"
+           else "in S3 event mode reading (HEAD + GET) the run's new object each")
+    what = f"{len(written)} objects written + the Lambda's claim; 2 crawls {how}; job 1 and COPY reading one each"
     return pricing.s3_requests(puts, gets, size, what)
 
 
-def _messaging(run: dict[str, Any]) -> list[CostLine]:
+def _messaging(run: dict[str, Any], settings: Settings) -> list[CostLine]:
     notes = len(node_states(run)) + 1  # a state change per node, the Lambda's status
-    return [pricing.requests("SQS requests", 3, "sqs_request", "intake: send, receive, delete"),
+    crawls = 2 * crawl_requests(settings.crawl_mode, 0, 1)[2]
+    how = f"; 2 event-mode crawls: {crawls}" if crawls else ""
+    return [pricing.requests("SQS requests", 3 + crawls, "sqs_request", f"intake: send, receive, delete{how}"),
             pricing.requests("SNS publishes", notes, "sns_publish", f"{notes} notifications (one per node + Lambda)")]
 
 
@@ -193,7 +214,7 @@ def run_cost(run: dict[str, Any], settings: Settings, session: boto3.Session | N
     lines.append(_logs(run, invocation, settings, session))
     lines.append(_redshift(run, settings, session))
     lines += _s3(run, settings, session)
-    lines += _messaging(run)
+    lines += _messaging(run, settings)
     note = (f"{pricing.REGION} list prices of {pricing.PRICE_DATE}"
             + ("" if settings.target == "aws" else "; local durations: what the run would cost on AWS "
                "if it took as long there"))

@@ -1,8 +1,11 @@
 """Step ``glue_crawlers``: the Data Catalog database and the two crawlers; plus the Glue connection.
 
 Crawlers use ``SchemaChangePolicy`` UPDATE_IN_DATABASE / LOG (new columns reach the catalog,
-deleted objects never drop a table someone queries) and ``RecrawlPolicy`` CRAWL_EVERYTHING
-(new files land in the same ``input/`` folder, which "new folders only" would miss).
+deleted objects never drop a table someone queries) and, with ``crawl_mode: events`` (the default),
+``RecrawlPolicy`` CRAWL_EVENT_MODE on their single S3 target with its event queue and DLQ
+(:mod:`etl_kit.provision.crawl_events`): a crawl reads only the objects the bucket's events name. With
+``crawl_mode: full`` it is the seed's CRAWL_EVERYTHING ("new folders only" would miss new files, which
+land in the same ``input/`` folder).
 The connection (:func:`connection_resource`) is applied by the ``redshift`` step because it
 needs the workgroup's endpoint.
 """
@@ -16,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from etl_kit.provision.base import TAGS, Ctx, Resource, Step, read_with
+from etl_kit.provision.crawl_events import crawl_targets, recrawl_policy, s3_target
 
 __all__ = [
     "STEP",
@@ -23,11 +27,9 @@ __all__ = [
     "JdbcTarget",
     "connection_resource",
     "SCHEMA_CHANGE_POLICY",
-    "RECRAWL_POLICY",
 ]
 
 SCHEMA_CHANGE_POLICY = {"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "LOG"}
-RECRAWL_POLICY = {"RecrawlBehavior": "CRAWL_EVERYTHING"}
 CRAWLER_CONFIGURATION = json.dumps(
     {
         "Version": 1.0,
@@ -36,32 +38,21 @@ CRAWLER_CONFIGURATION = json.dumps(
     },
     sort_keys=True,
 )
-# Glue exclude globs: the CSV crawler ignores everything that is not CSV, the Parquet one everything not Parquet.
-INPUT_EXCLUSIONS = ["**.{json,parquet,avro,orc,txt,zip,gz,tmp,crc}", "**/_*", "_*"]
-OUTPUT_EXCLUSIONS = ["**.{csv,json,txt,tmp,crc}", "**/_*", "_*"]
 
 
 def crawler_specs(ctx: Ctx) -> dict[str, dict[str, Any]]:
     """The desired ``create_crawler`` arguments of each crawler (without ``Name``)."""
     s = ctx.settings
     a = ctx.arns
-    role = a.role(s.crawler_role)
-
-    def spec(prefix: str, exclusions: list[str], what: str) -> dict[str, Any]:
-        return {
-            "Role": role,
-            "DatabaseName": s.glue_database,
-            "Description": f"etl-kit: {what} under s3://{a.bucket}/{prefix} into {s.glue_database}",
-            "Targets": {"S3Targets": [{"Path": f"s3://{a.bucket}/{prefix}", "Exclusions": exclusions}]},
-            "SchemaChangePolicy": SCHEMA_CHANGE_POLICY,
-            "RecrawlPolicy": RECRAWL_POLICY,
-            "Configuration": CRAWLER_CONFIGURATION,
-        }
-
-    return {
-        s.csv_crawler: spec(s.input_prefix, INPUT_EXCLUSIONS, "CSV files"),
-        s.parquet_crawler: spec(s.output_prefix, OUTPUT_EXCLUSIONS, "Parquet files"),
-    }
+    return {t.crawler: {
+        "Role": a.role(s.crawler_role),
+        "DatabaseName": s.glue_database,
+        "Description": f"etl-kit: {t.what} under s3://{a.bucket}/{t.prefix} into {s.glue_database}",
+        "Targets": {"S3Targets": [s3_target(ctx, t)]},
+        "SchemaChangePolicy": SCHEMA_CHANGE_POLICY,
+        "RecrawlPolicy": recrawl_policy(ctx),
+        "Configuration": CRAWLER_CONFIGURATION,
+    } for t in crawl_targets(ctx)}
 
 
 def _database(ctx: Ctx) -> Resource:
@@ -74,7 +65,8 @@ def _database(ctx: Ctx) -> Resource:
 
 def _crawler_state(r: dict[str, Any]) -> dict[str, Any]:
     c = r["Crawler"]
-    targets = [{"Path": t.get("Path"), "Exclusions": t.get("Exclusions", [])}
+    keys = ("Path", "Exclusions", "EventQueueArn", "DlqEventQueueArn")
+    targets = [{"Exclusions": [], **{k: t[k] for k in keys if k in t}}
                for t in c.get("Targets", {}).get("S3Targets", [])]
     return {
         "Role": c.get("Role"),

@@ -24,6 +24,7 @@ __all__ = [
     "bucket_policy",
     "topic_policy",
     "queue_policy",
+    "s3_queue_policy",
     "all_documents",
 ]
 
@@ -114,6 +115,22 @@ class Arns:
     # SQS / SNS
     def queue(self, name: str) -> str:
         return self._arn("sqs", name)
+
+    @staticmethod
+    def crawler_queue(crawler: str) -> str:
+        """The queue of the bucket's object events for ``crawler`` (``crawl_mode: events``)."""
+        return f"{crawler}-events"
+
+    @staticmethod
+    def crawler_dlq(crawler: str) -> str:
+        """The DLQ of :meth:`crawler_queue` (the crawler's ``DlqEventQueueArn``)."""
+        return f"{crawler}-events-dlq"
+
+    @property
+    def event_crawlers(self) -> list[str]:
+        """The crawlers that consume S3 events (none with ``crawl_mode: full``)."""
+        s = self.settings
+        return [s.csv_crawler, s.parquet_crawler] if s.crawl_mode == "events" else []
 
     @property
     def topic(self) -> str:
@@ -297,6 +314,21 @@ def _lambda_policy(a: Arns) -> dict[str, Any]:
     )
 
 
+def _crawler_queues(a: Arns) -> list[dict[str, Any]]:
+    """What an event-mode crawler does with its queue and DLQ (AWS's list for S3 event crawls).
+
+    Without ``sqs:SetQueueAttributes``, which AWS's list also names: it can rewrite the queue's policy
+    (parliament: PERMISSIONS_MANAGEMENT_ACTIONS) and provisioning sets every attribute the queue needs
+    (docs/provisioning.md, "Crawl mode").
+    """
+    queues = [a.queue(q) for c in a.event_crawlers for q in (a.crawler_queue(c), a.crawler_dlq(c))]
+    if not queues:
+        return []
+    return [_stmt("ConsumeS3Events", ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl",
+                                      "sqs:ListDeadLetterSourceQueues", "sqs:PurgeQueue", "sqs:ReceiveMessage"],
+                  queues)]
+
+
 def _crawler_policy(a: Arns) -> dict[str, Any]:
     s, b = a.settings, a.bucket
     return _doc(
@@ -305,6 +337,7 @@ def _crawler_policy(a: Arns) -> dict[str, Any]:
         _catalog(a, [*_CATALOG_READ, "glue:CreateTable", "glue:UpdateTable", "glue:BatchCreatePartition",
                      "glue:CreatePartition", "glue:UpdatePartition", "glue:BatchUpdatePartition"]),
         _stmt("CrawlerState", ["glue:GetCrawler"], [a.crawler(s.csv_crawler), a.crawler(s.parquet_crawler)]),
+        *_crawler_queues(a),
         _logs(a, [a.crawler_log_group]),
         *_kms(a, encrypt=False),
     )
@@ -478,6 +511,20 @@ def queue_policy(queue_arn: str, service: str, source_arns: list[str]) -> dict[s
     )
 
 
+def s3_queue_policy(queue_arn: str, bucket_arn: str, account: str) -> dict[str, Any]:
+    """Let S3 send the object events of ``bucket_arn`` (in ``account``) to the queue, and nobody else."""
+    return _doc(
+        {
+            "Sid": "AllowBucketEvents",
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": bucket_arn}, "StringEquals": {"aws:SourceAccount": account}},
+        }
+    )
+
+
 def all_documents(settings: Settings, account: str) -> dict[str, tuple[str, dict[str, Any]]]:
     """Every document, as ``name -> (kind, document)``; kind is ``identity``, ``trust`` or ``resource``."""
     a = Arns(settings, account)
@@ -495,6 +542,9 @@ def all_documents(settings: Settings, account: str) -> dict[str, tuple[str, dict
     )
     for key, queue in (("intake-queue", settings.intake_queue), ("intake-dlq", settings.intake_dlq)):
         out[key] = ("resource", queue_policy(a.queue(queue), "events.amazonaws.com", [a.rule(settings.start_rule)]))
+    for crawler in a.event_crawlers:
+        queue = a.queue(a.crawler_queue(crawler))
+        out[f"events-queue:{crawler}"] = ("resource", s3_queue_policy(queue, a.s3(a.bucket), account))
     return out
 
 

@@ -1,7 +1,9 @@
 """Step ``s3``: the project bucket and the Glue assets bucket with the uploaded scripts.
 
 The project bucket gets Block Public Access, default encryption (SSE-S3, or SSE-KMS when
-``kms_key_id`` is set), a policy denying non-TLS access and EventBridge notifications.
+``kms_key_id`` is set), a policy denying non-TLS access and its notifications: EventBridge (the start
+rule) and, with ``crawl_mode: events``, each crawler's prefix to its event queue (the queues come first:
+S3 checks the destinations when the configuration is put; :mod:`etl_kit.provision.crawl_events`).
 The ``input/``, ``output/``, ``quarantine/`` and ``reports/`` prefixes exist implicitly:
 zero-byte markers would themselves raise "Object Created" events.
 """
@@ -14,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from etl_kit.exceptions import AlreadyExistsOwnedByOther, error_code, is_not_found
-from etl_kit.provision import packaging
+from etl_kit.provision import crawl_events, packaging
 from etl_kit.provision.base import Ctx, Resource, Step, read_with
 from etl_kit.provision.policies import bucket_policy, dumps
 
@@ -129,15 +131,37 @@ def _bucket_resources(ctx: Ctx, bucket: str, *, is_data: bool, notifications: bo
                  skip=_LOCAL_TLS_SKIP if ctx.local else ""),
     ]
     if notifications:
-        # Only EventBridge: the rule start-lambda-rule filters on bucket and input/ prefix.
-        out.append(_setting(
-            ctx, bucket, "s3-eventbridge-notifications",
-            read_with(partial(s3.get_bucket_notification_configuration, Bucket=bucket),
-                      lambda r: {"EventBridge": "EventBridgeConfiguration" in r}),
-            {"EventBridge": True},
-            partial(s3.put_bucket_notification_configuration, Bucket=bucket,
-                    NotificationConfiguration={"EventBridgeConfiguration": {}})))
+        out.append(_notifications(ctx, bucket))
     return out
+
+
+def _queue_entry(q: dict[str, Any]) -> dict[str, Any]:
+    """A ``QueueConfigurations`` entry as compared (S3 answers filter rule names in either case)."""
+    rules = [{"Name": r["Name"].lower(), "Value": r["Value"]}
+             for r in q.get("Filter", {}).get("Key", {}).get("FilterRules", [])]
+    return {"Id": q.get("Id"), "QueueArn": q.get("QueueArn"), "Events": sorted(q.get("Events", [])),
+            "Filter": {"Key": {"FilterRules": rules}}}
+
+
+def _notifications(ctx: Ctx, bucket: str) -> Resource:
+    """EventBridge (the start rule filters on bucket and ``input/``) plus the crawlers' event queues.
+
+    Teardown deletes a queue after taking it out of this configuration
+    (:func:`etl_kit.provision.crawl_events.queue_resources`), so a kept bucket points at no deleted queue.
+    """
+    s3 = ctx.client("s3")
+    queues = [_queue_entry(q) for q in crawl_events.queue_configurations(ctx)]
+
+    def project(r: dict[str, Any]) -> dict[str, Any]:
+        return {"EventBridge": "EventBridgeConfiguration" in r,
+                "Queues": sorted((_queue_entry(q) for q in r.get("QueueConfigurations", [])), key=str)}
+
+    full = {"EventBridgeConfiguration": {}, **({"QueueConfigurations": queues} if queues else {})}
+    return _setting(ctx, bucket, "s3-notifications",
+                    read_with(partial(s3.get_bucket_notification_configuration, Bucket=bucket), project),
+                    {"EventBridge": True, "Queues": sorted(queues, key=str)},
+                    partial(s3.put_bucket_notification_configuration, Bucket=bucket,
+                            NotificationConfiguration=full))
 
 
 def assets(ctx: Ctx) -> dict[str, bytes]:
@@ -163,10 +187,11 @@ def _object(ctx: Ctx, bucket: str, key: str, data: bytes) -> Resource:
 def _resources(ctx: Ctx) -> list[Resource]:
     a = ctx.arns
     return [
+        *crawl_events.queue_resources(ctx),
         *_bucket_resources(ctx, a.bucket, is_data=True, notifications=True),
         *_bucket_resources(ctx, a.assets_bucket, is_data=False, notifications=False),
         *(_object(ctx, a.assets_bucket, key, data) for key, data in assets(ctx).items()),
     ]
 
 
-STEP = Step("s3", _resources)
+STEP = Step("s3", _resources, legacy=crawl_events.legacy_queues)

@@ -28,7 +28,11 @@ from typing import Any
 from etl_localcloud.core.errors import client_error_code
 from etl_localcloud.glue.schema import CsvSchema, ParquetSchema, csv_storage, parquet_storage
 
-__all__ = ["Found", "TablePlan", "group_tables", "glob_to_regex", "table_name", "CatalogWriter"]
+__all__ = ["Found", "TablePlan", "group_tables", "glob_to_regex", "table_name", "CatalogWriter", "merge_type"]
+
+# The fields of a GetTable answer that UpdateTable's TableInput takes back.
+_TABLE_INPUT_KEYS = ("Name", "Description", "Owner", "Retention", "StorageDescriptor", "PartitionKeys", "TableType",
+                     "Parameters")
 
 
 @dataclass
@@ -128,7 +132,8 @@ def group_tables(found: list[Found], root_name: str, root_location: str, prefix:
     return plans
 
 
-def _merge_type(a: str, b: str) -> str:
+def merge_type(a: str, b: str) -> str:
+    """The type of a column seen as ``a`` in one object and ``b`` in another."""
     if a == b:
         return a
     if {a, b} == {"bigint", "double"}:
@@ -154,7 +159,7 @@ class CatalogWriter:
         first = plan.objects[0].schema
         cols = list(first.columns)
         for f in plan.objects[1:]:
-            cols = [(n, _merge_type(t, t2)) for (n, t), (_, t2) in zip(cols, f.schema.columns, strict=True)]
+            cols = [(n, merge_type(t, t2)) for (n, t), (_, t2) in zip(cols, f.schema.columns, strict=True)]
         storage = csv_storage(first) if isinstance(first, CsvSchema) else parquet_storage(first)
         size = sum(f.size for f in plan.objects)
         records = sum(f.schema.record_count for f in plan.objects)
@@ -229,6 +234,34 @@ class CatalogWriter:
             self.log.append(f"WARN : s3://{f.bucket}/{f.key} has a schema different from table {plan.name}; "
                             "not added")
 
+    def merge(self, plan: TablePlan, old: dict[str, Any], columns: list[dict[str, Any]]) -> None:
+        """Add ``plan``'s objects to the existing table ``old`` (an event-mode crawl).
+
+        ``columns`` are the table's own followed by the new ones; with ``UpdateBehavior`` LOG they are
+        only logged. The objects' partitions are added and their counts join the table's statistics.
+        """
+        params = dict(old.get("Parameters") or {})
+        sd = dict(old.get("StorageDescriptor") or {})
+        added = [c["Name"] for c in columns[len(sd.get("Columns") or []):]]
+        if added and self.update_behavior == "LOG":
+            self.log.append(f"WARN : Table {plan.name} lacks column(s) {', '.join(added)}; the table was not "
+                            "updated because the crawler's UpdateBehavior is LOG")
+            added, columns = [], list(sd.get("Columns") or [])
+        for key, more in (("recordCount", sum(f.schema.record_count for f in plan.objects)),
+                          ("objectCount", len(plan.objects)), ("sizeKey", sum(f.size for f in plan.objects))):
+            params[key] = str(int(params.get(key, "0") or 0) + more)
+        params["UPDATED_BY_CRAWLER"] = self.crawler["Name"]
+        sd.update(Columns=columns, Parameters=dict(sd.get("Parameters") or {}, **params))
+        table = {k: v for k, v in old.items() if k in _TABLE_INPUT_KEYS}
+        table.update(Parameters=params, StorageDescriptor=sd)
+        self.glue.update_table(DatabaseName=self.db, TableInput=table)
+        if added:
+            self.counts["tablesUpdated"] += 1
+            self.log.append(f"INFO : Updated table {plan.name} in database {self.db}: added column(s) "
+                            f"{', '.join(added)}")
+        if plan.partition_keys:
+            self._partitions(plan, table)
+
     def _partitions(self, plan: TablePlan, table: dict[str, Any]) -> None:
         existing: set[tuple[str, ...]] = set()
         paginator = self.glue.get_paginator("get_partitions")
@@ -267,9 +300,7 @@ class CatalogWriter:
                 elif self.delete_behavior == "DEPRECATE_IN_DATABASE":
                     if "DEPRECATED_BY_CRAWLER" in params:
                         continue
-                    table_input = {k: v for k, v in t.items() if k in (
-                        "Name", "Description", "Owner", "Retention", "StorageDescriptor", "PartitionKeys",
-                        "TableType", "Parameters")}
+                    table_input = {k: v for k, v in t.items() if k in _TABLE_INPUT_KEYS}
                     table_input["Parameters"] = dict(params, DEPRECATED_BY_CRAWLER=self.crawler["Name"])
                     self.glue.update_table(DatabaseName=self.db, TableInput=table_input)
                     self.log.append(f"INFO : Marked table {t['Name']} as deprecated: its data is gone")

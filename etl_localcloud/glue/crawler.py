@@ -5,6 +5,8 @@ moto keeps the crawler records (``CreateCrawler``, ``GetCrawler``...); this modu
 ``LastCrawl`` and ``CrawlElapsedTime`` from the crawls here. A crawl started by a workflow while
 the crawler is busy waits for the running crawl to end instead of failing (see the docs'
 fidelity table); ``StartCrawler`` on a busy crawler raises ``CrawlerRunningException`` as on AWS.
+A crawler in S3 event mode (``CRAWL_EVENT_MODE``) reads only what its queue's events name
+(:mod:`.crawl_events`); every crawl logs how many objects it read and in which mode.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -23,6 +26,18 @@ from etl_localcloud.core.errors import client_error_code
 from etl_localcloud.dispatcher import ServiceError
 from etl_localcloud.glue.catalog import CatalogWriter, Found, glob_to_regex, group_tables
 from etl_localcloud.glue.common import RunBook, Tracked, iso, moto_record, split_s3, utcnow
+from etl_localcloud.glue.crawl_events import (
+    EVENT_MODE,
+    EventBatch,
+    EventQueue,
+    S3Event,
+    definition_hash,
+    event_target,
+    in_target,
+    merge_found,
+    split_by_table,
+    target_prefix,
+)
 from etl_localcloud.glue.exceptions import (
     CrawlerNotRunningException,
     CrawlerRunningException,
@@ -36,6 +51,30 @@ log = logging.getLogger("etl_localcloud.glue.crawler")
 
 LOG_GROUP = "/aws-glue/crawlers"
 _SMALL_PARQUET = 1024 * 1024  # smaller Parquet objects are fetched whole, larger ones by footer ranges
+
+
+def _root(path: str) -> tuple[str, str]:
+    """The table name and location a target's own objects get (``s3://b/input/`` -> ``input``)."""
+    bucket, key = split_s3(path)
+    name = key.rstrip("/").rsplit("/", 1)[-1] if key.strip("/") else bucket
+    return name, (f"s3://{bucket}/{key.rstrip('/')}/" if key.strip("/") else f"s3://{bucket}/")
+
+
+def _skipped(rel: str, patterns: list[re.Pattern[str]]) -> bool:
+    """Whether a listing leaves the object at ``rel`` (below the include path) out: hidden, or excluded."""
+    base = rel.rsplit("/", 1)[-1]
+    return not base or base.startswith(("_", ".")) or any(p.match(rel) for p in patterns)
+
+
+@dataclass
+class _Events:
+    """An event-mode crawl's messages, and why it lists the whole target instead (``""``: it does not)."""
+
+    queue: EventQueue
+    batch: EventBatch
+    events: list[S3Event]
+    listing: str
+    lost: int = 0  # events in the DLQ, purged once the listing crawl has covered them
 
 
 def _location_hash(location: str) -> str:
@@ -56,6 +95,9 @@ class Crawl(Tracked):
     counts: dict[str, int] = field(default_factory=dict)
     workflow: tuple[str, str] | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    definition: str = ""  # digest of the crawler's definition it ran with (event mode lists after a change)
+    mode: str = ""  # "listing" (the whole target) or "events" (what the queue named)
+    read: int = 0  # objects read (classified)
 
     @property
     def status(self) -> str:
@@ -270,20 +312,38 @@ class CrawlerRunner:
         db = record.get("DatabaseName") or "default"
         moto_record(lambda: glue.get_database(Name=db), "Database", f"Database {db} not found")
         writer = CatalogWriter(glue, record, lines)
+        crawl.definition = definition_hash(record)
+        events = None
+        if (record.get("RecrawlPolicy") or {}).get("RecrawlBehavior") == EVENT_MODE:
+            events = self._receive(crawl, record, writer)
+            if not events.listing:
+                self._event_crawl(crawl, record, events, writer)
+                return writer
+            lines.append(f"INFO : The crawl is not running in S3 event mode: {events.listing}")
+        crawl.mode = "listing"
+        self._list_crawl(crawl, record, writer)
+        if events is not None and not crawl.cancel.is_set():
+            events.queue.delete(events.batch.receipts)  # the listing covered what they named
+            if events.lost:
+                events.queue.purge_dlq()
+        lines.append(f"BENCHMARK : Listing crawl read {crawl.read} object(s)")
+        return writer
+
+    def _list_crawl(self, crawl: Crawl, record: dict[str, Any], writer: CatalogWriter) -> None:
+        """List and read every object of every target; tables from what is found (the seed's crawl)."""
+        lines = writer.log
         targets = (record.get("Targets") or {}).get("S3Targets") or []
         kept: set[str] = set()
         roots: list[str] = []
         for target in targets:
             if crawl.cancel.is_set():
-                return writer
+                return
             path = target.get("Path", "")
             roots.append(path)
             found = self._classify_target(crawl, path, target.get("Exclusions") or [], lines)
             if crawl.cancel.is_set():
-                return writer
-            bucket, key = split_s3(path)
-            root_name = key.rstrip("/").rsplit("/", 1)[-1] if key.strip("/") else bucket
-            location = f"s3://{bucket}/{key.rstrip('/')}/" if key.strip("/") else f"s3://{bucket}/"
+                return
+            root_name, location = _root(path)
             for plan in group_tables(found, root_name, location, record.get("TablePrefix") or ""):
                 if plan.name in kept:  # two targets yielding one name: Glue adds a hash suffix
                     plan.name = f"{plan.name}_{_location_hash(plan.location)}"
@@ -293,12 +353,83 @@ class CrawlerRunner:
             writer.vanished(kept, roots)
         if not kept:
             lines.append("INFO : No objects to classify under the crawler's targets; no table written")
-        return writer
+
+    # -- S3 event mode ----------------------------------------------------------------------------
+    def _receive(self, crawl: Crawl, record: dict[str, Any], writer: CatalogWriter) -> _Events:
+        """The queue's messages, and whether this crawl must list instead (first crawl, changed, events lost)."""
+        target = event_target(record)
+        queue = EventQueue(self.ctx.moto_client("sqs"), target["EventQueueArn"], target.get("DlqEventQueueArn"))
+        patterns = [glob_to_regex(p) for p in target.get("Exclusions") or []]
+        path = target.get("Path", "")
+        batch = queue.receive()
+        events = [e for e in batch.latest()
+                  if in_target(path, e.bucket, e.key) and not _skipped(e.key[len(target_prefix(path)):], patterns)]
+        done = [c for c in self.book.of(crawl.crawler) if c.state == "COMPLETED" and c is not crawl]
+        lost = queue.lost()
+        listing = ""
+        if not done:
+            listing = "the crawler's first crawl lists its whole target"
+        elif done[-1].definition != crawl.definition:
+            listing = "the crawler's definition changed since its last crawl"
+        elif lost:
+            listing = f"{lost} event(s) were lost to the dead-letter queue"
+        elif any(not e.created for e in events) and writer.delete_behavior != "LOG":
+            listing = f"objects were removed and the DeleteBehavior is {writer.delete_behavior}"
+        if batch.unreadable:
+            writer.log.append(f"WARN : {batch.unreadable} message(s) of {queue.arn} are not S3 events; consumed")
+        return _Events(queue, batch, events, listing, lost)
+
+    def _event_crawl(self, crawl: Crawl, record: dict[str, Any], events: _Events, writer: CatalogWriter) -> None:
+        """Read the objects the events name and merge them into the crawler's tables; delete the messages."""
+        lines = writer.log
+        crawl.mode = "events"
+        lines.append("INFO : The crawl is running by consuming Amazon S3 events.")
+        lines.append(f"INFO : {len(events.batch.receipts)} message(s) received, {len(events.events)} object "
+                     "event(s) under the target")
+        s3 = self.ctx.moto_client("s3")
+        objs: dict[str, list[dict[str, Any]]] = {}
+        for e in events.events:
+            if not e.created:
+                lines.append(f"INFO : s3://{e.bucket}/{e.key} was removed; DeleteBehavior LOG keeps the catalog")
+                continue
+            try:
+                head = s3.head_object(Bucket=e.bucket, Key=e.key)
+            except Exception as exc:
+                if client_error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+                lines.append(f"INFO : s3://{e.bucket}/{e.key} named by an event no longer exists; skipped")
+                continue
+            objs.setdefault(e.bucket, []).append({"Key": e.key, "Size": head["ContentLength"]})
+        path = event_target(record)["Path"]
+        found = [f for bucket, items in objs.items()
+                 for f in self._classify_objects(crawl, bucket, target_prefix(path), items, [], lines)]
+        if not crawl.cancel.is_set():
+            self._merge(record, path, found, writer)
+            events.queue.delete(events.batch.receipts)
+        lines.append(f"BENCHMARK : Event crawl read {crawl.read} object(s)")
+
+    def _merge(self, record: dict[str, Any], path: str, found: list[Found], writer: CatalogWriter) -> None:
+        """Objects under the crawler's tables join them; the others make tables as a listing would."""
+        tables = [t for pg in writer.glue.get_paginator("get_tables").paginate(DatabaseName=writer.db)
+                  for t in pg.get("TableList", [])]
+        own = [t for t in tables if (t.get("Parameters") or {}).get("UPDATED_BY_CRAWLER") == record["Name"]]
+        by_table, loose = split_by_table(own, found)
+        for t in own:
+            if t["Name"] in by_table:
+                merge_found(writer, t, by_table[t["Name"]])
+        root_name, location = _root(path)
+        taken = {t["Name"] for t in tables}
+        for plan in group_tables(loose, root_name, location, record.get("TablePrefix") or ""):
+            if plan.name in taken:  # a table of that name holds another location: Glue adds a hash suffix
+                plan.name = f"{plan.name}_{_location_hash(plan.location)}"
+            writer.apply(plan)
+        if not found:
+            writer.log.append("INFO : No new objects to classify; the catalog is unchanged")
 
     def _classify_target(self, crawl: Crawl, path: str, exclusions: list[str], lines: list[str]) -> list[Found]:
         s3 = self.ctx.moto_client("s3")
         bucket, key = split_s3(path)
-        prefix = key if (not key or key.endswith("/")) else key + "/"
+        prefix = target_prefix(path)
         objs: list[dict[str, Any]] = []
         for pg in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             objs.extend(pg.get("Contents", []))
@@ -307,17 +438,20 @@ class CrawlerRunner:
             for pg in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
                 objs.extend(o for o in pg.get("Contents", []) if o["Key"] == key)
             prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-        patterns = [glob_to_regex(p) for p in exclusions]
+        return self._classify_objects(crawl, bucket, prefix, objs, [glob_to_regex(p) for p in exclusions], lines)
+
+    def _classify_objects(self, crawl: Crawl, bucket: str, prefix: str, objs: list[dict[str, Any]],
+                          patterns: list[re.Pattern[str]], lines: list[str]) -> list[Found]:
+        """Read and classify ``objs`` (``Key``/``Size``) found below ``prefix``; counts what it reads."""
+        s3 = self.ctx.moto_client("s3")
         found: list[Found] = []
         for o in objs:
             if crawl.cancel.is_set():
                 break
             rel = o["Key"][len(prefix):]
-            base = rel.rsplit("/", 1)[-1]
-            if not base or o["Size"] == 0 or base.startswith(("_", ".")):
+            if o["Size"] == 0 or _skipped(rel, patterns):
                 continue
-            if any(p.match(rel) for p in patterns):
-                continue
+            crawl.read += 1
             try:
                 schema = self._classify(s3, bucket, o["Key"], int(o["Size"]))
             except Exception as exc:

@@ -26,7 +26,7 @@ Body = dict[str, Any]
 # The operations the provider serves (the rest go to moto); the handler of each is its snake_case name.
 OPERATIONS = (
     "UpdateJob", "UpdateCrawler", "UpdateTrigger", "UpdateConnection", "DeleteConnection", "GetConnection",
-    "CreateTrigger",
+    "CreateTrigger", "CreateCrawler",
     "StartJobRun", "GetJobRun", "GetJobRuns", "BatchStopJobRun",
     "StartCrawler", "StopCrawler", "GetCrawler", "GetCrawlers", "BatchGetCrawlers", "GetCrawlerMetrics",
     "ListCrawls",
@@ -79,6 +79,10 @@ class GlueResponses:
 
     def create_trigger(self, body: Body) -> Body:
         return self.updates.create_trigger(body)
+
+    def create_crawler(self, body: Body) -> Body:
+        self.updates.create_crawler(dict(body))
+        return {}
 
     # -- job runs -----------------------------------------------------------------------------
     def start_job_run(self, body: Body) -> Body:

@@ -1,6 +1,6 @@
 """Glue definition operations moto 5.2.5 lacks or gets wrong: UpdateJob, UpdateCrawler, UpdateTrigger,
-UpdateConnection, DeleteConnection, GetConnection's missing ConnectionType and CreateTrigger's default
-``Predicate.Logical``.
+UpdateConnection, DeleteConnection, GetConnection's missing ConnectionType, CreateTrigger's default
+``Predicate.Logical`` and CreateCrawler's checks of the recrawl policy (S3 event mode's queue and target).
 
 They are emulated with AWS's semantics on moto's own records: UpdateJob and UpdateConnection replace the
 definition (AWS: "the previous job definition is completely overwritten"), UpdateCrawler and UpdateTrigger
@@ -15,6 +15,7 @@ from etl_localcloud import motohooks
 from etl_localcloud.context import CloudContext
 from etl_localcloud.core.errors import from_client_error
 from etl_localcloud.dispatcher import ServiceError
+from etl_localcloud.glue.crawl_events import check_definition
 from etl_localcloud.glue.exceptions import EntityNotFoundException
 
 __all__ = ["DefinitionUpdates"]
@@ -54,6 +55,14 @@ class DefinitionUpdates:
         except Exception as exc:
             raise from_client_error(exc) from None
 
+    def create_crawler(self, spec: dict[str, Any]) -> None:
+        """moto's CreateCrawler after Glue's checks of the recrawl policy (:func:`.crawl_events.check_definition`)."""
+        check_definition(spec, self.ctx.moto_client("sqs"))
+        try:
+            self._glue().create_crawler(**spec)
+        except Exception as exc:
+            raise from_client_error(exc) from None
+
     def update_job(self, name: str, update: dict[str, Any]) -> None:
         """Replace job ``name``'s definition by ``update`` (``JobUpdate``)."""
         glue = self._glue()
@@ -75,8 +84,11 @@ class DefinitionUpdates:
             if (cur.get("Schedule") or {}).get("ScheduleExpression"):
                 spec["Schedule"] = cur["Schedule"]["ScheduleExpression"]
             spec.update(changes)
+            check_definition({**spec, "Name": name}, self.ctx.moto_client("sqs"))
             glue.delete_crawler(Name=name)
             glue.create_crawler(Name=name, **spec)
+        except ServiceError:
+            raise
         except Exception as exc:
             raise from_client_error(exc) from None
 

@@ -6,7 +6,7 @@ import pytest
 
 from etl_kit import pricing
 from etl_kit.config import Settings
-from etl_kit.cost import run_cost
+from etl_kit.cost import EVENT_CRAWL_SQS_REQUESTS, run_cost
 from tests.local._pipeline_helpers import csv_bytes, outcome, put, row
 
 pytestmark = pytest.mark.local
@@ -42,5 +42,6 @@ def test_a_loaded_run_gets_a_cost_line_for_every_component(pipeline: Settings, s
     assert logs.quantity > 0 and "the Lambda invocation" in logs.derivation, logs
     assert f"job {pipeline.load_job}'s streams" in logs.derivation
     assert f"crawl of {pipeline.csv_crawler}" in logs.derivation
-    assert by["SQS requests"].quantity == 3 and by["SNS publishes"].quantity == 5
+    # the intake's send, receive and delete, and (crawl_mode events) each crawl's on its event queue
+    assert by["SQS requests"].quantity == 3 + 2 * EVENT_CRAWL_SQS_REQUESTS and by["SNS publishes"].quantity == 5
     assert cost.total_usd == pytest.approx(sum(x.usd for x in cost.lines)) and cost.total_usd > 0.29

@@ -100,7 +100,12 @@ def test_targets_evaluation() -> None:
     status = {t["key"]: t["status"] for t in evaluate(doc)}
     assert status == {"job1_vs_polars": "PASS", "job1_vs_pandas": "FAIL", "job1_vs_parse_ceiling": "PASS",
                       "job1_peak_rss_mb": "PASS", "job1_rss_growth": "PASS", "load_vs_adbc": "SKIP",
-                      "e2e_small_seconds": "PASS", "e2e_large_seconds": "SKIP"}
+                      "e2e_small_seconds": "PASS", "e2e_large_seconds": "SKIP", "crawl_event_growth": "SKIP"}
+    flat = [{"mode": "events", "objects": 10, "seconds": 0.10}, {"mode": "events", "objects": 1000, "seconds": 0.12},
+            {"mode": "full", "objects": 10, "seconds": 0.10}, {"mode": "full", "objects": 1000, "seconds": 8.0}]
+    assert {t["key"]: t["status"] for t in evaluate({**doc, "crawl": flat})}["crawl_event_growth"] == "PASS"
+    grown = [dict(r, seconds=r["seconds"] * (10 if r["objects"] == 1000 else 1)) for r in flat]
+    assert {t["key"]: t["status"] for t in evaluate({**doc, "crawl": grown})}["crawl_event_growth"] == "FAIL"
 
 
 def test_bench_is_found_only_in_an_etl_kit_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
