@@ -29,12 +29,14 @@ from etl_localcloud.glue.exceptions import (
     CrawlerStoppingException,
 )
 from etl_localcloud.glue.schema import CSV_SAMPLE_BYTES, S3RangeFile, infer_csv, infer_parquet
+from etl_localcloud.iam import AssumeRefused, ServiceRole
 
 __all__ = ["Crawl", "CrawlerRunner"]
 
 log = logging.getLogger("etl_localcloud.glue.crawler")
 
 LOG_GROUP = "/aws-glue/crawlers"
+CRAWLER_SESSION_NAME = "AWS-Crawler"  # the role session name Glue gives a crawl
 _SMALL_PARQUET = 1024 * 1024  # smaller Parquet objects are fetched whole, larger ones by footer ranges
 
 
@@ -265,8 +267,22 @@ class CrawlerRunner:
             except Exception:
                 log.exception("crawl listener failed")
 
+    def _session(self, record: dict[str, Any]) -> Any:
+        """The crawler role's session: a crawl reads S3 and writes the catalog as its role, as Glue's do."""
+        role = str(record.get("Role") or "")
+        if role and not role.startswith("arn:"):
+            role = f"arn:aws:iam::{self.ctx.account_id}:role/{role}"
+        arn = f"arn:aws:glue:{self.ctx.region}:{self.ctx.account_id}:crawler/{record.get('Name')}"
+        try:
+            return self.ctx.role_session(ServiceRole(role, "glue.amazonaws.com", CRAWLER_SESSION_NAME, arn))
+        except AssumeRefused as exc:
+            raise ServiceError("AccessDeniedException", "Service is unable to assume provided role. Please verify "
+                                                        f"role's TrustPolicy ({exc})") from None
+
     def _crawl(self, crawl: Crawl, record: dict[str, Any], lines: list[str]) -> CatalogWriter | None:
-        glue = self.ctx.moto_client("glue")
+        session = self._session(record)
+        glue = self.ctx.session_client("glue", session, direct=True)
+        s3 = self.ctx.session_client("s3", session, direct=True)
         db = record.get("DatabaseName") or "default"
         moto_record(lambda: glue.get_database(Name=db), "Database", f"Database {db} not found")
         writer = CatalogWriter(glue, record, lines)
@@ -278,7 +294,7 @@ class CrawlerRunner:
                 return writer
             path = target.get("Path", "")
             roots.append(path)
-            found = self._classify_target(crawl, path, target.get("Exclusions") or [], lines)
+            found = self._classify_target(crawl, s3, path, target.get("Exclusions") or [], lines)
             if crawl.cancel.is_set():
                 return writer
             bucket, key = split_s3(path)
@@ -295,8 +311,8 @@ class CrawlerRunner:
             lines.append("INFO : No objects to classify under the crawler's targets; no table written")
         return writer
 
-    def _classify_target(self, crawl: Crawl, path: str, exclusions: list[str], lines: list[str]) -> list[Found]:
-        s3 = self.ctx.moto_client("s3")
+    def _classify_target(self, crawl: Crawl, s3: Any, path: str, exclusions: list[str],
+                         lines: list[str]) -> list[Found]:
         bucket, key = split_s3(path)
         prefix = key if (not key or key.endswith("/")) else key + "/"
         objs: list[dict[str, Any]] = []
