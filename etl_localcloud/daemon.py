@@ -28,6 +28,7 @@ from etl_localcloud.context import CloudContext
 from etl_localcloud.dispatcher import Dispatcher, Provider, WsgiApp
 from etl_localcloud.iam import Enforcer
 from etl_localcloud.identity import ACCOUNT_ID, ADMIN, CloudAddress
+from etl_localcloud.motohooks import iam as moto_iam
 from etl_localcloud.persistence import GatedApp, Persister, PersistingApp, prepare_state_dir
 from etl_localcloud.spec import ERROR_FILE, REPAIR_PATH, STATE_FILE, CloudSpec
 
@@ -91,6 +92,7 @@ def build_app(ctx: CloudContext, state_root: Path) -> tuple[FrontDoor, list[Prov
         # Fail loudly: a moved internal would make the providers act, not emulate.
         raise RuntimeError("moto internals changed: " + "; ".join(problems))
     motohooks.install_s3_notification_fix()
+    moto_iam.install_bucket_policy_handover()
     providers = _load_providers(ctx)
     persister = Persister(state_root, providers)
     info = {"endpoint": ctx.endpoint, "region": ctx.region, "account_id": ctx.account_id, "pid": os.getpid(),

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +28,8 @@ from etl_localcloud.motohooks import iam as moto_iam
 __all__ = ["Enforcer", "Refusal", "denial_message"]
 
 log = logging.getLogger("etl_localcloud.iam")
+
+DENIALS_KEPT = 200
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ _DENIED = {"s3": ("AccessDenied", 403), "sqs": ("AccessDenied", 403), "sns": ("A
            "lambda": ("AccessDeniedException", 403)}
 
 
+_ADMIN_POLICY = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
 def denial_message(session_arn: str, check: Check, decision: Decision) -> str:
     """AWS's wording of a denial."""
     head = f"User: {session_arn} is not authorized to perform: {check.action} on resource: {check.resource}"
@@ -105,6 +110,7 @@ class Enforcer:
         self.counts: Counter[str] = Counter()
         self.used: Counter[str] = Counter()  # "role/Sid" -> allowed requests it decided (the audit)
         self.listeners: list[Callable[[bool], None]] = []  # told when enforcement is switched
+        self.denials: deque[dict[str, str]] = deque(maxlen=DENIALS_KEPT)  # the latest, for status and tests
 
     def switch(self, enforcing: bool) -> None:
         """Start or stop enforcing (the listeners learn of it)."""
@@ -118,21 +124,43 @@ class Enforcer:
     def health(self) -> dict[str, Any]:
         with self._lock:
             return {"ok": True, "enforcing": self.enabled, **dict(self.counts),
-                    "statements_used": dict(sorted(self.used.items()))}
+                    "statements_used": dict(sorted(self.used.items())), "recent_denials": list(self.denials)}
 
     def refusal(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes] | None:
         """None when the request may go on, else the error answer to send instead."""
         signed = signer(environ)
-        if signed is None or not self.enabled or signed.access_key_id in self.admin_keys:
+        if signed is None or not self.enabled:
             return None
+        if signed.access_key_id in self.admin_keys:
+            return self._admin_refusal(environ, signed.service)
         if not (signed.token or signed.access_key_id.startswith("ASIA")):
-            return None  # the user's own long-term key: an account admin's
+            return self._admin_refusal(environ, signed.service)  # the user's own key: an account admin's
         session = moto_iam.find_session(self.account, signed.access_key_id)
         op = operation(environ, signed.service)
         if session is None or session.session_token != signed.token or session.expired():
             self._count("refused_keys")
             return _bad_key(op.service, session is not None and session.session_token == signed.token).response(op)
         return self._authorise(op, session)
+
+    def _admin_refusal(self, environ: dict[str, Any], service: str) -> tuple[int, dict[str, str], bytes] | None:
+        """An admin is refused only by an explicit Deny in a bucket policy that covers it (e.g. ``Principal: *``)."""
+        if service != "s3":
+            return None
+        op = operation(environ, service)
+        root = f"arn:aws:iam::{self.account}:root"
+        caller = Caller(self.account, role_arn=root, session_arn=root)
+        scope = Scope(self.account, self.region, {"aws:securetransport": ("true",), "aws:principalarn": (root,),
+                                                  "aws:principalaccount": (self.account,)})
+        for check in checks(op, scope) if op.name else []:
+            if check.resource_policy is None:
+                continue
+            try:
+                decision = evaluate(check, caller, [("admin", _ADMIN_POLICY)])
+            except UnsupportedPolicy as exc:
+                return Refusal("AccessDenied", f"User: {root} is not authorized: {exc}").response(op)
+            if not decision.allowed:
+                return Refusal("AccessDenied", denial_message(root, check, decision)).response(op)
+        return None
 
     def service_refusal(self, service: str, action: str, resource_arn: str, source_arn: str) -> str | None:
         """Why ``service`` may not do ``action`` on ``resource_arn`` for ``source_arn`` (its resource policy), or None.
@@ -184,6 +212,12 @@ class Enforcer:
                 self._count("denied")
                 log.info("IAM denied %s %s on %s (%s)", session.arn, check.action, check.resource, decision.reason)
                 code, status = _DENIED.get(op.service, ("AccessDeniedException", 400))
+                with self._lock:
+                    self.counts["denial_seq"] += 1
+                    self.denials.append({"seq": str(self.counts["denial_seq"]), "principal": session.arn,
+                                         "action": check.action, "resource": check.resource,
+                                         "operation": f"{op.service}:{op.name}",
+                                         "reason": decision.reason, "code": code})
                 return Refusal(code, denial_message(session.arn, check, decision), status).response(op)
         with self._lock:
             self.counts["allowed"] += 1

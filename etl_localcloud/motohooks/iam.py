@@ -5,7 +5,7 @@ Touches: ``moto.iam.models.iam_backends`` (``get_role``, ``Role.policies``, ``Ro
 (``assume_role``, ``assumed_roles``), and the resource policies moto keeps: ``FakeBucket.policy`` (S3),
 ``Topic._policy_json`` (SNS), ``Queue.policy`` (SQS), ``FakeSecret.policy`` / ``.arn`` (Secrets Manager) and
 ``LambdaFunction.policy.wire_format()`` (Lambda). Read in-process: one authorisation must not cost a round
-trip per policy.
+trip per policy. Replaces ``FakeBucket.get_permission`` (see :func:`install_bucket_policy_handover`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Session", "contract", "assume_role", "find_session", "role_trust", "role_documents",
-           "resource_policy", "secret_arn"]
+__all__ = ["Session", "contract", "install_bucket_policy_handover", "assume_role", "find_session", "role_trust",
+           "role_documents", "resource_policy", "secret_arn"]
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,29 @@ def contract() -> list[str]:
         problems.append("STSBackend.assume_role is gone")
     if "expiration" not in AssumedRole.__init__.__code__.co_names:
         problems.append("AssumedRole.expiration is gone")
+    from moto.s3.models import FakeBucket
+
+    if not callable(getattr(FakeBucket, "get_permission", None)):
+        problems.append("FakeBucket.get_permission is gone")
     for attr in ("assume_role_policy_document", "policies", "managed_policies"):
         if attr not in Role.__init__.__code__.co_names:
             problems.append(f"Role.{attr} is gone")
     return problems
+
+
+def install_bucket_policy_handover() -> None:
+    """Leave bucket policies to the enforcement point (:mod:`etl_localcloud.iam`).
+
+    moto 5.2.5 applies a bucket policy's Deny statements to every caller whatever their ``Principal`` and
+    whatever a condition other than ``StringEquals`` says, so a Deny naming one role refused everyone.
+    """
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        return PermissionResult.NEUTRAL
+
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
 
 
 def _iam(account: str) -> Any:
