@@ -120,6 +120,17 @@ def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
     tmp.replace(state_dir / STATE_FILE)
 
 
+def _record_iam_switches(ctx: CloudContext, state: dict[str, Any]) -> None:
+    """Keep ``daemon.json``'s ``iam_enforcement`` true to the daemon (``etl-kit local up`` may switch it)."""
+
+    def switched(enforcing: bool) -> None:
+        state["iam_enforcement"] = enforcing
+        _write_state(ctx.state_dir, state)
+
+    if ctx.iam is not None:
+        ctx.iam.listeners.append(switched)
+
+
 def _start_postgres(ctx: CloudContext, front: FrontDoor, state: dict[str, Any]) -> Any:
     """Start the embedded PostgreSQL and its watchdog; returns (server, supervisor)."""
     from etl_localcloud.postgres import EmbeddedPostgres
@@ -220,13 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         if callable(start):
             start()
     persister.start()
-
-    def iam_switched(enforcing: bool) -> None:  # `etl-kit local up` with a changed params key
-        state["iam_enforcement"] = enforcing
-        _write_state(state_dir, state)
-
-    if ctx.iam is not None:
-        ctx.iam.listeners.append(iam_switched)
+    _record_iam_switches(ctx, state)
     state["postgres"] = ctx.postgres.__dict__ if ctx.postgres else None
     _write_state(state_dir, state)
     log.info("local cloud ready on %s (postgres %s)", spec.endpoint, app.dispatcher.info.get("postgres"))

@@ -22,14 +22,14 @@ from etl_localcloud.context import CloudContext
 from etl_localcloud.core.errors import client_error_code
 from etl_localcloud.dispatcher import ServiceError
 from etl_localcloud.glue.catalog import CatalogWriter, Found, glob_to_regex, group_tables
-from etl_localcloud.glue.common import RunBook, Tracked, iso, moto_record, split_s3, utcnow
+from etl_localcloud.glue.common import RunBook, Tracked, iso, moto_record, role_session, split_s3, utcnow
 from etl_localcloud.glue.exceptions import (
     CrawlerNotRunningException,
     CrawlerRunningException,
     CrawlerStoppingException,
 )
 from etl_localcloud.glue.schema import CSV_SAMPLE_BYTES, S3RangeFile, infer_csv, infer_parquet
-from etl_localcloud.iam import AssumeRefused, ServiceRole
+from etl_localcloud.iam import AssumeRefused
 
 __all__ = ["Crawl", "CrawlerRunner"]
 
@@ -269,15 +269,11 @@ class CrawlerRunner:
 
     def _session(self, record: dict[str, Any]) -> Any:
         """The crawler role's session: a crawl reads S3 and writes the catalog as its role, as Glue's do."""
-        role = str(record.get("Role") or "")
-        if role and not role.startswith("arn:"):
-            role = f"arn:aws:iam::{self.ctx.account_id}:role/{role}"
-        arn = f"arn:aws:glue:{self.ctx.region}:{self.ctx.account_id}:crawler/{record.get('Name')}"
         try:
-            return self.ctx.role_session(ServiceRole(role, "glue.amazonaws.com", CRAWLER_SESSION_NAME, arn))
+            return role_session(self.ctx, str(record.get("Role") or ""), f"crawler/{record.get('Name')}",
+                                CRAWLER_SESSION_NAME)
         except AssumeRefused as exc:
-            raise ServiceError("AccessDeniedException", "Service is unable to assume provided role. Please verify "
-                                                        f"role's TrustPolicy ({exc})") from None
+            raise ServiceError("AccessDeniedException", str(exc)) from None
 
     def _crawl(self, crawl: Crawl, record: dict[str, Any], lines: list[str]) -> CatalogWriter | None:
         session = self._session(record)

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from etl_localcloud.context import CloudContext
-from etl_localcloud.glue.common import split_s3
+from etl_localcloud.glue.common import role_session, split_s3
 from etl_localcloud.glue.programs import BOOTSTRAP_MODULE, MODULE_CHECK_MODULE, PATH_ROOT
-from etl_localcloud.iam import AssumeRefused, ServiceRole
+from etl_localcloud.iam import AssumeRefused
 
 __all__ = ["ScriptRun", "Outcome", "error_from_stderr", "memory_limit_bytes", "kill", "LOG_GROUP"]
 
@@ -180,15 +180,11 @@ class ScriptRun:
 
     def _assume(self) -> Any:
         """The job role's session the run executes with (Glue assumes the job's role)."""
-        role = str(self.job.get("Role") or "")
-        if role and not role.startswith("arn:"):
-            role = f"arn:aws:iam::{self.ctx.account_id}:role/{role}"
-        job_arn = f"arn:aws:glue:{self.ctx.region}:{self.ctx.account_id}:job/{self.run.job_name}"
         try:
-            return self.ctx.role_session(ServiceRole(role, "glue.amazonaws.com", JOB_SESSION_NAME, job_arn))
+            return role_session(self.ctx, str(self.job.get("Role") or ""), f"job/{self.run.job_name}",
+                                JOB_SESSION_NAME)
         except AssumeRefused as exc:
-            raise _CannotStart(f"Service is unable to assume provided role. Please verify role's TrustPolicy "
-                               f"({exc})") from None
+            raise _CannotStart(str(exc)) from None
 
     def _prepare(self, script_uri: str, args: dict[str, str], workdir: Path) -> tuple[Path, list[str]]:
         """The downloaded script and the job's path; :class:`_CannotStart` says why there are none."""

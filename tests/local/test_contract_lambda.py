@@ -33,6 +33,10 @@ def _function(boto, name: str, source: str, timeout: int = 30, env: dict | None 
         role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
     except ClientError:
         role = iam.get_role(RoleName=f"{name}-role")["Role"]["Arn"]
+    # IAM is enforced for the function's session (docs/local-cloud.md): what these contract functions call
+    broad = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",
+                                                     "Action": ["s3:*", "sqs:*", "sns:*", "logs:*"]}]}
+    iam.put_role_policy(RoleName=f"{name}-role", PolicyName="contract", PolicyDocument=json.dumps(broad))
     fn = boto("lambda").create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
                                         Code={"ZipFile": _zip(source)}, Timeout=timeout,
                                         Environment={"Variables": env or {}})
