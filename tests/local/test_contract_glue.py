@@ -517,6 +517,10 @@ def test_state_change_events_reach_sqs_through_a_rule(clients: dict[str, Any], b
         "source": ["aws.glue"], "detail-type": ["Glue Crawler State Change"], "detail": {"crawlerName": [crawler]}}))
     for rule in (f"glue-{bucket}", f"crawl-{bucket}"):
         events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+    # as on AWS, EventBridge sends only if the queue's policy lets the rules
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({"Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": arn}]})})
     ok = glue.start_job_run(JobName=job)["JobRunId"]
     ko = glue.start_job_run(JobName=bad)["JobRunId"]
     crawl(glue, crawler)

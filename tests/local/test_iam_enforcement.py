@@ -220,10 +220,10 @@ def test_a_function_whose_role_does_not_trust_lambda_fails_as_on_aws(kit: Settin
                                                          "Principal": {"Service": "glue.amazonaws.com"}}]}
     iam.update_assume_role_policy(RoleName=kit.lambda_role, PolicyDocument=json.dumps(glue_only))
     try:
-        key = f"input/iam/trust-{uuid.uuid4().hex[:6]}.csv"
-        put(module_boto("s3"), kit, key, csv_bytes([row(1)]))
-        found = wait_for("the Lambda's refusal", lambda: lambda_errors(kit, module_boto, "cannot be assumed by Lambda"))
-        assert "The role defined for the function cannot be assumed by Lambda." in found[0]
+        got = module_boto("lambda").invoke(FunctionName=kit.lambda_function, Payload=b"{}")
+        assert got["FunctionError"] == "Unhandled"
+        assert "The role defined for the function cannot be assumed by Lambda." in got["Payload"].read().decode()
+        assert lambda_errors(kit, module_boto, "cannot be assumed by Lambda")  # and in the function's log
     finally:
         _restore(kit)
 
