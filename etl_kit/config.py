@@ -154,6 +154,8 @@ class Settings(BaseModel):
     # local cloud
     local_state_dir: str = ".etl-kit"
     local_port: int = Field(4599, ge=1024, le=65535)
+    local_iam_enforcement: bool = Field(True, description="the local cloud authorises the pipeline's role sessions "
+                                                           "against the roles' IAM policies, as AWS does")
     # S3
     bucket: str = "sales-data-etl-project"
     input_prefix: str = "input/"

@@ -34,7 +34,8 @@ def spec(settings: Settings) -> CloudSpec:
     """The local cloud's spec for ``settings``: its state dir, port and region."""
     from etl_localcloud.spec import CloudSpec
 
-    return CloudSpec(state_dir=settings.state_dir, port=settings.local_port, region=settings.region)
+    return CloudSpec(state_dir=settings.state_dir, port=settings.local_port, region=settings.region,
+                     iam_enforcement=settings.local_iam_enforcement)
 
 
 @contextlib.contextmanager
@@ -140,6 +141,16 @@ def _echo_up(st: dict[str, Any]) -> None:
                    f"{st.get('startup_seconds')} s)")
 
 
+def _iam_line(st: dict[str, Any]) -> str:
+    """What ``etl-kit local status`` says of IAM enforcement."""
+    on = st.get("iam_enforcement")
+    if on is None:
+        return "unknown (a daemon older than IAM enforcement)"
+    if on:
+        return "enforced: the pipeline's Lambda, Glue jobs and crawlers are held to their roles' policies"
+    return "NOT enforced (local_iam_enforcement: false): the pipeline's roles may do anything"
+
+
 def _echo_status(st: dict[str, Any], as_json: bool) -> None:
     """Print the status; exit 3 when the cloud is not running, 4 when it runs with a part down."""
     if as_json:
@@ -150,7 +161,8 @@ def _echo_status(st: dict[str, Any], as_json: bool) -> None:
         click.echo(f"local cloud is not running{extra}")
     else:
         click.echo(f"endpoint  {st['endpoint']}\npid       {st['pid']}\nuptime    {st['uptime_seconds']} s\n"
-                   f"postgres  {st.get('postgres')}\nstate     {st['state_dir']}")
+                   f"postgres  {st.get('postgres')}\nstate     {st['state_dir']}\n"
+                   f"iam       {_iam_line(st)}")
         for name, h in st.get("providers", {}).items():
             flag = "ok" if h.get("ok") else "FAILING"
             detail = ", ".join(f"{k}={v}" for k, v in h.items() if k != "ok")

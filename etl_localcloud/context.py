@@ -53,6 +53,7 @@ class CloudContext:
     state_dir: Path
     postgres: PostgresInfo | None = None
     python: str = ""  # interpreter for Lambda code and Glue Python shell scripts
+    iam: Any = None  # etl_localcloud.iam.Enforcer: the enforcement point and the role sessions
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=32,
                                                                                      thread_name_prefix="provider"))
     _clients: dict[str, Any] = field(default_factory=dict)
@@ -70,14 +71,28 @@ class CloudContext:
         """
         return self._client(service, direct=True)
 
-    def _client(self, service: str, *, direct: bool) -> Any:
+    def role_session(self, who: Any) -> Any:
+        """Credentials of a session of the service role ``who`` (:class:`etl_localcloud.iam.ServiceRole`).
+
+        The trust policy is checked while IAM is enforced; raises :class:`etl_localcloud.iam.AssumeRefused`
+        when the service may not assume the role.
+        """
+        return self.iam.sessions.session(who, check_trust=bool(self.iam.enabled))
+
+    def session_client(self, service: str, session: Any, *, direct: bool = False) -> Any:
+        """A boto3 client signed with ``session``'s keys (so the enforcement point authorises its calls)."""
+        return self._client(service, direct=direct, session=session)
+
+    def _client(self, service: str, *, direct: bool, session: Any = None) -> Any:
         import boto3
         from botocore.config import Config
 
-        key = f"{'direct:' if direct else ''}{service}"
+        key = f"{'direct:' if direct else ''}{service}{':' + session.access_key_id if session else ''}"
+        creds = ({"aws_access_key_id": session.access_key_id, "aws_secret_access_key": session.secret_access_key,
+                  "aws_session_token": session.session_token} if session else ADMIN.boto3_kwargs())
         with self._lock:
             if key not in self._clients:
-                c = boto3.Session(region_name=self.region, **ADMIN.boto3_kwargs()).client(
+                c = boto3.Session(region_name=self.region, **creds).client(
                     service, endpoint_url=self.endpoint,
                     config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50))
                 if direct:
@@ -85,8 +100,12 @@ class CloudContext:
                 self._clients[key] = c
             return self._clients[key]
 
-    def child_env(self) -> dict[str, str]:
-        """Environment for a subprocess (Lambda code, Glue script) so that its boto3 calls reach this cloud."""
+    def child_env(self, session: Any = None) -> dict[str, str]:
+        """Environment for a subprocess (Lambda code, Glue script) so that its boto3 calls reach this cloud.
+
+        With ``session`` (an assumed-role session) its keys are the process's credentials, as Lambda and
+        Glue hand them over: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``.
+        """
         import os
 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ETL_KIT_"))}
@@ -98,6 +117,9 @@ class CloudContext:
             "AWS_REGION": self.region,
             "PYTHONUNBUFFERED": "1",
         })
+        if session is not None:
+            env.update({"AWS_ACCESS_KEY_ID": session.access_key_id, "AWS_SECRET_ACCESS_KEY": session.secret_access_key,
+                        "AWS_SESSION_TOKEN": session.session_token})
         return env
 
     def emit_event(self, source: str, detail_type: str, detail: dict[str, Any],

@@ -26,7 +26,9 @@ from typing import Any
 from etl_localcloud import motohooks
 from etl_localcloud.context import CloudContext
 from etl_localcloud.dispatcher import Dispatcher, Provider, WsgiApp
+from etl_localcloud.iam import Enforcer
 from etl_localcloud.identity import ACCOUNT_ID, ADMIN, CloudAddress
+from etl_localcloud.motohooks import iam as moto_iam
 from etl_localcloud.persistence import GatedApp, Persister, PersistingApp, prepare_state_dir
 from etl_localcloud.spec import ERROR_FILE, REPAIR_PATH, STATE_FILE, CloudSpec
 
@@ -90,14 +92,15 @@ def build_app(ctx: CloudContext, state_root: Path) -> tuple[FrontDoor, list[Prov
         # Fail loudly: a moved internal would make the providers act, not emulate.
         raise RuntimeError("moto internals changed: " + "; ".join(problems))
     motohooks.install_s3_notification_fix()
+    moto_iam.install_bucket_policy_handover()
     providers = _load_providers(ctx)
     persister = Persister(state_root, providers)
     info = {"endpoint": ctx.endpoint, "region": ctx.region, "account_id": ctx.account_id, "pid": os.getpid(),
-            "state_dir": str(ctx.state_dir)}
+            "state_dir": str(ctx.state_dir), "iam_enforcement": bool(ctx.iam and ctx.iam.enabled)}
     if ctx.postgres is not None:
         info["postgres"] = f"{ctx.postgres.host}:{ctx.postgres.port}"
     dispatcher = Dispatcher(GatedApp(motohooks.make_moto_app(), persister.gate), [*providers, _StateHealth(persister)],
-                            info=info)
+                            info=info, iam=ctx.iam)
     return FrontDoor(PersistingApp(dispatcher, persister), dispatcher), providers, persister
 
 
@@ -115,6 +118,17 @@ def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
     tmp.write_text(json.dumps(state))
     tmp.chmod(0o600)  # holds the warehouse password
     tmp.replace(state_dir / STATE_FILE)
+
+
+def _record_iam_switches(ctx: CloudContext, state: dict[str, Any]) -> None:
+    """Keep ``daemon.json``'s ``iam_enforcement`` true to the daemon (``etl-kit local up`` may switch it)."""
+
+    def switched(enforcing: bool) -> None:
+        state["iam_enforcement"] = enforcing
+        _write_state(ctx.state_dir, state)
+
+    if ctx.iam is not None:
+        ctx.iam.listeners.append(switched)
 
 
 def _start_postgres(ctx: CloudContext, front: FrontDoor, state: dict[str, Any]) -> Any:
@@ -144,8 +158,11 @@ def _parse(argv: list[str] | None) -> tuple[CloudSpec, bool]:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--no-postgres", action="store_true", help="run without the warehouse (tests)")
+    parser.add_argument("--iam-enforcement", choices=("on", "off"), default="on",
+                        help="authorise the pipeline's role sessions against IAM (default on)")
     args = parser.parse_args(argv)
-    spec = CloudSpec(state_dir=Path(args.state_dir).resolve(), port=args.port, region=args.region, host=args.host)
+    spec = CloudSpec(state_dir=Path(args.state_dir).resolve(), port=args.port, region=args.region, host=args.host,
+                     iam_enforcement=args.iam_enforcement == "on")
     return spec, not args.no_postgres
 
 
@@ -171,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     ctx = CloudContext(endpoint=spec.endpoint, region=spec.region, account_id=ACCOUNT_ID, state_dir=state_dir,
-                       python=sys.executable)
+                       python=sys.executable, iam=Enforcer(ACCOUNT_ID, spec.region, spec.iam_enforcement,
+                                                           frozenset({ADMIN.access_key_id})))
     try:
         app, providers, persister = build_app(ctx, state_root)
         restored = persister.restore()
@@ -187,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
     address = CloudAddress(endpoint=spec.endpoint, region=spec.region, account_id=ACCOUNT_ID, credentials=ADMIN,
                            pid=os.getpid(), state_dir=str(state_dir))
-    state: dict[str, Any] = {**address.to_json(), "port": spec.port, "started": time.time(), "postgres": None}
+    state: dict[str, Any] = {**address.to_json(), "port": spec.port, "started": time.time(), "postgres": None,
+                             "iam_enforcement": spec.iam_enforcement}
     pg = None
     if with_postgres:
         try:
@@ -212,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         if callable(start):
             start()
     persister.start()
+    _record_iam_switches(ctx, state)
     state["postgres"] = ctx.postgres.__dict__ if ctx.postgres else None
     _write_state(state_dir, state)
     log.info("local cloud ready on %s (postgres %s)", spec.endpoint, app.dispatcher.info.get("postgres"))

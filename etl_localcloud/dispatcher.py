@@ -92,9 +92,12 @@ class Dispatcher:
     """WSGI app routing provider operations to providers and the rest to moto."""
 
     HEALTH_PATH = "/_etl_kit/health"
+    IAM_PATH = "/_etl_kit/iam"  # POST {"enforce": bool}: switch IAM enforcement while running
 
-    def __init__(self, moto_app: WsgiApp, providers: list[Provider], info: dict[str, Any] | None = None) -> None:
+    def __init__(self, moto_app: WsgiApp, providers: list[Provider], info: dict[str, Any] | None = None,
+                 iam: Any = None) -> None:
         self.moto_app = moto_app
+        self.iam = iam  # etl_localcloud.iam.Enforcer: authorises session-signed requests before any routing
         self.providers = providers
         self.info = info or {}
         from etl_localcloud.validation import service_model
@@ -124,7 +127,8 @@ class Dispatcher:
     @staticmethod
     def _respond(start_response: Callable[..., Any], status: int, headers: dict[str, str], body: bytes) -> list[bytes]:
         reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
-                  404: "Not Found", 409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error"}
+                  403: "Forbidden", 404: "Not Found", 409: "Conflict", 429: "Too Many Requests",
+                  500: "Internal Server Error"}
         hdrs = [(k, v) for k, v in headers.items()]
         hdrs.append(("Content-Length", str(len(body))))
         start_response(f"{status} {reason.get(status, 'Status')}", hdrs)
@@ -139,6 +143,8 @@ class Dispatcher:
             "providers": {},
             **self.info,
         }
+        if self.iam is not None:
+            out["iam"] = self.iam.health()
         for p in self.providers:
             try:
                 h = p.health()
@@ -158,6 +164,12 @@ class Dispatcher:
             body = json.dumps(self.health(), default=json_default).encode()
             return self._respond(start_response, 200, {"Content-Type": "application/json"}, body)
 
+        if path == self.IAM_PATH and method == "POST" and self.iam is not None:
+            return self._switch_iam(environ, start_response)
+        if self.iam is not None:
+            refused = self.iam.refusal(environ)
+            if refused is not None:
+                return self._respond(start_response, *refused)
         if environ.get("HTTP_X_ETL_KIT_DIRECT"):
             # A provider reading moto's own state (CloudContext.moto_client): no provider in between.
             return self.moto_app(environ, start_response)
@@ -178,6 +190,18 @@ class Dispatcher:
                     if m:
                         return self._rest_call(route, m, environ, start_response)
         return self.moto_app(environ, start_response)
+
+    def _switch_iam(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        try:
+            wanted = json.loads(self._read_body(environ) or b"{}").get("enforce")
+        except (ValueError, AttributeError):
+            wanted = None
+        if not isinstance(wanted, bool):
+            return self._json_error(start_response, 400, "ValidationException", 'expected {"enforce": true|false}')
+        self.iam.switch(wanted)
+        self.info["iam_enforcement"] = wanted
+        body = json.dumps(self.iam.health()).encode()
+        return self._respond(start_response, 200, {"Content-Type": "application/json"}, body)
 
     def _json_error(self, start_response: Any, status: int, code: str, message: str) -> list[bytes]:
         payload = json.dumps({"__type": code, "message": message, "Message": message}).encode()

@@ -103,8 +103,22 @@ def status(spec: CloudSpec) -> dict[str, Any]:
     parts = h.get("providers", {})
     out.update(running=True, pid=h.get("pid", pid), uptime_seconds=h.get("uptime_seconds"),
                postgres=h.get("postgres"), providers=parts, healthy=bool(h.get("ok")),
+               iam_enforcement=(h.get("iam") or {}).get("enforcing"),
                down=sorted(name for name, part in parts.items() if not part.get("ok")))
     return out
+
+
+def _switch_iam(spec: CloudSpec) -> dict[str, Any]:
+    """Make a running daemon enforce IAM (or stop enforcing) as ``spec`` says; the status afterwards."""
+    body = json.dumps({"enforce": spec.iam_enforcement}).encode()
+    req = urllib.request.Request(f"{spec.endpoint}/_etl_kit/iam", data=body, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise CloudError(f"the local cloud at {spec.endpoint} did not switch IAM enforcement: {exc}; "
+                         "restart it with `etl-kit local down` and `etl-kit local up`") from exc
+    return status(spec)
 
 
 def repair(spec: CloudSpec, timeout: float = 60.0) -> dict[str, Any]:
@@ -174,6 +188,8 @@ def up(spec: CloudSpec, *, timeout: float = 90.0) -> dict[str, Any]:
         if st["running"]:
             if st.get("down"):
                 st = repair(spec)
+            if st.get("iam_enforcement") is not None and st["iam_enforcement"] != spec.iam_enforcement:
+                st = _switch_iam(spec)
             st["already_running"] = True
             return st
         if st.get("stale_pid"):
@@ -200,7 +216,8 @@ def _start(spec: CloudSpec, timeout: float) -> dict[str, Any]:
     with open(log_path, "ab") as logf:
         proc = subprocess.Popen(
             [sys.executable, "-m", "etl_localcloud.daemon", "--state-dir", str(state_dir),
-             "--host", spec.host, "--port", str(spec.port), "--region", spec.region],
+             "--host", spec.host, "--port", str(spec.port), "--region", spec.region,
+             "--iam-enforcement", "on" if spec.iam_enforcement else "off"],
             stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             cwd=str(state_dir), env={**DAEMON_MALLOC_ENV, **os.environ},
         )

@@ -31,12 +31,16 @@ class CloudSpec:
         The region the cloud's services answer for.
     host
         Address the endpoint listens on (loopback: the cloud has no authentication worth the name).
+    iam_enforcement
+        Whether requests signed with the pipeline's role sessions are authorised against IAM policies
+        (:mod:`etl_localcloud.iam`); the user's own calls are never restricted.
     """
 
     state_dir: Path
     port: int
     region: str = "us-east-1"
     host: str = "127.0.0.1"
+    iam_enforcement: bool = True
 
     @property
     def endpoint(self) -> str:

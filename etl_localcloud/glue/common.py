@@ -165,3 +165,23 @@ def batch_get(names: list[str], get: Callable[[str], dict[str, Any]]) -> tuple[l
         except EntityNotFoundException:
             missing.append(name)
     return found, missing
+
+
+def role_session(ctx: Any, role: str, resource: str, session_name: str) -> Any:
+    """The session Glue opens on ``role`` (a name or an ARN) to run ``resource`` (e.g. ``job/NAME``).
+
+    Raises
+    ------
+    AssumeRefused
+        With Glue's message, when the role is missing or does not trust ``glue.amazonaws.com``.
+    """
+    from etl_localcloud.iam import AssumeRefused, ServiceRole
+
+    if role and not role.startswith("arn:"):
+        role = f"arn:aws:iam::{ctx.account_id}:role/{role}"
+    arn = f"arn:aws:glue:{ctx.region}:{ctx.account_id}:{resource}"
+    try:
+        return ctx.role_session(ServiceRole(role, "glue.amazonaws.com", session_name, arn))
+    except AssumeRefused as exc:
+        raise AssumeRefused(f"Service is unable to assume provided role. Please verify role's TrustPolicy ({exc})"
+                            ) from None

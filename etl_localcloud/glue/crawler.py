@@ -25,7 +25,7 @@ from etl_localcloud.context import CloudContext
 from etl_localcloud.core.errors import client_error_code
 from etl_localcloud.dispatcher import ServiceError
 from etl_localcloud.glue.catalog import CatalogWriter, Found, glob_to_regex, group_tables
-from etl_localcloud.glue.common import RunBook, Tracked, iso, moto_record, split_s3, utcnow
+from etl_localcloud.glue.common import RunBook, Tracked, iso, moto_record, role_session, split_s3, utcnow
 from etl_localcloud.glue.crawl_events import (
     EVENT_MODE,
     EventBatch,
@@ -44,12 +44,14 @@ from etl_localcloud.glue.exceptions import (
     CrawlerStoppingException,
 )
 from etl_localcloud.glue.schema import CSV_SAMPLE_BYTES, S3RangeFile, infer_csv, infer_parquet
+from etl_localcloud.iam import AssumeRefused
 
 __all__ = ["Crawl", "CrawlerRunner"]
 
 log = logging.getLogger("etl_localcloud.glue.crawler")
 
 LOG_GROUP = "/aws-glue/crawlers"
+CRAWLER_SESSION_NAME = "AWS-Crawler"  # the role session name Glue gives a crawl
 _SMALL_PARQUET = 1024 * 1024  # smaller Parquet objects are fetched whole, larger ones by footer ranges
 
 
@@ -75,6 +77,14 @@ class _Events:
     events: list[S3Event]
     listing: str
     lost: int = 0  # events in the DLQ, purged once the listing crawl has covered them
+
+
+@dataclass(frozen=True)
+class _RoleClients:
+    """The clients a crawl in flight reads with: its role's session (Glue's crawls run as their role)."""
+
+    s3: Any
+    sqs: Any
 
 
 def _location_hash(location: str) -> str:
@@ -168,6 +178,7 @@ class CrawlerRunner:
         self._busy: dict[str, threading.Lock] = {}  # one crawl at a time per crawler
         self.on_final: list[Callable[[Crawl], None]] = []
         self._closing = False
+        self._clients: dict[str, _RoleClients] = {}  # crawl id -> its role's clients, while it runs
 
     # -- records ----------------------------------------------------------------------------
     def crawler_record(self, name: str) -> dict[str, Any]:
@@ -307,8 +318,28 @@ class CrawlerRunner:
             except Exception:
                 log.exception("crawl listener failed")
 
+    def _session(self, record: dict[str, Any]) -> Any:
+        """The crawler role's session: a crawl reads S3, its event queue and writes the catalog as its role."""
+        try:
+            return role_session(self.ctx, str(record.get("Role") or ""), f"crawler/{record.get('Name')}",
+                                CRAWLER_SESSION_NAME)
+        except AssumeRefused as exc:
+            raise ServiceError("AccessDeniedException", str(exc)) from None
+
+    def _role(self, crawl: Crawl) -> _RoleClients:
+        return self._clients[crawl.id]
+
     def _crawl(self, crawl: Crawl, record: dict[str, Any], lines: list[str]) -> CatalogWriter | None:
-        glue = self.ctx.moto_client("glue")
+        session = self._session(record)
+        glue = self.ctx.session_client("glue", session, direct=True)
+        self._clients[crawl.id] = _RoleClients(s3=self.ctx.session_client("s3", session, direct=True),
+                                               sqs=self.ctx.session_client("sqs", session, direct=True))
+        try:
+            return self._crawl_as_role(crawl, record, lines, glue)
+        finally:
+            self._clients.pop(crawl.id, None)
+
+    def _crawl_as_role(self, crawl: Crawl, record: dict[str, Any], lines: list[str], glue: Any) -> CatalogWriter:
         db = record.get("DatabaseName") or "default"
         moto_record(lambda: glue.get_database(Name=db), "Database", f"Database {db} not found")
         writer = CatalogWriter(glue, record, lines)
@@ -358,7 +389,7 @@ class CrawlerRunner:
     def _receive(self, crawl: Crawl, record: dict[str, Any], writer: CatalogWriter) -> _Events:
         """The queue's messages, and whether this crawl must list instead (first crawl, changed, events lost)."""
         target = event_target(record)
-        queue = EventQueue(self.ctx.moto_client("sqs"), target["EventQueueArn"], target.get("DlqEventQueueArn"))
+        queue = EventQueue(self._role(crawl).sqs, target["EventQueueArn"], target.get("DlqEventQueueArn"))
         patterns = [glob_to_regex(p) for p in target.get("Exclusions") or []]
         path = target.get("Path", "")
         batch = queue.receive()
@@ -386,7 +417,7 @@ class CrawlerRunner:
         lines.append("INFO : The crawl is running by consuming Amazon S3 events.")
         lines.append(f"INFO : {len(events.batch.receipts)} message(s) received, {len(events.events)} object "
                      "event(s) under the target")
-        s3 = self.ctx.moto_client("s3")
+        s3 = self._role(crawl).s3
         objs: dict[str, list[dict[str, Any]]] = {}
         for e in events.events:
             if not e.created:
@@ -427,7 +458,7 @@ class CrawlerRunner:
             writer.log.append("INFO : No new objects to classify; the catalog is unchanged")
 
     def _classify_target(self, crawl: Crawl, path: str, exclusions: list[str], lines: list[str]) -> list[Found]:
-        s3 = self.ctx.moto_client("s3")
+        s3 = self._role(crawl).s3
         bucket, key = split_s3(path)
         prefix = target_prefix(path)
         objs: list[dict[str, Any]] = []
@@ -443,7 +474,7 @@ class CrawlerRunner:
     def _classify_objects(self, crawl: Crawl, bucket: str, prefix: str, objs: list[dict[str, Any]],
                           patterns: list[re.Pattern[str]], lines: list[str]) -> list[Found]:
         """Read and classify ``objs`` (``Key``/``Size``) found below ``prefix``; counts what it reads."""
-        s3 = self.ctx.moto_client("s3")
+        s3 = self._role(crawl).s3
         found: list[Found] = []
         for o in objs:
             if crawl.cancel.is_set():

@@ -24,14 +24,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from etl_localcloud.context import CloudContext
-from etl_localcloud.glue.common import split_s3
+from etl_localcloud.glue.common import role_session, split_s3
 from etl_localcloud.glue.programs import BOOTSTRAP_MODULE, MODULE_CHECK_MODULE, PATH_ROOT
+from etl_localcloud.iam import AssumeRefused
 
 __all__ = ["ScriptRun", "Outcome", "error_from_stderr", "memory_limit_bytes", "kill", "LOG_GROUP"]
 
 log = logging.getLogger("etl_localcloud.glue.jobs")
 
 LOG_GROUP = "/aws-glue/python-jobs"
+JOB_SESSION_NAME = "GlueJobRunnerSession"  # the role session name Glue gives a job run
 GIB = 1024**3
 # Arguments the runner sets itself; the same names among the job's arguments are not passed twice.
 _RUNNER_ARGUMENTS = ("--JOB_ID", "--JOB_RUN_ID", "--JOB_NAME", "--WORKFLOW_NAME", "--WORKFLOW_RUN_ID")
@@ -153,6 +155,7 @@ class ScriptRun:
     job: dict[str, Any]
     minute: float
     modules: ModuleCheck
+    session: Any = None  # the job role's session (set when the run starts)
 
     def execute(self, arguments: dict[str, str], root: Path, closing: Closing) -> Outcome:
         """Run the script with the job's default arguments, ``arguments`` and the non-overridable ones."""
@@ -167,12 +170,21 @@ class ScriptRun:
         workdir = Path(tempfile.mkdtemp(prefix=f"{self.run.id[:20]}-", dir=root))
         try:
             try:
+                self.session = self._assume()
                 script, paths = self._prepare(command.get("ScriptLocation") or "", args, workdir)
             except _CannotStart as refused:
                 return "FAILED", str(refused)
             return self._spawn(self.argv(script, args), paths, workdir, closing)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _assume(self) -> Any:
+        """The job role's session the run executes with (Glue assumes the job's role)."""
+        try:
+            return role_session(self.ctx, str(self.job.get("Role") or ""), f"job/{self.run.job_name}",
+                                JOB_SESSION_NAME)
+        except AssumeRefused as exc:
+            raise _CannotStart(str(exc)) from None
 
     def _prepare(self, script_uri: str, args: dict[str, str], workdir: Path) -> tuple[Path, list[str]]:
         """The downloaded script and the job's path; :class:`_CannotStart` says why there are none."""
@@ -199,7 +211,9 @@ class ScriptRun:
         bucket, key = split_s3(uri)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / (key.rsplit("/", 1)[-1] or "script.py")
-        body = self.ctx.moto_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        # Glue reads the script and --extra-py-files with the job's role
+        s3 = self.ctx.session_client("s3", self.session, direct=True)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         target.write_bytes(body)
         return target
 
@@ -217,7 +231,7 @@ class ScriptRun:
 
     def _spawn(self, argv: list[str], paths: list[str], workdir: Path, closing: Closing) -> Outcome:
         run = self.run
-        env = with_path(self.ctx.child_env(), paths)
+        env = with_path(self.ctx.child_env(self.session), paths)
         env.update({"GLUE_JOB_NAME": run.job_name, "GLUE_JOB_RUN_ID": run.id})
         out_path, err_path = workdir / "stdout", workdir / "stderr"
         limit = memory_limit_bytes(run.max_capacity)

@@ -15,9 +15,9 @@ def check_contract() -> list[str]:
 
         if moto.__version__ != MOTO_VERSION:
             problems.append(f"moto version {moto.__version__} != pinned {MOTO_VERSION}")
-        from etl_localcloud.motohooks import events, glue, lambda_, s3, s3_blobs, s3_multipart, server, sns, sqs
+        from etl_localcloud.motohooks import events, glue, iam, lambda_, s3, s3_blobs, s3_multipart, server, sns, sqs
 
-        for module in (server, events, lambda_, glue, s3, sns, sqs, s3_blobs, s3_multipart):
+        for module in (server, events, lambda_, glue, iam, s3, sns, sqs, s3_blobs, s3_multipart):
             problems.extend(module.contract())
     except ImportError as exc:
         problems.append(f"moto import failed: {exc}")

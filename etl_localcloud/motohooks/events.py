@@ -99,7 +99,8 @@ def install_event_target_hook(handlers: dict[str, Callable[[dict[str, Any], Any,
                 handler = _target_handlers[target["Arn"].split(":")[2]]
                 try:
                     payload = target_input(target, original_event)
-                    handler(target, payload, self.account_id, self.region_name)
+                    # the rule's ARN: the aws:SourceArn of the delivery the target's resource policy sees
+                    handler({**target, "RuleArn": self.arn}, payload, self.account_id, self.region_name)
                 except Exception:  # delivery is asynchronous on AWS: never fail the caller
                     log.exception("delivery to %s failed", target["Arn"])
 

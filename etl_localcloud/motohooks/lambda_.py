@@ -66,6 +66,7 @@ def lambda_function(account_id: str, region: str, name: str) -> dict[str, Any]:
         "memory": int(getattr(fn, "memory_size", 128) or 128),
         "environment": dict(fn.environment_vars or {}),
         "code_sha256": getattr(fn, "code_sha_256", ""),
+        "role": str(getattr(fn, "role", "") or ""),
     }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from etl_localcloud.context import CloudContext
 from etl_localcloud.core.paging import REDSHIFT_SERVERLESS
 from etl_localcloud.dispatcher import Provider
+from etl_localcloud.iam.resources import register_resolver
 from etl_localcloud.redshift.serverless_models import ServerlessBackend, ServerlessStore
 
 __all__ = ["ServerlessProvider"]
@@ -57,6 +58,12 @@ class ServerlessProvider(Provider):
                                f"Get{noun}": self._get(kind), f"List{noun}s": self._list(kind),
                                f"Delete{noun}": self._delete(kind, delete)})
         self.operations = {k: self._after_restore(v) for k, v in operations.items()}
+        # IAM checks Data API and credential calls on the workgroup's ARN (its id is generated)
+        register_resolver("redshift-serverless:workgroup", self._workgroup_arn)
+
+    def _workgroup_arn(self, account: str, region: str, name: str) -> str | None:
+        wg = self.store.workgroups.get(name)
+        return str(wg["workgroupArn"]) if wg else None
 
     def _after_restore(self, fn: Handler) -> Handler:
         def op(body: dict[str, Any]) -> dict[str, Any]:

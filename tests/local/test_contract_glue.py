@@ -62,8 +62,20 @@ def _client(endpoint: str, service: str) -> Any:
 
 @pytest.fixture(scope="module")
 def clients(glue_endpoint: str) -> dict[str, Any]:
-    """Plain boto3 clients against ``glue_endpoint``, by service name."""
-    return {s: _client(glue_endpoint, s) for s in ("s3", "glue", "logs", "events", "sqs")}
+    """Plain boto3 clients against ``glue_endpoint``, by service name; ``ROLE`` exists and Glue may assume it.
+
+    The local cloud enforces IAM for job runs and crawls (docs/local-cloud.md): the contract's role gets the
+    services these tests use, as a test account's broad role would.
+    """
+    out = {s: _client(glue_endpoint, s) for s in ("s3", "glue", "logs", "events", "sqs", "iam")}
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "glue.amazonaws.com"}}]}
+    broad = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",
+                                                     "Action": ["s3:*", "glue:*", "logs:*", "events:*", "sqs:*"]}]}
+    name = ROLE.rsplit("/", 1)[-1]
+    out["iam"].create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    out["iam"].put_role_policy(RoleName=name, PolicyName="contract", PolicyDocument=json.dumps(broad))
+    return out
 
 
 @pytest.fixture()
@@ -505,6 +517,10 @@ def test_state_change_events_reach_sqs_through_a_rule(clients: dict[str, Any], b
         "source": ["aws.glue"], "detail-type": ["Glue Crawler State Change"], "detail": {"crawlerName": [crawler]}}))
     for rule in (f"glue-{bucket}", f"crawl-{bucket}"):
         events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+    # as on AWS, EventBridge sends only if the queue's policy lets the rules
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({"Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": arn}]})})
     ok = glue.start_job_run(JobName=job)["JobRunId"]
     ko = glue.start_job_run(JobName=bad)["JobRunId"]
     crawl(glue, crawler)

@@ -33,6 +33,10 @@ def _function(boto, name: str, source: str, timeout: int = 30, env: dict | None 
         role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
     except ClientError:
         role = iam.get_role(RoleName=f"{name}-role")["Role"]["Arn"]
+    # IAM is enforced for the function's session (docs/local-cloud.md): what these contract functions call
+    broad = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",
+                                                     "Action": ["s3:*", "sqs:*", "sns:*", "logs:*"]}]}
+    iam.put_role_policy(RoleName=f"{name}-role", PolicyName="contract", PolicyDocument=json.dumps(broad))
     fn = boto("lambda").create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
                                         Code={"ZipFile": _zip(source)}, Timeout=timeout,
                                         Environment={"Variables": env or {}})
@@ -72,6 +76,10 @@ def test_put_object_under_input_invokes_the_rule_target(boto, endpoint: str) -> 
         "source": ["aws.s3"], "detail-type": ["Object Created"],
         "detail": {"bucket": {"name": ["contract-lambda"]}, "object": {"key": [{"prefix": "input/"}]}}}))
     events.put_targets(Rule="marker-rule", Targets=[{"Id": "fn", "Arn": arn}])
+    # as on AWS, EventBridge invokes the function only if the function's policy lets the rule
+    boto("lambda").add_permission(FunctionName="marker-fn", StatementId="marker-rule",
+                                  Action="lambda:InvokeFunction", Principal="events.amazonaws.com",
+                                  SourceArn=events.describe_rule(Name="marker-rule")["Arn"])
 
     # the object outside input/ first: the marker of the one after it is the positive signal
     s3.put_object(Bucket="contract-lambda", Key="other/skip.csv", Body=b"a,b\n1,2\n")
@@ -343,6 +351,11 @@ def test_a_rule_with_an_sqs_target_delivers_the_aws_shaped_event(boto) -> None:
         "source": ["aws.s3"], "detail-type": ["Object Created"],
         "detail": {"bucket": {"name": ["contract-sqs-target"]}, "object": {"key": [{"prefix": "input/"}]}}}))
     events.put_targets(Rule="sqs-target-rule", Targets=[{"Id": "q", "Arn": arn}])
+    # as on AWS, EventBridge sends only if the queue's policy lets the rule
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({"Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": arn, "Condition": {"ArnEquals": {"aws:SourceArn": events.describe_rule(
+            Name="sqs-target-rule")["Arn"]}}}]})})
     etag = s3.put_object(Bucket="contract-sqs-target", Key="input/a b.csv", Body=b"a\n1\n")["ETag"].strip('"')
     [event] = _drain(sqs, url, 1)
     assert event["detail-type"] == "Object Created" and event["time"].endswith("Z")
