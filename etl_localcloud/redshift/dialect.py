@@ -234,9 +234,11 @@ def _alias_refs(select: Any) -> list[tuple[Any, Any]]:
 
     refs: list[tuple[Any, Any]] = []
     aliases: dict[str, Any] = {}
+    columns: set[str] = set()  # names the list itself uses as columns: a table's, whatever an alias says
     for item in select.expressions:
         refs += refs_in(item, aliases)
-        if isinstance(item, exp.Alias) and not (isinstance(item.this, exp.Column) and item.this.name == item.alias):
+        columns |= {c.name.lower() for c in item.find_all(exp.Column) if c.name.lower() not in aliases}
+        if isinstance(item, exp.Alias) and item.alias.lower() not in columns:
             aliases[item.alias.lower()] = item.this
     where = select.args.get("where")
     return refs + (refs_in(where, aliases) if where is not None else [])
@@ -327,7 +329,11 @@ def _generator() -> Any:
     class LocalPostgres(Postgres):
         class Generator(Postgres.Generator):  # type: ignore[misc,valid-type]
             TRANSFORMS: ClassVar[dict[Any, Any]] = {**Postgres.Generator.TRANSFORMS,
-                          exp.Placeholder: lambda self, e: f":{e.name}" if e.name else "?"}
+                          exp.Placeholder: lambda self, e: f":{e.name}" if e.name else "?",
+                          # PostgreSQL 15+ has Redshift's REGEXP_SUBSTR(source, pattern [, position [, occurrence]])
+                          exp.RegexpExtract: lambda self, e: self.func(
+                              "REGEXP_SUBSTR", e.this, e.expression, e.args.get("position"),
+                              e.args.get("occurrence"))}
 
             def bytestring_sql(self, expression: Any) -> str:
                 return self._escaped(expression.this)

@@ -1,4 +1,4 @@
-"""Redshift's dialect on the local warehouse, both ways, through the Data API and the workgroup endpoint.
+"""Redshift's dialect on the local dialect_warehouse, both ways, through the Data API and the workgroup endpoint.
 
 tests/data/redshift_dialect.yaml drives it: every accepted statement runs through the Data API with its
 expected result, every refused one fails with Redshift's error, through the Data API and through
@@ -35,7 +35,7 @@ DATA = load()
 
 
 @pytest.fixture(scope="module")
-def dialect_wg(module_cloud: Any, module_boto: Callable[[str], Any]) -> dict[str, Any]:
+def dialect_warehouse(module_cloud: Any, module_boto: Callable[[str], Any]) -> dict[str, Any]:
     """The module's workgroup with the table's setup loaded: its endpoint and admin login."""
     rs = module_boto("redshift-serverless")
     rs.create_namespace(namespaceName=NS, dbName="dev", adminUsername="admin", manageAdminPassword=True)
@@ -57,13 +57,13 @@ def dialect_wg(module_cloud: Any, module_boto: Callable[[str], Any]) -> dict[str
 
 
 @pytest.fixture(scope="module")
-def driver(module_cloud: Any, dialect_wg: dict[str, Any]) -> Iterator[Any]:
+def driver(module_cloud: Any, dialect_warehouse: dict[str, Any]) -> Iterator[Any]:
     """redshift-connector on the workgroup's endpoint with the driver's defaults (TLS against the local CA)."""
     bundle = local.status(module_cloud)["providers"]["redshift-serverless"]["trust_bundle"]
     mp = pytest.MonkeyPatch()
     mp.setenv("SSL_CERT_FILE", bundle)
-    conn = redshift_connector.connect(host=dialect_wg["host"], port=dialect_wg["port"], database="dev",
-                                      user=dialect_wg["user"], password=dialect_wg["password"])
+    conn = redshift_connector.connect(host=dialect_warehouse["host"], port=dialect_warehouse["port"], database="dev",
+                                      user=dialect_warehouse["user"], password=dialect_warehouse["password"])
     try:
         yield conn
     finally:
@@ -85,7 +85,7 @@ def _same(got: list[list[Any]], expected: list[list[Any]]) -> bool:
 
 
 @pytest.mark.parametrize("case", DATA["accepted"], ids=lambda c: c["sql"][:60])
-def test_what_redshift_accepts_runs_with_its_result(module_boto, dialect_wg, case: dict[str, Any]) -> None:
+def test_what_redshift_accepts_runs_with_its_result(module_boto, dialect_warehouse, case: dict[str, Any]) -> None:
     rd = module_boto("redshift-data")
     d = run_statement(rd, TARGET, case["sql"])
     assert d["Status"] == "FINISHED", d.get("Error")
@@ -95,7 +95,7 @@ def test_what_redshift_accepts_runs_with_its_result(module_boto, dialect_wg, cas
 
 
 @pytest.mark.parametrize("case", DATA["refused"], ids=lambda c: c["sql"][:60])
-def test_what_redshift_refuses_fails_with_its_error(module_boto, dialect_wg, case: dict[str, Any]) -> None:
+def test_what_redshift_refuses_fails_with_its_error(module_boto, dialect_warehouse, case: dict[str, Any]) -> None:
     d = run_statement(module_boto("redshift-data"), TARGET, case["sql"])
     assert d["Status"] == "FAILED" and d["Error"] == f"ERROR: {case['error']}"
 
@@ -123,7 +123,7 @@ def _put_parquet(boto: Callable[[str], Any], key: str, table: pa.Table) -> None:
     boto("s3").put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
 
 
-def test_a_parquet_column_of_the_wrong_type_fails_the_copy_and_is_recorded(module_boto, dialect_wg) -> None:
+def test_a_parquet_column_of_the_wrong_type_fails_the_copy_and_is_recorded(module_boto, dialect_warehouse) -> None:
     rd = module_boto("redshift-data")
     finished(rd, TARGET, "CREATE TABLE typed (id bigint, amount int)")
     _put_parquet(module_boto, "typed/bad.parquet", pa.table({"id": [1, 2], "amount": ["10", "x"]}))
@@ -147,7 +147,7 @@ def test_a_parquet_column_of_the_wrong_type_fails_the_copy_and_is_recorded(modul
     assert data_api_rows(rd, TARGET, "SELECT id, amount FROM typed") == [[1, 10]]
 
 
-def test_a_rejected_csv_line_is_recorded_with_its_line(module_boto, dialect_wg) -> None:
+def test_a_rejected_csv_line_is_recorded_with_its_line(module_boto, dialect_warehouse) -> None:
     rd = module_boto("redshift-data")
     finished(rd, TARGET, "CREATE TABLE csvtyped (id int, d date)")
     module_boto("s3").put_object(Bucket=BUCKET, Key="csv/bad.csv", Body=b"1,2020-01-01\n2\n")
@@ -158,7 +158,7 @@ def test_a_rejected_csv_line_is_recorded_with_its_line(module_boto, dialect_wg) 
         [2, 1214, "Delimiter not found"]]
 
 
-def test_data_api_statements_are_in_the_query_history(module_boto, dialect_wg) -> None:
+def test_data_api_statements_are_in_the_query_history(module_boto, dialect_warehouse) -> None:
     rd = module_boto("redshift-data")
     finished(rd, TARGET, "SELECT 'history probe' AS probe")
     assert run_statement(rd, TARGET, "SELECT no_such_column FROM sales")["Status"] == "FAILED"
@@ -172,7 +172,7 @@ def test_data_api_statements_are_in_the_query_history(module_boto, dialect_wg) -
     assert stl == [[0]]
 
 
-def test_a_new_database_has_the_functions_and_views(module_boto, dialect_wg) -> None:
+def test_a_new_database_has_the_functions_and_views(module_boto, dialect_warehouse) -> None:
     rd = module_boto("redshift-data")
     finished(rd, TARGET, "CREATE DATABASE dialect_other")
     other = Target(WG, "dialect_other")
@@ -182,7 +182,7 @@ def test_a_new_database_has_the_functions_and_views(module_boto, dialect_wg) -> 
 
 
 # -- redshift-connector's metadata calls -------------------------------------------------------------------
-def test_redshift_connector_metadata_calls_match_the_data_api(module_boto, dialect_wg, driver) -> None:
+def test_redshift_connector_metadata_calls_match_the_data_api(module_boto, dialect_warehouse, driver) -> None:
     rd = module_boto("redshift-data")
     driver.rollback()  # a fresh transaction (the driver does not autocommit)
     cur = driver.cursor()
