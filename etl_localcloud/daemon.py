@@ -28,6 +28,7 @@ from etl_localcloud.context import CloudContext
 from etl_localcloud.dispatcher import Dispatcher, Provider, WsgiApp
 from etl_localcloud.identity import ACCOUNT_ID, ADMIN, CloudAddress
 from etl_localcloud.persistence import GatedApp, Persister, PersistingApp, prepare_state_dir
+from etl_localcloud.runtime_envs import RuntimeTable
 from etl_localcloud.spec import ERROR_FILE, REPAIR_PATH, STATE_FILE, CloudSpec
 
 __all__ = ["PROVIDER_FACTORIES", "build_app", "main"]
@@ -90,7 +91,7 @@ def build_app(ctx: CloudContext, state_root: Path) -> tuple[FrontDoor, list[Prov
         # Fail loudly: a moved internal would make the providers act, not emulate.
         raise RuntimeError("moto internals changed: " + "; ".join(problems))
     motohooks.install_s3_notification_fix()
-    providers = _load_providers(ctx)
+    providers = [*_load_providers(ctx), ctx.runtimes]
     persister = Persister(state_root, providers)
     info = {"endpoint": ctx.endpoint, "region": ctx.region, "account_id": ctx.account_id, "pid": os.getpid(),
             "state_dir": str(ctx.state_dir)}
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     ctx = CloudContext(endpoint=spec.endpoint, region=spec.region, account_id=ACCOUNT_ID, state_dir=state_dir,
-                       python=sys.executable)
+                       python=sys.executable, runtimes=RuntimeTable(daemon_python=sys.executable))
     try:
         app, providers, persister = build_app(ctx, state_root)
         restored = persister.restore()
