@@ -45,6 +45,7 @@ from etl_localcloud.dispatcher import Provider
 from etl_localcloud.runtimes import GLUE_PYTHONSHELL_39, LAMBDA_RUNTIMES, PINNED, RuntimePins
 
 __all__ = ["Interpreter", "Resolved", "RuntimeTable", "find_interpreter", "cache_root", "ModuleError",
+           "Environment", "ensure_environment", "environment_dir",
            "CACHE_VAR", "SEARCH_PATH_VAR", "FORCE_VAR"]
 
 log = logging.getLogger("etl_localcloud.runtimes")
@@ -59,6 +60,11 @@ _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[A-Za-z0-9,._-]+\])?==([A-Za
 # What the venv reports of itself: its version and the installed distributions (name -> version).
 _INVENTORY = ("import json, platform, importlib.metadata as m; print(json.dumps({'python': platform.python_version(),"
               " 'packages': {(d.metadata['Name'] or '').lower(): d.version for d in m.distributions()}}))")
+
+
+def _norm(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 class ModuleError(Exception):
@@ -190,31 +196,37 @@ class Environment:
     def python(self) -> str:
         return str(self.root / "bin" / "python")
 
+    def _to_install(self, entries: list[str]) -> list[str]:
+        """The pinned entries; an unpinned one is fine only when installed already (pip: already satisfied)."""
+        have = {_norm(n) for n in self.packages}
+        unpinned = [e for e in entries if not _PIN.match(e) and _norm(e) not in have]
+        if unpinned:
+            raise ModuleError(f"--additional-python-modules: {', '.join(unpinned)} has no pinned version and is not "
+                              f"in the Python {self.python_version} runtime; give it as name==version (the local "
+                              "cloud installs pinned modules only, so a run is reproducible)")
+        return [e for e in entries if _PIN.match(e)]
+
     def overlay(self, spec: str, say: Callable[[str], None]) -> Path | None:
         """The folder to put on ``PYTHONPATH`` for ``--additional-python-modules`` ``spec`` (None when empty).
 
-        Each entry must be ``name==version``. Built once per spec (cached beside the environment) with pip
-        ``--target``, constrained to the versions installed in the environment except for the named modules,
-        so that it holds what Glue's ``pip install`` would change and nothing else differs.
+        Each entry must be ``name==version`` (or name a module the environment has). Built once per spec
+        (cached beside the environment) with pip ``--target``, constrained to the versions installed in the
+        environment except for the named modules, so that it holds what Glue's ``pip install`` would change
+        and nothing else differs.
 
         Raises
         ------
         ModuleError
             An entry is not pinned, or pip cannot install it (pip's own error in the message).
         """
-        entries = [s.strip() for s in spec.split(",") if s.strip()]
+        entries = self._to_install([s.strip() for s in spec.split(",") if s.strip()])
         if not entries:
             return None
-        unpinned = [e for e in entries if not _PIN.match(e)]
-        if unpinned:
-            raise ModuleError(f"--additional-python-modules: {', '.join(unpinned)} has no pinned version; give "
-                              "each module as name==version (the local cloud installs pinned modules only, so a "
-                              "run is reproducible)")
         digest = hashlib.sha256(json.dumps(sorted(entries)).encode()).hexdigest()[:16]
         final = self.root.parent / "overlays" / f"{self.root.name}-{digest}"
         if final.is_dir():
             return final
-        named = {m.group(1).lower().replace("_", "-") for m in map(_PIN.match, entries) if m}
+        named = {_norm(m.group(1)) for m in map(_PIN.match, entries) if m}
         with _file_lock(final.parent / f"{final.name}.lock"):
             if final.is_dir():
                 return final
@@ -223,7 +235,7 @@ class Environment:
             def make(tmp: Path) -> None:
                 constraints = tmp / ".constraints.txt"
                 constraints.write_text("".join(f"{n}=={v}\n" for n, v in self.packages.items()
-                                               if n.replace("_", "-") not in named and n not in ("pip", "setuptools")))
+                                               if _norm(n) not in named and n not in ("pip", "setuptools")))
                 try:
                     _pip(self.python, ["--target", str(tmp), "-c", str(constraints), *entries], say)
                 except RuntimeError as exc:
@@ -240,12 +252,17 @@ def _inventory(python: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout))
 
 
+def environment_dir(pins: RuntimePins, interp: Interpreter, cache: Path) -> Path:
+    """Where the environment of ``pins`` on ``interp`` lives: named after a hash of everything it is built from."""
+    key = json.dumps({"builder": BUILDER_VERSION, "python": interp.version, "machine": platform.machine(),
+                      "system": platform.system(), "packages": sorted(pins.packages)}, sort_keys=True)
+    return cache / f"{pins.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
 def ensure_environment(pins: RuntimePins, interp: Interpreter, cache: Path,
                        say: Callable[[str], None]) -> tuple[Environment, bool]:
     """The environment of ``pins`` on ``interp`` in ``cache``, built now if missing; (it, whether built now)."""
-    key = json.dumps({"builder": BUILDER_VERSION, "python": interp.version, "machine": platform.machine(),
-                      "system": platform.system(), "packages": sorted(pins.packages)}, sort_keys=True)
-    final = cache / f"{pins.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    final = environment_dir(pins, interp, cache)
     built = False
     if not (final / MARKER).exists():
         with _file_lock(cache / f"{final.name}.lock"):

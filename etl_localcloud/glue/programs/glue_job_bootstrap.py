@@ -19,6 +19,7 @@ import resource
 import runpy
 import signal
 import sys
+from typing import Any
 
 __all__ = ["main"]
 
@@ -51,12 +52,12 @@ def _endpoint_from_environment() -> None:
 
     create = botocore.session.Session.create_client
 
-    def create_client(self, service_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
         if len(args) < 5 and kwargs.get("endpoint_url") is None:  # endpoint_url is create_client's 5th
             kwargs["endpoint_url"] = url
         return create(self, service_name, *args, **kwargs)
 
-    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+    botocore.session.Session.create_client = create_client
 
 
 def main(argv: list[str]) -> None:
