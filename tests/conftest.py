@@ -16,7 +16,7 @@ from etl_localcloud.identity import pid_alive
 from etl_localcloud.spec import free_port
 
 __all__ = ["ROOT", "free_port", "pid_alive", "wait_for", "private_cloud", "client_factory",
-           "insist_on_pinned_runtimes"]
+           "insist_on_pinned_runtimes", "require_interpreter"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +46,22 @@ def insist_on_pinned_runtimes(runtimes: dict[str, Any]) -> None:
                     + "; ".join(f"{n}: {why}" for n, why in fallen.items())
                     + " (install the interpreters, e.g. with pyenv, so PATH or `pyenv root` finds them)",
                     pytrace=False)
+
+
+def require_interpreter(minor: str) -> Any:
+    """The ``python<minor>`` the local cloud would find (:class:`~etl_localcloud.runtime_envs.Interpreter`).
+
+    Skips the test where there is none, but fails it on CI (``CI=true``): the pinned runtimes are tested there.
+    """
+    from etl_localcloud.runtime_envs import find_interpreter
+
+    found = find_interpreter(minor)
+    if found is None:
+        message = f"no python{minor} on PATH or through pyenv: the pinned runtime cannot be tested"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
+    return found
 
 
 def private_cloud(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Settings]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,9 +19,9 @@ from click.testing import CliRunner
 
 from etl_kit import local
 from etl_kit.config import Settings
-from etl_localcloud.runtime_envs import SEARCH_PATH_VAR, find_interpreter
+from etl_localcloud.runtime_envs import SEARCH_PATH_VAR
 from etl_localcloud.runtimes import GLUE_PYTHONSHELL_39, LAMBDA_RUNTIMES
-from tests.conftest import client_factory, private_cloud
+from tests.conftest import client_factory, private_cloud, require_interpreter
 from tests.local.test_contract_glue import ROLE, job_run
 
 pytestmark = pytest.mark.local
@@ -30,19 +29,10 @@ pytestmark = pytest.mark.local
 BUCKET = "runtime-tests"
 
 
-def _require(minor: str) -> None:
-    """The pinned runtime's interpreter must exist here; on CI its absence is a failure, not a skip."""
-    if find_interpreter(minor) is None:
-        message = f"no python{minor} on PATH or through pyenv: the pinned runtime cannot be tested"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def make(module_cloud: Settings, module_boto: Callable[[str], Any]) -> Callable[[str], Any]:
-    _require(GLUE_PYTHONSHELL_39.python)
-    _require(LAMBDA_RUNTIMES["python3.12"].python)
+    require_interpreter(GLUE_PYTHONSHELL_39.python)
+    require_interpreter(LAMBDA_RUNTIMES["python3.12"].python)
     module_boto("s3").create_bucket(Bucket=BUCKET)
     return module_boto
 

@@ -14,7 +14,7 @@ import pytest
 
 from etl_localcloud.glue.job_process import memory_limit_bytes
 from etl_localcloud.glue.programs import BOOTSTRAP_MODULE, PATH_ROOT
-from etl_localcloud.runtime_envs import find_interpreter
+from tests.conftest import require_interpreter
 
 pytestmark = pytest.mark.unit
 
@@ -80,11 +80,7 @@ def test_the_awsglue_shim_names_the_missing_arguments(tmp_path: Path) -> None:
 
 def test_the_bootstrap_and_its_awsglue_shim_run_on_python_3_9(tmp_path: Path) -> None:
     """Glue Python shell runs 3.9: the job's process must start there (no newer syntax in the programs)."""
-    py39 = find_interpreter("3.9")
-    if py39 is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but no python3.9 on PATH or through pyenv: the Glue runtime cannot be checked")
-        pytest.skip("no python3.9 on PATH or through pyenv")
+    py39 = require_interpreter("3.9")
     script = _script(tmp_path, (
         "import sys\n"
         "from awsglue.utils import getResolvedOptions\n"

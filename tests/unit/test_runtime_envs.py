@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from etl_localcloud.runtime_envs import (
     find_interpreter,
 )
 from etl_localcloud.runtimes import GLUE_PYTHONSHELL_39, LAMBDA_RUNTIMES, PINNED, RuntimePins
+from tests.conftest import require_interpreter
 
 pytestmark = pytest.mark.unit
 
@@ -64,11 +64,7 @@ def test_an_unpinned_module_the_environment_lacks_is_refused_by_name(tmp_path: P
 
 
 def test_an_environment_is_built_once_atomically_and_a_killed_builds_leftovers_go(tmp_path: Path) -> None:
-    interp = find_interpreter("3.9")
-    if interp is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but no python3.9 on PATH or through pyenv")
-        pytest.skip("no python3.9 on PATH or through pyenv")
+    interp = require_interpreter("3.9")
     pins = RuntimePins(name="tiny", python="3.9", packages=("appdirs==1.4.4",), source="https://docs.aws.amazon.com/")
     said: list[str] = []
     results: list[tuple[Environment, bool]] = []
