@@ -211,8 +211,8 @@ class Environment:
 
         Each entry must be ``name==version`` (or name a module the environment has). Built once per spec
         (cached beside the environment) with pip ``--target``, constrained to the versions installed in the
-        environment except for the named modules, so that it holds what Glue's ``pip install`` would change
-        and nothing else differs.
+        environment except for the named modules (unconstrained when those need newer dependencies), so that
+        it holds what Glue's ``pip install`` would change.
 
         Raises
         ------
@@ -236,12 +236,17 @@ class Environment:
                 constraints = tmp / ".constraints.txt"
                 constraints.write_text("".join(f"{n}=={v}\n" for n, v in self.packages.items()
                                                if _norm(n) not in named and n not in ("pip", "setuptools")))
-                try:
+                try:  # keep what the runtime has where the modules allow it...
                     _pip(self.python, ["--target", str(tmp), "-c", str(constraints), *entries], say)
-                except RuntimeError as exc:
-                    raise ModuleError(f"--additional-python-modules: could not install {', '.join(entries)} "
-                                      f"for Python {self.python_version}: {exc}") from None
-                constraints.unlink()
+                except RuntimeError:  # ...else let pip upgrade their dependencies too, as Glue's pip does
+                    shutil.rmtree(tmp)
+                    tmp.mkdir()
+                    try:
+                        _pip(self.python, ["--target", str(tmp), *entries], say)
+                    except RuntimeError as exc:
+                        raise ModuleError(f"--additional-python-modules: could not install {', '.join(entries)} "
+                                          f"for Python {self.python_version}: {exc}") from None
+                constraints.unlink(missing_ok=True)
 
             _build_into(final, make)
         return final
