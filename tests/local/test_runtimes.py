@@ -120,8 +120,8 @@ def test_the_environments_are_built_once_and_reused_by_the_next_start(module_clo
     assert set(envs) == {GLUE_PYTHONSHELL_39.name, *(p.name for p in LAMBDA_RUNTIMES.values())}
     stamps = {name: (env / "etl-kit-runtime.json").stat().st_mtime_ns for name, env in envs.items()}
     local.down(module_cloud)
-    st = local.up(module_cloud)
-    after = st["providers"]["runtimes"]
+    local.up(module_cloud)  # returns once the runtimes are resolved
+    after = local.status(module_cloud)["providers"]["runtimes"]
     assert (after["built"], after["reused"]) == (0, len(envs))
     assert {name: Path(r["environment"]) for name, r in after["runtimes"].items()} == envs
     assert {name: (env / "etl-kit-runtime.json").stat().st_mtime_ns for name, env in envs.items()} == stamps
@@ -159,6 +159,6 @@ def test_a_missing_interpreter_falls_back_to_the_daemons_python_and_says_so(no_i
 
 def local_cli() -> Any:
     """The kit's command line (``etl-kit``)."""
-    from etl_kit.cli import main
+    from etl_kit.cli import cli
 
-    return main
+    return cli
