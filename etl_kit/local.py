@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from etl_localcloud.identity import CloudAddress
     from etl_localcloud.spec import CloudSpec
 
-__all__ = ["spec", "address", "up", "down", "status", "warehouse_info", "register"]
+__all__ = ["spec", "address", "up", "down", "status", "warehouse_info", "register", "runtime_lines"]
 
 INSTALL_HINT = "pip install 'etl-kit[local]'"
 START_HINT = "start it with `etl-kit local up` (or run notebook 00_setup)"
@@ -70,8 +70,11 @@ def address(settings: Settings) -> CloudAddress:
     return found
 
 
-def up(settings: Settings) -> dict[str, Any]:
+def up(settings: Settings, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Start the local cloud of ``settings`` (or repair a running one); its status once it serves.
+
+    The first start on a machine also builds the pinned Glue and Lambda runtimes' environments (about a
+    minute; ``progress`` gets a line for each); later starts reuse them.
 
     Raises
     ------
@@ -85,7 +88,7 @@ def up(settings: Settings) -> dict[str, Any]:
         raise LocalCloudError(f"the local cloud needs {', '.join(missing)}, not installed here: run "
                               f"`{INSTALL_HINT}` (./kit installs it)")
     with _translated():
-        return manager.up(spec(settings))
+        return manager.up(spec(settings), progress=progress)
 
 
 def down(settings: Settings) -> str:
@@ -130,6 +133,22 @@ def _settings(params: str | None, state_dir: str | None = None, port: int | None
     return load_settings(params, **overrides)
 
 
+def runtime_lines(runtimes: dict[str, Any]) -> list[str]:
+    """One line per runtime: the pinned Python and libraries it runs on, or that it falls back and why."""
+    lines = []
+    for name, r in sorted(runtimes.items()):
+        if r.get("building"):
+            lines.append(f"{name}: environment being built")
+            continue
+        libs = ", ".join(f"{k} {v}" for k, v in (r.get("packages") or {}).items())
+        if r.get("fallback"):
+            lines.append(f"{name}: NOT EMULATED, runs on the daemon's Python {r.get('python')} ({libs}): "
+                         f"{r['fallback']}")
+        else:
+            lines.append(f"{name}: Python {r.get('python')}, pinned {libs}")
+    return lines
+
+
 def _echo_up(st: dict[str, Any]) -> None:
     if st.get("repaired"):
         fixed = ", ".join(f"{name} {'restarted' if ok else 'NOT restarted'}" for name, ok in st["repaired"].items())
@@ -138,7 +157,9 @@ def _echo_up(st: dict[str, Any]) -> None:
         click.echo(f"local cloud already running at {st['endpoint']} (pid {st['pid']})")
     else:
         click.echo(f"local cloud ready at {st['endpoint']} (pid {st['pid']}, postgres {st.get('postgres')}, "
-                   f"{st.get('startup_seconds')} s)")
+                   f"{st.get('startup_seconds')} s; runtimes {st.get('runtimes_seconds')} s)")
+    for line in runtime_lines(st.get("runtimes") or {}):
+        click.echo(f"runtime   {line}")
 
 
 def _iam_line(st: dict[str, Any]) -> str:
@@ -163,7 +184,11 @@ def _echo_status(st: dict[str, Any], as_json: bool) -> None:
         click.echo(f"endpoint  {st['endpoint']}\npid       {st['pid']}\nuptime    {st['uptime_seconds']} s\n"
                    f"postgres  {st.get('postgres')}\nstate     {st['state_dir']}\n"
                    f"iam       {_iam_line(st)}")
+        for line in runtime_lines(st.get("runtimes") or {}):
+            click.echo(f"runtime   {line}")
         for name, h in st.get("providers", {}).items():
+            if name == "runtimes":  # shown above, one line each
+                continue
             flag = "ok" if h.get("ok") else "FAILING"
             detail = ", ".join(f"{k}={v}" for k, v in h.items() if k != "ok")
             click.echo(f"provider  {name:<18} {flag}  {detail}")
@@ -188,7 +213,7 @@ def register(group: click.Group) -> None:
     @_port_opt
     def up_cmd(params: str | None, state_dir: str | None, port: int | None) -> None:
         """Start the local cloud in the background; returns once it is ready."""
-        _echo_up(up(_settings(params, state_dir, port)))
+        _echo_up(up(_settings(params, state_dir, port), progress=click.echo))
 
     @local.command("down")
     @_params_opt

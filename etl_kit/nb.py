@@ -113,15 +113,22 @@ def _frame(rows: list[dict[str, Any]] | dict[str, Any], columns: list[str] | Non
 
 # -- 00 setup --------------------------------------------------------------------------
 def setup(settings: Settings) -> pd.DataFrame:
-    """Target, identity, region and endpoint; starts the local cloud when the target is local."""
+    """Target, identity, region and endpoint; starts the local cloud when the target is local.
+
+    Locally it also shows the runtime each Glue job and Lambda function runs on (the pinned Python and
+    libraries, or that a runtime falls back to the daemon's Python and why).
+    """
     info: dict[str, Any] = {"target": settings.target, "region": settings.region}
     if settings.target == "local":
         from etl_kit import local
 
-        st = local.up(settings)
+        st = local.up(settings, progress=print)
         info.update(endpoint=st["endpoint"], warehouse=st.get("postgres"),
                     providers=", ".join(f"{k}:{'ok' if v.get('ok') else 'FAILING'}"
                                         for k, v in st.get("providers", {}).items()))
+        for line in local.runtime_lines(st.get("runtimes") or {}):  # what jobs and functions run on, or why not
+            name, _, text = line.partition(": ")
+            info[f"runtime {name}"] = text
     with aws_errors("identify caller", "sts"):
         ident = client("sts", settings).get_caller_identity()
     info["identity"] = ident["Arn"].split(":", 5)[-1]  # the role/user, without the account id

@@ -282,7 +282,7 @@ def lab(params: str, jupyter_args: list[str]) -> None:
     if settings.target == "local":
         from etl_kit import local
 
-        st = local.up(settings)
+        st = local.up(settings, progress=click.echo)  # the first start builds the runtimes: say so
         click.echo(f"local cloud at {st['endpoint']} (postgres {st.get('postgres')})")
     # Every kernel inherits the local cloud's trust bundle (the system's CAs plus the local CA, harmless on aws),
     # so redshift-connector's defaults verify the local endpoint. Not the endpoint or keys: a notebook may run
@@ -336,7 +336,7 @@ def register(group: click.Group) -> None:
         if settings.target == "local":
             from etl_kit import local
 
-            st = local.up(settings)
+            st = local.up(settings, progress=click.echo)  # the first start builds the runtimes: say so
             click.echo(f"local cloud at {st['endpoint']} (postgres {st.get('postgres')})")
         summary = run_notebooks(params, out=out, parameters={"sample_rows": rows} if rows else None,
                                 teardown=teardown)

@@ -7,11 +7,20 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from etl_localcloud.identity import ADMIN
 
+if TYPE_CHECKING:
+    from etl_localcloud.runtime_envs import RuntimeTable
+
 __all__ = ["PostgresInfo", "CloudContext"]
+
+
+def _runtime_table() -> RuntimeTable:
+    from etl_localcloud.runtime_envs import RuntimeTable
+
+    return RuntimeTable()
 
 
 def _mark_direct(request: Any, **_: Any) -> None:
@@ -52,8 +61,10 @@ class CloudContext:
     account_id: str
     state_dir: Path
     postgres: PostgresInfo | None = None
-    python: str = ""  # interpreter for Lambda code and Glue Python shell scripts
+    python: str = ""  # the daemon's interpreter (what a runtime falls back to, saying so)
     iam: Any = None  # etl_localcloud.iam.Enforcer: the enforcement point and the role sessions
+    # the pinned runtimes Lambda code and Glue Python shell scripts run on (etl_localcloud.runtime_envs)
+    runtimes: RuntimeTable = field(default_factory=_runtime_table)
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=32,
                                                                                      thread_name_prefix="provider"))
     _clients: dict[str, Any] = field(default_factory=dict)

@@ -30,6 +30,7 @@ from etl_localcloud.iam import Enforcer
 from etl_localcloud.identity import ACCOUNT_ID, ADMIN, CloudAddress
 from etl_localcloud.motohooks import iam as moto_iam
 from etl_localcloud.persistence import GatedApp, Persister, PersistingApp, prepare_state_dir
+from etl_localcloud.runtime_envs import RuntimeTable
 from etl_localcloud.spec import ERROR_FILE, REPAIR_PATH, STATE_FILE, CloudSpec
 
 __all__ = ["PROVIDER_FACTORIES", "build_app", "main"]
@@ -93,7 +94,7 @@ def build_app(ctx: CloudContext, state_root: Path) -> tuple[FrontDoor, list[Prov
         raise RuntimeError("moto internals changed: " + "; ".join(problems))
     motohooks.install_s3_notification_fix()
     moto_iam.install_bucket_policy_handover()
-    providers = _load_providers(ctx)
+    providers = [*_load_providers(ctx), ctx.runtimes]
     persister = Persister(state_root, providers)
     info = {"endpoint": ctx.endpoint, "region": ctx.region, "account_id": ctx.account_id, "pid": os.getpid(),
             "state_dir": str(ctx.state_dir), "iam_enforcement": bool(ctx.iam and ctx.iam.enabled)}
@@ -188,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     ctx = CloudContext(endpoint=spec.endpoint, region=spec.region, account_id=ACCOUNT_ID, state_dir=state_dir,
-                       python=sys.executable, iam=Enforcer(ACCOUNT_ID, spec.region, spec.iam_enforcement,
-                                                           frozenset({ADMIN.access_key_id})))
+                       python=sys.executable, runtimes=RuntimeTable(daemon_python=sys.executable),
+                       iam=Enforcer(ACCOUNT_ID, spec.region, spec.iam_enforcement, frozenset({ADMIN.access_key_id})))
     try:
         app, providers, persister = build_app(ctx, state_root)
         restored = persister.restore()

@@ -1,11 +1,12 @@
 """Runs one Lambda invocation in its own process: the Lambda runtime's contract, minimal.
 
-The Lambda provider starts it as
-``python -m etl_localcloud.lambda_runner CODE_DIR HANDLER EVENT_JSON RESULT_JSON DEADLINE`` with the
+The Lambda provider starts it with the Python of the function's runtime (3.12 for python3.12) as
+``python .../etl_localcloud/lambda_runner.py CODE_DIR HANDLER EVENT_JSON RESULT_JSON DEADLINE`` with the
 function's environment: it imports ``HANDLER`` (``module.function``) from the unpacked code, calls it
 with the event and a context object, and writes ``{"ok": true, "result": ...}`` or the error (type,
 message, stack trace) to ``RESULT_JSON``. What the handler prints is the invocation's log.
-Stdlib only: it runs before the function's code is on the path.
+Stdlib only and Python 3.9+: it runs on the runtime's own Python, before the function's code is on the path,
+and takes its own folder off the path (the function sees its code and the runtime's packages only).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def invoke(handler_spec: str, event: Any, context: LambdaContext) -> dict[str, A
 def main(argv: list[str]) -> int:
     """Run one invocation; see the module's docstring for the arguments."""
     code_dir, handler_spec, event_path, result_path, deadline = argv[:5]
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     sys.path.insert(0, code_dir)
     os.chdir(code_dir)
     with open(event_path) as fh:

@@ -3,7 +3,9 @@
 moto stores functions but runs their code only through Docker. Here the deployed zip
 (exactly what ``create_function``/``update_function_code`` received) is unpacked and the
 handler runs in a subprocess with the function's environment, its timeout and the local
-endpoint, like a Lambda runtime. Output goes to CloudWatch Logs ``/aws/lambda/<name>``.
+endpoint, like a Lambda runtime, on the Python of its declared runtime with the boto3 that runtime
+ships (:mod:`etl_localcloud.runtimes`; the daemon's Python only where that is missing, said in the
+invocation's log). Output goes to CloudWatch Logs ``/aws/lambda/<name>``.
 Asynchronous invocations (``InvocationType=Event`` and EventBridge targets) are retried
 ``MaximumRetryAttempts`` times (default 2, as Lambda does) and then sent to the
 function's on-failure destination; the retry delays are seconds here instead of minutes.
@@ -45,8 +47,9 @@ __all__ = ["LambdaProvider", "SqsMappings", "build", "RUNNER"]
 
 log = logging.getLogger("etl_localcloud.lambda")
 
-# Runs each invocation in its own process (the Lambda runtime's contract): python -m RUNNER ...
-RUNNER = "etl_localcloud.lambda_runner"
+# Runs each invocation in its own process (the Lambda runtime's contract): python RUNNER ... (by path: the
+# runtime's Python has nothing of the local cloud installed)
+RUNNER = str(Path(__file__).with_name("lambda_runner.py"))
 
 
 class LambdaProvider(Provider):
@@ -137,6 +140,7 @@ class LambdaProvider(Provider):
         if not fn["zip"]:
             raise ServiceError("InvalidParameterValueException",
                                f"Function {fn['name']} has no zip code (image functions are not emulated)")
+        runtime = self.ctx.runtimes.for_lambda(fn["runtime"])  # waits while its environment is first built
         request_id = str(uuid.uuid4())
         stream = f"{_dt.datetime.now(_dt.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         try:
@@ -144,7 +148,8 @@ class LambdaProvider(Provider):
         except AssumeRefused as exc:
             res: dict[str, Any] = {"ok": False, "errorType": "InvalidParameterValueException",
                                    "errorMessage": str(exc)}
-            return self._finish(fn, res, b"", _Timing(time.time(), False), (request_id, stream))
+            return self._finish(fn, res, b"", _Timing(time.time(), False), (request_id, stream),
+                                runtime.banner())
         code_dir = self._code_dir(fn)
         env = self.ctx.child_env(session)
         env.update({str(k): str(v) for k, v in fn["environment"].items()})
@@ -165,7 +170,7 @@ class LambdaProvider(Provider):
                 result_path = Path(tmp) / "result.json"
                 event_path.write_text(json.dumps(event, default=str))
                 proc = subprocess.Popen(
-                    [self.ctx.python, "-m", RUNNER, str(code_dir), fn["handler"], str(event_path),
+                    [runtime.python, RUNNER, str(code_dir), fn["handler"], str(event_path),
                      str(result_path), str(deadline)],
                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )
@@ -188,14 +193,14 @@ class LambdaProvider(Provider):
                     res = {"ok": False, "errorType": "Runtime.ExitError",
                            "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
                                            f"exit status {proc.returncode}"}
-        return self._finish(fn, res, output, _Timing(started, timed_out), (request_id, stream))
+        return self._finish(fn, res, output, _Timing(started, timed_out), (request_id, stream), runtime.banner())
 
     def _finish(self, fn: dict[str, Any], res: dict[str, Any], output: bytes, timing: _Timing,
-                ids: tuple[str, str]) -> dict[str, Any]:
+                ids: tuple[str, str], banner: str) -> dict[str, Any]:
         """Write the invocation's log, count it, and complete its result."""
         request_id, stream = ids
         elapsed, timed_out = time.time() - timing.started, timing.timed_out
-        lines = [f"START RequestId: {request_id} Version: $LATEST"]
+        lines = [f"START RequestId: {request_id} Version: $LATEST", banner]
         lines += output.decode(errors="replace").splitlines()
         if not res["ok"]:
             lines.append(f"[ERROR] {res.get('errorType')}: {res.get('errorMessage')}")

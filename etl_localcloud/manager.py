@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,8 @@ def status(spec: CloudSpec) -> dict[str, Any]:
     out.update(running=True, pid=h.get("pid", pid), uptime_seconds=h.get("uptime_seconds"),
                postgres=h.get("postgres"), providers=parts, healthy=bool(h.get("ok")),
                iam_enforcement=(h.get("iam") or {}).get("enforcing"),
-               down=sorted(name for name, part in parts.items() if not part.get("ok")))
+               down=sorted(name for name, part in parts.items() if not part.get("ok")),
+               runtimes=(parts.get("runtimes") or {}).get("runtimes", {}))
     return out
 
 
@@ -119,6 +120,38 @@ def _switch_iam(spec: CloudSpec) -> dict[str, Any]:
         raise CloudError(f"the local cloud at {spec.endpoint} did not switch IAM enforcement: {exc}; "
                          "restart it with `etl-kit local down` and `etl-kit local up`") from exc
     return status(spec)
+
+
+
+
+def wait_for_runtimes(spec: CloudSpec, progress: Callable[[str], None] | None = None,
+                      timeout: float = 1800.0) -> dict[str, Any]:
+    """Wait until the daemon has resolved every pinned runtime (built its environment the first time).
+
+    ``progress`` gets a line per runtime being built. Returns the runtime table (name -> what runs it).
+
+    Raises
+    ------
+    CloudError
+        The builds did not end within ``timeout`` seconds (see daemon.log for pip's progress).
+    """
+    said: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        h = health(spec.endpoint) or {}
+        part = h.get("providers", {}).get("runtimes", {})
+        building = [n for n in part.get("building", []) if n not in said]
+        for name in building:
+            said.add(name)
+            if progress is not None:
+                progress(f"building the {name} runtime's environment with pip (first start only, about a minute; "
+                         f"progress in {spec.state_dir / LOG_FILE}) ...")
+        if h and not part.get("pending"):
+            return dict(part.get("runtimes", {}))
+        if time.monotonic() > deadline:
+            raise CloudError(f"the runtimes {', '.join(part.get('pending', []))} were still being built after "
+                             f"{timeout:.0f} s; see {spec.state_dir / LOG_FILE}")
+        time.sleep(0.5)
 
 
 def repair(spec: CloudSpec, timeout: float = 60.0) -> dict[str, Any]:
@@ -171,11 +204,12 @@ def warehouse_info(spec: CloudSpec) -> dict[str, Any]:
     return dict(data["postgres"])
 
 
-def up(spec: CloudSpec, *, timeout: float = 90.0) -> dict[str, Any]:
-    """Start the daemon in the background and return once it is ready.
+def up(spec: CloudSpec, *, timeout: float = 90.0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Start the daemon in the background and return once it is ready and its runtimes are resolved.
 
     Returns the status dict, with ``already_running`` True when it was up before (a running daemon with a
-    part down is repaired, ``repaired`` naming what was restarted).
+    part down is repaired, ``repaired`` naming what was restarted). The first start on a machine builds the
+    pinned runtimes' environments (:func:`wait_for_runtimes`; ``progress`` hears about each).
 
     Raises
     ------
@@ -191,6 +225,7 @@ def up(spec: CloudSpec, *, timeout: float = 90.0) -> dict[str, Any]:
             if st.get("iam_enforcement") is not None and st["iam_enforcement"] != spec.iam_enforcement:
                 st = _switch_iam(spec)
             st["already_running"] = True
+            st["runtimes"] = wait_for_runtimes(spec, progress)
             return st
         if st.get("stale_pid"):
             pid_file.unlink(missing_ok=True)
@@ -204,7 +239,11 @@ def up(spec: CloudSpec, *, timeout: float = 90.0) -> dict[str, Any]:
                 f"port {spec.port} on {spec.host} is in use by another program (not the etl-kit local "
                 f"cloud); stop it, or set local_port in your params file to a free port"
             )
-        return _start(spec, timeout)
+        st = _start(spec, timeout)
+        began = time.monotonic()
+        st["runtimes"] = wait_for_runtimes(spec, progress)
+        st["runtimes_seconds"] = round(time.monotonic() - began, 2)
+        return st
 
 
 def _start(spec: CloudSpec, timeout: float) -> dict[str, Any]:

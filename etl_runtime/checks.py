@@ -8,6 +8,7 @@ rejected rows.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Dict, List, Optional, Tuple
 
 import pyarrow as pa
@@ -27,13 +28,22 @@ _MONTH_DAYS = int64s([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 # ---------------------------------------------------------------------------------------------
 # per-column vectorised checks
 # ---------------------------------------------------------------------------------------------
+def _to_decimal(src: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    """Validated decimal strings as ``arrow_type``; pyarrow 7 (Glue Python shell 3.9's) has no string->decimal
+    cast kernel, so there each value is parsed by :class:`decimal.Decimal` (same values, slower)."""
+    try:
+        return pc.cast(src, arrow_type)
+    except pa.ArrowNotImplementedError:
+        return pa.array([None if s is None else Decimal(s) for s in src.to_pylist()], type=arrow_type)
+
+
 def _date_days(v: pa.Array, rule: ColumnRule) -> pa.Array:
     """Days since epoch (int32) for values that are real dates in one of the formats, else null."""
     result = None
     for fmt in rule.date_formats:
         parts = pc.extract_regex(v, fmt.regex)
         # flatten() carries the struct's validity into the children (non-matching values become null)
-        f = dict(zip([parts.type.field(i).name for i in range(parts.type.num_fields)], parts.flatten()))
+        f = dict(zip([field.name for field in parts.type], parts.flatten()))  # StructType.field(): pyarrow 8+
         y = pc.cast(f["y"], pa.int64())
         m = pc.cast(f["m"], pa.int64())
         d = pc.cast(f["d"], pa.int64())
@@ -107,7 +117,8 @@ def check_plain(raw: pa.Array, rule: ColumnRule, null_set: pa.Array) -> Checked:
         src = pc.if_else(good, v, _NULL_STR)
         if rule.type == "integer":
             src = pc.utf8_ltrim(src, characters="+")  # arrow's int cast refuses a leading '+'
-        typed = pc.cast(src, rule.arrow_type)
+        typed = _to_decimal(src, rule.arrow_type) if pa.types.is_decimal(rule.arrow_type) \
+            else pc.cast(src, rule.arrow_type)
     if rule.required:
         fail = pc.or_(fail, isnull)
     return Checked(isnull, fail, typed, raw)

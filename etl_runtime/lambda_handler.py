@@ -18,7 +18,7 @@ or a classic S3 notification (``Records[].s3``; keys URL-encoded with ``+`` for 
 
 Dedupe, with retries: each attempt at an object identity (bucket, key, version-or-etag) is a claim
 object ``<STATE_PREFIX>claims/<sha256(bucket\\0key\\0version-or-etag)>/<n>.json`` (n = 1, 2, ...) created
-with ``put_object(IfNoneMatch='*')`` (S3 conditional write; moto 5.2.5 enforces it with
+with ``If-None-Match: *`` (S3 conditional write, :func:`put_if_absent`; moto 5.2.5 enforces it with
 ``PreconditionFailed``), so of two deliveries racing for attempt n exactly one wins. A delivery that
 finds attempt n taken asks how that attempt ended (``glue:GetWorkflowRun``): still running or succeeded
 (or rejected for its content) -> skipped as ``duplicate``; ended unsuccessfully (a failed, timed-out or
@@ -47,6 +47,7 @@ import hashlib
 import json
 import os
 import random
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Dict, List, NoReturn, Optional, Tuple
@@ -215,6 +216,31 @@ def claim_verdict(claim: Dict[str, Any], glue: Any, workflow: str, *, lease_seco
     return run_verdict(run)
 
 
+_CONDITIONAL = threading.local()  # set while this thread's put_if_absent call is in flight
+
+
+def _if_none_match(request: Any, **_: Any) -> None:
+    if getattr(_CONDITIONAL, "on", False):
+        request.headers["If-None-Match"] = "*"
+
+
+def put_if_absent(s3: Any, **kwargs: Any) -> Any:
+    """``s3.put_object(**kwargs)`` that succeeds only when the key does not exist yet (S3 conditional write).
+
+    The condition travels as the ``If-None-Match: *`` header, added before signing, not as the ``IfNoneMatch``
+    parameter: boto3 knows that parameter only from 1.35 (August 2024), and the boto3 a Lambda runtime ships
+    can be older (python3.12's is 1.34.145, see etl_localcloud/runtimes.py), where the parameter fails
+    validation. S3 honours the header whatever the SDK's version. Thread-safe: botocore signs in the calling
+    thread, and only this thread's call carries the header.
+    """
+    s3.meta.events.register_first("before-sign.s3.PutObject", _if_none_match, unique_id="etl-kit-if-none-match")
+    _CONDITIONAL.on = True
+    try:
+        return s3.put_object(**kwargs)
+    finally:
+        _CONDITIONAL.on = False
+
+
 def _read_claim(s3: Any, bucket: str, ckey: str) -> Optional[Dict[str, Any]]:
     """The claim's body, or None when there is no such claim."""
     try:
@@ -265,7 +291,7 @@ def take_claim(s3: Any, glue: Any, *, bucket: str, ident: Tuple[str, str, str], 
         ckey = claim_key(bucket, key, ident_value, state_prefix, attempt)
         body = dict(claim, attempt=attempt, claim_key=ckey, workflow=workflow)
         try:
-            s3.put_object(Bucket=bucket, Key=ckey, Body=json.dumps(body).encode("utf-8"), IfNoneMatch="*",
+            put_if_absent(s3, Bucket=bucket, Key=ckey, Body=json.dumps(body).encode("utf-8"),
                           ContentType="application/json")
             claim.update(attempt=attempt, claim_key=ckey, workflow=workflow)
             return {"won": True, "claim_key": ckey, "attempt": attempt}

@@ -15,7 +15,8 @@ from etl_kit.config import Settings, load_settings
 from etl_localcloud.identity import pid_alive
 from etl_localcloud.spec import free_port
 
-__all__ = ["ROOT", "free_port", "pid_alive", "wait_for", "private_cloud", "client_factory"]
+__all__ = ["ROOT", "free_port", "pid_alive", "wait_for", "private_cloud", "client_factory",
+           "insist_on_pinned_runtimes", "require_interpreter"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,11 +29,39 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """
     state = tmp_path_factory.mktemp("cloud")
     settings = load_settings(ROOT / "params" / "local.yaml", local_state_dir=str(state), local_port=free_port())
-    local.up(settings)
+    st = local.up(settings)
     try:
+        insist_on_pinned_runtimes(st.get("runtimes") or {})
         yield settings
     finally:
         local.down(settings)
+
+
+def insist_on_pinned_runtimes(runtimes: dict[str, Any]) -> None:
+    """On CI (``CI=true``) the pipeline's tests must run on the pinned Glue and Lambda runtimes: a runtime that
+    fell back to the daemon's Python (no python3.9 / python3.12 found, or pip failed) fails the session loudly."""
+    fallen = {name: r.get("fallback") for name, r in runtimes.items() if r.get("fallback")}
+    if fallen and os.environ.get("CI") == "true":
+        pytest.fail("CI=true but the local cloud's runtimes are not the pinned ones: "
+                    + "; ".join(f"{n}: {why}" for n, why in fallen.items())
+                    + " (install the interpreters, e.g. with pyenv, so PATH or `pyenv root` finds them)",
+                    pytrace=False)
+
+
+def require_interpreter(minor: str) -> Any:
+    """The ``python<minor>`` the local cloud would find (:class:`~etl_localcloud.runtime_envs.Interpreter`).
+
+    Skips the test where there is none, but fails it on CI (``CI=true``): the pinned runtimes are tested there.
+    """
+    from etl_localcloud.runtime_envs import find_interpreter
+
+    found = find_interpreter(minor)
+    if found is None:
+        message = f"no python{minor} on PATH or through pyenv: the pinned runtime cannot be tested"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
+    return found
 
 
 def private_cloud(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Settings]:

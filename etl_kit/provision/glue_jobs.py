@@ -15,7 +15,13 @@ from typing import Any
 from etl_kit.provision.base import TAGS, Ctx, Resource, Step, read_with
 from etl_kit.provision.packaging import CSV_SCRIPT, LOAD_SCRIPT, PIPELINE_ZIP_NAME
 
-__all__ = ["STEP", "job_specs", "CSV_SCRIPT", "LOAD_SCRIPT"]
+__all__ = ["STEP", "job_specs", "CSV_SCRIPT", "LOAD_SCRIPT", "PYTHONSHELL_MODULES"]
+
+# Glue Python shell 3.9's analytics set ships boto3 1.22.5 / botocore 1.25.5 (May 2022), whose Redshift Data
+# API has no WorkgroupName: the jobs could not address a Redshift Serverless workgroup with it (found by running
+# them on that set locally, etl_localcloud/runtimes.py). So they ask Glue for a newer SDK, the documented way;
+# this one is the Lambda python3.12 runtime's, which still supports Python 3.9.
+PYTHONSHELL_MODULES = "boto3==1.34.145,botocore==1.34.145"
 
 _JOB_FIELDS = ("Role", "Command", "DefaultArguments", "MaxRetries", "Timeout", "ExecutionProperty",
                "SecurityConfiguration", "Connections", "MaxCapacity", "GlueVersion", "WorkerType", "NumberOfWorkers",
@@ -57,6 +63,7 @@ def job_specs(ctx: Ctx) -> dict[str, dict[str, Any]]:
     }
     if s.job_type == "pythonshell":
         common["library-set"] = "analytics"
+        common["--additional-python-modules"] = PYTHONSHELL_MODULES
     job1_args = {
         **common,
         "--input_prefix": s.input_prefix,

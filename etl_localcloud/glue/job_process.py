@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 from etl_localcloud.context import CloudContext
 from etl_localcloud.glue.common import role_session, split_s3
-from etl_localcloud.glue.programs import BOOTSTRAP_MODULE, MODULE_CHECK_MODULE, PATH_ROOT
+from etl_localcloud.glue.programs import BOOTSTRAP_MODULE, PATH_ROOT
 from etl_localcloud.iam import AssumeRefused
+from etl_localcloud.runtime_envs import ModuleError, Resolved
 
 __all__ = ["ScriptRun", "Outcome", "error_from_stderr", "memory_limit_bytes", "kill", "LOG_GROUP"]
 
@@ -112,33 +113,6 @@ def with_path(env: dict[str, str], paths: list[str]) -> dict[str, str]:
     return out
 
 
-class ModuleCheck:
-    """Whether this interpreter has a job's ``--additional-python-modules`` (answers cached per spec)."""
-
-    def __init__(self, python: str) -> None:
-        self.python = python
-        self._cache: dict[str, str | None] = {}
-        self._lock = threading.Lock()
-
-    def refusal(self, spec: str) -> str | None:
-        """None when every entry of ``spec`` is installed, else why the run is refused."""
-        with self._lock:
-            if spec in self._cache:
-                return self._cache[spec]
-        env = with_path(dict(os.environ), [str(PATH_ROOT)])
-        out = subprocess.run([self.python, "-m", MODULE_CHECK_MODULE, spec], capture_output=True, text=True,
-                             timeout=60, env=env)
-        bad = out.stdout.strip() or (out.stderr.strip()[-500:] if out.returncode else "")
-        result = None
-        if bad:
-            result = ("--additional-python-modules: the local cloud does not install packages (no network); "
-                      f"not available in its interpreter: {bad}. Install them in the environment that runs "
-                      "the local cloud, or drop them from the job.")
-        with self._lock:
-            self._cache[spec] = result
-        return result
-
-
 class _CannotStart(Exception):
     """The run ends FAILED before its script starts (the message says why)."""
 
@@ -147,14 +121,15 @@ class _CannotStart(Exception):
 class ScriptRun:
     """The execution of one run's script: prepare its folder, run it, read its end.
 
-    ``minute`` is how many seconds a timeout minute lasts.
+    ``minute`` is how many seconds a timeout minute lasts. The script runs on the job's pinned runtime
+    (:meth:`etl_localcloud.runtime_envs.RuntimeTable.for_glue`; the run waits while it is first built), whose
+    banner opens the run's output log.
     """
 
     ctx: CloudContext
     run: JobRun
     job: dict[str, Any]
     minute: float
-    modules: ModuleCheck
     session: Any = None  # the job role's session (set when the run starts)
 
     def execute(self, arguments: dict[str, str], root: Path, closing: Closing) -> Outcome:
@@ -167,14 +142,20 @@ class ScriptRun:
         args: dict[str, str] = dict(self.job.get("DefaultArguments") or {})
         args.update(arguments)
         args.update(self.job.get("NonOverridableArguments") or {})
+        try:
+            runtime = self.ctx.runtimes.for_glue(command.get("PythonVersion"),
+                                                 stop=lambda: self.run.stop.is_set() or closing())
+        except InterruptedError:
+            return "STOPPED", None
         workdir = Path(tempfile.mkdtemp(prefix=f"{self.run.id[:20]}-", dir=root))
         try:
             try:
                 self.session = self._assume()
-                script, paths = self._prepare(command.get("ScriptLocation") or "", args, workdir)
+                script, paths = self._prepare(command.get("ScriptLocation") or "", args, workdir, runtime)
             except _CannotStart as refused:
+                self._logs(runtime, "", str(refused))
                 return "FAILED", str(refused)
-            return self._spawn(self.argv(script, args), paths, workdir, closing)
+            return self._spawn(runtime, self.argv(script, args), paths, workdir, closing)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -186,7 +167,8 @@ class ScriptRun:
         except AssumeRefused as exc:
             raise _CannotStart(str(exc)) from None
 
-    def _prepare(self, script_uri: str, args: dict[str, str], workdir: Path) -> tuple[Path, list[str]]:
+    def _prepare(self, script_uri: str, args: dict[str, str], workdir: Path,
+                 runtime: Resolved) -> tuple[Path, list[str]]:
         """The downloaded script and the job's path; :class:`_CannotStart` says why there are none."""
         try:
             script = self._download(script_uri, workdir / "script")
@@ -200,10 +182,13 @@ class ScriptRun:
                 raise _CannotStart(f"Failed to download --extra-py-files entry {uri}: {exc}") from None
             # .py files are importable from their folder; .zip/.whl go on sys.path themselves.
             paths.append(str(f.parent) if f.suffix == ".py" else str(f))
-        modules = args.get("--additional-python-modules", "")
-        problem = self.modules.refusal(modules) if modules else None
-        if problem:
-            raise _CannotStart(problem)
+        try:  # installed as Glue installs them (pip, pinned), after the job's own files on the path
+            overlay = runtime.overlay(args.get("--additional-python-modules", ""),
+                                      lambda line: log.info("job run %s: %s", self.run.id, line))
+        except ModuleError as exc:
+            raise _CannotStart(str(exc)) from None
+        if overlay is not None:
+            paths.append(str(overlay))
         paths.append(str(PATH_ROOT))  # last: a real awsglue on the path wins over the shim there
         return script, paths
 
@@ -229,7 +214,8 @@ class ScriptRun:
                 argv += [k if k.startswith("--") else f"--{k}", str(v)]
         return argv
 
-    def _spawn(self, argv: list[str], paths: list[str], workdir: Path, closing: Closing) -> Outcome:
+    def _spawn(self, runtime: Resolved, argv: list[str], paths: list[str], workdir: Path,
+               closing: Closing) -> Outcome:
         run = self.run
         env = with_path(self.ctx.child_env(self.session), paths)
         env.update({"GLUE_JOB_NAME": run.job_name, "GLUE_JOB_RUN_ID": run.id})
@@ -237,7 +223,7 @@ class ScriptRun:
         limit = memory_limit_bytes(run.max_capacity)
         began = time.monotonic()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen([self.ctx.python, "-m", BOOTSTRAP_MODULE, str(limit), *argv], cwd=str(workdir),
+            proc = subprocess.Popen([runtime.python, "-m", BOOTSTRAP_MODULE, str(limit), *argv], cwd=str(workdir),
                                     env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
             run.proc = proc
@@ -245,7 +231,7 @@ class ScriptRun:
             timed_out = self._wait(proc, began + run.timeout * self.minute, closing)
         run.execution_time = round(time.monotonic() - began)
         stderr = err_path.read_text(errors="replace")
-        self._logs(out_path.read_text(errors="replace"), stderr)
+        self._logs(runtime, out_path.read_text(errors="replace"), stderr)
         if run.stop.is_set():
             return "STOPPED", None
         if timed_out:
@@ -268,9 +254,10 @@ class ScriptRun:
                     timed_out = True
                     kill(self.run)
 
-    def _logs(self, stdout: str, stderr: str) -> None:
+    def _logs(self, runtime: Resolved, stdout: str, stderr: str) -> None:
+        """The run's output (opened by what it ran on) and error logs."""
         try:
-            self.ctx.put_logs(f"{LOG_GROUP}/output", self.run.id, stdout.splitlines() or [""])
+            self.ctx.put_logs(f"{LOG_GROUP}/output", self.run.id, [runtime.banner(), *stdout.splitlines()])
             self.ctx.put_logs(f"{LOG_GROUP}/error", self.run.id, stderr.splitlines() or [""])
         except Exception:
             log.exception("could not write the logs of job run %s", self.run.id)

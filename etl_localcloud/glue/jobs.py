@@ -31,7 +31,6 @@ from etl_localcloud.glue.common import RunBook, Tracked, moto_record, new_job_ru
 from etl_localcloud.glue.exceptions import ConcurrentRunsExceededException
 from etl_localcloud.glue.job_process import (
     LOG_GROUP,
-    ModuleCheck,
     ScriptRun,
     error_from_stderr,
     kill,
@@ -201,7 +200,6 @@ class JobRunner:
         self.book: RunBook[JobRun] = RunBook(self.job_definition, "Job Run with id {run_id} not found")
         self._lock = self.book.lock
         self.on_final: list[Callable[[JobRun], None]] = []
-        self._modules = ModuleCheck(ctx.python)
         self._closing = False
         self.minute = float(os.environ.get("ETL_KIT_GLUE_TIMEOUT_MINUTE_SECONDS", "60"))
 
@@ -306,7 +304,7 @@ class JobRunner:
                 if run.stop.is_set():
                     return "STOPPED", None
                 run.set_state("RUNNING")
-            script = ScriptRun(self.ctx, run, job, self.minute, self._modules)
+            script = ScriptRun(self.ctx, run, job, self.minute)
             return script.execute(arguments, self.root, lambda: self._closing)
         finally:
             self._slots.release()

@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 
 from etl_localcloud.glue.job_process import memory_limit_bytes
-from etl_localcloud.glue.programs import BOOTSTRAP_MODULE, MODULE_CHECK_MODULE, PATH_ROOT
+from etl_localcloud.glue.programs import BOOTSTRAP_MODULE, PATH_ROOT
+from tests.conftest import require_interpreter
 
 pytestmark = pytest.mark.unit
 
 
-def _run(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(module: str, *args: str, cwd: Path, python: str = sys.executable) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(PATH_ROOT)}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([python, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=60)
 
 
@@ -77,13 +78,14 @@ def test_the_awsglue_shim_names_the_missing_arguments(tmp_path: Path) -> None:
     assert "the following arguments are required: --bucket" in out.stderr
 
 
-def test_the_module_check_lists_what_the_interpreter_lacks(tmp_path: Path) -> None:
-    import importlib.metadata as md
-
-    have = md.version("pyarrow")
-    spec = f"pyarrow=={have}, boto3, surely-not-installed-pkg==1.0, pyarrow==0.0.1"
-    out = _run(MODULE_CHECK_MODULE, spec, cwd=tmp_path)
+def test_the_bootstrap_and_its_awsglue_shim_run_on_python_3_9(tmp_path: Path) -> None:
+    """Glue Python shell runs 3.9: the job's process must start there (no newer syntax in the programs)."""
+    py39 = require_interpreter("3.9")
+    script = _script(tmp_path, (
+        "import sys\n"
+        "from awsglue.utils import getResolvedOptions\n"
+        "args = getResolvedOptions(sys.argv, ['JOB_NAME'])\n"
+        "print(sys.version_info[:2], args['JOB_NAME'])\n"))
+    out = _run(BOOTSTRAP_MODULE, str(1 << 30), str(script), "--JOB_NAME", "nightly", cwd=tmp_path, python=py39.path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == (f"surely-not-installed-pkg==1.0 (not installed); "
-                                  f"pyarrow==0.0.1 (installed: {have})")
-    assert _run(MODULE_CHECK_MODULE, f"pyarrow=={have},boto3", cwd=tmp_path).stdout.strip() == ""
+    assert out.stdout.strip() == "(3, 9) nightly"
