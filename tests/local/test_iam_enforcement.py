@@ -340,9 +340,6 @@ def test_after_provisioning_restores_a_removed_statement_the_same_upload_loads(k
     assert loaded[0]["etag"] == etag
 
 
-@pytest.mark.xfail(strict=True, reason="defect in the kit's policies (issue 12, lane iam-fixes): job 1's role has "
-                                       "neither redshift-data:*Statement nor secretsmanager:GetSecretValue, so a "
-                                       "rejected file's ledger row is never written on AWS")
 def test_a_rejected_file_writes_its_ledger_row_under_enforcement(kit: Settings, module_boto) -> None:
     key = f"input/iam/rejected-{uuid.uuid4().hex[:6]}.csv"
     etag = put(module_boto("s3"), kit, key, csv_bytes([row(3_000_010 + i, units="many") for i in range(5)]))

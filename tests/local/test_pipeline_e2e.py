@@ -128,9 +128,6 @@ def test_same_object_again_or_a_duplicate_event_adds_no_rows_and_no_run(pipeline
     assert len(ledger_rows(pipeline, pipeline.bucket_name(), key)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 (lane iam-fixes): under IAM enforcement job 1's rejected path cannot "
-                                       "write its ledger row: the job 1 role has neither redshift-data:*Statement nor "
-                                       "secretsmanager:GetSecretValue (as on AWS)")
 @pytest.mark.parametrize(("name", "body", "reason"), [
     ("header_only.csv", csv_bytes([]), "no_data_rows"),
     ("missing_col.csv", csv_bytes([r[:6] + r[7:] for r in [row(3_000_001)]],

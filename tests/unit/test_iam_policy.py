@@ -40,14 +40,19 @@ def test_the_kit_policies_allow_what_they_name_and_nothing_else() -> None:
     assert not allowed("lambda", "s3:GetObject", f"arn:aws:s3:::{b}/output/x.parquet")
     assert allowed("lambda", "S3:getobject", f"arn:aws:s3:::{b}/input/x.csv")  # actions are case-insensitive
     assert not allowed("lambda", "s3:GetObject", f"arn:aws:s3:::{b.upper()}/input/x.csv")  # resources are not
-    assert allowed("load_job", "secretsmanager:GetSecretValue",
-                   f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:redshift!{S.redshift_namespace}-"
-                   f"{S.redshift_admin_user}-AbC123")
-    # ``?`` is one character: the secret's suffix is exactly six
-    assert not allowed("load_job", "secretsmanager:GetSecretValue",
-                       f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:redshift!{S.redshift_namespace}-"
-                       f"{S.redshift_admin_user}-AbC1234")
+    loader = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{S.redshift_loader_secret}"
+    admin = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:redshift!{S.redshift_namespace}-{S.redshift_admin_user}"
+    for job in ("load_job", "csv_job"):  # both jobs sign in as the loader user, never as the namespace's admin
+        assert allowed(job, "secretsmanager:GetSecretValue", f"{loader}-AbC123")
+        assert not allowed(job, "secretsmanager:GetSecretValue", f"{admin}-AbC123")
+        # ``?`` is one character: the secret's suffix is exactly six
+        assert not allowed(job, "secretsmanager:GetSecretValue", f"{loader}-AbC1234")
+    # job 1 writes its rejected files' ledger rows through the Data API, in this account's workgroups only
+    assert allowed("csv_job", "redshift-data:ExecuteStatement",
+                   f"arn:aws:redshift-serverless:us-east-1:{ACCOUNT}:workgroup/abc")
     assert not allowed("csv_job", "redshift-data:ExecuteStatement",
+                       "arn:aws:redshift-serverless:us-east-1:210987654321:workgroup/abc")
+    assert not allowed("lambda", "redshift-data:ExecuteStatement",
                        f"arn:aws:redshift-serverless:us-east-1:{ACCOUNT}:workgroup/abc")
 
 
