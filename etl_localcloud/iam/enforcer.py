@@ -21,7 +21,7 @@ from typing import Any
 
 from etl_localcloud.iam.policy import Caller, Check, Decision, UnsupportedPolicy, evaluate
 from etl_localcloud.iam.requests import Operation, operation, signer
-from etl_localcloud.iam.resources import Scope, checks
+from etl_localcloud.iam.resources import Scope, checks, set_caller
 from etl_localcloud.iam.sessions import RoleSessions
 from etl_localcloud.motohooks import iam as moto_iam
 
@@ -128,6 +128,7 @@ class Enforcer:
 
     def refusal(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes] | None:
         """None when the request may go on, else the error answer to send instead."""
+        set_caller(None)  # this thread served other requests before
         signed = signer(environ)
         if signed is None or not self.enabled:
             return None
@@ -195,9 +196,12 @@ class Enforcer:
     def _authorise(self, op: Operation, session: moto_iam.Session) -> tuple[int, dict[str, str], bytes] | None:
         role_name = session.role_arn.rsplit("/", 1)[-1]
         caller = Caller(self.account, role_arn=session.role_arn, session_arn=session.arn)
+        userid = f"{moto_iam.role_id(self.account, session.role_arn)}:{session.session_name}"
+        set_caller(userid)
         scope = Scope(self.account, self.region, {
             "aws:securetransport": ("true",), "aws:principalarn": (session.role_arn,),
-            "aws:principalaccount": (self.account,), "aws:requestedregion": (self.region,)})
+            "aws:principalaccount": (self.account,), "aws:requestedregion": (self.region,),
+            "aws:userid": (userid,)})
         identity = moto_iam.role_documents(self.account, session.role_arn)
         try:
             wanted = checks(op, scope) if op.name else []

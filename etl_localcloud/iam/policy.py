@@ -118,6 +118,29 @@ OPERATORS: dict[str, tuple[Callable[[str, str], bool], bool]] = {
 }
 
 
+_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+_SPECIAL = {"*": "*", "?": "?", "$": "$"}  # ${*} ${?} ${$}: the literal characters
+
+
+def _variables(value: str, context: dict[str, tuple[str, ...]]) -> str | None:
+    """``value`` with its policy variables (``${aws:userid}``...) replaced from the request; None if one is unset."""
+    missing = False
+
+    def sub(m: re.Match[str]) -> str:
+        nonlocal missing
+        name = m.group(1)
+        if name in _SPECIAL:
+            return _SPECIAL[name]
+        got = context.get(name.lower())
+        if not got or len(got) != 1:
+            missing = True
+            return ""
+        return got[0]
+
+    out = _VARIABLE.sub(sub, value)
+    return None if missing else out
+
+
 def _condition(operator: str, key: str, expected: Any, context: dict[str, tuple[str, ...]]) -> bool:
     """Whether one condition (operator, key, expected values) holds for the request."""
     qualifier, _, op = operator.rpartition(":")
@@ -125,6 +148,11 @@ def _condition(operator: str, key: str, expected: Any, context: dict[str, tuple[
     op = op[: -len("IfExists")] if if_exists else op
     actual = context.get(key.lower())
     wanted = [str(v).lower() if isinstance(v, bool) else str(v) for v in _as_list(expected)]
+    if any("${" in w for w in wanted):
+        resolved = [_variables(w, context) for w in wanted]
+        if any(w is None for w in resolved):
+            return False  # a policy variable the request has no value for matches nothing, as on AWS
+        wanted = [w for w in resolved if w is not None]
     if op == "Null":
         return (actual is None) == (wanted[0].lower() == "true")
     if op not in OPERATORS or qualifier not in ("", "ForAllValues", "ForAnyValue"):

@@ -12,6 +12,7 @@ with a role needs ``iam:PassRole`` with ``iam:PassedToService``.
 
 from __future__ import annotations
 
+import contextvars
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from etl_localcloud.iam.policy import Check
 from etl_localcloud.iam.requests import Operation
 from etl_localcloud.motohooks import iam as moto_iam
 
-__all__ = ["Scope", "checks", "register_resolver", "FREE_ACTIONS"]
+__all__ = ["Scope", "checks", "register_resolver", "FREE_ACTIONS", "current_caller", "set_caller"]
 
 # Actions AWS authorises for every caller (no policy needed).
 FREE_ACTIONS = frozenset({"sts:GetCallerIdentity"})
@@ -46,6 +47,21 @@ _PASS_ROLE = {("glue", "CreateJob"): ("Role", "glue.amazonaws.com"),
               ("glue", "UpdateCrawler"): ("Role", "glue.amazonaws.com"),
               ("lambda", "CreateFunction"): ("Role", "lambda.amazonaws.com"),
               ("lambda", "UpdateFunctionConfiguration"): ("Role", "lambda.amazonaws.com")}
+
+# The IAM user id (``aws:userid``) of the session whose request this thread serves, None for the user's own key.
+# A provider reads it to record who made what (the Data API's statement owner, which AWS checks later).
+_CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("etl_localcloud_iam_caller", default=None)
+
+
+def current_caller() -> str | None:
+    """``aws:userid`` of the role session making the request being served (None: the user's own credentials)."""
+    return _CALLER.get()
+
+
+def set_caller(userid: str | None) -> None:
+    """Set by the enforcement point for the request this thread serves."""
+    _CALLER.set(userid)
+
 
 # kind (e.g. "redshift-serverless:workgroup") -> resolver(account, region, name) -> ARN or None
 _RESOLVERS: dict[str, Callable[[str, str, str], str | None]] = {}
@@ -226,10 +242,18 @@ _RESOURCE_POLICY_SERVICES = {"sqs": lambda a: a.rsplit(":", 1)[-1], "sns": lambd
                              else a}
 
 
+_OWNED_STATEMENT_CALLS = ("DescribeStatement", "GetStatementResult", "GetStatementResultV2", "CancelStatement")
+
+
 def _service_checks(op: Operation, scope: Scope) -> list[Check]:
     action = f"{op.service}:{_ACTIONS.get((op.service, op.name), op.name)}"
     resources = _glue(op, scope) if op.service == "glue" else _named(op, scope)
     keys: dict[str, tuple[str, ...]] = {}
+    if op.service == "redshift-data" and op.name in _OWNED_STATEMENT_CALLS:
+        owner = _RESOLVERS.get("redshift-data:statement-owner")
+        found = owner(scope.account, scope.region, str(op.params.get("Id", "")).partition(":")[0]) if owner else None
+        if found:  # AWS scopes these calls by the statement's owner (redshift-data:statement-owner-iam-userid)
+            keys["redshift-data__statement-owner-iam-userid"] = (found,)
     tags = _tag_keys(op)
     if tags is not None:
         keys["aws__TagKeys"] = tags

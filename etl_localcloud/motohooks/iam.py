@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Session", "contract", "install_bucket_policy_handover", "assume_role", "find_session", "role_trust",
-           "role_documents", "resource_policy", "secret_arn"]
+           "role_documents", "resource_policy", "secret_arn", "role_id"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,12 @@ def find_session(account: str, access_key_id: str) -> Session | None:
             return Session(r.access_key_id, r.secret_access_key, r.session_token, r.role_arn, r.session_name,
                            r.expiration.replace(tzinfo=None))
     return None
+
+
+def role_id(account: str, role_arn: str) -> str:
+    """The role's unique id (``AROA...``), the first part of its sessions' ``aws:userid``."""
+    role = _role(account, role_arn)
+    return str(getattr(role, "id", "") or role_arn)
 
 
 def _role(account: str, role_arn: str) -> Any:

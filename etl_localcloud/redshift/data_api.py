@@ -14,6 +14,7 @@ from typing import Any
 from etl_localcloud.context import CloudContext
 from etl_localcloud.core.paging import REDSHIFT_DATA
 from etl_localcloud.dispatcher import Provider
+from etl_localcloud.iam.resources import register_resolver
 from etl_localcloud.redshift import catalog
 from etl_localcloud.redshift.data_models import (
     DONE,
@@ -53,6 +54,13 @@ class DataApiProvider(Provider):
             "ListTables": self._catalog_op(catalog.list_tables),
             "DescribeTable": self._catalog_op(catalog.describe_table),
         }
+        # AWS lets a role read only its own statements (redshift-data:statement-owner-iam-userid)
+        register_resolver("redshift-data:statement-owner", self._statement_owner)
+
+    def _statement_owner(self, account: str, region: str, sid: str) -> str | None:
+        with self.backend.lock:
+            st = self.backend.statements.get(sid)
+        return st.owner if st is not None else None
 
     # -- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:

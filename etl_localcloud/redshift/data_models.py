@@ -18,6 +18,7 @@ from typing import Any
 
 from etl_localcloud.context import CloudContext
 from etl_localcloud.core.clock import epoch
+from etl_localcloud.iam.resources import current_caller
 from etl_localcloud.redshift.exceptions import ResourceNotFoundException, ValidationException
 from etl_localcloud.redshift.pgadmin import IAM_ROLE, PgAdmin
 from etl_localcloud.redshift.results import estimate_size, to_field
@@ -94,6 +95,7 @@ class Statement:
     target: Target
     created: float
     params: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None  # aws:userid of the role session that ran it (None: the user's own credentials)
     status: str = "SUBMITTED"
     error: str | None = None
     updated: float = 0.0
@@ -272,7 +274,7 @@ class DataBackend:
         sid = str(uuid.uuid4())
         subs = [Sub(id=f"{sid}:{i + 1}" if batch else sid, query=q, created=now) for i, q in enumerate(sqls)]
         st = Statement(id=sid, subs=subs, batch=batch, request=body, target=target, created=now, updated=now,
-                       params=params)
+                       params=params, owner=current_caller())
         with self.lock:
             self.statements[sid] = st
         return st

@@ -212,3 +212,18 @@ def test_list_prefix_reaches_the_condition_context() -> None:
     env = _environ("s3", "list_objects_v2", Bucket="b", Prefix="input/")
     (check,) = checks(operation(env, "s3"), Scope(ACCOUNT, "us-east-1"))
     assert check.context["s3:prefix"] == ("input/",)
+
+
+def test_policy_variables_resolve_from_the_request_and_scope_statements_to_their_owner() -> None:
+    me = "AROAEXAMPLE:GlueJobRunnerSession"
+    key = "redshift-data__statement-owner-iam-userid"
+    for job in ("load_job", "csv_job"):
+        # the job's own statement: ${aws:userid} is the caller's id and equals the statement's owner
+        assert allowed(job, "redshift-data:DescribeStatement", "*", aws__userid=(me,), **{key: (me,)})
+        assert allowed(job, "redshift-data:GetStatementResult", "*", aws__userid=(me,), **{key: (me,)})
+        # another principal's statement, or one with no known owner, is not readable
+        assert not allowed(job, "redshift-data:DescribeStatement", "*", aws__userid=(me,),
+                           **{key: ("AROAOTHER:someone",)})
+        assert not allowed(job, "redshift-data:DescribeStatement", "*", aws__userid=(me,))
+        # no caller id in the request: the variable matches nothing
+        assert not allowed(job, "redshift-data:DescribeStatement", "*", **{key: (me,)})
