@@ -376,6 +376,7 @@ class SqsMappings:
         self.interval = interval
         self._stop = threading.Event()
         self._pollers: dict[str, _Poller] = {}
+        self._stopping: list[_Poller] = []  # told to stop; a worker may still finish a receive or an invoke
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -384,8 +385,9 @@ class SqsMappings:
             self._thread.start()
 
     def active(self) -> list[str]:
-        """The UUIDs of the mappings being polled."""
-        return sorted(self._pollers)
+        """The UUIDs of the mappings being polled (a stopped mapping's until its last worker has ended)."""
+        self._stopping = [p for p in self._stopping if p.alive()]
+        return sorted(set(self._pollers) | {p.mapping.uuid for p in self._stopping})
 
     def close(self) -> None:
         self._stop.set()
@@ -426,6 +428,7 @@ class SqsMappings:
         for key, poller in list(self._pollers.items()):
             if wanted.get(key) != poller.mapping:
                 poller.stop()
+                self._stopping.append(poller)
                 del self._pollers[key]
         for key, mapping in wanted.items():
             if key not in self._pollers and not self._stop.is_set():
@@ -439,11 +442,17 @@ class _Poller:
         self.provider = provider
         self.mapping = mapping
         self._stop = threading.Event()
-        for i in range(mapping.concurrency):
-            threading.Thread(target=self._worker, name=f"sqs-poller-{mapping.uuid[:8]}-{i}", daemon=True).start()
+        self._threads = [threading.Thread(target=self._worker, name=f"sqs-poller-{mapping.uuid[:8]}-{i}", daemon=True)
+                         for i in range(mapping.concurrency)]
+        for t in self._threads:
+            t.start()
 
     def stop(self) -> None:
         self._stop.set()
+
+    def alive(self) -> bool:
+        """Whether a worker still runs (a receive or an invocation in flight when it was stopped)."""
+        return any(t.is_alive() for t in self._threads)
 
     def _worker(self) -> None:
         parts = self.mapping.queue_arn.split(":")
