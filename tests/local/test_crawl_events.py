@@ -7,6 +7,7 @@ crawl's own log (which says how many objects it read and in which mode).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -73,9 +74,24 @@ class Setup:
         return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
 
 
+def _crawler_role(iam: Any) -> None:
+    """``ROLE``, which Glue may assume, with what an event-mode crawler reads and writes (IAM is enforced)."""
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "glue.amazonaws.com"}}]}
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Resource": "*", "Action": [
+            "s3:GetObject", "s3:ListBucket", "glue:*", "logs:*", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:PurgeQueue", "sqs:ChangeMessageVisibility"]}]}
+    name = ROLE.rsplit("/", 1)[-1]
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName=name, PolicyName="crawler", PolicyDocument=json.dumps(policy))
+
+
 @pytest.fixture
 def setup(boto: Callable[[str], Any]) -> Setup:
     s3, sqs, glue = boto("s3"), boto("sqs"), boto("glue")
+    _crawler_role(boto("iam"))
     tag = uuid.uuid4().hex[:10]
     bucket, database = f"crawl-events-{tag}", f"db_{tag}"
     s3.create_bucket(Bucket=bucket)
