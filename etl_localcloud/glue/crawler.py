@@ -424,13 +424,15 @@ class CrawlerRunner:
                 lines.append(f"INFO : s3://{e.bucket}/{e.key} was removed; DeleteBehavior LOG keeps the catalog")
                 continue
             try:
-                head = s3.head_object(Bucket=e.bucket, Key=e.key)
+                size = int(s3.head_object(Bucket=e.bucket, Key=e.key)["ContentLength"])
             except Exception as exc:
-                if client_error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                if client_error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                    lines.append(f"INFO : s3://{e.bucket}/{e.key} named by an event no longer exists; skipped")
+                    continue
+                if client_error_code(exc) not in ("403", "AccessDenied", "Forbidden"):
                     raise
-                lines.append(f"INFO : s3://{e.bucket}/{e.key} named by an event no longer exists; skipped")
-                continue
-            objs.setdefault(e.bucket, []).append({"Key": e.key, "Size": head["ContentLength"]})
+                size = -1  # the read below says why it may not (a HEAD's 403 carries no message)
+            objs.setdefault(e.bucket, []).append({"Key": e.key, "Size": size})
         path = event_target(record)["Path"]
         found = [f for bucket, items in objs.items()
                  for f in self._classify_objects(crawl, bucket, target_prefix(path), items, [], lines)]
