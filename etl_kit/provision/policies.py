@@ -354,8 +354,7 @@ def _csv_job_policy(a: Arns) -> dict[str, Any]:
         ),
         _list_bucket(a, b, [s.input_prefix, s.output_prefix, s.quarantine_prefix, s.reports_prefix]),
         _scripts(a),
-        _workflow_run(a),
-        _catalog(a, _CATALOG_READ),
+        _workflow_run(a),  # job 1 reads no catalog table: it knows its input from the run properties
         # the ledger row of a file that does not reach job 2, written as the loader user
         *_data_api(a),
         _logs(a, a.job_log_groups),

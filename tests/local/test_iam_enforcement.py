@@ -258,7 +258,6 @@ NOT_NEEDED = {
     ("crawler", "CrawlerState"): "the local crawler does not read its own definition with its role",
     ("crawler", "WriteLogs"): "local log delivery is written with the admin key",
     ("csv_job", "ListPrefixes"): "job 1 lists nothing",
-    ("csv_job", "Catalog"): "job 1 reads no catalog table",
     ("csv_job", "WriteLogs"): "local log delivery is written with the admin key",
     ("csv_job", "RunStatements"): "only a rejected file's ledger row (test_a_rejected_file_writes_its_ledger_row...)",
     ("csv_job", "ReadOwnStatements"): "only a rejected file's ledger row",
