@@ -214,8 +214,12 @@ def test_runs_in_flight_when_the_daemon_dies_end_failed_as_interrupted(own_pipel
     events = client("events", own_pipeline)
     pattern = {"source": ["aws.glue"], "detail-type": ["Glue Job State Change"],
                "detail": {"jobName": ["durable-sleeper-2"]}}
-    events.put_rule(Name="durable-sleeper-rule", EventPattern=json.dumps(pattern))
+    rule_arn = events.put_rule(Name="durable-sleeper-rule", EventPattern=json.dumps(pattern))["RuleArn"]
     events.put_targets(Rule="durable-sleeper-rule", Targets=[{"Id": "q", "Arn": qarn}])
+    # as on AWS, EventBridge sends to a queue only if the queue's policy lets the rule
+    sqs.set_queue_attributes(QueueUrl=qurl, Attributes={"Policy": json.dumps({"Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": qarn, "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}]})})
     run_id = client("glue", own_pipeline).start_job_run(JobName="durable-sleeper-2")["JobRunId"]
     pid = wait_for("the job script to run", lambda: _script_pid(run_id))
     wait_for("the running state to be saved", lambda: health(own_pipeline)["providers"]["state"]["saved"]
