@@ -28,7 +28,9 @@ def test_job2_failure_with_quotes_in_its_error_reaches_the_notification_queue(pi
     sqs = boto("sqs")
     qurl = sqs.get_queue_url(QueueName=pipeline.notification_queue)["QueueUrl"]
     execute([f"ALTER TABLE {s}.{t} RENAME TO {keep}",
-             f'CREATE TABLE {s}.{t} ("say ""no""" int, "c:\\temp" int, "ünï ✓" int)'], pipeline)
+             f'CREATE TABLE {s}.{t} ("say ""no""" int, "c:\\temp" int, "ünï ✓" int)',
+             # granted to the loader user as provisioning grants the real table: the load fails on the columns
+             f'GRANT SELECT, INSERT, DELETE ON {s}.{t} TO "{pipeline.redshift_loader_user}"'], pipeline)
     try:
         # no purge_queue: SQS allows one per 60 s per queue, and other modules' tests purge this queue too
         key = f"input/notify-{uuid.uuid4().hex[:8]}.csv"
