@@ -34,7 +34,19 @@ def make(module_cloud: Settings, module_boto: Callable[[str], Any]) -> Callable[
     require_interpreter(GLUE_PYTHONSHELL_39.python)
     require_interpreter(LAMBDA_RUNTIMES["python3.12"].python)
     module_boto("s3").create_bucket(Bucket=BUCKET)
+    _glue_role(module_boto)
     return module_boto
+
+
+def _glue_role(make: Callable[[str], Any]) -> None:
+    """Glue runs the jobs as ROLE (IAM is enforced): it may be assumed by Glue and read the scripts."""
+    iam = make("iam")
+    iam.create_role(RoleName=ROLE.rsplit("/", 1)[-1], AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName=ROLE.rsplit("/", 1)[-1], PolicyName="scripts", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+                                                "Resource": f"arn:aws:s3:::{BUCKET}/scripts/*"}]}))
 
 
 def _job(make: Callable[[str], Any], name: str, script: str, **args: str) -> dict[str, Any]:
@@ -150,6 +162,7 @@ def test_a_missing_interpreter_falls_back_to_the_daemons_python_and_says_so(no_i
 
     boto = client_factory(no_interpreters)
     boto("s3").create_bucket(Bucket=BUCKET)
+    _glue_role(boto)
     run = _job(boto, "on-daemon-python", "import sys\nprint(sys.version_info[:2])\n")
     assert run["JobRunState"] == "SUCCEEDED", run.get("ErrorMessage")
     assert run["output"][0].startswith("[etl-kit local cloud] WARNING: runtime glue-pythonshell-3.9-analytics is "
