@@ -221,3 +221,20 @@ def outcome(settings: Settings, bucket: str, key: str, etag: str, *, timeout: fl
 def put(s3: Any, settings: Settings, key: str, body: bytes) -> str:
     """Put ``body`` at ``key`` of the project bucket; returns the ETag without quotes."""
     return str(s3.put_object(Bucket=settings.bucket_name(), Key=key, Body=body)["ETag"].strip('"'))
+
+
+def service_role(iam: Any, name: str, service: str, statements: list[dict[str, Any]] | None = None) -> str:
+    """A role ``service`` (e.g. ``glue.amazonaws.com``) may assume, with ``statements`` as its inline policy; its ARN.
+
+    Idempotent. The local cloud enforces IAM: a job, crawl or function of the tests runs as such a role.
+    """
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": service}}]}
+    try:
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    if statements:
+        iam.put_role_policy(RoleName=name, PolicyName="tests", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": statements}))
+    return str(arn)

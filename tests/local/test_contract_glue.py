@@ -25,6 +25,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from etl_localcloud.spec import CloudSpec, free_port
+from tests.local._pipeline_helpers import service_role
 
 pytestmark = pytest.mark.local
 
@@ -68,13 +69,8 @@ def clients(glue_endpoint: str) -> dict[str, Any]:
     services these tests use, as a test account's broad role would.
     """
     out = {s: _client(glue_endpoint, s) for s in ("s3", "glue", "logs", "events", "sqs", "iam")}
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"Service": "glue.amazonaws.com"}}]}
-    broad = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",
-                                                     "Action": ["s3:*", "glue:*", "logs:*", "events:*", "sqs:*"]}]}
-    name = ROLE.rsplit("/", 1)[-1]
-    out["iam"].create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
-    out["iam"].put_role_policy(RoleName=name, PolicyName="contract", PolicyDocument=json.dumps(broad))
+    service_role(out["iam"], ROLE.rsplit("/", 1)[-1], "glue.amazonaws.com", [
+        {"Effect": "Allow", "Resource": "*", "Action": ["s3:*", "glue:*", "logs:*", "events:*", "sqs:*"]}])
     return out
 
 

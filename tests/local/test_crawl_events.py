@@ -7,7 +7,6 @@ crawl's own log (which says how many objects it read and in which mode).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -18,6 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import wait_for
+from tests.local._pipeline_helpers import service_role
 
 pytestmark = pytest.mark.local
 
@@ -76,16 +76,9 @@ class Setup:
 
 def _crawler_role(iam: Any) -> None:
     """``ROLE``, which Glue may assume, with what an event-mode crawler reads and writes (IAM is enforced)."""
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"Service": "glue.amazonaws.com"}}]}
-    policy = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Resource": "*", "Action": [
-            "s3:GetObject", "s3:ListBucket", "glue:*", "logs:*", "sqs:ReceiveMessage", "sqs:DeleteMessage",
-            "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:PurgeQueue", "sqs:ChangeMessageVisibility"]}]}
-    name = ROLE.rsplit("/", 1)[-1]
-    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(RoleName=name, PolicyName="crawler", PolicyDocument=json.dumps(policy))
+    service_role(iam, ROLE.rsplit("/", 1)[-1], "glue.amazonaws.com", [{"Effect": "Allow", "Resource": "*", "Action": [
+        "s3:GetObject", "s3:ListBucket", "glue:*", "logs:*", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:PurgeQueue", "sqs:ChangeMessageVisibility"]}])
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from etl_kit.config import Settings
 from etl_localcloud.runtime_envs import SEARCH_PATH_VAR
 from etl_localcloud.runtimes import GLUE_PYTHONSHELL_39, LAMBDA_RUNTIMES
 from tests.conftest import client_factory, private_cloud, require_interpreter
+from tests.local._pipeline_helpers import service_role
 from tests.local.test_contract_glue import ROLE, job_run
 
 pytestmark = pytest.mark.local
@@ -40,13 +41,8 @@ def make(module_cloud: Settings, module_boto: Callable[[str], Any]) -> Callable[
 
 def _glue_role(make: Callable[[str], Any]) -> None:
     """Glue runs the jobs as ROLE (IAM is enforced): it may be assumed by Glue and read the scripts."""
-    iam = make("iam")
-    iam.create_role(RoleName=ROLE.rsplit("/", 1)[-1], AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))
-    iam.put_role_policy(RoleName=ROLE.rsplit("/", 1)[-1], PolicyName="scripts", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
-                                                "Resource": f"arn:aws:s3:::{BUCKET}/scripts/*"}]}))
+    service_role(make("iam"), ROLE.rsplit("/", 1)[-1], "glue.amazonaws.com", [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/scripts/*"}])
 
 
 def _job(make: Callable[[str], Any], name: str, script: str, **args: str) -> dict[str, Any]:
