@@ -175,9 +175,10 @@ def test_objects_outside_input_never_reach_the_lambda(pipeline: Settings, s3) ->
     assert lambda_lines(pipeline, key) == [] and runs_for(pipeline, key) == []
 
 
-@pytest.mark.parametrize("key", ["input/with space/a b.csv", "input/plus+sign.csv", "input/ünïcødé/日本.csv"])
+@pytest.mark.parametrize("key", ["input/with space/a b.csv", "input/plus+sign.csv", "input/ünïcødé/日本.csv",
+                                 "input/it's \"q\" back\\slash 100%25 ?&=#.csv"])
 def test_keys_with_spaces_plus_and_unicode_load(pipeline: Settings, s3, key: str) -> None:
-    base = 5_000_000 + stable_number(key, 1000) * 10  # disjoint ranges of ten for the three keys
+    base = 5_000_000 + stable_number(key, 1000) * 10  # disjoint ranges of ten for the keys
     etag = put(s3, pipeline, key, csv_bytes([row(i) for i in _ids(base, 3)]))
     out = outcome(pipeline, pipeline.bucket_name(), key, etag)
     assert out.state == "loaded", out
